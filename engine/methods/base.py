@@ -1,0 +1,48 @@
+"""The one interface every fusion method implements (numpy float32 in and out; torch stays inside)."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+
+
+class FusionMethod:
+    """A fusion method driven by the single tile loop in :mod:`engine.tiling`.
+
+    ``apply`` gets an LR-HSI tile (C, h, w) and the matching HR-MSI tile (c, r*h, r*w), both padded by
+    ``margin(r)`` HR pixels (margin/r LR pixels) with invalid pixels already filled, and returns the
+    (C, r*h, r*w) estimate. The tiler crops the margin. ``fit`` runs once per scene, before the tiles,
+    for statistics that must not vary per tile.
+    """
+
+    name = "base"
+    needs_torch = False
+
+    def margin(self, ratio: int) -> int:
+        """HR pixels of context a tile needs on each side."""
+        return 0
+
+    def align(self, ratio: int) -> int:
+        """Tile origin/size step in HR pixels (a multiple of ``ratio``)."""
+        return ratio
+
+    def min_hr_size(self, ratio: int) -> int:
+        return ratio
+
+    def fit(self, scene, feedback=None) -> None:
+        """Scene-level preparation (statistics, training); default none."""
+
+    def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> Dict[str, str]:
+        """Parameters recorded in the output's metadata."""
+        return {"method": self.name}
+
+    def fallback_to_cpu(self) -> bool:
+        """Move to the CPU after repeated out-of-memory; False when already there."""
+        return False
+
+    @property
+    def device_reason(self) -> Optional[str]:
+        return None

@@ -1,0 +1,53 @@
+"""Plain upsampling of the LR-HSI onto the HR grid: the baseline every fusion is compared with.
+
+Torch's ``interpolate`` on 2 threads is ~25x faster than ``scipy.ndimage.zoom`` for cubic x4 on 224 bands
+here. ``scale_factor`` (not an output size) keeps the sampling positions identical in every tile.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..device import limit_cpu_threads
+from . import register_method
+from .base import FusionMethod
+
+MODES = ("nearest", "bilinear", "bicubic")
+
+
+def upsample(lr: np.ndarray, ratio: int, mode: str = "bicubic") -> np.ndarray:
+    """(C, h, w) -> (C, r*h, r*w). Nearest replicates each LR pixel over its HR block (exact)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown upsampling mode {mode!r}; use one of {MODES}")
+    if mode == "nearest":
+        return np.repeat(np.repeat(lr, ratio, axis=1), ratio, axis=2)
+    import torch
+    import torch.nn.functional as F
+
+    limit_cpu_threads()
+    with torch.no_grad():
+        t = torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32))[None]
+        out = F.interpolate(t, scale_factor=float(ratio), mode=mode, align_corners=False)
+    return out[0].numpy()
+
+
+class Upsample(FusionMethod):
+    """Ignores the MSI; context of 2 LR pixels (bicubic) or 1 (bilinear) per side."""
+
+    def __init__(self, mode: str = "bicubic") -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown upsampling mode {mode!r}; use one of {MODES}")
+        self.mode = mode
+        self.name = "upsample"
+        self.needs_torch = mode != "nearest"
+
+    def margin(self, ratio: int) -> int:
+        return {"nearest": 0, "bilinear": 1, "bicubic": 2}[self.mode] * ratio
+
+    def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
+        return upsample(lr, ratio, self.mode)
+
+    def describe(self):
+        return {"method": "upsample", "mode": self.mode}
+
+
+register_method("upsample", lambda mode="bicubic", **_: Upsample(mode))

@@ -1,0 +1,133 @@
+"""Open GDAL rasters, describe them (:class:`RasterInfo`), and read windows with edge reflection."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from osgeo import gdal
+
+from .errors import RasterOpenError
+from .wavelengths import parse_user_wavelengths, read_bad_bands, read_wavelengths
+
+gdal.UseExceptions()
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What the engine needs to know of a raster, read once."""
+
+    path: str
+    width: int
+    height: int
+    bands: int
+    geotransform: Tuple[float, ...]
+    wkt: str
+    nodata: Optional[float]
+    scale: Tuple[float, ...]
+    offset: Tuple[float, ...]
+    band_names: Tuple[str, ...]
+    wavelengths: Optional[np.ndarray] = field(default=None, compare=False)
+    fwhm: Optional[np.ndarray] = field(default=None, compare=False)
+    good_bands: Optional[np.ndarray] = field(default=None, compare=False)
+
+    @property
+    def pixel_size(self) -> Tuple[float, float]:
+        """(x size, y size), both positive."""
+        return abs(self.geotransform[1]), abs(self.geotransform[5])
+
+    @property
+    def has_georeference(self) -> bool:
+        return bool(self.wkt) and self.geotransform != (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def open_raster(path: str, update: bool = False) -> gdal.Dataset:
+    """Open with GDAL or raise :class:`RasterOpenError` naming the file."""
+    try:
+        ds = gdal.Open(str(path), gdal.GA_Update if update else gdal.GA_ReadOnly)
+    except RuntimeError as exc:
+        raise RasterOpenError(f"cannot open raster {path!r}: {exc}") from None
+    if ds is None:
+        raise RasterOpenError(f"cannot open raster {path!r}")
+    return ds
+
+
+def raster_info(path: str, wavelengths=None, ds: Optional[gdal.Dataset] = None) -> RasterInfo:
+    """Describe ``path``; ``wavelengths`` (list, string or CSV path) overrides what the file says."""
+    ds = ds or open_raster(path)
+    wl, fw = parse_user_wavelengths(wavelengths, ds.RasterCount)
+    if wl is None:
+        wl, fw = read_wavelengths(ds)
+    bands = [ds.GetRasterBand(i) for i in range(1, ds.RasterCount + 1)]
+    nodata = bands[0].GetNoDataValue() if bands else None
+    return RasterInfo(
+        path=str(path),
+        width=ds.RasterXSize,
+        height=ds.RasterYSize,
+        bands=ds.RasterCount,
+        geotransform=tuple(float(v) for v in ds.GetGeoTransform()),
+        wkt=ds.GetProjection() or "",
+        nodata=None if nodata is None else float(nodata),
+        scale=tuple(float(b.GetScale() or 1.0) for b in bands),
+        offset=tuple(float(b.GetOffset() or 0.0) for b in bands),
+        band_names=tuple(b.GetDescription() or f"band {i}" for i, b in enumerate(bands, 1)),
+        wavelengths=wl,
+        fwhm=fw,
+        good_bands=read_bad_bands(ds),
+    )
+
+
+def same_file(a: str, b: str) -> bool:
+    """True when two paths name the same file (resolving links), also for not-yet-existing ones."""
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def read_window(ds: gdal.Dataset, col: int, row: int, width: int, height: int,
+                bands: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Read a (bands, height, width) float32 window; parts outside the raster are mirrored (reflect).
+
+    Reflection at raster edges is what makes a tile at the border see the same context the untiled run
+    sees, so tiled and untiled outputs agree.
+    """
+    c0, r0 = max(col, 0), max(row, 0)
+    c1, r1 = min(col + width, ds.RasterXSize), min(row + height, ds.RasterYSize)
+    band_list = list(bands) if bands is not None else list(range(1, ds.RasterCount + 1))
+    if c1 <= c0 or r1 <= r0:
+        # Window fully outside: reflect from the nearest edge strip.
+        c0, c1 = _clamp_span(col, width, ds.RasterXSize)
+        r0, r1 = _clamp_span(row, height, ds.RasterYSize)
+    data = ds.ReadAsArray(c0, r0, c1 - c0, r1 - r0, band_list=band_list, buf_type=gdal.GDT_Float32)
+    data = np.asarray(data, dtype=np.float32).reshape(len(band_list), r1 - r0, c1 - c0)
+    pads = ((0, 0), (r0 - row, row + height - r1), (c0 - col, col + width - c1))
+    if any(p for pair in pads for p in pair):
+        mode = "reflect" if min(data.shape[1:]) > 1 else "edge"
+        data = np.pad(data, [(max(a, 0), max(b, 0)) for a, b in pads], mode=mode)
+        # A window entirely beyond the raster: keep its own size.
+        data = data[:, :height, :width] if data.shape[1] >= height else data
+    return data
+
+
+def _clamp_span(start: int, size: int, limit: int) -> Tuple[int, int]:
+    lo = min(max(start, 0), limit - 1)
+    hi = min(max(start + size, lo + 1), limit)
+    return lo, hi
+
+
+def valid_mask(data: np.ndarray, nodata: Optional[float], good_bands: Optional[np.ndarray] = None) -> np.ndarray:
+    """Pixels (H, W) where every good band is finite and differs from nodata."""
+    use = data if good_bands is None or good_bands.all() else data[good_bands]
+    ok = np.isfinite(use).all(axis=0)
+    if nodata is not None and np.isfinite(nodata):
+        ok &= (use != nodata).all(axis=0)
+    return ok
+
+
+def band_list_names(info: RasterInfo) -> List[str]:
+    """Band names for an output that inherits the HSI's bands."""
+    return list(info.band_names)

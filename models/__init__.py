@@ -1,0 +1,1 @@
+"""Fusion networks (torch only): one module per network, registered in registry.py."""

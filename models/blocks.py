@@ -1,0 +1,171 @@
+"""Layers shared by several networks (networks.md §1.5): SE, SA7, LN2d, Haar, ZM.
+
+Torch only. Each block is small and named after the spec so network files read like the spec.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SE(nn.Module):
+    """Squeeze-and-excitation: ``x * sigmoid(PW(ReLU(PW(GAP(x)))))``, widths n -> max(n/red, 4) -> n."""
+
+    def __init__(self, channels: int, reduction: int) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 4)
+        self.squeeze = nn.Conv2d(channels, hidden, 1)
+        self.excite = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean(dim=(2, 3), keepdim=True)
+        return x * torch.sigmoid(self.excite(F.relu(self.squeeze(s))))
+
+
+class SA7(nn.Module):
+    """CBAM spatial attention: ``x * sigmoid(Conv7x7(cat[mean_c x, max_c x]))``."""
+
+    def __init__(self, kernel_size: int = 7, bias: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.conv(pooled))
+
+
+class LN2d(nn.Module):
+    """LayerNorm over the channel axis at every pixel (affine, weight 1 / bias 0 at init)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def haar(x: torch.Tensor):
+    """One-level Haar transform of an even-sized map -> (LL, LH, HL, HH), each half size."""
+    a = x[..., 0::2, 0::2]
+    b = x[..., 1::2, 0::2]
+    c = x[..., 0::2, 1::2]
+    d = x[..., 1::2, 1::2]
+    ll = (a + b + c + d) / 2
+    lh = (-a - b + c + d) / 2
+    hl = (-a + b - c + d) / 2
+    hh = (a - b - c + d) / 2
+    return ll, lh, hl, hh
+
+
+def zero_mean(t: torch.Tensor) -> torch.Tensor:
+    """``ZM(t) = t - GAP(t)``: per-channel spatial mean removed (UMSFT's Zm_Bn)."""
+    return t - t.mean(dim=(2, 3), keepdim=True)
+
+
+def block_kernel(ratio: int) -> tuple:
+    """Block-centred strided kernel geometry (networks.md §1.1): (kernel, stride, padding).
+
+    Kernel 2r with padding r/2 for even r, 2r-1 with padding (r-1)/2 for odd r; stride r. The transposed
+    conv with the same triple maps h back to exactly H = r*h.
+    """
+    if ratio % 2 == 0:
+        return 2 * ratio, ratio, ratio // 2
+    return 2 * ratio - 1, ratio, (ratio - 1) // 2
+
+
+def check_pair(y: torch.Tensor, z: torch.Tensor, hsi_bands: int, msi_bands: int, ratio: int, align: int) -> None:
+    """Raise ValueError unless ``y (B,C,h,w)``, ``z (B,c,H,W)`` have the built band counts, H = r*h,
+    W = r*w, and H, W positive multiples of ``align`` (the engine pads to that step; networks.md §1.4)."""
+    if y.dim() != 4 or z.dim() != 4:
+        raise ValueError(f"expected 4-D y and z, got y{tuple(y.shape)} z{tuple(z.shape)}")
+    if y.shape[0] != z.shape[0]:
+        raise ValueError(f"batch sizes differ: y{tuple(y.shape)} z{tuple(z.shape)}")
+    if y.shape[1] != hsi_bands or z.shape[1] != msi_bands:
+        raise ValueError(
+            f"expected {hsi_bands} HSI and {msi_bands} MSI bands, got {y.shape[1]} and {z.shape[1]}"
+        )
+    (h, w), (hh, ww) = tuple(y.shape[-2:]), tuple(z.shape[-2:])
+    if (hh, ww) != (ratio * h, ratio * w):
+        raise ValueError(f"z is {hh}x{ww} but ratio {ratio} and y {h}x{w} need {ratio * h}x{ratio * w}")
+    if hh <= 0 or ww <= 0 or hh % align or ww % align:
+        raise ValueError(f"HR size {hh}x{ww} must be a positive multiple of {align} at ratio {ratio}; pad first")
+
+
+# --- Degradation operators shared by the unsupervised nets (UDS2C2, UMSFT; networks.md §1.1-1.2) ---
+
+
+def gaussian_kernel2d(size: int, sigma: float, centre: float = None) -> torch.Tensor:
+    """Normalised 2-D Gaussian on a ``size x size`` grid centred at ``centre`` (default: grid centre)."""
+    c = (size - 1) / 2 if centre is None else centre
+    t = torch.arange(size, dtype=torch.float64) - c
+    g = torch.exp(-(t ** 2) / (2 * max(float(sigma), 1e-6) ** 2))
+    k = g[:, None] * g[None, :]
+    return (k / k.sum()).float()
+
+
+def psf_geometry(kernel, ratio: int) -> torch.Tensor:
+    """Make a fixed PSF kernel usable by :func:`psf_downsample` with exact block centring.
+
+    A kernel whose side has the other parity than ``ratio`` is centred on a pixel, not on a block
+    centre; it is re-centred by a half-pixel average ([0.5, 0.5] along that axis). Kernels smaller than
+    the block are zero-padded to the block size. Returns a float32 2-D kernel normalised to sum 1.
+    """
+    k = torch.as_tensor(kernel, dtype=torch.float32)
+    if k.dim() != 2:
+        raise ValueError(f"PSF must be a 2-D kernel, got shape {tuple(k.shape)}")
+    if (k.shape[0] - ratio) % 2:
+        k = 0.5 * (F.pad(k, (0, 0, 1, 0)) + F.pad(k, (0, 0, 0, 1)))
+    if (k.shape[1] - ratio) % 2:
+        k = 0.5 * (F.pad(k, (1, 0, 0, 0)) + F.pad(k, (0, 1, 0, 0)))
+    ph = max(0, (ratio - k.shape[0]) // 2)
+    pw = max(0, (ratio - k.shape[1]) // 2)
+    if ph or pw:
+        k = F.pad(k, (pw, pw, ph, ph))
+    return k / k.sum()
+
+
+def psf_downsample(x: torch.Tensor, kernel: torch.Tensor, ratio: int) -> torch.Tensor:
+    """Block-centred blur + decimation ``(x * PSF)↓r`` with one kernel shared by all bands.
+
+    ``kernel`` (Kh, Kw) with ``K - ratio`` even and ``K >= ratio`` (see :func:`psf_geometry`); the input
+    is reflect-padded by ``(K - ratio)/2`` on each side (replicate when the map is too small to
+    reflect), so LR pixel ``(i, j)`` is the PSF-weighted mean centred on HR block ``(i, j)``.
+    """
+    b, n, hh, ww = x.shape
+    kh, kw = kernel.shape[-2:]
+    ph, pw = (kh - ratio) // 2, (kw - ratio) // 2
+    t = x.reshape(b * n, 1, hh, ww)
+    if ph or pw:
+        mode = "reflect" if (ph < hh and pw < ww) else "replicate"
+        t = F.pad(t, (pw, pw, ph, ph), mode=mode)
+    out = F.conv2d(t, kernel.reshape(1, 1, kh, kw).to(t.dtype), stride=ratio)
+    return out.reshape(b, n, out.shape[-2], out.shape[-1])
+
+
+def srf_apply(x: torch.Tensor, srf: torch.Tensor) -> torch.Tensor:
+    """Spectral degradation ``Z[k] = sum_b R[k, b] X[b]`` for ``R`` (c x C), per pixel."""
+    return torch.einsum("kc,bchw->bkhw", srf.to(x.dtype), x)
+
+
+def spans_from_srf(srf, hsi_bands: int = None, msi_bands: int = None, threshold: float = 0.01):
+    """SRF band groups (networks.md §1.2): per MSI band k, the HSI bands where ``R[k] >= threshold·max R[k]``.
+
+    Without an SRF (``srf=None``) every span is all HSI bands (``hsi_bands``, ``msi_bands`` required).
+    Returns a list of ``c`` lists of band indices (never empty: the peak band always qualifies).
+    """
+    if srf is None:
+        if hsi_bands is None or msi_bands is None:
+            raise ValueError("spans_from_srf(None) needs hsi_bands and msi_bands")
+        return [list(range(hsi_bands)) for _ in range(msi_bands)]
+    r = torch.as_tensor(srf, dtype=torch.float64)
+    if r.dim() != 2:
+        raise ValueError(f"SRF must be a (c x C) matrix, got shape {tuple(r.shape)}")
+    spans = []
+    for row in r:
+        peak = float(row.max())
+        if peak <= 0:
+            raise ValueError("every SRF row needs a positive response")
+        spans.append([int(i) for i in torch.nonzero(row >= threshold * peak).flatten()])
+    return spans

@@ -1,0 +1,301 @@
+"""CoFusion: MS/HS fusion via spectral coordinate attention (networks.md §3).
+
+B. Li, arXiv 2604.10584v2 (2026), seed 001. No code was published, so the paper fixes only the module
+names and data flow (DOC, §3.1); every tensor-level choice below is the spec's REC design (§3.2), which
+is this project's definition of the network. Ambiguity resolutions followed (§3.6): 1 (SpaCAM max-pool
+3x3 stride 1), 2 (GSB softmax over channels, three GSBs in series, d = 1, 2, 4), 3 (one-level Haar,
+"high" = LH + HL + HH, bilinear ↑2 back, learnable-weighted outer-product expansion, Eq. 4 taken
+literally with K = 8), 4 (LKA softmax across the 3x3/5x5 pair, masks gate the HSI-stream features and V
+the MSI-stream ones, mask dropout in training only), 5 (block counts N chosen to match the paper's 4.91 M;
+ablation deltas ignored), 6 (local MSI-guided stream -> SpaCAM, global HSI-driven stream -> SpeCAM).
+Size rule: H, W multiples of lcm(8, r) (two ↓2 levels and a Haar split at H/4).
+"""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import LN2d, check_pair, haar
+from .registry import NetSpec, lcm, register
+
+WIDTH = 64
+TOP_K = 8
+PAPER_BLOCKS = (6, 12, 21)
+LITE_BLOCKS = (2, 2, 2)
+
+
+def _resize(t: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Bilinear, align_corners=False, no antialias (§1.1)."""
+    return F.interpolate(t, size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False)
+
+
+def _dw(n: int, k: int = 3, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(n, n, k, padding=dilation * (k // 2), dilation=dilation, groups=n)
+
+
+class DWSep(nn.Sequential):
+    """Depthwise 3x3 (dilation d, bias) then pointwise D->D (bias)."""
+
+    def __init__(self, n: int, dilation: int = 1) -> None:
+        super().__init__(_dw(n, 3, dilation), nn.Conv2d(n, n, 1))
+
+
+class GatedSpatialBlock(nn.Module):
+    """``x + softmax_c(DWSep_d(MaxPool3(x))) ⊙ GELU(DWSep_1(x))``; channel softmax keeps it tile-local."""
+
+    def __init__(self, n: int, dilation: int) -> None:
+        super().__init__()
+        self.gate = DWSep(n, dilation)
+        self.value = DWSep(n, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.gate(F.max_pool2d(x, 3, stride=1, padding=1))
+        return torch.softmax(a, dim=1) * F.gelu(self.value(x)) + x
+
+
+class SpaCAM(nn.Sequential):
+    """Spatial coordinate attention: three gated spatial blocks, dilations 1, 2, 4 (28 800 params at D=64)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(*(GatedSpatialBlock(n, d) for d in (1, 2, 4)))
+
+
+class SpeCAM(nn.Module):
+    """Spectral coordinate attention (Alg. 1): Haar split, top-K coordinate mixing, channel re-weighting.
+
+    18 497 params at D=64. ReLU in the expansion makes the zeros of Eq. 4 reachable.
+    """
+
+    def __init__(self, n: int, top_k: int = TOP_K) -> None:
+        super().__init__()
+        if top_k > n:
+            raise ValueError(f"top_k={top_k} exceeds width {n}")
+        self.top_k = top_k
+        self.dw_lo = _dw(n)
+        self.dw_hi = _dw(n)
+        self.squeeze = nn.Linear(2 * n, n)
+        self.expand_weight = nn.Parameter(torch.ones(n, n))
+        self.z0 = nn.Parameter(torch.zeros(n))
+        self.mix = nn.Linear(n, n)
+        self.alpha_raw = nn.Parameter(torch.zeros(()))
+        self.dw_mid = _dw(n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ll, lh, hl, hh = haar(x)
+        f_lo = F.gelu(self.dw_lo(ll))
+        f_hi = F.gelu(self.dw_hi(lh + hl + hh))
+        z = F.gelu(self.squeeze(torch.cat([f_lo.amax(dim=(2, 3)), f_hi.amax(dim=(2, 3))], dim=1)))
+        e = F.relu(z.unsqueeze(2) * z.unsqueeze(1) * self.expand_weight)  # (B, D, D)
+        m = torch.topk(e, self.top_k, dim=2, largest=True, sorted=True).values  # (B, D, K)
+        s = self.z0.expand_as(z)
+        for k in range(self.top_k):  # Eq. 4: take candidate k where it is non-zero
+            s = torch.where(m[:, :, k] != 0, m[:, :, k], s)
+        a = torch.sigmoid(self.mix(s))[:, :, None, None]
+        alpha = torch.sigmoid(self.alpha_raw)
+        mid = F.gelu(self.dw_mid(f_lo * a * alpha + f_hi * a * (1 - alpha)))
+        return _resize(mid, x.shape[-2:]) + x
+
+
+class SSCFM(nn.Module):
+    """Spatial-spectral cross fusion -> residual map f (60 112 params at D=64).
+
+    The four per-group 3x3 convs (D/2 -> D/4) are held as one grouped conv: same weights, same count.
+    """
+
+    def __init__(self, n: int, mask_dropout: float = 0.1) -> None:
+        super().__init__()
+        if n % 4:
+            raise ValueError("width must be a multiple of 4")
+        self.norm_a = LN2d(n)
+        self.norm_b = LN2d(n)
+        self.lka3 = _dw(n, 3)
+        self.lka5 = _dw(n, 5)
+        self.mask_dropout = mask_dropout
+        self.sse1 = nn.Linear(n, n // 4)
+        self.sse2 = nn.Linear(n // 4, n)
+        self.groups = nn.Conv2d(2 * n, n, 3, padding=1, groups=4)
+        self.out = nn.Conv2d(n, n, 3, padding=1)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        s, t = self.norm_a(a), self.norm_b(b)
+        a3, a5 = self.lka3(s), self.lka5(s)
+        w = F.dropout(torch.softmax(torch.stack([a3, a5]), dim=0), self.mask_dropout, self.training)
+        sa = w[0] * a3 + w[1] * a5
+        v = torch.sigmoid(self.sse2(F.relu(self.sse1(t.amax(dim=(2, 3))))))[:, :, None, None]
+        bsz, n, hh, ww = s.shape
+        p = (sa * t).reshape(bsz, 4, n // 4, hh, ww)
+        q = (v * s).reshape(bsz, 4, n // 4, hh, ww)
+        o = F.gelu(self.groups(torch.cat([p, q], dim=2).reshape(bsz, 2 * n, hh, ww)))
+        return self.out(o)
+
+
+class Enc(nn.Sequential):
+    """``Conv3x3 (n_in->D) -> GELU -> Conv3x3 (D->D)``."""
+
+    def __init__(self, cin: int, n: int) -> None:
+        super().__init__(nn.Conv2d(cin, n, 3, padding=1), nn.GELU(), nn.Conv2d(n, n, 3, padding=1))
+
+
+class DualBlock(nn.Module):
+    """One SpaCAM / SpeCAM / SSCFM step; f is added to both streams."""
+
+    def __init__(self, n: int, top_k: int) -> None:
+        super().__init__()
+        self.spa = SpaCAM(n)
+        self.spe = SpeCAM(n, top_k)
+        self.fuse = SSCFM(n)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        a = self.spa(a)
+        b = self.spe(b)
+        f = self.fuse(a, b)
+        return a + f, b + f
+
+
+class Level(nn.Module):
+    """N dual blocks on (local, global) features of one pyramid level, merged by a PW 2D->D."""
+
+    def __init__(self, n: int, blocks: int, top_k: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(DualBlock(n, top_k) for _ in range(blocks))
+        self.merge = nn.Conv2d(2 * n, n, 1)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            a, b = block(a, b)
+        return self.merge(torch.cat([a, b], dim=1))
+
+
+class CoFusion(nn.Module):
+    """CoFusion ``forward(y, z) -> x`` (REC tensor design §3.2); H, W multiples of ``lcm(8, r)``.
+
+    ``blocks`` = dual blocks per level (H, H/2, H/4): paper config (6, 12, 21), lite (2, 2, 2).
+    """
+
+    def __init__(
+        self,
+        hsi_bands: int,
+        msi_bands: int,
+        ratio: int,
+        blocks: Sequence[int] = PAPER_BLOCKS,
+        width: int = WIDTH,
+        top_k: int = TOP_K,
+    ) -> None:
+        super().__init__()
+        if ratio < 1 or len(tuple(blocks)) != 3:
+            raise ValueError("ratio must be >= 1 and blocks a triple")
+        n = width
+        self.bands = (hsi_bands, msi_bands)
+        self.ratio = ratio
+        self.blocks = tuple(int(b) for b in blocks)
+        self.head_y = nn.Conv2d(hsi_bands, n, 1)
+        self.head_z = nn.Conv2d(msi_bands, n, 1)
+        self.head_y3 = nn.Conv2d(hsi_bands, n, 1)
+        self.enc_l1, self.enc_l2, self.enc_l3 = Enc(2 * n, n), Enc(n, n), Enc(n, n)
+        self.enc_g3, self.enc_g2, self.enc_g1 = Enc(2 * n, n), Enc(n, n), Enc(n, n)
+        self.levels = nn.ModuleList(Level(n, nb, top_k) for nb in self.blocks)
+        self.up2 = nn.Conv2d(n, n, 3, padding=1)
+        self.up1 = nn.Conv2d(n, n, 3, padding=1)
+        self.tail1 = nn.Conv2d(n, n, 3, padding=1)
+        self.tail2 = nn.Conv2d(n, hsi_bands, 3, padding=1)
+
+    @staticmethod
+    def align(ratio: int) -> int:
+        return lcm(8, ratio)
+
+    @staticmethod
+    def margin(ratio: int) -> int:
+        a = lcm(8, ratio)
+        return -(-64 // a) * a  # 64 rounded up to the align step
+
+    @staticmethod
+    def min_hr_size(ratio: int) -> int:
+        a = lcm(8, ratio)
+        return -(-32 // a) * a  # >= 32 and a multiple of the align step (48 at r = 3)
+
+    def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        check_pair(y, z, *self.bands, self.ratio, self.align(self.ratio))
+        hh, ww = z.shape[-2:]
+        sizes = [(hh, ww), (hh // 2, ww // 2), (hh // 4, ww // 4)]
+        y_up = _resize(y, sizes[0])
+        hz = self.head_z(z)
+        l1 = self.enc_l1(torch.cat([hz, self.head_y(y_up)], dim=1))
+        l2 = self.enc_l2(_resize(l1, sizes[1]))
+        l3 = self.enc_l3(_resize(l2, sizes[2]))
+        y3 = self.head_y3(_resize(y, sizes[2]))
+        g3 = self.enc_g3(torch.cat([y3, _resize(hz, sizes[2])], dim=1))
+        g2 = self.enc_g2(_resize(g3, sizes[1]))
+        g1 = self.enc_g1(_resize(g2, sizes[0]))
+        r1, r2, r3 = (level(a, b) for level, a, b in zip(self.levels, (l1, l2, l3), (g1, g2, g3)))
+        x2 = r2 + self.up2(_resize(r3, sizes[1]))
+        x1 = r1 + self.up1(_resize(x2, sizes[0]))
+        return self.tail2(F.gelu(self.tail1(x1))) + y_up
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    g = torch.exp(-((torch.arange(size, dtype=torch.float64) - size // 2) ** 2) / (2 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g)
+
+
+def ssim_map(x_hat: torch.Tensor, x: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Per-pixel, per-band SSIM (§1.5): 11x11 Gaussian window (σ 1.5), zero 'same' padding, C1/C2 at 0.01/0.03."""
+    bands = x.shape[1]
+    win = _gaussian_window().to(dtype=x.dtype, device=x.device).expand(bands, 1, 11, 11)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, win, padding=5, groups=bands)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_a, mu_b = blur(x_hat), blur(x)
+    var_a = blur(x_hat * x_hat) - mu_a**2
+    var_b = blur(x * x) - mu_b**2
+    cov = blur(x_hat * x) - mu_a * mu_b
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+
+
+def ssim(x_hat: torch.Tensor, x: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM: map averaged over pixels, then over bands (and batch)."""
+    return ssim_map(x_hat, x, data_range).mean(dim=(2, 3)).mean()
+
+
+def loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``L1 + 0.1 (1 - SSIM)`` (§3.3, DOC)."""
+    return F.l1_loss(x_hat, x) + 0.1 * (1 - ssim(x_hat, x))
+
+
+def default_optimizer(params, iterations: int):
+    """AdamW 4e-4, wd 1e-4, cosine to 1e-6 over ``iterations`` scheduler steps (§3.3; AdamW DOC, rest REC)."""
+    opt = torch.optim.AdamW(params, lr=4e-4, betas=(0.9, 0.999), weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(iterations), 1), eta_min=1e-6)
+    return opt, sched
+
+
+def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> CoFusion:
+    """Registry builder: ``lite=True`` overrides ``blocks`` with (2, 2, 2); also ``width``, ``top_k``."""
+    blocks = LITE_BLOCKS if hyper.get("lite", False) else tuple(hyper.get("blocks", PAPER_BLOCKS))
+    return CoFusion(
+        hsi_bands, msi_bands, ratio, blocks=blocks, width=hyper.get("width", WIDTH), top_k=hyper.get("top_k", TOP_K)
+    )
+
+
+SPEC = register(
+    NetSpec(
+        name="cofusion",
+        title="CoFusion",
+        supervised=True,
+        build=build,
+        margin=CoFusion.margin,
+        align=CoFusion.align,
+        min_hr_size=CoFusion.min_hr_size,
+        defaults={"blocks": PAPER_BLOCKS, "lite": False},
+        paper_params=4_910_000,
+        reference=(
+            "B. Li, 'CoFusion: Multispectral and Hyperspectral Image Fusion via Spectral Coordinate "
+            "Attention', arXiv:2604.10584v2 (2026)"
+        ),
+    )
+)

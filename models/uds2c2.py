@@ -1,0 +1,446 @@
+"""UDS2C2 — unsupervised HS–MS fusion with a deep spectral–spatial collaborative constraint.
+
+Paper: H. Yu, Z. Ling, K. Zheng, L. Gao, J. Li, J. Chanussot, IEEE TGRS 62 (2024),
+doi 10.1109/TGRS.2024.3472226 (seed = abstract only; no official code). **REC** design on top of the
+documented UDALN three-stage scheme (J. Li et al., GRSL 2022, as in ``Caoxuheng/HIFtool``,
+``Networks/UDALN``, MIT), networks.md §5. Written from the spec text; no code copied.
+
+Modules (all REC except where the UDALN ancestor is DOC):
+
+- :class:`SpaD` learned PSF + decimation (UDALN: one r x r kernel, stride r, shared by all bands,
+  init 1/r²; option ``psf_kernel='kr'``: block-centred k_r kernel, reflect padding). Non-blind: frozen.
+- :class:`SpeD` learned SRF: per MSI band a weight vector over its span, normalised by its sum (UDALN,
+  init Gaussian σ = 3.5 bands). Non-blind: frozen SRF matrix.
+- :class:`SCFConv` dynamic conv with spatial, input-channel and filter attention (ODConv with one
+  kernel, BN omitted); per-sample kernels through a grouped conv over the batch; attention can be frozen.
+- :class:`GCE` group-convolution enhancement on the LR-MSI predicted from the HSI (identity at init).
+- :class:`SpeU` spectral up-mapping c -> C (UDALN doubling chain + SCFConv residual, 1x1 by default,
+  so the map is pixel-wise and a map learned at LR applies at HR).
+
+:func:`fit` runs the three stages of §5.3 on the whole pair and returns the fitted :class:`UDS2C2`,
+whose :meth:`UDS2C2.predict` maps an HR-MSI tile to the HR-HSI tile. After fitting, the SpeU attention
+vectors are computed once on the whole HR-MSI and frozen, so with ``k_scf=1`` tiled prediction equals
+whole-image prediction exactly (margin 0; the registry declares 4 to cover ``k_scf=3``).
+
+Cancel: ``callback(stage, i, n, loss)`` is called after every iteration with ``stage`` in
+``("s1", "s2", "s3")``, ``i`` 1-based, ``n`` that stage's iteration count and the float loss. Returning
+``False`` (not merely falsy: ``None`` continues) stops the fit: :func:`fit` returns early with the
+current weights, attention frozen, and ``fitted.cancelled = True``.
+
+CAVE 31/3 x4 parameters: SpeU 2 988 (k_scf=1) / 7 732 (k_scf=3), GCE 1 224, SpaD 16, SpeD 36 (spans
+R 20-30, G 10-22, B 0-11), as in the spec.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import block_kernel, gaussian_kernel2d, psf_downsample, psf_geometry, spans_from_srf, srf_apply
+from .registry import NetSpec, register
+
+__all__ = [
+    "SpaD", "SpeD", "SCFConv", "GCE", "SpeU", "UDS2C2", "fit", "spans_from_srf",
+    "PAPER_ITERATIONS", "FAST_ITERATIONS", "TEST_ITERATIONS",
+]
+
+REFERENCE = (
+    "H. Yu, Z. Ling, K. Zheng, L. Gao, J. Li, J. Chanussot, 'Unsupervised Hyperspectral and Multispectral "
+    "Image Fusion With Deep Spectral-Spatial Collaborative Constraint', IEEE TGRS 62 (2024), "
+    "doi:10.1109/TGRS.2024.3472226. Design REC on UDALN (networks.md §5)."
+)
+
+#: UDALN official example run (DOC): iterations per stage.
+PAPER_ITERATIONS = (20000, 30000, 15000)
+#: Fast CPU profile (REC, §5.3): ≤ 10 min on a 256² pair.
+FAST_ITERATIONS = (4000, 4000, 2000)
+#: Tiny budget for tests and previews.
+TEST_ITERATIONS = (40, 40, 10)
+#: Learning rates (DOC, UDALN example run) and fraction of each stage after which the lr decays
+#: linearly to 0 (20000/10000, 30000/20000, 15000/5000).
+STAGE_LR = (1e-3, 1e-3, 6e-5)
+STAGE_DECAY_FROM = (0.5, 2.0 / 3.0, 1.0 / 3.0)
+
+Fitted = "UDS2C2"  # fit() returns the fitted UDS2C2 module
+
+
+def _lrelu(t: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(t, 0.2)
+
+
+class SpaD(nn.Module):
+    """Spatial degradation (PSF + block-centred decimation), one kernel shared by all bands.
+
+    Args:
+        ratio: r.
+        psf: fixed 2-D kernel (non-blind, frozen) or None (blind, learned).
+        psf_kernel: blind kernel size: ``"r"`` (UDALN, r x r, pad 0, init 1/r²) or ``"kr"`` (k_r of
+            networks.md §1.1, reflect padding, init Gaussian with FWHM r).
+    """
+
+    def __init__(self, ratio: int, psf=None, psf_kernel: str = "r") -> None:
+        super().__init__()
+        self.ratio = ratio
+        self.blind = psf is None
+        if psf is not None:
+            self.register_buffer("kernel", psf_geometry(psf, ratio))
+        elif psf_kernel == "r":
+            self.kernel = nn.Parameter(torch.full((ratio, ratio), 1.0 / ratio ** 2))
+        elif psf_kernel == "kr":
+            k = block_kernel(ratio)[0]
+            self.kernel = nn.Parameter(gaussian_kernel2d(k, ratio / 2.3548))
+        else:
+            raise ValueError(f"psf_kernel must be 'r' or 'kr', got {psf_kernel!r}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return psf_downsample(x, self.kernel, self.ratio)
+
+
+class SpeD(nn.Module):
+    """Spectral degradation: per MSI band k, normalised weights over ``spans[k]`` (UDALN SpeDNet).
+
+    Args:
+        hsi_bands: C.
+        msi_bands: c.
+        spans: list of c lists of HSI band indices (None: all bands for every MSI band).
+        srf: fixed (c x C) SRF (non-blind, frozen; rows normalised to sum 1) or None (blind).
+    """
+
+    def __init__(self, hsi_bands: int, msi_bands: int, spans=None, srf=None) -> None:
+        super().__init__()
+        self.hsi_bands, self.msi_bands = hsi_bands, msi_bands
+        self.blind = srf is None
+        if srf is not None:
+            r = torch.as_tensor(srf, dtype=torch.float32).clone()
+            if tuple(r.shape) != (msi_bands, hsi_bands):
+                raise ValueError(f"SRF must be {msi_bands}x{hsi_bands}, got {tuple(r.shape)}")
+            self.register_buffer("srf", r / r.sum(dim=1, keepdim=True))
+            self.spans: List[List[int]] = spans_from_srf(r)
+            return
+        if spans is None:
+            spans = spans_from_srf(None, hsi_bands, msi_bands)
+        if len(spans) != msi_bands or any(len(s) == 0 for s in spans):
+            raise ValueError(f"need {msi_bands} non-empty spans, got {spans!r}")
+        if any(b < 0 or b >= hsi_bands for s in spans for b in s):
+            raise ValueError(f"span band indices must lie in 0..{hsi_bands - 1}")
+        self.spans = [list(map(int, s)) for s in spans]
+        self.weights = nn.ParameterList()
+        for s in self.spans:
+            t = torch.arange(len(s), dtype=torch.float32) - (len(s) - 1) / 2
+            g = torch.exp(-(t ** 2) / (2 * 3.5 ** 2))
+            self.weights.append(nn.Parameter(g / g.sum()))
+        for k, s in enumerate(self.spans):
+            self.register_buffer(f"index{k}", torch.tensor(s, dtype=torch.long), persistent=False)
+
+    def matrix(self) -> torch.Tensor:
+        """The current (c x C) SRF matrix."""
+        if not self.blind:
+            return self.srf
+        rows = []
+        for k, w in enumerate(self.weights):
+            row = w.new_zeros(self.hsi_bands)
+            rows.append(row.index_add(0, getattr(self, f"index{k}"), w / w.sum()))
+        return torch.stack(rows)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return srf_apply(x, self.matrix())
+
+
+class SCFConv(nn.Module):
+    """Dynamic conv with spatial (k·k), input-channel (n_in) and filter (n_out) attention factors.
+
+    ``W_b = W ⊙ α_s ⊙ α_c ⊙ α_f`` per sample, attention from ``GAP -> PW(n_in -> max(n_in/16, 16), no
+    bias) -> ReLU -> three PW heads + sigmoid`` (ODConv with one kernel; BN omitted since batch is 1).
+    No bias. :meth:`freeze` fixes the attention (computed once per scene) for tiled inference.
+    """
+
+    def __init__(self, n_in: int, n_out: int, kernel_size: int = 1, groups: int = 1, reduction: int = 16,
+                 min_hidden: int = 16) -> None:
+        super().__init__()
+        if n_in % groups or n_out % groups:
+            raise ValueError("n_in and n_out must be divisible by groups")
+        self.n_in, self.n_out, self.k, self.groups = n_in, n_out, kernel_size, groups
+        self.weight = nn.Parameter(torch.empty(n_out, n_in // groups, kernel_size, kernel_size))
+        nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
+        hidden = max(n_in // reduction, min_hidden)
+        self.reduce = nn.Conv2d(n_in, hidden, 1, bias=False)
+        self.spatial = nn.Conv2d(hidden, kernel_size * kernel_size, 1)
+        self.channel = nn.Conv2d(hidden, n_in, 1)
+        self.filter = nn.Conv2d(hidden, n_out, 1)
+        self.register_buffer("frozen", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("frozen_spatial", torch.ones(1, kernel_size * kernel_size))
+        self.register_buffer("frozen_channel", torch.ones(1, n_in))
+        self.register_buffer("frozen_filter", torch.ones(1, n_out))
+
+    def attention(self, mean: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Attention factors from the per-channel mean ``(B, n_in, 1, 1)``: (B,k·k), (B,n_in), (B,n_out)."""
+        h = F.relu(self.reduce(mean))
+        b = mean.shape[0]
+        return (torch.sigmoid(self.spatial(h)).reshape(b, -1), torch.sigmoid(self.channel(h)).reshape(b, -1),
+                torch.sigmoid(self.filter(h)).reshape(b, -1))
+
+    @torch.no_grad()
+    def freeze(self, mean: torch.Tensor) -> None:
+        """Freeze the attention computed from a scene-wide channel mean ``(1, n_in)`` or ``(1,n_in,1,1)``."""
+        a_s, a_c, a_f = self.attention(mean.reshape(1, self.n_in, 1, 1).to(self.weight))
+        self.frozen_spatial.copy_(a_s)
+        self.frozen_channel.copy_(a_c)
+        self.frozen_filter.copy_(a_f)
+        self.frozen.fill_(True)
+
+    def unfreeze(self) -> None:
+        """Go back to per-sample attention (training)."""
+        self.frozen.fill_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, hh, ww = x.shape
+        if bool(self.frozen):
+            a_s = self.frozen_spatial.expand(b, -1)
+            a_c = self.frozen_channel.expand(b, -1)
+            a_f = self.frozen_filter.expand(b, -1)
+        else:
+            a_s, a_c, a_f = self.attention(x.mean(dim=(2, 3), keepdim=True))
+        g, k = self.groups, self.k
+        cin_g, cout_g = self.n_in // g, self.n_out // g
+        # input-channel factor of W[o, j] is α_c[group(o)·cin_g + j]
+        a_c_w = a_c.reshape(b, g, 1, cin_g).expand(b, g, cout_g, cin_g).reshape(b, self.n_out, cin_g)
+        w = (self.weight.unsqueeze(0) * a_s.reshape(b, 1, 1, k, k) * a_c_w.reshape(b, self.n_out, cin_g, 1, 1)
+             * a_f.reshape(b, self.n_out, 1, 1, 1))
+        out = F.conv2d(x.reshape(1, b * self.n_in, hh, ww), w.reshape(b * self.n_out, cin_g, k, k),
+                       padding=k // 2, groups=b * g)
+        return out.reshape(b, self.n_out, hh, ww)
+
+
+class GCE(nn.Module):
+    """Group-convolution enhancement on c channels (band-wise, no spectral mixing), identity at init.
+
+    ``u + PW_grp(c·m -> c)(LReLU(SCFConv(c·m -> c·m, 3x3, groups=c)(LReLU(PW_grp(c -> c·m)(u)))))``.
+    """
+
+    def __init__(self, msi_bands: int, expansion: int = 4) -> None:
+        super().__init__()
+        c, m = msi_bands, expansion
+        self.expand = nn.Conv2d(c, c * m, 1, groups=c)
+        self.scf = SCFConv(c * m, c * m, 3, groups=c)
+        self.project = nn.Conv2d(c * m, c, 1, groups=c)
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return u + self.project(_lrelu(self.scf(_lrelu(self.expand(u)))))
+
+
+class SpeU(nn.Module):
+    """Spectral up-mapping c -> C: PW doublings c -> 2c -> ... -> 2ⁿc (n = ⌊log₂(C/c)⌋, each + LReLU),
+    residual ``f + LReLU(SCFConv(f, k_scf))``, then PW -> C and LReLU(0.2)."""
+
+    def __init__(self, msi_bands: int, hsi_bands: int, k_scf: int = 1) -> None:
+        super().__init__()
+        n = max(0, (hsi_bands // msi_bands).bit_length() - 1)
+        widths = [msi_bands * 2 ** i for i in range(n + 1)]
+        self.chain = nn.ModuleList(nn.Conv2d(a, b, 1) for a, b in zip(widths[:-1], widths[1:]))
+        self.width = widths[-1]
+        self.scf = SCFConv(self.width, self.width, k_scf)
+        self.out = nn.Conv2d(self.width, hsi_bands, 1)
+
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        f = z
+        for conv in self.chain:
+            f = _lrelu(conv(f))
+        return f
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        f = self.features(z)
+        f = f + _lrelu(self.scf(f))
+        return _lrelu(self.out(f))
+
+    @torch.no_grad()
+    def freeze_attention(self, z: torch.Tensor, rows: int = 256) -> None:
+        """Compute the SCFConv attention from the whole HR-MSI ``z`` (in row strips) and freeze it."""
+        total = torch.zeros(self.width, dtype=torch.float64, device=z.device)
+        count = 0
+        for r0 in range(0, z.shape[-2], rows):
+            f = self.features(z[..., r0:r0 + rows, :])
+            total += f.sum(dim=(0, 2, 3)).double()
+            count += f.shape[0] * f.shape[2] * f.shape[3]
+        self.scf.freeze((total / max(count, 1)).float().reshape(1, -1))
+
+
+class UDS2C2(nn.Module):
+    """Container of the four UDS2C2 modules; after :func:`fit` it is the fitted model.
+
+    Attributes:
+        cancelled: True when the fit was stopped by the callback.
+        losses: per stage (``"s1"``, ``"s2"``, ``"s3"``), the loss of every iteration run.
+    """
+
+    def __init__(self, hsi_bands: int, msi_bands: int, ratio: int, spans=None, srf=None, psf=None,
+                 psf_kernel: str = "r", k_scf: int = 1, expansion: int = 4) -> None:
+        super().__init__()
+        self.hsi_bands, self.msi_bands, self.ratio = hsi_bands, msi_bands, ratio
+        self.spa_d = SpaD(ratio, psf, psf_kernel)
+        self.spe_d = SpeD(hsi_bands, msi_bands, spans, srf)
+        self.gce = GCE(msi_bands, expansion)
+        self.spe_u = SpeU(msi_bands, hsi_bands, k_scf)
+        self.cancelled = False
+        self.losses = {"s1": [], "s2": [], "s3": []}
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``X^ = SpeU(Z)``."""
+        return self.spe_u(z)
+
+    @torch.no_grad()
+    def predict(self, z_or_y: torch.Tensor, z: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """HR-HSI tile from an HR-MSI tile: ``predict(z)`` or ``predict(y, z)`` (y is ignored).
+
+        Pixel-wise with ``k_scf=1`` and frozen attention, so tiles are exact.
+        """
+        z = z_or_y if z is None else z
+        if z.dim() != 4 or z.shape[1] != self.msi_bands:
+            raise ValueError(f"predict expects z (B,{self.msi_bands},H,W), got {tuple(z.shape)}")
+        p = next(self.spe_u.parameters())
+        return self.spe_u(z.to(device=p.device, dtype=p.dtype))
+
+
+def _check(y: torch.Tensor, z: torch.Tensor, ratio: int) -> None:
+    if y.dim() != 4 or z.dim() != 4 or y.shape[0] != 1 or z.shape[0] != 1:
+        raise ValueError(f"UDS2C2 fits one pair: y (1,C,h,w), z (1,c,H,W); got {tuple(y.shape)}, "
+                         f"{tuple(z.shape)}")
+    h, w = y.shape[-2:]
+    if tuple(z.shape[-2:]) != (ratio * h, ratio * w):
+        raise ValueError(f"z is {tuple(z.shape[-2:])} but ratio {ratio} and y {h}x{w} need "
+                         f"{ratio * h}x{ratio * w}")
+    if min(h, w) < 2:
+        raise ValueError("LR-HSI must be at least 2x2 pixels")
+
+
+def _linear_decay(n: int, start_fraction: float) -> Callable[[int], float]:
+    start = int(round(n * start_fraction))
+
+    def factor(i: int) -> float:
+        if i < start:
+            return 1.0
+        return max(0.0, (n - i) / max(1, n - start))
+
+    return factor
+
+
+def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: Sequence[int] = FAST_ITERATIONS,
+        callback: Optional[Callable[[str, int, int, float], bool]] = None, seed: int = 0, device="cpu",
+        psf_kernel: str = "r", k_scf: int = 1, expansion: int = 4, lrs: Sequence[float] = STAGE_LR) -> UDS2C2:
+    """Fit UDS2C2 on one pair (networks.md §5.3) and return the fitted :class:`UDS2C2`.
+
+    Stages (L1 = mean absolute error; Adam; lr decays linearly to 0 from 1/2, 2/3, 1/3 of each stage)::
+
+        S1: |GCE(SpeD(Y)) - SpaD(Z)|                  -> SpaD, SpeD, GCE   (lr 1e-3)
+        S2: |SpeU(stopgrad SpaD(Z)) - Y|              -> SpeU              (lr 1e-3)
+        S3: X^ = SpeU(Z); |GCE(SpeD(Y)) - SpaD(Z)| + |SpeU(SpaD(Z)) - Y|
+            + |GCE(SpeD(X^)) - Z| + |SpaD(X^) - Y|   -> all               (lr 6e-5)
+
+    Non-blind (``srf`` and ``psf`` given, frozen): S1 trains GCE only; S3 drops the first term, weights
+    the second by 0.5 and updates SpeU only (as UDALN; REC for GCE). With only one of them given, the
+    other operator is learned as in blind mode.
+
+    Args:
+        y: LR-HSI (1, C, h, w), float32 in [0, 1] (tensor or array).
+        z: HR-MSI (1, c, H, W), H = ratio·h.
+        ratio: integer r.
+        spans: SRF band groups for the blind SpeD (default from ``srf``, else all bands).
+        srf: (c x C) SRF, rows summing to 1 -> frozen SpeD.
+        psf: 2-D PSF kernel -> frozen SpaD (block-centred, see ``blocks.psf_geometry``).
+        iterations: (s1, s2, s3). :data:`FAST_ITERATIONS` (default), :data:`PAPER_ITERATIONS`,
+            :data:`TEST_ITERATIONS`.
+        callback: ``callback(stage, i, n, loss) -> bool`` after every iteration; ``False`` cancels
+            (returns early, ``cancelled=True``).
+        seed: seeds the initialisation (the global RNG state is restored afterwards).
+        device: torch device for the optimisation.
+        psf_kernel, k_scf, expansion: module options (see :class:`SpaD`, :class:`SpeU`, :class:`GCE`).
+        lrs: learning rates of the three stages.
+    """
+    y = torch.as_tensor(y, dtype=torch.float32)
+    z = torch.as_tensor(z, dtype=torch.float32)
+    _check(y, z, ratio)
+    C, c = y.shape[1], z.shape[1]
+    if spans is None and srf is not None:
+        spans = spans_from_srf(srf)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = UDS2C2(C, c, ratio, spans, srf, psf, psf_kernel, k_scf, expansion)
+    device = torch.device(device)
+    model.to(device)
+    y, z = y.to(device), z.to(device)
+    blind = model.spa_d.blind or model.spe_d.blind
+    n1, n2, n3 = (int(n) for n in iterations)
+
+    def run(stage: str, n: int, params, lr: float, decay_from: float, step_loss) -> bool:
+        params = [p for p in params if p.requires_grad]
+        if n <= 0 or not params:
+            return True
+        opt = torch.optim.Adam(params, lr=lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _linear_decay(n, decay_from))
+        for i in range(n):
+            opt.zero_grad(set_to_none=True)
+            loss = step_loss()
+            loss.backward()
+            opt.step()
+            sched.step()
+            value = float(loss.detach())
+            model.losses[stage].append(value)
+            if callback is not None and callback(stage, i + 1, n, value) is False:
+                return False
+        return True
+
+    l1 = F.l1_loss
+
+    def s1_loss():
+        return l1(model.gce(model.spe_d(y)), model.spa_d(z))
+
+    def s2_loss():
+        with torch.no_grad():
+            target_in = model.spa_d(z)
+        return l1(model.spe_u(target_in), y)
+
+    def s3_loss():
+        x_hat = model.spe_u(z)
+        spa_z = model.spa_d(z)
+        cross = l1(model.gce(model.spe_d(x_hat)), z) + l1(model.spa_d(x_hat), y)
+        if blind:
+            return l1(model.gce(model.spe_d(y)), spa_z) + l1(model.spe_u(spa_z), y) + cross
+        return 0.5 * l1(model.spe_u(spa_z), y) + cross
+
+    ok = run("s1", n1, list(model.spa_d.parameters()) + list(model.spe_d.parameters())
+             + list(model.gce.parameters()), lrs[0], STAGE_DECAY_FROM[0], s1_loss)
+    if ok:
+        ok = run("s2", n2, model.spe_u.parameters(), lrs[1], STAGE_DECAY_FROM[1], s2_loss)
+    if ok:
+        s3_params = model.parameters() if blind else model.spe_u.parameters()
+        ok = run("s3", n3, s3_params, lrs[2], STAGE_DECAY_FROM[2], s3_loss)
+    model.cancelled = not ok
+    model.spe_u.freeze_attention(z)
+    model.eval()
+    return model
+
+
+def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> UDS2C2:
+    """Registry builder: an unfitted :class:`UDS2C2` (``spans, srf, psf, psf_kernel, k_scf, expansion``)."""
+    return UDS2C2(hsi_bands, msi_bands, ratio, **hyper)
+
+
+SPEC = register(
+    NetSpec(
+        name="uds2c2",
+        title="UDS2C2 (unsupervised, deep spectral-spatial collaborative constraint)",
+        supervised=False,
+        build=build,
+        margin=lambda r: 4,
+        align=lambda r: r,
+        min_hr_size=lambda r: 4 * r,
+        defaults={"psf_kernel": "r", "k_scf": 1, "expansion": 4, "iterations": FAST_ITERATIONS},
+        paper_params=None,
+        reference=REFERENCE,
+        fit=fit,
+    )
+)

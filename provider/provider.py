@@ -1,0 +1,51 @@
+"""The ``hsifusion`` Processing provider: a list of algorithm instances, found in ``algorithms/``.
+
+Each module in ``algorithms/`` exposes ``ALGORITHMS`` (a list of classes). A module whose optional
+dependency is missing is skipped with a log message, so algorithms that need no torch still load.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .base import PLUGIN_DIR, missing_dependency_message
+
+
+def discover_algorithm_classes():
+    """All algorithm classes of the ``algorithms`` package, plus load errors (module, message)."""
+    package = importlib.import_module(__name__.rsplit(".", 2)[0] + ".algorithms")
+    classes, errors = [], []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+        except ImportError as exc:
+            errors.append((info.name, missing_dependency_message(exc)))
+            continue
+        classes.extend(getattr(module, "ALGORITHMS", []))
+    return classes, errors
+
+
+class HsiFusionProvider(QgsProcessingProvider):
+    def id(self):
+        return "hsifusion"
+
+    def name(self):
+        return "HSI Fusion"
+
+    def longName(self):  # noqa: N802
+        return "HSI Fusion: hyperspectral + multispectral image fusion"
+
+    def icon(self):
+        return QIcon(str(PLUGIN_DIR / "icons" / "hsifusion.svg"))
+
+    def loadAlgorithms(self):  # noqa: N802
+        classes, errors = discover_algorithm_classes()
+        for module, message in errors:
+            QgsMessageLog.logMessage(f"hsifusion: {module} not loaded: {message}", "Processing", Qgis.Warning)
+        for cls in classes:
+            self.addAlgorithm(cls())

@@ -1,0 +1,136 @@
+"""The tile loop: tiled == untiled, nodata handling, partial overlap, cancel leaves nothing (issue #3)."""
+import os
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from hsifusion.engine import api
+from hsifusion.engine.errors import Cancelled
+from hsifusion.engine.feedback import LogFeedback
+from hsifusion.engine.methods.interpolate import upsample
+from rasterkit import make_raster, read, synthetic_pair
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear", "nearest"])
+def test_tiled_equals_untiled_exactly(tmp_path, mode):
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(13, 11))
+    api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {"mode": mode}, tile_size=4096)
+    api.fuse(hsi, msi, str(tmp_path / "b.tif"), "upsample", {"mode": mode}, tile_size=8)
+    a, b = read(tmp_path / "a.tif"), read(tmp_path / "b.tif")
+    assert a.shape == (16, 52, 44)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_untiled_equals_direct_interpolation_with_reflect_edges(tmp_path):
+    """The whole-raster run equals torch bicubic on the reflect-padded array, cropped."""
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(6, 5))
+    api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {"mode": "bicubic"}, tile_size=4096)
+    lr = read(hsi).astype(np.float32)
+    ref = upsample(np.pad(lr, ((0, 0), (2, 2), (2, 2)), mode="reflect"), 4, "bicubic")[:, 8:-8, 8:-8]
+    np.testing.assert_allclose(read(tmp_path / "a.tif"), ref, rtol=0, atol=1e-6)
+
+
+def test_nearest_is_block_replication(tmp_path):
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(5, 4), ratio=3)
+    api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {"mode": "nearest"}, tile_size=6)
+    lr = read(hsi)
+    np.testing.assert_array_equal(read(tmp_path / "a.tif"), lr.repeat(3, 1).repeat(3, 2))
+
+
+def test_partial_overlap_output_covers_intersection_on_msi_grid(tmp_path):
+    # MSI starts 2 HR px right of and 5 HR px below the HSI origin, and ends beyond it.
+    hsi, _ = synthetic_pair(tmp_path, lr_size=(6, 6))
+    msi = make_raster(tmp_path / "m.tif", np.ones((3, 30, 30), np.float32),
+                      (1000 + 2 * 30, 30, 0, 2000 - 5 * 30, 0, -30))
+    api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {"mode": "bicubic"}, tile_size=8)
+    api.fuse(hsi, msi, str(tmp_path / "b.tif"), "upsample", {"mode": "bicubic"}, tile_size=1000)
+    o = gdal.Open(str(tmp_path / "a.tif"))
+    assert o.GetGeoTransform() == (1060.0, 30.0, 0.0, 1850.0, 0.0, -30.0)
+    assert (o.RasterXSize, o.RasterYSize) == (22, 19)
+    np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
+
+
+def test_nodata_in_msi_and_hsi_marks_output_and_does_not_leak(tmp_path):
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(8, 8), nodata=-32768.0)
+    ds = gdal.Open(hsi, gdal.GA_Update)
+    arr = ds.ReadAsArray()
+    arr[:, 2, 3] = -32768
+    for i in range(arr.shape[0]):
+        ds.GetRasterBand(i + 1).WriteArray(arr[i])
+    ds = None
+    ds = gdal.Open(msi, gdal.GA_Update)
+    m = ds.GetRasterBand(1).ReadAsArray()
+    m[20, 21] = -32768
+    ds.GetRasterBand(1).WriteArray(m)
+    ds = None
+    api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {"mode": "bicubic"}, tile_size=8)
+    out = read(tmp_path / "a.tif")
+    assert (out[:, 8:12, 12:16] == -32768).all()          # the HR block under the LR nodata pixel
+    assert (out[:, 20, 21] == -32768).all()               # the MSI nodata pixel
+    valid = out[:, out[0] != -32768]
+    assert valid.min() > 0.5 and valid.max() < 2.5        # filled with band means, not -32768 smeared
+    assert gdal.Open(str(tmp_path / "a.tif")).GetRasterBand(1).GetNoDataValue() == -32768
+
+
+def test_all_nodata_tiles_are_skipped(tmp_path):
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(8, 8), nodata=-1.0)
+    ds = gdal.Open(msi, gdal.GA_Update)
+    for i in range(3):
+        m = ds.GetRasterBand(i + 1).ReadAsArray()
+        m[:, :16] = -1
+        ds.GetRasterBand(i + 1).WriteArray(m)
+    ds = None
+    fb = LogFeedback()
+    res = api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {}, tile_size=16, feedback=fb)
+    assert res["TILES"] == 2 and any("skipped" in m for m in fb.messages)
+    out = read(tmp_path / "a.tif")
+    assert (out[:, :, :16] == -1).all() and (out[:, :, 16:] != -1).all()
+
+
+def test_cancelled_run_leaves_no_file(tmp_path):
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(16, 16))
+    out = tmp_path / "a.tif"
+    fb = LogFeedback(cancel_after_progress=20)
+    with pytest.raises(Cancelled):
+        api.fuse(hsi, msi, str(out), "upsample", {}, tile_size=8, feedback=fb)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def test_progress_reported_per_tile(tmp_path):
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(8, 8))
+    fb = LogFeedback()
+    api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {}, tile_size=8, feedback=fb)
+    assert len(fb.progress) == 16 and fb.progress[-1] == pytest.approx(100)
+
+
+def test_failed_run_leaves_no_file(tmp_path, monkeypatch):
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(8, 8))
+    from hsifusion.engine.methods import interpolate
+
+    calls = {"n": 0}
+
+    def boom(self, lr, hr, ratio, feedback=None):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise RuntimeError("disk on fire")
+        return upsample(lr, ratio, "bilinear")
+
+    monkeypatch.setattr(interpolate.Upsample, "apply", boom)
+    with pytest.raises(RuntimeError):
+        api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {}, tile_size=8)
+    assert not os.listdir(tmp_path) or not (tmp_path / "a.tif").exists()
+    assert [p for p in os.listdir(tmp_path) if "partial" in p] == []
+
+
+def test_existing_output_replaced_only_on_success(tmp_path):
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(8, 8))
+    out = tmp_path / "a.tif"
+    out.write_bytes(b"old")
+    fb = LogFeedback(cancel_after_progress=10)
+    with pytest.raises(Cancelled):
+        api.fuse(hsi, msi, str(out), "upsample", {}, tile_size=8, feedback=fb)
+    assert out.read_bytes() == b"old"
+    api.fuse(hsi, msi, str(out), "upsample", {}, tile_size=8)
+    assert read(out).shape == (16, 32, 32)
