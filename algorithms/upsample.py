@@ -24,7 +24,7 @@ class UpsampleAlgorithm(HsiAlgorithm):
         P.add_creation_options(self)
         P.add_output(self, label="Upsampled HSI")
 
-    def run(self, parameters, context, feedback):
+    def execute(self, parameters, context, feedback):
         out = self.parameterAsOutputLayer(parameters, P.OUTPUT, context)
         result = api.fuse(
             P.raster_path(self, parameters, P.HSI, context), P.raster_path(self, parameters, P.MSI, context),

@@ -19,7 +19,7 @@ HELP_DIR = Path(__file__).resolve().parent / "help"
 
 
 class HsiAlgorithm(QgsProcessingAlgorithm):
-    """Subclasses set ID, NAME, GROUP, GROUP_ID and implement initAlgorithm/run(parameters, context,
+    """Subclasses set ID, NAME, GROUP, GROUP_ID and implement initAlgorithm/execute(parameters, context,
     feedback) -> dict. ``processAlgorithm`` converts engine errors to QgsProcessingException."""
 
     ID = ""
@@ -54,7 +54,7 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         try:
-            return self.run(parameters, context, feedback)
+            return self.execute(parameters, context, feedback)
         except Cancelled:
             feedback.pushInfo("cancelled; no output was written")
             return {}
@@ -63,7 +63,7 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
         except ImportError as exc:
             raise QgsProcessingException(missing_dependency_message(exc)) from None
 
-    def run(self, parameters, context, feedback):
+    def execute(self, parameters, context, feedback):
         raise NotImplementedError
 
 
