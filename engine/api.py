@@ -59,7 +59,9 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
         writer.set_metadata({"HSIFUSION_VERSION": __version__, "HSIFUSION_HSI": hsi, "HSIFUSION_MSI": msi,
                              "HSIFUSION_RATIO": str(pair.ratio),
                              "HSIFUSION_METHOD": json.dumps(method.describe())})
-        n = fuse_tiles(scene, method, lambda a, w: writer.write(a, w.col, w.row), tile_size, nodata, feedback)
+        span = (100.0 * getattr(method, "fit_share", 0.0), 100.0)
+        n = fuse_tiles(scene, method, lambda a, w: writer.write(a, w.col, w.row), tile_size, nodata, feedback,
+                       span)
         path = writer.commit()
     seconds = time.perf_counter() - t0
     feedback.pushInfo(f"wrote {path} ({n} tiles) in {seconds:.1f} s")

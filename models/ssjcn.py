@@ -127,6 +127,21 @@ class SSJCN(nn.Module):
         self.stage1 = SSJCNStage(hsi_bands, msi_bands, ratio, width)
         self.stage2 = self.stage1 if share_stages else SSJCNStage(hsi_bands, msi_bands, ratio, width)
 
+    @staticmethod
+    def margin(ratio: int) -> int:
+        """Tiling margin, HR px: 64 (r <= 4), 96 (r <= 8), 12·r beyond; rounded up to ``align(r)``."""
+        return _margin(ratio)
+
+    @staticmethod
+    def align(ratio: int) -> int:
+        """HR size/origin step ``lcm(4, r)``."""
+        return _align(ratio)
+
+    @staticmethod
+    def min_hr_size(ratio: int) -> int:
+        """Smallest HR side: ``max(16, lcm(4, r))`` rounded up to a multiple of ``align(r)``."""
+        return _min_hr_size(ratio)
+
     def check_inputs(self, y: torch.Tensor, z: torch.Tensor) -> None:
         """Raise ValueError unless y, z have the bands, ratio and size rule of this net."""
         if y.dim() != 4 or z.dim() != 4:
@@ -189,7 +204,9 @@ def _margin(r: int) -> int:
 
 
 def _min_hr_size(r: int) -> int:
-    return max(16, lcm(4, r))
+    # max(16, lcm(4, r)) rounded up to a multiple of the alignment step (r = 3: 24, not 16).
+    a = _align(r)
+    return -(-max(16, a) // a) * a
 
 
 SPEC = register(

@@ -288,6 +288,21 @@ class UDS2C2(nn.Module):
         self.cancelled = False
         self.losses = {"s1": [], "s2": [], "s3": []}
 
+    @staticmethod
+    def margin(ratio: int) -> int:
+        """Tiling margin, HR px (4; 0 would do with ``k_scf=1``)."""
+        return 4
+
+    @staticmethod
+    def align(ratio: int) -> int:
+        """HR size/origin step r."""
+        return ratio
+
+    @staticmethod
+    def min_hr_size(ratio: int) -> int:
+        """Smallest HR side for fitting: 4·r (an LR pair of at least 4x4; REC)."""
+        return 4 * ratio
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``X^ = SpeU(Z)``."""
         return self.spe_u(z)
@@ -435,9 +450,9 @@ SPEC = register(
         title="UDS2C2 (unsupervised, deep spectral-spatial collaborative constraint)",
         supervised=False,
         build=build,
-        margin=lambda r: 4,
-        align=lambda r: r,
-        min_hr_size=lambda r: 4 * r,
+        margin=UDS2C2.margin,
+        align=UDS2C2.align,
+        min_hr_size=UDS2C2.min_hr_size,
         defaults={"psf_kernel": "r", "k_scf": 1, "expansion": 4, "iterations": FAST_ITERATIONS},
         paper_params=None,
         reference=REFERENCE,

@@ -388,6 +388,21 @@ class UMSFT(nn.Module):
             if self.net.vgg_h.load_vgg_state(state) + self.net.vgg_m.load_vgg_state(state) == 0:
                 raise ValueError(f"no VGG16-BN feature weights found in {vgg_weights}")
 
+    @staticmethod
+    def margin(ratio: int) -> int:
+        """Tile overlap, HR px (per-tile optimisation, feathered blend)."""
+        return 32
+
+    @staticmethod
+    def align(ratio: int) -> int:
+        """HR size/origin step ``lcm(64, r)``."""
+        return lcm(64, ratio)
+
+    @staticmethod
+    def min_hr_size(ratio: int) -> int:
+        """Smallest HR side ``lcm(64, r)``."""
+        return lcm(64, ratio)
+
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         self.net.check_inputs(y, z)
         return self.net(y, z)
@@ -420,7 +435,8 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300,
 
     Returns:
         ``x_hat`` (1, C, H, W) detached on ``device`` — X̂ of the last main-loop forward (None when
-        cancelled before the main loop) — and ``info``: ``losses`` (per stage lists), ``cancelled``,
+        cancelled before the main loop) — and ``info``: ``losses`` (per stage lists; ``main_data``
+        holds the main loop's data terms ``|SpaD(X^) - Y| + |SpeD(X^) - Z|`` alone), ``cancelled``,
         ``model`` (the :class:`UMSFT`), ``seconds``.
     """
     t0 = time.perf_counter()
@@ -434,7 +450,8 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300,
         device = torch.device(device)
         model.to(device)
         y, z = y.to(device), z.to(device)
-        losses: Dict[str, list] = {"sped_init": [], "spad_init": [], "coupled_init": [], "main": []}
+        losses: Dict[str, list] = {"sped_init": [], "spad_init": [], "coupled_init": [], "main": [],
+                                   "main_data": []}
         info = {"losses": losses, "cancelled": False, "model": model, "seconds": 0.0}
         spe_d, spa_d, net = model.spe_d, model.spa_d, model.net
         l1 = F.l1_loss
@@ -500,6 +517,7 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300,
                     opt_d.zero_grad(set_to_none=True)
                 out = net(y, z)
                 loss = l1(spa_d(out), y) + l1(spe_d(out), z)
+                losses["main_data"].append(float(loss.detach()))
                 if joint and opt_d is not None:
                     sz = spa_d(z)
                     loss = loss + l1(sz, spe_d(y)) + l1(sz, sped_phi_a())
@@ -528,9 +546,9 @@ SPEC = register(
         title="UMSFT (unsupervised multi-level spatio-spectral fusion transformer)",
         supervised=False,
         build=build,
-        margin=lambda r: 32,
-        align=lambda r: lcm(64, r),
-        min_hr_size=lambda r: lcm(64, r),
+        margin=UMSFT.margin,
+        align=UMSFT.align,
+        min_hr_size=UMSFT.min_hr_size,
         defaults={"lite": False, "qk_from": "msi", "iterations": 300, "init_steps": 500},
         paper_params=None,
         reference=REFERENCE,

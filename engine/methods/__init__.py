@@ -19,7 +19,7 @@ def register_method(name: str, factory: Callable[..., FusionMethod]) -> None:
 
 def _load_builtin() -> None:
     from . import interpolate  # noqa: F401
-    for optional in ("classical", "network"):
+    for optional in ("gsa", "glp", "sfim", "cnmf", "network"):
         try:
             __import__(f"{__name__}.{optional}")
         except ImportError as exc:  # a method family not written yet, or torch missing

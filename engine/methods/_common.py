@@ -1,0 +1,266 @@
+"""Shared pieces of the classical HS-MS fusion methods (GSA, GLP, SFIM, CNMF).
+
+Every classical method works in two passes:
+
+1. ``fit``: global statistics (regressions, band assignment, endmembers) at the LR scale, from one
+   contiguous crop of the scene of at most ``FIT_LR_SIDE`` LR pixels a side (``Scene.read_crop``),
+   so memory is bounded whatever the raster size (256 LR px = 65 536 LR samples, far more than the
+   <= 224 unknowns of any regression here). The HR-MSI is brought to the LR scale with the sensor PSF
+   (Gaussian, block-centred decimation: networks.md §1.1) and compared with the LR-HSI pixel by pixel.
+2. ``apply``: per tile, only pixel-wise or fixed-support operations with global coefficients, so a
+   tile's output never depends on where the tile is (tiled == untiled) and memory follows the tile.
+
+The PSF is a Gaussian given by its MTF gain at the LR Nyquist frequency (the usual way sensor MTFs are
+quoted, Aiazzi et al. 2006); the default gain 0.41 is the Gaussian of FWHM = r HR pixels that the
+project's simulator uses.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..device import limit_cpu_threads
+from ..errors import InputError, NoValidDataError
+from .base import FusionMethod
+from .interpolate import upsample
+
+FIT_LR_SIDE = 256
+FWHM_GAIN = math.exp(-math.pi ** 2 / (2 * (2 * math.sqrt(2 * math.log(2))) ** 2))  # 0.4107: FWHM = r
+DEFAULT_MTF_GAIN = round(FWHM_GAIN, 2)
+TRUNCATE = 3.0  # Gaussian support in sigmas
+RIDGE = 1e-6  # relative Tikhonov term on Gram matrices (adjacent HSI bands are nearly collinear)
+
+
+# ----------------------------------------------------------------------------------- PSF and scales
+def mtf_sigma(ratio: int, gain: float = DEFAULT_MTF_GAIN) -> float:
+    """Std (HR px) of the Gaussian whose MTF equals ``gain`` at the LR Nyquist frequency 1/(2r).
+
+    MTF(f) = exp(-2 pi^2 sigma^2 f^2)  ->  sigma = r * sqrt(-2 ln gain) / pi.
+    """
+    if not 0.0 < gain < 1.0:
+        raise InputError(f"MTF gain must lie strictly between 0 and 1, got {gain}")
+    return ratio * math.sqrt(-2.0 * math.log(gain)) / math.pi
+
+
+def psf_taps(ratio: int, sigma: float, truncate: float = TRUNCATE) -> Tuple[np.ndarray, int]:
+    """Block-centred 1-D Gaussian taps for blur + decimation by ``ratio``.
+
+    LR pixel i covers HR pixels r*i .. r*i+r-1; its value is sum_t taps[t] * x[r*i - R + t] for
+    t = 0 .. r+2R-1, the taps being the Gaussian at (t - R) - (r-1)/2 from the block centre.
+    Returns (taps float32 summing to 1, R = HR pixels of support beyond the block on each side).
+    """
+    centre = (ratio - 1) / 2.0
+    extra = max(0, int(math.ceil(truncate * sigma - centre)))
+    x = np.arange(-extra, ratio + extra, dtype=np.float64) - centre
+    w = np.exp(-0.5 * (x / max(sigma, 1e-6)) ** 2)
+    return (w / w.sum()).astype(np.float32), extra
+
+
+def degrade(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int) -> np.ndarray:
+    """(c, H, W) HR -> (c, H/r, W/r): separable PSF blur + block-centred decimation.
+
+    Edges are reflected (the tiler's margins make edge effects fall outside every core). Each LR value
+    is the same fixed-order sum of shifted slices wherever the tile is, so tiles agree exactly.
+    """
+    c, H, W = hr.shape
+    if H % ratio or W % ratio:
+        raise ValueError(f"HR size {H}x{W} is not a multiple of the ratio {ratio}")
+    h, w = H // ratio, W // ratio
+    x = np.pad(hr, ((0, 0), (extra, extra), (extra, extra)), mode="reflect") if extra else hr
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    span = ratio * (h - 1) + 1
+    v = np.zeros((c, h, x.shape[2]), dtype=np.float32)
+    for t, wt in enumerate(taps):
+        v += wt * x[:, t:t + span:ratio, :]
+    span = ratio * (w - 1) + 1
+    out = np.zeros((c, h, w), dtype=np.float32)
+    for t, wt in enumerate(taps):
+        out += wt * v[:, :, t:t + span:ratio]
+    return out
+
+
+def lowpass(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int) -> np.ndarray:
+    """MTF-matched low-pass of an HR image: degrade to LR, then the same bicubic upsampling the HSI
+    gets, so ``hr - lowpass(hr)`` holds exactly the detail the upsampled HSI lacks (MTF-GLP)."""
+    return upsample(degrade(hr, ratio, taps, extra), ratio, "bicubic")
+
+
+def lowpass_margin_lr(ratio: int, extra: int) -> int:
+    """LR pixels of context for bicubic (2) after the PSF support (ceil(extra / r))."""
+    return 2 + -(-extra // ratio)
+
+
+# ----------------------------------------------------------------------------------- regressions
+def _gram_nnls(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """min_x ||A x - b||^2, x >= 0, given G = A^T A and A^T b (one column of ``rhs`` per target).
+
+    With G = L L^T the problem is ||L^T x - L^-1 A^T b||^2, a square NNLS of the size of x.
+    """
+    from scipy.linalg import cho_factor, solve_triangular
+    from scipy.optimize import nnls
+
+    n = gram.shape[0]
+    g = gram + RIDGE * max(np.trace(gram) / n, 1e-30) * np.eye(n)
+    low, _ = cho_factor(g, lower=True)
+    low = np.tril(low)
+    d = solve_triangular(low, rhs, lower=True)
+    out = np.zeros((n, rhs.shape[1]))
+    for j in range(rhs.shape[1]):  # one small NNLS per target band (<= C of them), not per pixel
+        out[:, j] = nnls(low.T, d[:, j], maxiter=50 * n)[0]
+    return out
+
+
+def regress(x: np.ndarray, t: np.ndarray, nonneg: bool = False, use: Optional[np.ndarray] = None
+            ) -> Tuple[np.ndarray, np.ndarray]:
+    """Targets ``t`` (q, n) ~ W @ x (p, n) + b: returns (W (q, p), b (q,)) in float64.
+
+    Centred least squares (free intercept); ``nonneg`` keeps W >= 0 (NNLS); ``use`` (p,) bool limits
+    the regressors (others get weight 0, e.g. bad or constant bands).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    mx, mt = x.mean(axis=1), t.mean(axis=1)
+    xc, tc = x - mx[:, None], t - mt[:, None]
+    keep = xc.std(axis=1) > 0
+    if use is not None:
+        keep &= use
+    W = np.zeros((t.shape[0], x.shape[0]))
+    if keep.any():
+        xs = xc[keep]
+        gram, rhs = xs @ xs.T, xs @ tc.T
+        if nonneg:
+            W[:, keep] = _gram_nnls(gram, rhs).T
+        else:
+            n = gram.shape[0]
+            g = gram + RIDGE * max(np.trace(gram) / n, 1e-30) * np.eye(n)
+            W[:, keep] = np.linalg.solve(g, rhs).T
+    return W, mt - W @ mx
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every row of ``a`` (p, n) with every row of ``b`` (q, n): (p, q)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    ac = a - a.mean(axis=1, keepdims=True)
+    bc = b - b.mean(axis=1, keepdims=True)
+    na = np.sqrt((ac ** 2).sum(axis=1))
+    nb = np.sqrt((bc ** 2).sum(axis=1))
+    return (ac @ bc.T) / np.maximum(np.outer(na, nb), 1e-30)
+
+
+def assign_bands(y: np.ndarray, z: np.ndarray, hsi_wl=None, msi_wl=None, msi_fwhm=None) -> np.ndarray:
+    """For every HSI band, the MSI band it takes detail from: (C,) int.
+
+    A band inside an MSI band's FWHM (both wavelength sets and the MSI FWHM known) takes that band
+    (nearest centre when several cover it); every other band takes the MSI band it correlates best
+    with at the LR scale (Yokoya et al. 2017's rule).
+    """
+    idx = np.argmax(correlation(y, z), axis=1)
+    if hsi_wl is not None and msi_wl is not None and msi_fwhm is not None:
+        hw = np.asarray(hsi_wl, dtype=np.float64)[:, None]
+        mw = np.asarray(msi_wl, dtype=np.float64)[None, :]
+        mf = np.asarray(msi_fwhm, dtype=np.float64)[None, :]
+        if np.isfinite(mf).all() and hw.shape[0] == y.shape[0] and mw.shape[1] == z.shape[0]:
+            dist = np.abs(hw - mw)
+            covered = dist <= mf / 2
+            dist = np.where(covered, dist, np.inf)
+            has = covered.any(axis=1)
+            idx = np.where(has, np.argmin(dist, axis=1), idx)
+    return idx.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------- fit sample
+@dataclass
+class LRSample:
+    """What ``fit`` sees: the crop and its valid LR pixels, both images at the LR scale."""
+
+    lr: np.ndarray  # (C, h, w) LR-HSI crop
+    hr: np.ndarray  # (c, rh, rw) HR-MSI crop
+    lr_valid: np.ndarray  # (h, w) bool: whole HR block valid and PSF support inside valid data
+    y: np.ndarray  # (C, n) LR-HSI at valid LR pixels
+    z: np.ndarray  # (c, n) degraded MSI at the same pixels
+    good: np.ndarray  # (C,) bool HSI bands usable as regressors
+
+
+def lr_sample(scene, ratio: int, taps: np.ndarray, extra: int, max_lr_side: int = FIT_LR_SIDE) -> LRSample:
+    """Read the fit crop and pair the LR-HSI with the MSI degraded to the LR scale."""
+    from scipy.ndimage import minimum_filter
+
+    lr, hr, valid = scene.read_crop(max_lr_side=max_lr_side)
+    C, h, w = lr.shape
+    zl = degrade(hr, ratio, taps, extra)
+    ok = valid.reshape(h, ratio, w, ratio).all(axis=(1, 3))
+    e = -(-extra // ratio)
+    if e:
+        ok = minimum_filter(ok, size=2 * e + 1, mode="nearest")
+        # the crop's own border saw reflected (not real) context: drop it when enough is left
+        inner = ok.copy()
+        inner[:e], inner[-e:], inner[:, :e], inner[:, -e:] = False, False, False, False
+        if inner.sum() >= 16:
+            ok = inner
+    n = int(ok.sum())
+    if n < 4:
+        raise NoValidDataError(f"only {n} valid LR pixel(s) in the {w}x{h} fit crop; need at least 4")
+    good = np.ones(C, dtype=bool)
+    gb = scene.pair.hsi.good_bands
+    if gb is not None:
+        good &= np.asarray(gb, dtype=bool)
+    return LRSample(lr=lr, hr=hr, lr_valid=ok, y=lr[:, ok], z=zl[:, ok], good=good)
+
+
+# ----------------------------------------------------------------------------------- base class
+class ClassicalMethod(FusionMethod):
+    """Common PSF handling, fit-crop size and description for GSA / GLP / SFIM / CNMF."""
+
+    name = "classical"
+    needs_torch = True  # bicubic upsampling through torch.interpolate
+
+    def __init__(self, mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE) -> None:
+        mtf_sigma(2, mtf_gain)  # validates the gain
+        if int(fit_lr_side) < 8:
+            raise InputError(f"fit crop side must be at least 8 LR pixels, got {fit_lr_side}")
+        self.mtf_gain = float(mtf_gain)
+        self.fit_lr_side = int(fit_lr_side)
+        self._ratio: Optional[int] = None
+        self._taps: Optional[np.ndarray] = None
+        self._extra = 0
+
+    def psf(self, ratio: int) -> Tuple[np.ndarray, int]:
+        if self._ratio != ratio:
+            self._taps, self._extra = psf_taps(ratio, mtf_sigma(ratio, self.mtf_gain))
+            self._ratio = ratio
+        return self._taps, self._extra
+
+    def sample(self, scene, feedback=None, max_lr_side: Optional[int] = None) -> LRSample:
+        taps, extra = self.psf(scene.ratio)
+        limit_cpu_threads()
+        s = lr_sample(scene, scene.ratio, taps, extra, max_lr_side or self.fit_lr_side)
+        if feedback is not None:
+            h, w = s.lr_valid.shape
+            feedback.pushInfo(f"{self.name}: global statistics from a {w}x{h} LR crop "
+                              f"({s.y.shape[1]} valid LR pixels)")
+        return s
+
+    def describe(self):
+        return {"method": self.name, "mtf_gain": f"{self.mtf_gain:g}"}
+
+    def _need_fit(self):
+        if not getattr(self, "_fitted", False):
+            raise RuntimeError(f"{self.name}: call fit(scene) before apply()")
+
+
+def as_f32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def add_matmul(out: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """In place ``out (C,H,W) += m (C,c) @ d (c,H,W)`` through torch (one pass over ``out``)."""
+    import torch
+
+    C, H, W = out.shape
+    o = torch.from_numpy(out).view(C, H * W)
+    o.addmm_(torch.from_numpy(as_f32(m)), torch.from_numpy(as_f32(d)).view(d.shape[0], H * W))
+    return out

@@ -1,0 +1,165 @@
+"""CNMF — coupled non-negative matrix factorisation (Yokoya, Yairi & Iwasaki 2012), streamed.
+
+Yokoya, Yairi & Iwasaki (2012), "Coupled nonnegative matrix factorization unmixing for hyperspectral
+and multispectral data fusion", IEEE TGRS 50(2).
+
+Model: LR-HSI ``Y ~ E A_h``, HR-MSI ``Z - o ~ (R E) A``, ``A_h = degrade(A)``; output ``X = E A``.
+
+fit (global, on the fit crop, at most ``fit_lr_side`` LR pixels a side):
+  * spectral response ``R`` (c x C) and offset ``o``: NNLS regression of the MSI degraded to the LR
+    scale on the LR-HSI (the same estimate GSA uses);
+  * endmembers initialised by the successive projection algorithm (SPA, Gillis & Vavasis 2014) on the
+    LR pixels: deterministic pure-pixel picking, a simpler stand-in for VCA with the same purpose;
+  * CNMF alternation (Lee-Seung multiplicative updates): NMF of Y; then ``outer`` times: MSI step
+    (``E_m = R E``, ``A = up(A_h)``, update A then A and E_m) and HSI step (``A_h = degrade(A)``,
+    update E then E and A_h). ``E`` and the final ``E_m`` are kept.
+apply (per tile, pixel-wise, ``iterations`` updates each so tiles agree exactly):
+  * LR abundances from the LR-HSI tile with E fixed (init: clipped least squares),
+  * HR abundances from the MSI tile with E_m fixed, initialised by the bicubic upsampled LR ones,
+  * ``X = E A``.
+Negative inputs are clipped at 0 for the factorisation (NMF needs non-negative data).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from . import register_method
+from ._common import DEFAULT_MTF_GAIN, ClassicalMethod, as_f32, degrade, regress
+from .interpolate import upsample
+
+FLOOR = 1e-4  # abundance floor: multiplicative updates cannot revive an exact zero
+TINY = 1e-12
+
+
+def spa(y: np.ndarray, p: int) -> np.ndarray:
+    """Column indices of ``p`` pure pixels of ``y`` (C, n) by successive projection."""
+    res = np.array(y, dtype=np.float64)
+    picks = []
+    for _ in range(min(p, y.shape[1])):
+        norms = (res ** 2).sum(axis=0)
+        j = int(np.argmax(norms))
+        if norms[j] <= 0:
+            break
+        picks.append(j)
+        u = res[:, j] / np.sqrt(norms[j])
+        res -= np.outer(u, u @ res)
+    return np.array(picks, dtype=np.int64)
+
+
+def update_abundances(A, EtX, EtE, iterations: int):
+    """In place ``A <- A * E^T X / (E^T E A)``, ``iterations`` times (torch tensors, (p, N))."""
+    import torch
+
+    for _ in range(iterations):
+        den = torch.mm(EtE, A).add_(TINY)
+        A.mul_(EtX).div_(den)
+    return A
+
+
+def update_endmembers(E, X, A, iterations: int):
+    """In place ``E <- E * X A^T / (E A A^T)`` (torch tensors)."""
+    import torch
+
+    XAt = X @ A.T
+    for _ in range(iterations):
+        den = torch.mm(E, A @ A.T).add_(TINY)
+        E.mul_(XAt).div_(den)
+    return E
+
+
+def nmf(X, E, A, iterations: int, fix_e: bool = False, fix_a: bool = False):
+    """Alternating multiplicative updates on ``X ~ E A`` (torch, float64 for the fit)."""
+    for _ in range(iterations):
+        if not fix_a:
+            update_abundances(A, E.T @ X, E.T @ E, 1)
+        if not fix_e:
+            update_endmembers(E, X, A, 1)
+    return E, A
+
+
+class CNMF(ClassicalMethod):
+    name = "cnmf"
+
+    def __init__(self, endmembers: int = 20, iterations: int = 100, outer: int = 2, **kw) -> None:
+        super().__init__(**kw)
+        if int(endmembers) < 1:
+            raise InputError(f"ENDMEMBERS must be at least 1, got {endmembers}")
+        if int(iterations) < 1:
+            raise InputError(f"ITERATIONS must be at least 1, got {iterations}")
+        self.endmembers = int(endmembers)
+        self.iterations = int(iterations)
+        self.outer = int(outer)
+
+    def margin(self, ratio: int) -> int:
+        return 2 * ratio  # bicubic upsampling of the LR abundances
+
+    def fit(self, scene, feedback=None) -> None:
+        import torch
+
+        r = scene.ratio
+        taps, extra = self.psf(r)
+        s = self.sample(scene, feedback, max_lr_side=min(self.fit_lr_side, 128))
+        R, o = regress(s.y, s.z, nonneg=True, use=s.good)  # (c, C)
+        good = s.good & (s.y.std(axis=1) > 0)
+        C, h, w = s.lr.shape
+        Y = torch.from_numpy(np.maximum(s.lr[good].reshape(good.sum(), h * w), 0).astype(np.float64))
+        Z = torch.from_numpy(np.maximum(s.hr - o[:, None, None], 0).reshape(s.hr.shape[0], -1).astype(np.float64))
+        picks = spa(np.maximum(s.y[good], 0), self.endmembers)
+        E = torch.from_numpy(np.maximum(s.y[good][:, picks], TINY).astype(np.float64))
+        p = E.shape[1]
+        A_h = torch.linalg.lstsq(E, Y).solution.clamp_(min=FLOOR)
+        it = self.iterations
+        nmf(Y, E, A_h, it, fix_e=True)
+        nmf(Y, E, A_h, it)
+        Rg = torch.from_numpy(R[:, good])
+        for k in range(self.outer):
+            if feedback is not None:
+                feedback.pushInfo(f"cnmf: coupled unmixing, round {k + 1} of {self.outer} ({p} endmembers)")
+            E_m = (Rg @ E).clamp_(min=TINY)
+            A = torch.from_numpy(upsample(as_f32(A_h.numpy()).reshape(p, h, w), r).reshape(p, -1)
+                                 ).double().clamp_(min=FLOOR)
+            nmf(Z, E_m, A, it, fix_e=True)
+            nmf(Z, E_m, A, it)
+            A_h = torch.from_numpy(degrade(as_f32(A.numpy()).reshape(p, h * r, w * r), r, taps, extra)
+                                   ).reshape(p, -1).double().clamp_(min=FLOOR)
+            nmf(Y, E, A_h, it, fix_a=True)
+            nmf(Y, E, A_h, it)
+        E_full = np.zeros((C, p))
+        E_full[good] = E.numpy()
+        self.E = as_f32(E_full)  # (C, p)
+        self.E_good = as_f32(E.numpy())
+        self.E_m = as_f32(E_m.numpy())  # (c, p)
+        self.good = good
+        self.offset = as_f32(o)
+        self._fitted = True
+
+    def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
+        import torch
+
+        self._need_fit()
+        C, h, w = lr.shape
+        c, H, W = hr.shape
+        p = self.E.shape[1]
+        E = torch.from_numpy(self.E_good)
+        Y = torch.from_numpy(np.maximum(lr[self.good], 0).reshape(-1, h * w))
+        # clipped least squares as init, then E fixed updates: pixel-wise, so tile-independent
+        A_h = torch.mm(torch.linalg.pinv(E.double()).float(), Y).clamp_(min=FLOOR)
+        update_abundances(A_h, E.T @ Y, E.T @ E, self.iterations)
+        A = torch.from_numpy(upsample(A_h.numpy().reshape(p, h, w), ratio)).view(p, H * W).clamp_(min=FLOOR)
+        Z = torch.from_numpy(as_f32(hr)).view(c, H * W).sub(torch.from_numpy(self.offset)[:, None]).clamp_(min=0)
+        Em = torch.from_numpy(self.E_m)
+        update_abundances(A, Em.T @ Z, Em.T @ Em, self.iterations)
+        return torch.mm(torch.from_numpy(self.E), A).view(C, H, W).numpy()
+
+    def describe(self):
+        return {**super().describe(), "endmembers": str(self.endmembers), "iterations": str(self.iterations)}
+
+
+def _factory(endmembers: int = 20, iterations: int = 100, mtf_gain: float = DEFAULT_MTF_GAIN,
+             fit_lr_side: int = 128, outer: int = 2, **_) -> CNMF:
+    return CNMF(endmembers=endmembers, iterations=iterations, outer=outer, mtf_gain=mtf_gain,
+                fit_lr_side=fit_lr_side)
+
+
+register_method("cnmf", _factory)

@@ -1,0 +1,344 @@
+"""Sensor spectral response library and the spectral resampling matrix (HSI bands -> sensor bands).
+
+Sensors are data files in ``engine/sensors/`` (one CSV each, ``# key: value`` header lines naming the
+title, the kind and the source):
+
+- ``kind: measured``: a published relative spectral response (RSR) table, ``wavelength_nm,<band>...``;
+- ``kind: gaussian`` + ``format: centre_fwhm``: only centre wavelength and FWHM are published (or could be
+  obtained offline); rows ``band,centre_nm,fwhm_nm`` and the curve is a Gaussian built from them,
+  truncated at +-1.5 FWHM (0.2 % of the peak).
+
+A custom sensor is a CSV in the first format (:func:`load_srf_csv`).
+
+Resampling (:func:`srf_matrix`): each HSI band ``b`` is a Gaussian band-pass ``g_b`` from its centre and
+FWHM (FWHM missing -> local band spacing). The band-passes are normalised per wavelength into a partition
+of unity, ``phi_b = g_b / sum_b' g_b'``, over the *good* bands, so overlapping or unevenly spaced bands
+(EnMAP's VNIR/SWIR overlap near 900-1000 nm) are not double counted. Then
+``R[k, b] = integral S_k(l) phi_b(l) dl / integral S_k(l) covered(l) dl`` on a 0.1 nm grid: rows sum to 1,
+bad bands get 0, and a flat spectrum stays flat. A wavelength counts as covered when it lies within one
+FWHM of a good band's centre (``g_b >= 1/16``); if more than ``max_missing`` (default 1 %) of a sensor
+band's response integral is not covered, :class:`WavelengthError` names the band and the missing part.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import InputError, WavelengthError
+from .wavelengths import fill_missing_fwhm, to_nanometres
+
+SENSOR_DIR = Path(__file__).resolve().parent / "sensors"
+GRID_STEP_NM = 0.1
+COVER_LEVEL = 1.0 / 16.0  # g_b at one FWHM from the centre
+DEFAULT_MAX_MISSING = 0.01
+GAUSS_TRUNCATE_FWHM = 1.5
+_FOUR_LN2 = 4.0 * math.log(2.0)
+
+
+@dataclass(frozen=True)
+class Sensor:
+    """A multispectral sensor: band names and response curves on one wavelength grid (nm).
+
+    Attributes:
+        key: file stem (``sentinel2a_msi``) or the custom file's name.
+        title: readable name.
+        band_names: one per band.
+        wavelengths: (n,) increasing, nm.
+        responses: (bands, n) relative responses >= 0.
+        kind: ``measured``, ``gaussian`` (built from centre/FWHM) or ``custom``.
+        source: where the numbers come from.
+    """
+
+    key: str
+    title: str
+    band_names: Tuple[str, ...]
+    wavelengths: np.ndarray = field(compare=False, repr=False)
+    responses: np.ndarray = field(compare=False, repr=False)
+    kind: str = "measured"
+    source: str = ""
+    note: str = ""
+
+    @property
+    def is_gaussian(self) -> bool:
+        return self.kind == "gaussian"
+
+    @property
+    def bands(self) -> int:
+        return len(self.band_names)
+
+    @property
+    def centres(self) -> np.ndarray:
+        """Response-weighted centre wavelength of each band (nm)."""
+        w = self.responses
+        return (w * self.wavelengths[None]).sum(1) / w.sum(1)
+
+    @property
+    def fwhm(self) -> np.ndarray:
+        """Full width at half maximum of each band (outermost half-maximum crossings, nm)."""
+        out = []
+        x = self.wavelengths
+        for y in self.responses:
+            half = y.max() / 2.0
+            above = np.flatnonzero(y >= half)
+            i0, i1 = above[0], above[-1]
+            lo = x[i0] if i0 == 0 else np.interp(half, [y[i0 - 1], y[i0]], [x[i0 - 1], x[i0]])
+            hi = x[i1] if i1 == len(x) - 1 else np.interp(half, [y[i1 + 1], y[i1]], [x[i1 + 1], x[i1]])
+            out.append(hi - lo)
+        return np.array(out)
+
+    def support(self, k: int, level: float = 0.0) -> Tuple[float, float]:
+        """Wavelength range where band ``k``'s response exceeds ``level`` x its peak."""
+        y = self.responses[k]
+        idx = np.flatnonzero(y > level * y.max())
+        return float(self.wavelengths[idx[0]]), float(self.wavelengths[idx[-1]])
+
+    def select(self, bands: Optional[Sequence[str]]) -> "Sensor":
+        """A sensor with only the named bands (case-insensitive), in the given order."""
+        if not bands:
+            return self
+        lower = [n.lower() for n in self.band_names]
+        idx = []
+        for b in bands:
+            b = str(b).strip()
+            if b.lower() not in lower:
+                raise InputError(f"sensor {self.title} has no band {b!r}; its bands are "
+                                 f"{', '.join(self.band_names)}")
+            idx.append(lower.index(b.lower()))
+        return Sensor(self.key, self.title, tuple(self.band_names[i] for i in idx), self.wavelengths,
+                      self.responses[idx], self.kind, self.source, self.note)
+
+    def describe(self) -> Dict:
+        return {"sensor": self.key, "title": self.title, "kind": self.kind, "source": self.source,
+                "bands": list(self.band_names),
+                "centres_nm": [round(float(c), 3) for c in self.centres]}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading sensor files
+
+
+def _parse_header(lines: List[str]) -> Tuple[Dict[str, str], List[str]]:
+    meta, body = {}, []
+    for ln in lines:
+        s = ln.strip()
+        if not s:
+            continue
+        if s.startswith("#"):
+            if ":" in s:
+                k, v = s[1:].split(":", 1)
+                meta[k.strip().lower()] = v.strip()
+            continue
+        body.append(s)
+    return meta, body
+
+
+def gaussian_sensor(key: str, title: str, names: Sequence[str], centres: Sequence[float],
+                    fwhms: Sequence[float], source: str = "", note: str = "", step: float = 0.5) -> Sensor:
+    """A sensor of Gaussian bands built from centre wavelengths and FWHM (nm)."""
+    c, f = np.asarray(centres, float), np.asarray(fwhms, float)
+    if c.size == 0 or np.any(f <= 0) or not np.all(np.isfinite(c)) or not np.all(np.isfinite(f)):
+        raise InputError(f"sensor {title}: centres and positive FWHM are needed for every band")
+    lo = math.floor((c - GAUSS_TRUNCATE_FWHM * f).min()) - step
+    hi = math.ceil((c + GAUSS_TRUNCATE_FWHM * f).max()) + step
+    wl = np.arange(lo, hi + step / 2, step)
+    d = wl[None] - c[:, None]
+    resp = np.exp(-_FOUR_LN2 * d ** 2 / f[:, None] ** 2)
+    resp[np.abs(d) > GAUSS_TRUNCATE_FWHM * f[:, None]] = 0.0
+    return Sensor(key, title, tuple(str(n) for n in names), wl, resp, "gaussian", source, note)
+
+
+def _read_table(body: List[str], where: str) -> Tuple[List[str], np.ndarray]:
+    rows = list(csv.reader(io.StringIO("\n".join(body))))
+    if len(rows) < 2:
+        raise InputError(f"{where}: no data rows (expected a header and one row per wavelength)")
+    header = [h.strip() for h in rows[0]]
+    data = []
+    for i, r in enumerate(rows[1:], 2):
+        if len(r) != len(header):
+            raise InputError(f"{where}: row {i} has {len(r)} values, the header has {len(header)}")
+        try:
+            data.append([float(v) for v in r])
+        except ValueError:
+            raise InputError(f"{where}: row {i} holds a non-numeric value: {r}") from None
+    return header, np.asarray(data, dtype=np.float64)
+
+
+def _sensor_from_text(text: str, key: str, where: str, custom: bool) -> Sensor:
+    meta, body = _parse_header(text.splitlines())
+    title = meta.get("title", key)
+    source = meta.get("source", where if custom else "")
+    note = meta.get("note", "")
+    if meta.get("format", "") == "centre_fwhm":
+        rows = list(csv.reader(io.StringIO("\n".join(body[1:]))))
+        names = [r[0].strip() for r in rows]
+        return gaussian_sensor(key, title, names, [float(r[1]) for r in rows], [float(r[2]) for r in rows],
+                               source, note)
+    header, data = _read_table(body, where)
+    if len(header) < 2:
+        raise InputError(f"{where}: expected a wavelength column and at least one band column")
+    wl = data[:, 0]
+    if not np.all(np.isfinite(data)):
+        raise InputError(f"{where}: holds empty or non-finite values")
+    if np.any(np.diff(wl) <= 0):
+        i = int(np.flatnonzero(np.diff(wl) <= 0)[0])
+        raise WavelengthError(f"{where}: wavelengths are not in increasing order "
+                              f"(row {i + 3}: {wl[i + 1]:g} after {wl[i]:g})")
+    wl = to_nanometres(wl, None)
+    if wl[0] < 0:
+        raise WavelengthError(f"{where}: negative wavelength {wl[0]:g}")
+    resp = data[:, 1:].T
+    neg = np.argwhere(resp < 0)
+    if neg.size:
+        b, j = neg[0]
+        raise InputError(f"{where}: band {header[b + 1]} has a negative response {resp[b, j]:g} at "
+                         f"{wl[j]:g} nm ({len(neg)} negative value(s)); responses must be >= 0")
+    for b in range(resp.shape[0]):
+        if resp[b].max() <= 0:
+            raise InputError(f"{where}: band {header[b + 1]} has no positive response")
+    kind = "custom" if custom else meta.get("kind", "measured")
+    return Sensor(key, title, tuple(header[1:]), wl, resp, kind, source, note)
+
+
+def list_sensors() -> List[str]:
+    """Keys of the bundled sensors, sorted."""
+    return sorted(p.stem for p in SENSOR_DIR.glob("*.csv"))
+
+
+def sensor_titles() -> Dict[str, str]:
+    """key -> ``title [kind]`` of every bundled sensor (for choosers)."""
+    out = {}
+    for key in list_sensors():
+        s = load_sensor(key)
+        out[key] = f"{s.title} [{'Gaussian from centre/FWHM' if s.is_gaussian else s.kind}]"
+    return out
+
+
+def load_sensor(name: str, bands: Optional[Sequence[str]] = None) -> Sensor:
+    """A bundled sensor by key (``sentinel2a_msi``) or title, case-insensitive; ``bands`` selects bands."""
+    key = str(name).strip()
+    path = SENSOR_DIR / f"{key.lower()}.csv"
+    if not path.is_file():
+        for k in list_sensors():
+            meta, _ = _parse_header((SENSOR_DIR / f"{k}.csv").read_text().splitlines()[:6])
+            if meta.get("title", "").lower() == key.lower():
+                path = SENSOR_DIR / f"{k}.csv"
+                break
+        else:
+            raise InputError(f"unknown sensor {name!r}; bundled sensors: {', '.join(list_sensors())} "
+                             "(or give an SRF file)")
+    return _sensor_from_text(path.read_text(), path.stem, str(path), custom=False).select(bands)
+
+
+def load_srf_csv(path: str, bands: Optional[Sequence[str]] = None) -> Sensor:
+    """A custom sensor from a CSV: header ``wavelength,<band>,...``, one row per wavelength (nm, or µm
+    when all values are below 20), responses >= 0. ``#`` lines are comments (``# title: ...``)."""
+    p = Path(str(path))
+    if not p.is_file():
+        raise InputError(f"SRF file {path} does not exist")
+    return _sensor_from_text(p.read_text(), p.stem, str(p), custom=True).select(bands)
+
+
+def resolve_sensor(sensor=None, srf_file: Optional[str] = None, bands=None) -> Sensor:
+    """A :class:`Sensor` from a Sensor, a bundled name or an SRF file (the file wins)."""
+    if isinstance(bands, str):
+        bands = [b for b in bands.replace(";", ",").split(",") if b.strip()]
+    if srf_file:
+        return load_srf_csv(srf_file, bands)
+    if isinstance(sensor, Sensor):
+        return sensor.select(bands)
+    if not sensor:
+        raise InputError("no sensor given: choose a bundled SENSOR or give an SRF_FILE")
+    return load_sensor(sensor, bands)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Resampling matrix
+
+
+def hsi_bandpasses(grid: np.ndarray, wavelengths: np.ndarray, fwhm: np.ndarray) -> np.ndarray:
+    """(bands, n) peak-normalised Gaussian band-passes of HSI bands on ``grid``."""
+    d = grid[None, :] - wavelengths[:, None]
+    return np.exp(-_FOUR_LN2 * d ** 2 / fwhm[:, None] ** 2)
+
+
+def srf_matrix(sensor: Sensor, hsi_wavelengths, hsi_fwhm=None, good_bands=None,
+               max_missing: float = DEFAULT_MAX_MISSING, step: float = GRID_STEP_NM) -> np.ndarray:
+    """(sensor bands x HSI bands) resampling matrix, rows summing to 1, bad-band columns 0.
+
+    Raises :class:`WavelengthError` when the HSI has no wavelengths, or does not cover more than
+    ``1 - max_missing`` of a sensor band's response (naming the band, the missing fraction and range).
+    """
+    if hsi_wavelengths is None:
+        raise WavelengthError("the hyperspectral raster has no band wavelengths; give WAVELENGTHS")
+    wl = np.asarray(hsi_wavelengths, dtype=np.float64)
+    C = wl.size
+    good = np.ones(C, bool) if good_bands is None else np.asarray(good_bands, bool).copy()
+    good &= np.isfinite(wl)
+    if not good.any():
+        raise WavelengthError("the hyperspectral raster has no good band with a wavelength")
+    fw = fill_missing_fwhm(np.where(np.isfinite(wl), wl, 0.0), hsi_fwhm)
+    if np.any(fw[good] <= 0):
+        raise WavelengthError("hyperspectral FWHM must be positive")
+    gi = np.flatnonzero(good)
+    gwl, gfw = wl[gi], fw[gi]
+    R = np.zeros((sensor.bands, C), dtype=np.float64)
+    for k in range(sensor.bands):
+        lo, hi = sensor.support(k)
+        x0 = math.floor(lo / step) * step - step
+        grid = np.arange(x0, hi + 2 * step, step)
+        S = np.interp(grid, sensor.wavelengths, sensor.responses[k], left=0.0, right=0.0)
+        near = np.abs(gwl - 0.5 * (lo + hi)) <= 0.5 * (hi - lo) + 4 * gfw
+        g = hsi_bandpasses(grid, gwl[near], gfw[near])
+        total = g.sum(axis=0)
+        covered = g.max(axis=0, initial=0.0) >= COVER_LEVEL if g.size else np.zeros(grid.size, bool)
+        s_all = np.trapz(S, grid)
+        missing = 1.0 - np.trapz(S * covered, grid) / s_all
+        if missing > max_missing:
+            raise WavelengthError(_coverage_message(sensor, k, grid, S, covered, missing, gwl, gfw))
+        phi = np.where(covered, g / np.where(total > 0, total, 1.0), 0.0)
+        w = np.trapz(S[None] * phi, grid, axis=1)
+        row = np.zeros(C)
+        row[gi[near]] = w
+        R[k] = row / row.sum()
+    return R
+
+
+def _coverage_message(sensor, k, grid, S, covered, missing, gwl, gfw) -> str:
+    gap = (~covered) & (S > 0)
+    lo, hi = grid[gap].min(), grid[gap].max()
+    return (f"the hyperspectral bands do not cover {sensor.title} band {sensor.band_names[k]} "
+            f"({sensor.support(k, 0.01)[0]:g}-{sensor.support(k, 0.01)[1]:g} nm): {100 * missing:.1f} % of "
+            f"its response ({lo:.1f}-{hi:.1f} nm) lies outside the good HSI bands "
+            f"({(gwl - gfw).min():.1f}-{(gwl + gfw).max():.1f} nm, bad bands excluded); "
+            f"drop this band (band selection) or use a sensor inside the HSI range")
+
+
+def covered_bands(sensor: Sensor, hsi_wavelengths, hsi_fwhm=None, good_bands=None,
+                  max_missing: float = DEFAULT_MAX_MISSING) -> List[str]:
+    """Names of the sensor bands the HSI covers (for choosing a band subset)."""
+    out = []
+    for name in sensor.band_names:
+        try:
+            srf_matrix(sensor.select([name]), hsi_wavelengths, hsi_fwhm, good_bands, max_missing)
+            out.append(name)
+        except WavelengthError:
+            pass
+    return out
+
+
+def apply_srf(matrix: np.ndarray, cube: np.ndarray) -> np.ndarray:
+    """(c, H, W) float64 = matrix @ cube per pixel, summed band by band in a fixed order, so the result
+    of a pixel does not depend on the tile it was computed in."""
+    out = np.zeros((matrix.shape[0],) + cube.shape[1:], dtype=np.float64)
+    for b in np.flatnonzero(np.any(matrix != 0, axis=0)):
+        xb = cube[b].astype(np.float64)
+        for k in range(matrix.shape[0]):
+            if matrix[k, b] != 0:
+                out[k] += matrix[k, b] * xb
+    return out

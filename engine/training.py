@@ -1,0 +1,129 @@
+"""Training loops shared by scene-adaptive fusion (issue #6) and corpus training (issue #7).
+
+One loop (:func:`optimise`) for every supervised network: progress per iteration, cancel within one
+step, an optional wall-clock budget, and a history of losses.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .feedback import Feedback, check_cancel, ensure_feedback
+
+DEFAULT_PERCENTILE = 99.9
+
+
+def robust_max(data: np.ndarray, percentile: float = DEFAULT_PERCENTILE) -> float:
+    """Normalisation factor (networks.md §1.1): a high percentile over all bands and pixels, never 0."""
+    finite = data[np.isfinite(data)]
+    value = float(np.percentile(finite, percentile)) if finite.size else 1.0
+    return value if value > 0 else (float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0)
+
+
+def gaussian_psf(ratio: int, fwhm: Optional[float] = None):
+    """Block-centred Gaussian PSF (torch) with FWHM in HR pixels (project default FWHM = ratio)."""
+    from ..models.blocks import gaussian_kernel2d
+
+    fwhm = float(ratio if fwhm is None else fwhm)
+    sigma = fwhm / 2.3548
+    size = 2 * int(np.ceil(3 * sigma)) + ratio
+    size += (size - ratio) % 2
+    return gaussian_kernel2d(size, sigma)
+
+
+def degrade(t, ratio: int, kernel):
+    """``(t * PSF)↓r`` with block centring (torch, any batch)."""
+    from ..models.blocks import psf_downsample
+
+    return psf_downsample(t, kernel.to(t.device), ratio)
+
+
+@dataclass
+class ZeroShotData:
+    """Scene-adaptive training triple (networks.md §1.3-2): (Y', Z') -> Y, padded to the net's step."""
+
+    y_in: "object"   # (1, C, h/r, w/r)
+    z_in: "object"   # (1, c, h, w)
+    target: "object"  # (1, C, h, w)
+
+
+def zero_shot_data(y: np.ndarray, z: np.ndarray, ratio: int, step: int, psf_fwhm: Optional[float], device
+                   ) -> ZeroShotData:
+    """Degrade both inputs once more by ``ratio``; the LR-HSI becomes the target.
+
+    ``y`` (C, h, w) and ``z`` (c, r*h, r*w) are normalised. Sizes are cropped to multiples of ``ratio``
+    and reflect-padded to multiples of ``step`` so every net's size rule holds.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    r = ratio
+    h, w = (y.shape[1] // r) * r, (y.shape[2] // r) * r
+    yt = torch.from_numpy(np.ascontiguousarray(y[:, :h, :w]))[None].to(device)
+    zt = torch.from_numpy(np.ascontiguousarray(z[:, :h * r, :w * r]))[None].to(device)
+    ph, pw = (-h) % step, (-w) % step
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        yt = F.pad(yt, (0, pw, 0, ph), mode=mode)
+        zt = F.pad(zt, (0, pw * r, 0, ph * r), mode="reflect" if ph * r < h * r and pw * r < w * r else "replicate")
+    kernel = gaussian_psf(r, psf_fwhm)
+    return ZeroShotData(y_in=degrade(yt, r, kernel), z_in=degrade(zt, r, kernel), target=yt)
+
+
+def sample_batch(data: ZeroShotData, ratio: int, patch: int, batch: int, generator) -> Tuple:
+    """Random aligned crops (HR side ``patch``) with flips; the whole image when it is smaller."""
+    import torch
+
+    _, _, H, W = data.target.shape
+    ys, zs, xs = [], [], []
+    for _ in range(batch):
+        ph, pw = min(patch, H), min(patch, W)
+        r0 = int(torch.randint(0, (H - ph) // ratio + 1, (1,), generator=generator)) * ratio
+        c0 = int(torch.randint(0, (W - pw) // ratio + 1, (1,), generator=generator)) * ratio
+        y = data.y_in[:, :, r0 // ratio:(r0 + ph) // ratio, c0 // ratio:(c0 + pw) // ratio]
+        z = data.z_in[:, :, r0:r0 + ph, c0:c0 + pw]
+        x = data.target[:, :, r0:r0 + ph, c0:c0 + pw]
+        flips = [d for d, flip in zip((2, 3), torch.rand(2, generator=generator) < 0.5) if flip]
+        if flips:
+            y, z, x = (t.flip(flips) for t in (y, z, x))
+        ys.append(y), zs.append(z), xs.append(x)
+    return torch.cat(ys), torch.cat(zs), torch.cat(xs)
+
+
+@dataclass
+class History:
+    iterations: int = 0
+    seconds: float = 0.0
+    losses: List[float] = field(default_factory=list)
+    stopped_by: str = "iterations"
+
+    def as_dict(self) -> Dict:
+        return {"iterations": self.iterations, "seconds": round(self.seconds, 2),
+                "final_loss": self.losses[-1] if self.losses else None, "stopped_by": self.stopped_by}
+
+
+def optimise(step: Callable[[int], float], iterations: int, feedback: Optional[Feedback] = None,
+             max_seconds: Optional[float] = None, progress_span=(0.0, 100.0), label: str = "training",
+             report_every: int = 10) -> History:
+    """Call ``step(i) -> loss`` up to ``iterations`` times; cancel is checked before every step."""
+    feedback = ensure_feedback(feedback)
+    lo, hi = progress_span
+    hist = History()
+    t0 = time.perf_counter()
+    for i in range(iterations):
+        check_cancel(feedback)
+        loss = float(step(i))
+        hist.losses.append(loss)
+        hist.iterations = i + 1
+        hist.seconds = time.perf_counter() - t0
+        feedback.setProgress(lo + (hi - lo) * (i + 1) / iterations)
+        if (i + 1) % report_every == 0 or i == 0 or i + 1 == iterations:
+            feedback.pushInfo(f"{label}: iteration {i + 1}/{iterations}, loss {loss:.5f}, {hist.seconds:.1f} s")
+        if max_seconds is not None and hist.seconds > max_seconds:
+            hist.stopped_by = "time budget"
+            feedback.pushInfo(f"{label}: time budget of {max_seconds:g} s reached after {i + 1} iterations")
+            break
+    return hist
