@@ -66,3 +66,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     seconds = time.perf_counter() - t0
     feedback.pushInfo(f"wrote {path} ({n} tiles) in {seconds:.1f} s")
     return {"OUTPUT": path, "RATIO": pair.ratio, "TILES": n, "SECONDS": seconds, **method.describe()}
+
+
+# Wald-protocol simulation and spectral resampling (engine/simulate.py).
+from .simulate import simulate, spectral_resample  # noqa: E402,F401

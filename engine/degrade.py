@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -128,6 +129,8 @@ class PSF:
         if k1 is not None:
             return np.outer(k1, k1), False
         k = np.array(self.array, dtype=np.float64) if self.array is not None else read_kernel_file(self.path)
+        if k.ndim != 2 or k.shape[0] != k.shape[1] or k.sum() <= 0:
+            raise InputError(f"PSF kernel must be a square 2-D array with a positive sum, got shape {k.shape}")
         padded = False
         if k.shape[0] % 2 != ratio % 2:
             k = np.vstack([k, np.zeros((1, k.shape[1]))])
@@ -229,11 +232,15 @@ def noise_sigma(mean_square: float, snr_db: Optional[float]) -> float:
     return math.sqrt(mean_square / 10.0 ** (snr_db / 10.0))
 
 
+@lru_cache(maxsize=4)
 def noise_block(seed: int, image: int, bands: int, block_row: int, block_col: int) -> np.ndarray:
-    """Standard normal (bands, NOISE_BLOCK, NOISE_BLOCK) float32 samples of one fixed block."""
+    """Standard normal (bands, NOISE_BLOCK, NOISE_BLOCK) float32 samples of one fixed block (read-only;
+    the last few are cached, since neighbouring tiles share blocks)."""
     ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(image), int(block_row), int(block_col)])
-    return np.random.Generator(np.random.Philox(ss)).standard_normal((bands, NOISE_BLOCK, NOISE_BLOCK),
-                                                                       dtype=np.float32)
+    out = np.random.Generator(np.random.Philox(ss)).standard_normal((bands, NOISE_BLOCK, NOISE_BLOCK),
+                                                                      dtype=np.float32)
+    out.flags.writeable = False
+    return out
 
 
 def noise_window(seed: int, image: int, bands: int, col: int, row: int, width: int, height: int) -> np.ndarray:

@@ -396,14 +396,20 @@ class ReferenceAccumulator:
             self.sam_hist += np.histogram(np.clip(angles, 0, 90), SAM_HIST_EDGES)[0]
 
     def add_blocks(self, x: np.ndarray, y: np.ndarray, valid: np.ndarray) -> None:
-        s, n = block_uiqi(x, y, valid)
-        self.uiqi_sum += s
-        self.uiqi_count += n
-        if self.q2n:
-            v = block_q2n(x, y, valid)
-            v = v[np.isfinite(v)]
-            self.q2n_sum += float(v.sum())
-            self.q2n_count += int(v.size)
+        """Block metrics of a tile whose origin lies on the block grid (one block row at a time,
+        so memory stays bounded)."""
+        for r0 in range(0, x.shape[1], BLOCK):
+            xs, ys, vs = x[:, r0:r0 + BLOCK], y[:, r0:r0 + BLOCK], valid[r0:r0 + BLOCK]
+            if not vs.any():
+                continue
+            s, n = block_uiqi(xs, ys, vs)
+            self.uiqi_sum += s
+            self.uiqi_count += n
+            if self.q2n:
+                v = block_q2n(xs, ys, vs)
+                v = v[np.isfinite(v)]
+                self.q2n_sum += float(v.sum())
+                self.q2n_count += int(v.size)
 
     def add_ssim(self, sums: np.ndarray, count: int) -> None:
         self.ssim_sum += sums
@@ -452,11 +458,17 @@ def pairwise_block_q(z: np.ndarray, valid: np.ndarray, block: int = BLOCK) -> Tu
     keep = w.sum(1) > 0
     if not keep.any():
         return np.zeros((k, k)), np.zeros((k, k))
-    zb = to_blocks(z.astype(np.float64), block)[keep]
-    mu, cov, _ = _weighted_moments(zb, w[keep])
-    var = np.diagonal(cov, axis1=1, axis2=2)
-    q = uiqi_pairs(mu[:, :, None], var[:, :, None], mu[:, None, :], var[:, None, :], cov)
-    return np.nansum(q, 0), np.isfinite(q).sum(0).astype(np.float64)
+    zb_all = to_blocks(z.astype(np.float64), block)[keep]
+    w = w[keep]
+    total, count = np.zeros((k, k)), np.zeros((k, k))
+    chunk = max(1, int(2e7 // max(1, k * zb_all.shape[2])))      # bounded memory per step
+    for i in range(0, zb_all.shape[0], chunk):
+        mu, cov, _ = _weighted_moments(zb_all[i:i + chunk], w[i:i + chunk])
+        var = np.diagonal(cov, axis1=1, axis2=2)
+        q = uiqi_pairs(mu[:, :, None], var[:, :, None], mu[:, None, :], var[:, None, :], cov)
+        total += np.nansum(q, 0)
+        count += np.isfinite(q).sum(0)
+    return total, count
 
 
 @dataclass

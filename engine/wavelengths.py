@@ -109,7 +109,7 @@ def parse_user_wavelengths(value: Union[str, Sequence[float], Path, None], bands
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
     fw = None
-    if isinstance(value, (str, Path)) and Path(str(value)).is_file():
+    if isinstance(value, (str, Path)) and _is_file(value):
         rows = []
         with open(value, newline="") as fh:
             for row in csv.reader(fh):
@@ -138,6 +138,14 @@ def parse_user_wavelengths(value: Union[str, Sequence[float], Path, None], bands
     wl = wl * factor
     fw = fw * factor if fw is not None else np.full(wl.size, np.nan)
     return wl, fw
+
+
+def _is_file(value) -> bool:
+    """True for an existing file; False for a list-like string (even one too long to be a path)."""
+    try:
+        return Path(str(value)).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def fill_missing_fwhm(wl: np.ndarray, fwhm: Optional[np.ndarray]) -> np.ndarray:

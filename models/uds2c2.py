@@ -64,9 +64,6 @@ TEST_ITERATIONS = (40, 40, 10)
 STAGE_LR = (1e-3, 1e-3, 6e-5)
 STAGE_DECAY_FROM = (0.5, 2.0 / 3.0, 1.0 / 3.0)
 
-Fitted = "UDS2C2"  # fit() returns the fitted UDS2C2 module
-
-
 def _lrelu(t: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(t, 0.2)
 
@@ -318,6 +315,10 @@ class UDS2C2(nn.Module):
             raise ValueError(f"predict expects z (B,{self.msi_bands},H,W), got {tuple(z.shape)}")
         p = next(self.spe_u.parameters())
         return self.spe_u(z.to(device=p.device, dtype=p.dtype))
+
+
+#: What :func:`fit` returns: the fitted :class:`UDS2C2` module.
+Fitted = UDS2C2
 
 
 def _check(y: torch.Tensor, z: torch.Tensor, ratio: int) -> None:

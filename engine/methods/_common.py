@@ -256,6 +256,22 @@ def as_f32(a) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
+def band_combination(m: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``m (q, C) @ x (C, ...)`` summed band by band in a fixed order (only non-zero columns).
+
+    BLAS picks its blocking from the matrix sizes, so a long reduction (C = 224) rounds differently in
+    tiles of different sizes; this loop gives every pixel the same sum wherever it is (tiled ==
+    untiled bit for bit). Used at the LR scale only, where its cost is small.
+    """
+    m = as_f32(m)
+    out = np.zeros((m.shape[0],) + x.shape[1:], dtype=np.float32)
+    tmp = np.empty_like(out)
+    for b in np.flatnonzero(np.any(m != 0, axis=0)):
+        np.multiply(m[:, b].reshape((-1,) + (1,) * (x.ndim - 1)), x[b], out=tmp)
+        out += tmp
+    return out
+
+
 def add_matmul(out: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     """In place ``out (C,H,W) += m (C,c) @ d (c,H,W)`` through torch (one pass over ``out``)."""
     import torch

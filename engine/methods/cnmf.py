@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import register_method
-from ._common import DEFAULT_MTF_GAIN, ClassicalMethod, as_f32, degrade, regress
+from ._common import DEFAULT_MTF_GAIN, ClassicalMethod, as_f32, band_combination, degrade, regress
 from .interpolate import upsample
 
 FLOOR = 1e-4  # abundance floor: multiplicative updates cannot revive an exact zero
@@ -48,28 +48,29 @@ def spa(y: np.ndarray, p: int) -> np.ndarray:
 
 
 def update_abundances(A, EtX, EtE, iterations: int):
-    """In place ``A <- A * E^T X / (E^T E A)``, ``iterations`` times (torch tensors, (p, N))."""
-    import torch
-
+    """In place ``A <- A * E^T X / (E^T E A)``, ``iterations`` times (numpy arrays or torch tensors)."""
     for _ in range(iterations):
-        den = torch.mm(EtE, A).add_(TINY)
-        A.mul_(EtX).div_(den)
+        den = EtE @ A
+        den += TINY
+        A *= EtX
+        A /= den
     return A
 
 
 def update_endmembers(E, X, A, iterations: int):
-    """In place ``E <- E * X A^T / (E A A^T)`` (torch tensors)."""
-    import torch
-
+    """In place ``E <- E * X A^T / (E A A^T)``."""
     XAt = X @ A.T
+    AAt = A @ A.T
     for _ in range(iterations):
-        den = torch.mm(E, A @ A.T).add_(TINY)
-        E.mul_(XAt).div_(den)
+        den = E @ AAt
+        den += TINY
+        E *= XAt
+        E /= den
     return E
 
 
 def nmf(X, E, A, iterations: int, fix_e: bool = False, fix_a: bool = False):
-    """Alternating multiplicative updates on ``X ~ E A`` (torch, float64 for the fit)."""
+    """Alternating multiplicative updates on ``X ~ E A`` (numpy float64 in ``fit``)."""
     for _ in range(iterations):
         if not fix_a:
             update_abundances(A, E.T @ X, E.T @ E, 1)
@@ -95,41 +96,40 @@ class CNMF(ClassicalMethod):
         return 2 * ratio  # bicubic upsampling of the LR abundances
 
     def fit(self, scene, feedback=None) -> None:
-        import torch
-
         r = scene.ratio
         taps, extra = self.psf(r)
         s = self.sample(scene, feedback, max_lr_side=min(self.fit_lr_side, 128))
         R, o = regress(s.y, s.z, nonneg=True, use=s.good)  # (c, C)
         good = s.good & (s.y.std(axis=1) > 0)
         C, h, w = s.lr.shape
-        Y = torch.from_numpy(np.maximum(s.lr[good].reshape(good.sum(), h * w), 0).astype(np.float64))
-        Z = torch.from_numpy(np.maximum(s.hr - o[:, None, None], 0).reshape(s.hr.shape[0], -1).astype(np.float64))
+        Y = np.maximum(s.lr[good].reshape(good.sum(), h * w), 0).astype(np.float64)
+        Z = np.maximum(s.hr - o[:, None, None], 0).reshape(s.hr.shape[0], -1).astype(np.float64)
         picks = spa(np.maximum(s.y[good], 0), self.endmembers)
-        E = torch.from_numpy(np.maximum(s.y[good][:, picks], TINY).astype(np.float64))
+        E = np.maximum(s.y[good][:, picks], TINY).astype(np.float64)
         p = E.shape[1]
-        A_h = torch.linalg.lstsq(E, Y).solution.clamp_(min=FLOOR)
+        A_h = np.maximum(np.linalg.lstsq(E, Y, rcond=None)[0], FLOOR)
         it = self.iterations
         nmf(Y, E, A_h, it, fix_e=True)
         nmf(Y, E, A_h, it)
-        Rg = torch.from_numpy(R[:, good])
+        Rg = R[:, good]
+        E_m = np.maximum(Rg @ E, TINY)
         for k in range(self.outer):
             if feedback is not None:
                 feedback.pushInfo(f"cnmf: coupled unmixing, round {k + 1} of {self.outer} ({p} endmembers)")
-            E_m = (Rg @ E).clamp_(min=TINY)
-            A = torch.from_numpy(upsample(as_f32(A_h.numpy()).reshape(p, h, w), r).reshape(p, -1)
-                                 ).double().clamp_(min=FLOOR)
+            E_m = np.maximum(Rg @ E, TINY)
+            A = np.maximum(upsample(as_f32(A_h).reshape(p, h, w), r).reshape(p, -1).astype(np.float64), FLOOR)
             nmf(Z, E_m, A, it, fix_e=True)
             nmf(Z, E_m, A, it)
-            A_h = torch.from_numpy(degrade(as_f32(A.numpy()).reshape(p, h * r, w * r), r, taps, extra)
-                                   ).reshape(p, -1).double().clamp_(min=FLOOR)
+            A_h = degrade(as_f32(A).reshape(p, h * r, w * r), r, taps, extra).reshape(p, -1)
+            A_h = np.maximum(A_h.astype(np.float64), FLOOR)
             nmf(Y, E, A_h, it, fix_a=True)
             nmf(Y, E, A_h, it)
         E_full = np.zeros((C, p))
-        E_full[good] = E.numpy()
+        E_full[good] = E
         self.E = as_f32(E_full)  # (C, p)
-        self.E_good = as_f32(E.numpy())
-        self.E_m = as_f32(E_m.numpy())  # (c, p)
+        self.E_good = as_f32(E)
+        self.E_pinv = as_f32(np.linalg.pinv(E))  # LR abundance init, the same matrix for every tile
+        self.E_m = as_f32(E_m)  # (c, p)
         self.good = good
         self.offset = as_f32(o)
         self._fitted = True
@@ -142,10 +142,11 @@ class CNMF(ClassicalMethod):
         c, H, W = hr.shape
         p = self.E.shape[1]
         E = torch.from_numpy(self.E_good)
-        Y = torch.from_numpy(np.maximum(lr[self.good], 0).reshape(-1, h * w))
+        Y = np.maximum(lr[self.good], 0)
         # clipped least squares as init, then E fixed updates: pixel-wise, so tile-independent
-        A_h = torch.mm(torch.linalg.pinv(E.double()).float(), Y).clamp_(min=FLOOR)
-        update_abundances(A_h, E.T @ Y, E.T @ E, self.iterations)
+        A_h = torch.from_numpy(band_combination(self.E_pinv, Y).reshape(p, h * w)).clamp_(min=FLOOR)
+        EtY = torch.from_numpy(band_combination(self.E_good.T, Y).reshape(p, h * w))
+        update_abundances(A_h, EtY, E.T @ E, self.iterations)
         A = torch.from_numpy(upsample(A_h.numpy().reshape(p, h, w), ratio)).view(p, H * W).clamp_(min=FLOOR)
         Z = torch.from_numpy(as_f32(hr)).view(c, H * W).sub(torch.from_numpy(self.offset)[:, None]).clamp_(min=0)
         Em = torch.from_numpy(self.E_m)

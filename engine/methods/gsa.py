@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import register_method
-from ._common import DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, assign_bands, regress
+from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, assign_bands,
+                      band_combination, regress)
 from .interpolate import upsample
 
 
@@ -49,8 +50,7 @@ class GSA(ClassicalMethod):
 
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
         self._need_fit()
-        c, h, w = hr.shape[0], lr.shape[1], lr.shape[2]
-        inten = (self.srf @ lr.reshape(lr.shape[0], h * w)).reshape(c, h, w)
+        inten = band_combination(self.srf, lr)
         inten += self.offset[:, None, None]
         detail = hr - upsample(inten, ratio, "bicubic")
         return add_matmul(upsample(lr, ratio, "bicubic"), self.gains, detail)

@@ -1,0 +1,357 @@
+"""Wald-protocol simulation: from an HR-HSI reference write the LR-HSI and the HR-MSI a sensor pair sees.
+
+``Y = (X * PSF) decimated by r + n_Y`` (block-centred, :mod:`.degrade`) and ``Z = R X + n_Z``
+(:func:`.srf.srf_matrix`). Runs tile by tile through :func:`.tiling.pipeline` with a margin of the PSF
+radius; both outputs are written under temporary names and renamed only when both succeeded.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Dict, Optional, Sequence, Union
+
+import numpy as np
+
+from .. import __version__
+from .degrade import NOISE_BLOCK, PSF, blur_decimate, noise_sigma, noise_window
+from .errors import GridError, InputError, OutputError, WavelengthError
+from .feedback import Feedback, ensure_feedback
+from .pair import require_positive_tile
+from .raster import open_raster, raster_info, read_window, valid_mask
+from .srf import DEFAULT_MAX_MISSING, Sensor, apply_srf, covered_bands, resolve_sensor, srf_matrix
+from .tiling import pipeline
+from .windows import Window, intersection, tiles
+from .writer import DEFAULT_NODATA, RasterWriter, check_output_path
+
+SIM_KEY = "HSIFUSION_SIMULATION"
+
+
+def check_ratio(ratio) -> int:
+    """RATIO must be an integer >= 2."""
+    try:
+        r = float(ratio)
+    except (TypeError, ValueError):
+        raise InputError(f"RATIO must be an integer >= 2, got {ratio!r}") from None
+    if not math.isfinite(r) or r != int(r) or r < 2:
+        raise InputError(f"RATIO must be an integer >= 2, got {ratio!r}")
+    return int(r)
+
+
+def make_psf(psf: Union[PSF, Dict, str, None], fwhm=None, gain=None, kernel_file=None) -> PSF:
+    """A :class:`PSF` from an instance, a dict of its fields, or a kind name plus options."""
+    if isinstance(psf, PSF):
+        return psf
+    if isinstance(psf, dict):
+        return PSF(**psf)
+    kind = (psf or ("kernel" if kernel_file else "gaussian")).lower()
+    kw = {"kind": kind}
+    if kind == "gaussian" and fwhm not in (None, 0, 0.0):
+        kw["fwhm"] = float(fwhm)
+    if kind == "mtf" and gain is not None:
+        kw["gain"] = float(gain)
+    if kind == "kernel":
+        kw["path"] = kernel_file
+    return PSF(**kw)
+
+
+def _uniform(values: Sequence[float], good: np.ndarray) -> bool:
+    v = np.asarray(values)[good]
+    return bool(np.all(v == v[0]))
+
+
+def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], ratio: int,
+             psf: Union[PSF, Dict, str, None] = None, sensor: Union[str, Sensor, None] = "sentinel2a_msi",
+             srf_file: Optional[str] = None, bands=None, snr_hsi: Optional[float] = None,
+             snr_msi: Optional[float] = None, seed: int = 0, tile_size: int = 256,
+             feedback: Optional[Feedback] = None, wavelengths=None,
+             creation_options: Optional[Sequence[str]] = None,
+             max_missing: float = DEFAULT_MAX_MISSING) -> Dict:
+    """Simulate an LR-HSI (``out_hsi``) and an HR-MSI (``out_msi``) from an HR-HSI ``reference``.
+
+    Args:
+        ratio: integer >= 2; the LR pixel is ``ratio`` x the reference pixel, same origin.
+        psf: :class:`PSF` (default Gaussian, FWHM = ratio HR px) or a dict / kind name.
+        sensor / srf_file / bands: the MSI sensor (bundled key, or a CSV file) and optionally a band
+            subset; without ``bands`` every band the HSI covers is used (others dropped with a warning).
+        snr_hsi, snr_msi: per-image SNR in dB, None = no noise. ``seed``: noise seed.
+        wavelengths: overrides the reference's wavelengths (list, string or CSV).
+        Either output may be None to skip it (at least one is needed).
+
+    Returns:
+        dict with OUTPUT_HSI, OUTPUT_MSI, RATIO, LR_SIZE, BANDS, NOISE_SIGMA_HSI/MSI, TILES, SECONDS.
+    """
+    feedback = ensure_feedback(feedback)
+    t0 = time.perf_counter()
+    r = check_ratio(ratio)
+    tile_size = require_positive_tile(tile_size)
+    psf = make_psf(psf)
+    seed = int(seed or 0)
+    for name, snr in (("SNR_HSI", snr_hsi), ("SNR_MSI", snr_msi)):
+        if snr is not None and not math.isfinite(float(snr)):
+            raise InputError(f"{name} must be a finite number of dB, got {snr}")
+    if not out_hsi and not out_msi:
+        raise OutputError("give OUTPUT_HSI, OUTPUT_MSI or both")
+
+    info = raster_info(reference, wavelengths)
+    if info.bands < 3:
+        raise InputError(f"reference {reference} has {info.bands} band(s); a hyperspectral reference is needed")
+    gt = info.geotransform
+    if gt[2] != 0 or gt[4] != 0:
+        raise GridError(f"reference {reference} has a rotated geotransform; warp it north-up first")
+    if not info.has_georeference:
+        feedback.pushWarning(f"reference {reference} has no georeferencing: outputs use its pixel grid "
+                             f"(HR pixel 1 x 1 at origin 0,0, LR pixel {r} x {r}) and no CRS")
+    K = psf.size(r)
+    if info.width < max(K, r) or info.height < max(K, r):
+        raise InputError(f"reference {info.width}x{info.height} px is smaller than the PSF kernel "
+                         f"({K}x{K} HR px at ratio {r}); use a larger raster or a narrower PSF")
+    good = info.good_bands if info.good_bands is not None else np.ones(info.bands, bool)
+
+    # Spectral side (validated before anything is written).
+    R = sens = None
+    dropped = []
+    if out_msi:
+        if info.wavelengths is None or not np.all(np.isfinite(info.wavelengths)):
+            raise WavelengthError(f"reference {reference} has no band wavelengths; give WAVELENGTHS "
+                                  "(a list, or a CSV of wavelength[,fwhm] per band)")
+        sens = resolve_sensor(sensor, srf_file, bands)
+        if not bands:
+            keep = covered_bands(sens, info.wavelengths, info.fwhm, good, max_missing)
+            dropped = [b for b in sens.band_names if b not in keep]
+            if not keep:
+                # Raise the first band's coverage error (names band and range).
+                srf_matrix(sens, info.wavelengths, info.fwhm, good, max_missing)
+            if dropped:
+                feedback.pushWarning(f"{sens.title}: band(s) {', '.join(dropped)} lie outside the good "
+                                     "bands of the reference and are left out")
+            sens = sens.select(keep)
+        R = srf_matrix(sens, info.wavelengths, info.fwhm, good, max_missing)
+
+    outs = [p for p in (out_hsi, out_msi) if p]
+    for p in outs:
+        check_output_path(p, (reference,))
+    if out_hsi and out_msi and os.path.abspath(out_hsi) == os.path.abspath(out_msi):
+        raise OutputError("OUTPUT_HSI and OUTPUT_MSI must be different files")
+
+    H, W = info.height, info.width
+    h, w = H // r, W // r
+    if (H % r or W % r) and out_hsi:
+        feedback.pushWarning(f"reference {W}x{H} is not a multiple of ratio {r}: the LR-HSI covers the first "
+                             f"{w * r}x{h * r} HR pixels ({W - w * r} column(s), {H - h * r} row(s) dropped)")
+    margin = psf.margin(r)
+    start = margin - (K - r) // 2
+    ref_nodata = info.nodata
+    nodata = ref_nodata if ref_nodata is not None else DEFAULT_NODATA
+    gidx = np.flatnonzero(good)
+    uniform = _uniform(info.scale, good) and _uniform(info.offset, good)
+    scale = np.asarray(info.scale)[gidx][:, None, None]
+    offset = np.asarray(info.offset)[gidx][:, None, None]
+    work_scale, work_offset = (float(scale.flat[0]), float(offset.flat[0])) if uniform else (1.0, 0.0)
+    Rg = R[:, gidx] if R is not None else None
+
+    region = Window(0, 0, W, H)
+    lr_region = Window(0, 0, w * r, h * r)
+    tile = max(r, (tile_size // r) * r)
+    cores = [c for c in tiles(region, tile, r) if not intersection(c, region).empty]
+    feedback.pushInfo(f"simulate: reference {W}x{H}x{info.bands} ({len(gidx)} good bands), ratio {r}, "
+                      f"PSF {psf.kind} {K}x{K} HR px, LR {w}x{h}"
+                      + (f", MSI {sens.title} {sens.bands} band(s)" if sens else "")
+                      + f", {len(cores)} tile(s) of {tile} px, margin {margin} px")
+    ds = open_raster(reference)
+    band_list = [int(i) + 1 for i in gidx]
+
+    def read(core: Window):
+        return read_window(ds, core.col - margin, core.row - margin, core.width + 2 * margin,
+                           core.height + 2 * margin, bands=band_list)
+
+    def clean(core: Window, data):
+        """(lr window, lr values, lr valid, msi window, msi values, msi valid) in working units."""
+        valid = valid_mask(data, ref_nodata)
+        x = data.astype(np.float64)
+        if not uniform:
+            x = x * scale + offset
+        lr = lrw = lrv = None
+        if out_hsi:
+            lw = intersection(core, lr_region)
+            if not lw.empty:
+                lrw = Window(lw.col // r, lw.row // r, lw.width // r, lw.height // r)
+                lr, lrv = blur_decimate(x, psf, r, start, lrw.height, lrw.width, valid)
+        ms = msw = msv = None
+        if out_msi:
+            msw = intersection(core, region)
+            sl = msw.slices_in(core.pad(margin))
+            ms = apply_srf(Rg, x[:, sl[0], sl[1]])
+            msv = valid[sl]
+        return lrw, lr, lrv, msw, ms, msv
+
+    # Pass 1 (only with noise): the mean square of each clean output, in physical units.
+    sig_hsi = sig_msi = 0.0
+    if (snr_hsi is not None and out_hsi) or (snr_msi is not None and out_msi):
+        acc = {"hsi": [0.0, 0], "msi": [0.0, 0]}
+
+        def accumulate(core, data):
+            lrw, lr, lrv, msw, ms, msv = clean(core, data)
+            for key, arr, v in (("hsi", lr, lrv), ("msi", ms, msv)):
+                if arr is not None and v.any():
+                    phys = arr[:, v] * work_scale + work_offset
+                    acc[key][0] += float(np.sum(phys * phys))
+                    acc[key][1] += phys.size
+            return None
+
+        pipeline(cores, read, accumulate, lambda c, o: None, feedback, (0.0, 40.0))
+        if snr_hsi is not None and out_hsi and acc["hsi"][1]:
+            sig_hsi = noise_sigma(acc["hsi"][0] / acc["hsi"][1], float(snr_hsi))
+        if snr_msi is not None and out_msi and acc["msi"][1]:
+            sig_msi = noise_sigma(acc["msi"][0] / acc["msi"][1], float(snr_msi))
+        feedback.pushInfo(f"noise sigma (physical units): HSI {sig_hsi:.6g}, MSI {sig_msi:.6g}")
+        span = (40.0, 100.0)
+    else:
+        span = (0.0, 100.0)
+
+    record = {
+        "hsifusion_version": __version__, "reference": os.path.abspath(reference),
+        "reference_size": [W, H], "ratio": r, "lr_size": [w, h], **psf.describe(r),
+        "nodata_rule": "LR pixel nodata when any HR pixel of its r x r block is nodata; PSF weights "
+                       "renormalised over valid HR pixels",
+        "snr_hsi_db": snr_hsi, "snr_msi_db": snr_msi, "seed": seed,
+        "noise": "additive Gaussian, sigma = sqrt(mean square of valid values over good bands / 10^(SNR/10)), "
+                 f"samples from fixed {NOISE_BLOCK}x{NOISE_BLOCK} blocks seeded by (seed, image, block); "
+                 "image 0 = HSI, 1 = MSI",
+        "noise_sigma_hsi": sig_hsi, "noise_sigma_msi": sig_msi,
+        "units": "raw values with the reference's scale/offset" if uniform else "physical (scale/offset applied)",
+    }
+    if sens is not None:
+        record.update({"spectral": sens.describe(), "bands_dropped": dropped, "max_missing": max_missing,
+                       "srf_resampling": "Gaussian band-pass per HSI band from centre/FWHM, partition of unity "
+                                         "over good bands, integrated with the sensor response on a 0.1 nm "
+                                         "grid, rows normalised to 1"})
+
+    def noisy(arr, v, sigma, image, win):
+        if sigma > 0 and arr is not None:
+            n = noise_window(seed, image, arr.shape[0], win.col, win.row, win.width, win.height)
+            arr = arr + (sigma / (work_scale if uniform else 1.0)) * n * v[None]
+        return arr
+
+    def compute(core, data):
+        lrw, lr, lrv, msw, ms, msv = clean(core, data)
+        out = {}
+        if lr is not None:
+            lr = noisy(lr, lrv, sig_hsi, 0, lrw)
+            full = np.full((info.bands, lrw.height, lrw.width), nodata, dtype=np.float32)
+            full[gidx] = np.where(lrv[None], lr, nodata)
+            out["hsi"] = (lrw, full)
+        if ms is not None:
+            ms = noisy(ms, msv, sig_msi, 1, msw)
+            out["msi"] = (msw, np.where(msv[None], ms, nodata).astype(np.float32))
+        return out or None
+
+    writers = {}
+    t_count = [0]
+    try:
+        if out_hsi:
+            lr_gt = (gt[0], gt[1] * r, 0.0, gt[3], 0.0, gt[5] * r)
+            wh = RasterWriter(out_hsi, w, h, info.bands, lr_gt, info.wkt, nodata=nodata, inputs=(reference,),
+                              creation_options=creation_options)
+            writers["hsi"] = wh
+            wh.set_band_names(info.band_names)
+            wh.set_wavelengths(info.wavelengths, info.fwhm)
+            if uniform:
+                wh.set_scale_offset(info.scale, info.offset)
+            for i in range(info.bands):
+                wh.ds.GetRasterBand(i + 1).SetMetadataItem("bbl", "1" if good[i] else "0")
+            k2d, _ = psf.kernel(r)
+            wh.set_metadata({SIM_KEY: json.dumps(record), "HSIFUSION_ROLE": "LR-HSI",
+                             "HSIFUSION_PSF_KERNEL": json.dumps(np.round(k2d, 10).tolist()),
+                             "AREA_OR_POINT": "Area"})
+        if out_msi:
+            wm = RasterWriter(out_msi, W, H, sens.bands, gt, info.wkt, nodata=nodata, inputs=(reference,),
+                              creation_options=creation_options)
+            writers["msi"] = wm
+            wm.set_band_names(sens.band_names)
+            wm.set_wavelengths(sens.centres, sens.fwhm)
+            if uniform and (work_scale != 1.0 or work_offset != 0.0):
+                wm.set_scale_offset([work_scale] * sens.bands, [work_offset] * sens.bands)
+            wm.set_metadata({SIM_KEY: json.dumps(record), "HSIFUSION_ROLE": "HR-MSI",
+                             "HSIFUSION_SRF_MATRIX": json.dumps(np.round(R, 8).tolist()),
+                             "AREA_OR_POINT": "Area"})
+
+        def write(core, out):
+            for key, (win, arr) in out.items():
+                writers[key].write(arr, win.col, win.row)
+            t_count[0] += 1
+
+        pipeline(cores, read, compute, write, feedback, span)
+        paths = {}
+        for key in ("hsi", "msi"):
+            if key in writers:
+                paths[key] = writers[key].commit()
+    except BaseException:
+        for wr in writers.values():
+            if wr.committed:
+                for p in (wr.path, wr.path + ".aux.xml"):
+                    if os.path.exists(p):
+                        os.remove(p)
+            else:
+                wr.abort()
+        raise
+    seconds = time.perf_counter() - t0
+    feedback.pushInfo(f"wrote {', '.join(paths.values())} in {seconds:.1f} s")
+    return {"OUTPUT_HSI": paths.get("hsi"), "OUTPUT_MSI": paths.get("msi"), "RATIO": r, "LR_SIZE": [w, h],
+            "BANDS": list(sens.band_names) if sens else [], "BANDS_DROPPED": dropped,
+            "NOISE_SIGMA_HSI": sig_hsi, "NOISE_SIGMA_MSI": sig_msi, "TILES": len(cores), "SECONDS": seconds}
+
+
+def spectral_resample(source: str, output: str, sensor: Union[str, Sensor, None] = "sentinel2a_msi",
+                      srf_file: Optional[str] = None, bands=None, tile_size: int = 256,
+                      feedback: Optional[Feedback] = None, wavelengths=None,
+                      creation_options: Optional[Sequence[str]] = None,
+                      max_missing: float = DEFAULT_MAX_MISSING) -> Dict:
+    """Resample a hyperspectral raster to a sensor's bands (same grid); see :func:`.srf.srf_matrix`."""
+    feedback = ensure_feedback(feedback)
+    t0 = time.perf_counter()
+    tile_size = require_positive_tile(tile_size)
+    info = raster_info(source, wavelengths)
+    if info.wavelengths is None or not np.all(np.isfinite(info.wavelengths)):
+        raise WavelengthError(f"raster {source} has no band wavelengths; give WAVELENGTHS")
+    good = info.good_bands if info.good_bands is not None else np.ones(info.bands, bool)
+    sens = resolve_sensor(sensor, srf_file, bands)
+    R = srf_matrix(sens, info.wavelengths, info.fwhm, good, max_missing)
+    check_output_path(output, (source,))
+    gidx = np.flatnonzero(np.any(R != 0, axis=0))
+    uniform = _uniform(info.scale, gidx) and _uniform(info.offset, gidx)
+    scale = np.asarray(info.scale)[gidx][:, None, None]
+    offset = np.asarray(info.offset)[gidx][:, None, None]
+    nodata = info.nodata if info.nodata is not None else DEFAULT_NODATA
+    Rg = R[:, gidx]
+    region = Window(0, 0, info.width, info.height)
+    cores = list(tiles(region, max(1, int(tile_size)), 1))
+    ds = open_raster(source)
+    band_list = [int(i) + 1 for i in gidx]
+
+    def read(core):
+        return read_window(ds, core.col, core.row, core.width, core.height, bands=band_list)
+
+    def compute(core, data):
+        v = valid_mask(data, info.nodata)
+        x = data.astype(np.float64)
+        if not uniform:
+            x = x * scale + offset
+        return np.where(v[None], apply_srf(Rg, x), nodata).astype(np.float32)
+
+    with RasterWriter(output, info.width, info.height, sens.bands, info.geotransform, info.wkt, nodata=nodata,
+                      inputs=(source,), creation_options=creation_options) as wr:
+        wr.set_band_names(sens.band_names)
+        wr.set_wavelengths(sens.centres, sens.fwhm)
+        if uniform and (info.scale[gidx[0]] != 1.0 or info.offset[gidx[0]] != 0.0):
+            wr.set_scale_offset([info.scale[gidx[0]]] * sens.bands, [info.offset[gidx[0]]] * sens.bands)
+        wr.set_metadata({"HSIFUSION_SPECTRAL_RESAMPLE": json.dumps({"source": os.path.abspath(source),
+                                                                     **sens.describe(),
+                                                                     "max_missing": max_missing}),
+                         "HSIFUSION_SRF_MATRIX": json.dumps(np.round(R, 8).tolist())})
+        pipeline(cores, read, compute, lambda c, a: wr.write(a, c.col, c.row), feedback)
+        path = wr.commit()
+    seconds = time.perf_counter() - t0
+    feedback.pushInfo(f"wrote {path} ({sens.bands} bands) in {seconds:.1f} s")
+    return {"OUTPUT": path, "BANDS": list(sens.band_names), "SECONDS": seconds}

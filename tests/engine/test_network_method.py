@@ -1,0 +1,91 @@
+"""Networks through the engine: checkpoint round trip, mismatch errors, tiled == untiled, seeds (#6, #7)."""
+import numpy as np
+import pytest
+import torch
+
+from hsifusion.engine import api
+from hsifusion.engine.checkpoint import load_checkpoint
+from hsifusion.engine.errors import CheckpointError
+from hsifusion.engine.feedback import LogFeedback
+from hsifusion.models.registry import list_networks
+from rasterkit import read, synthetic_pair
+
+SUPERVISED_FAST = {"ssjcn": {}, "cofusion": {"hyper": {"lite": True}}, "amsfnet": {}}
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pair")
+    return synthetic_pair(tmp, ratio=4, lr_size=(16, 16), bands=12, msi_bands=3)
+
+
+@pytest.fixture(scope="module")
+def ssjcn_ckpt(pair, tmp_path_factory):
+    hsi, msi = pair
+    tmp = tmp_path_factory.mktemp("ck")
+    ck = str(tmp / "ssjcn.pt")
+    api.fuse(hsi, msi, str(tmp / "o.tif"), "ssjcn",
+             {"iterations": 3, "device": "cpu", "save_checkpoint": ck, "batch_size": 1})
+    return ck
+
+
+def test_all_five_registered():
+    assert list_networks() == ["amsfnet", "cofusion", "ssjcn", "uds2c2", "umsft"]
+
+
+def test_checkpoint_is_plain_and_complete(ssjcn_ckpt):
+    ck = torch.load(ssjcn_ckpt, weights_only=True)
+    assert ck["network"] == "ssjcn" and ck["hsi_bands"] == 12 and ck["msi_bands"] == 3 and ck["ratio"] == 4
+    assert len(ck["hsi_wavelengths"]) == 12 and ck["norm"]["hsi"] > 0
+    assert ck["training"]["iterations"] == 3
+
+
+def test_checkpoint_inference_tiled_equals_untiled(pair, ssjcn_ckpt, tmp_path):
+    hsi, msi = pair
+    a, b = str(tmp_path / "a.tif"), str(tmp_path / "b.tif")
+    api.fuse(hsi, msi, a, "ssjcn", {"checkpoint": ssjcn_ckpt, "device": "cpu"}, tile_size=1024)
+    api.fuse(hsi, msi, b, "ssjcn", {"checkpoint": ssjcn_ckpt, "device": "cpu"}, tile_size=16)
+    np.testing.assert_allclose(read(a), read(b), rtol=0, atol=1e-4 * np.abs(read(a)).max())
+
+
+def test_checkpoint_with_other_band_count_is_refused(ssjcn_ckpt, tmp_path):
+    hsi, msi = synthetic_pair(tmp_path, ratio=4, lr_size=(16, 16), bands=10, msi_bands=3)
+    with pytest.raises(CheckpointError, match="12 HSI bands, input has 10"):
+        api.fuse(hsi, msi, str(tmp_path / "o.tif"), "ssjcn", {"checkpoint": ssjcn_ckpt, "device": "cpu"})
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_checkpoint_with_other_ratio_is_refused(ssjcn_ckpt, tmp_path):
+    hsi, msi = synthetic_pair(tmp_path, ratio=2, lr_size=(16, 16), bands=12, msi_bands=3)
+    with pytest.raises(CheckpointError, match="ratio 4, inputs have ratio 2"):
+        api.fuse(hsi, msi, str(tmp_path / "o.tif"), "ssjcn", {"checkpoint": ssjcn_ckpt, "device": "cpu"})
+
+
+def test_checkpoint_of_other_network_is_refused(pair, ssjcn_ckpt, tmp_path):
+    hsi, msi = pair
+    with pytest.raises(CheckpointError, match="network is ssjcn, not amsfnet"):
+        api.fuse(hsi, msi, str(tmp_path / "o.tif"), "amsfnet", {"checkpoint": ssjcn_ckpt, "device": "cpu"})
+
+
+def test_corrupt_and_foreign_files(tmp_path, pair):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a readable hsifusion checkpoint"):
+        load_checkpoint(str(bad))
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weight": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not an hsifusion checkpoint"):
+        load_checkpoint(str(foreign))
+
+
+@pytest.mark.parametrize("net", sorted(SUPERVISED_FAST))
+def test_scene_adaptive_same_seed_same_output(tmp_path, net):
+    # Ratio 2 keeps AMSF-Net's 40r margin small enough for CI.
+    hsi, msi = synthetic_pair(tmp_path, ratio=2, lr_size=(8, 8), bands=12, msi_bands=3)
+    par = dict(SUPERVISED_FAST[net], iterations=2, device="cpu", batch_size=1, seed=7)
+    a, b = str(tmp_path / "a.tif"), str(tmp_path / "b.tif")
+    fb = LogFeedback()
+    api.fuse(hsi, msi, a, net, par, feedback=fb)
+    api.fuse(hsi, msi, b, net, par)
+    np.testing.assert_array_equal(read(a), read(b))
+    assert any("iteration 2/2" in m for m in fb.messages)

@@ -1,0 +1,133 @@
+"""UMSFT (networks.md §6): lite forward shapes at ratios 2/4/8 (c = 1 and 3), the spec's parameter
+counts (full config, no forward), gradients, determinism, input checks and a tiny lite fit
+(loss falls, cancel works)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hsifusion.models import umsft
+from hsifusion.models.registry import _REGISTRY, count_parameters
+
+CAVE_SPANS = [list(range(20, 31)), list(range(10, 23)), list(range(0, 12))]
+
+
+def _structured_pair(bands, msi, ratio, hr=64, seed=0):
+    """A smooth low-rank scene X, Y = block mean of X, Z = SRF · X (rows summing to 1)."""
+    g = torch.Generator().manual_seed(seed)
+    abund = F.interpolate(torch.rand(1, 4, hr // 8, hr // 8, generator=g), size=(hr, hr), mode="bilinear",
+                          align_corners=False)
+    x = torch.einsum("kc,bkhw->bchw", torch.rand(4, bands, generator=g), abund)
+    x = x / x.max()
+    srf = torch.rand(msi, bands, generator=g)
+    srf = srf / srf.sum(dim=1, keepdim=True)
+    return F.avg_pool2d(x, ratio), torch.einsum("kc,bchw->bkhw", srf, x), srf
+
+
+def test_parameter_counts_match_spec():
+    """CAVE 31/3 x4 (§6.5): non-VGG 6 790 812 excludes SpeD (48) and SpaD (25), although SpeD's
+    parameters also belong to the fusion net through RM; the two truncated VGGs hold 3 491 712."""
+    m = umsft.UMSFT(31, 3, 4, spans=CAVE_SPANS)
+    vgg = count_parameters(m.net.vgg_h) + count_parameters(m.net.vgg_m)
+    assert vgg == 3_491_712
+    assert count_parameters(m.spe_d) == 48
+    assert count_parameters(m.spa_d) == 25
+    assert count_parameters(m.net) == 6_790_812 + 48 + vgg
+    assert count_parameters(m) == 6_790_812 + 48 + 25 + vgg  # 10.28 M effective
+    assert abs(count_parameters(m.net.skip1) - 2.92e6) < 0.005e6
+    assert abs(count_parameters(m.net.skip2) - 1.86e6) < 0.005e6
+    assert count_parameters(m.net.fca[0]) == 3_720
+    chik = umsft.UMSFT(128, 4, 4)
+    non_vgg = count_parameters(chik) - sum(count_parameters(v) for v in (chik.net.vgg_h, chik.net.vgg_m))
+    assert abs(non_vgg - count_parameters(chik.spe_d) - count_parameters(chik.spa_d) - 8.66e6) < 0.005e6
+
+
+@pytest.mark.parametrize("ratio,msi", [(2, 1), (4, 3), (8, 1), (8, 3)])
+def test_lite_forward_shape(ratio, msi, torch_device):
+    torch.manual_seed(0)
+    m = umsft.UMSFT(6, msi, ratio, lite=True).to(torch_device)
+    y = torch.rand(1, 6, 64 // ratio, 64 // ratio, device=torch_device)
+    z = torch.rand(1, msi, 64, 64, device=torch_device)
+    with torch.no_grad():
+        x = m(y, z)
+    assert x.shape == (1, 6, 64, 64) and torch.isfinite(x).all()
+
+
+def test_backward_pass_and_qk_flag():
+    torch.manual_seed(0)
+    m = umsft.UMSFT(5, 3, 4, lite=True, qk_from="hsi")
+    y, z, _ = _structured_pair(5, 3, 4)
+    out = m(y, z)
+    (F.l1_loss(m.spa_d(out), y) + F.l1_loss(m.spe_d(out), z)).backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+@pytest.mark.parametrize(
+    "y_shape,z_shape,match",
+    [
+        ((1, 5, 12, 12), (1, 3, 48, 48), "lcm"),  # not a multiple of 64
+        ((1, 5, 16, 16), (1, 3, 64, 60), "ratio"),
+        ((1, 4, 16, 16), (1, 3, 64, 64), "bands"),
+        ((2, 5, 16, 16), (2, 3, 64, 64), "batch"),
+    ],
+)
+def test_wrong_shapes_raise(y_shape, z_shape, match):
+    m = umsft.UMSFT(5, 3, 4, lite=True)
+    with pytest.raises(ValueError, match=match):
+        m(torch.rand(*y_shape), torch.rand(*z_shape))
+    if y_shape[1] == 5:
+        with pytest.raises(ValueError, match=match):
+            umsft.fit(torch.rand(*y_shape), torch.rand(*z_shape), 4, iterations=1, init_steps=1, lite=True)
+
+
+def test_tiny_lite_fit_lowers_loss_and_is_deterministic():
+    y, z, _ = _structured_pair(6, 3, 4)
+    spans = [[0, 1, 2], [2, 3], [3, 4, 5]]
+    calls = []
+    x1, info = umsft.fit(y, z, 4, spans=spans, iterations=3, init_steps=4, lite=True,
+                         callback=lambda *a: calls.append(a[:3]) or True)
+    assert x1.shape == (1, 6, 64, 64) and torch.isfinite(x1).all()
+    assert not info["cancelled"]
+    assert [s for s, i, n in calls if i == 1] == ["sped_init", "spad_init", "coupled_init", "main"]
+    assert calls[-1] == ("main", 3, 3)
+    assert info["losses"]["sped_init"][-1] < info["losses"]["sped_init"][0]
+    assert info["losses"]["main_data"][-1] < info["losses"]["main_data"][0]
+    x2, _ = umsft.fit(y, z, 4, spans=spans, iterations=3, init_steps=4, lite=True)
+    assert torch.equal(x1, x2)
+
+
+def test_non_blind_fit_and_cancel():
+    y, z, srf = _structured_pair(6, 1, 2)
+    seen = []
+
+    def cb(stage, i, n, loss):
+        seen.append(stage)
+        return i < 2
+
+    x, info = umsft.fit(y, z, 2, srf=srf, psf=torch.ones(2, 2) / 4, iterations=5, init_steps=4, lite=True,
+                        callback=cb)
+    assert info["cancelled"] and seen == ["main", "main"]  # no init steps with frozen operators
+    assert x.shape == (1, 6, 64, 64)
+    y, z, _ = _structured_pair(6, 3, 4)
+    x, info = umsft.fit(y, z, 4, iterations=5, init_steps=4, lite=True, callback=lambda s, i, n, l: False)
+    assert info["cancelled"] and x is None and len(info["losses"]["sped_init"]) == 1
+
+
+def test_vgg_weights_round_trip(tmp_path):
+    src = umsft.VGGFeatures(3)
+    state = {f"features.{k}": v for k, v in src.layers.state_dict().items()}
+    path = tmp_path / "vgg16_bn.pth"
+    torch.save(state, path)
+    m = umsft.UMSFT(5, 3, 4, lite=True, vgg_weights=str(path))
+    assert torch.equal(m.net.vgg_m.layers[0].weight, src.layers[0].weight)
+    assert torch.equal(m.net.vgg_h.layers[3].weight, src.layers[3].weight)
+    assert not torch.equal(m.net.vgg_h.layers[0].weight[:, :3], src.layers[0].weight)  # fresh first conv
+
+
+def test_registry_entry():
+    spec = _REGISTRY["umsft"]
+    assert spec.supervised is False and spec.fit is umsft.fit
+    assert (spec.margin(4), spec.align(4), spec.align(3), spec.min_hr_size(8)) == (32, 64, 192, 64)
+    assert isinstance(spec.build(6, 3, 4, lite=True), umsft.UMSFT)
