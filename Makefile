@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal xvfb
-PIP_PACKAGES := torch==2.13.0 pytest pytest-qgis scikit-image "numpy<2"
+PIP_PACKAGES := torch==2.13.0 pytest pytest-qgis scikit-image "dask[distributed]" "numpy<2"
 OUT ?= demo_output
 
 .PHONY: setup system venv demo test plugin clean
