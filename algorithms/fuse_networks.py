@@ -55,6 +55,7 @@ class NetworkFusionAlgorithm(HsiAlgorithm):
         if self.HAS_LITE:
             self._advanced(QgsProcessingParameterBoolean(LITE, self.tr("Lite configuration (non-paper, faster)"),
                                                          False))
+        P.add_dask_scheduler(self)
         P.add_creation_options(self)
         P.add_output(self)
         if self.SUPERVISED:
@@ -91,7 +92,8 @@ class NetworkFusionAlgorithm(HsiAlgorithm):
         result = api.fuse(P.raster_path(self, parameters, P.HSI, context),
                           P.raster_path(self, parameters, P.MSI, context), out, self.NETWORK, par,
                           tile_size=self.parameterAsInt(parameters, P.TILE_SIZE, context), feedback=feedback,
-                          creation_options=P.creation_options(self, parameters, context))
+                          creation_options=P.creation_options(self, parameters, context),
+                          scheduler=P.dask_scheduler(self, parameters, context))
         finish_raster_output(context, out, f"{self.TITLE} fusion")
         outputs = {P.OUTPUT: result["OUTPUT"]}
         if par.get("save_checkpoint"):

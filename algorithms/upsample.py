@@ -21,6 +21,7 @@ class UpsampleAlgorithm(HsiAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(self.METHOD, self.tr("Interpolation"), list(MODES),
                                                      defaultValue=MODES.index("bicubic")))
         P.add_tile_size(self)
+        P.add_dask_scheduler(self)
         P.add_creation_options(self)
         P.add_output(self, label="Upsampled HSI")
 
@@ -30,7 +31,8 @@ class UpsampleAlgorithm(HsiAlgorithm):
             P.raster_path(self, parameters, P.HSI, context), P.raster_path(self, parameters, P.MSI, context),
             out, "upsample", {"mode": MODES[self.parameterAsEnum(parameters, self.METHOD, context)]},
             tile_size=self.parameterAsInt(parameters, P.TILE_SIZE, context), feedback=feedback,
-            creation_options=P.creation_options(self, parameters, context))
+            creation_options=P.creation_options(self, parameters, context),
+            scheduler=P.dask_scheduler(self, parameters, context))
         finish_raster_output(context, out, "Upsampled HSI")
         return {P.OUTPUT: result["OUTPUT"]}
 

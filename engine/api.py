@@ -2,11 +2,13 @@
 atomically; each returns a dict of what it produced."""
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Dict, Optional, Sequence, Union
 
 from .. import __version__
+from .errors import InputError
 from .feedback import Feedback, ensure_feedback
 from .methods import get_method
 from .methods.base import FusionMethod
@@ -20,7 +22,8 @@ from .writer import DEFAULT_NODATA, RasterWriter, check_output_path
 def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "upsample",
          method_params: Optional[Dict] = None, tile_size: int = 256,
          feedback: Optional[Feedback] = None, creation_options: Optional[Sequence[str]] = None,
-         hsi_wavelengths=None, msi_wavelengths=None) -> Dict:
+         hsi_wavelengths=None, msi_wavelengths=None, scheduler=None, max_in_flight: Optional[int] = None,
+         tile_dir: Optional[str] = None) -> Dict:
     """Fuse an LR-HSI with an HR-MSI onto the MSI grid, tile by tile.
 
     Args:
@@ -29,6 +32,11 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
         method: a registered method name or a :class:`FusionMethod` instance.
         method_params: keyword arguments for the method's factory.
         tile_size: HR core tile side (rounded to the method's alignment).
+        scheduler: None/"" = in-process; ``local:N`` = a Dask LocalCluster of N worker processes;
+            ``tcp://host:port`` = a running Dask scheduler (engine/distributed.py); or an open
+            :class:`~.distributed.DaskSession`. ``max_in_flight`` bounds the pending tile tasks.
+        tile_dir: with a scheduler, workers write per-tile GeoTIFFs there and ``output`` (*.vrt) is
+            their VRT mosaic (when the client's bandwidth is the limit).
 
     Returns:
         dict with OUTPUT, RATIO, TILES, SECONDS and the method's description.
@@ -40,6 +48,18 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     msi_info = raster_info(msi, msi_wavelengths)
     pair = validate_pair(hsi_info, msi_info)
     check_output_path(output, (hsi, msi))
+    if isinstance(scheduler, str) or (scheduler is None and tile_dir):
+        if not (scheduler or "").strip():
+            if tile_dir:
+                raise InputError("per-tile output (tile_dir) needs a Dask scheduler")
+            scheduler = None
+        else:  # inputs checked above, before any cluster starts; the session lives for this run
+            from .distributed import open_cluster
+            if isinstance(method, str):
+                method = get_method(method, **(method_params or {}))
+            with open_cluster(scheduler, feedback, inputs=(hsi, msi)) as session:
+                return fuse(hsi, msi, output, method, None, tile_size, feedback, creation_options,
+                            hsi_wavelengths, msi_wavelengths, session, max_in_flight, tile_dir)
     if isinstance(method, str):
         method = get_method(method, **(method_params or {}))
     feedback.pushInfo(f"{method.name}: HSI {hsi_info.width}x{hsi_info.height}x{hsi_info.bands}, "
@@ -50,9 +70,13 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     if method.device_reason:
         feedback.pushInfo(method.device_reason)
     nodata = hsi_info.nodata if hsi_info.nodata is not None else DEFAULT_NODATA
-    with RasterWriter(output, pair.region.width, pair.region.height, hsi_info.bands, pair.out_geotransform,
-                      pair.out_wkt, nodata=nodata, inputs=(hsi, msi),
-                      creation_options=creation_options) as writer:
+    writer_cls = RasterWriter
+    if tile_dir:
+        from .distributed import TileVrtWriter
+        writer_cls = functools.partial(TileVrtWriter, tile_dir=tile_dir)
+    with writer_cls(output, pair.region.width, pair.region.height, hsi_info.bands, pair.out_geotransform,
+                    pair.out_wkt, nodata=nodata, inputs=(hsi, msi),
+                    creation_options=creation_options) as writer:
         writer.set_band_names(hsi_info.band_names)
         writer.set_wavelengths(hsi_info.wavelengths, hsi_info.fwhm)
         writer.set_scale_offset(hsi_info.scale, hsi_info.offset)
@@ -60,8 +84,14 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
                              "HSIFUSION_RATIO": str(pair.ratio),
                              "HSIFUSION_METHOD": json.dumps(method.describe())})
         span = (100.0 * getattr(method, "fit_share", 0.0), 100.0)
-        n = fuse_tiles(scene, method, lambda a, w: writer.write(a, w.col, w.row), tile_size, nodata, feedback,
-                       span)
+        if scheduler is not None:
+            from .distributed import fuse_tiles_distributed
+            n = fuse_tiles_distributed(scene, method, lambda a, w: writer.write(a, w.col, w.row), tile_size,
+                                       nodata, feedback, span, scheduler, max_in_flight,
+                                       writer if tile_dir else None)
+        else:
+            n = fuse_tiles(scene, method, lambda a, w: writer.write(a, w.col, w.row), tile_size, nodata,
+                           feedback, span)
         path = writer.commit()
     seconds = time.perf_counter() - t0
     feedback.pushInfo(f"wrote {path} ({n} tiles) in {seconds:.1f} s")
@@ -70,3 +100,22 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
 
 # Wald-protocol simulation and spectral resampling (engine/simulate.py).
 from .simulate import simulate, spectral_resample  # noqa: E402,F401
+
+
+def assess(reference: Optional[str], estimate: str, ratio: Optional[float] = None, out_sam: Optional[str] = None,
+           out_table: Optional[str] = None, out_report: Optional[str] = None, mask: Optional[str] = None,
+           border: int = 0, tile_size: int = 256, feedback: Optional[Feedback] = None, **kwargs) -> Dict:
+    """Quality of a fused image; see :func:`engine.assess.assess` (metrics defined in engine/metrics.py).
+
+    Full reference: PSNR, SSIM, SAM, ERGAS, RMSE, CC, UIQI, Q2N (+ SAM map, CSV, HTML report).
+    No reference (``lr_hsi=`` and ``msi=``): QNR, D_LAMBDA, D_S.
+    """
+    from .assess import assess as _assess
+
+    return _assess(reference, estimate, ratio, out_sam=out_sam, out_table=out_table, out_report=out_report,
+                   mask=mask, border=border, tile_size=tile_size, feedback=feedback, **kwargs)
+
+
+# Corpus training (engine/train.py) and blind SRF/PSF estimation (engine/estimate.py), issue #7.
+from .estimate import estimate_srf_psf  # noqa: E402,F401
+from .train import train  # noqa: E402,F401

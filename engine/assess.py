@@ -192,8 +192,11 @@ def _assess_reference(reference, estimate, ratio, out_sam, mask, border, tile_si
                              "as scaled values (value * scale + offset)")
     reader = _Reader(ref, est, mask_info, idx, region, convert)
     tile = max(M.BLOCK, (tile_size // M.BLOCK) * M.BLOCK)
-    cores = [c for c in grid_cores(W, H, (border, border), tile)
-             if not intersection(c, Window(0, 0, W, H)).empty]
+    # cores clipped to the smallest block-grid window covering the raster (keeps blocks aligned)
+    bc, br = border - math.ceil(border / M.BLOCK) * M.BLOCK, border - math.ceil(border / M.BLOCK) * M.BLOCK
+    cover = Window(bc, br, -(-(W - bc) // M.BLOCK) * M.BLOCK, -(-(H - br) // M.BLOCK) * M.BLOCK)
+    cores = [intersection(c, cover) for c in grid_cores(W, H, (border, border), tile)]
+    cores = [c for c in cores if not intersection(c, Window(0, 0, W, H)).empty]
     if out_sam:
         cores_metrics = cores
     else:

@@ -33,11 +33,29 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _cpu(value: Any) -> Any:
+    """Tensors to CPU in nested dicts/lists/tuples (optimizer state keeps its int keys and tuples)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu(v) for v in value)
+    return value
+
+
 def save_checkpoint(path: str, network: str, hyper: Dict, state_dict: Dict, hsi_bands: int, msi_bands: int,
                     ratio: int, norm: Dict[str, float], hsi_wavelengths=None, msi_wavelengths=None,
                     psf: Optional[Dict] = None, srf=None, training: Optional[Dict] = None,
-                    metrics: Optional[Dict] = None, extra: Optional[Dict] = None) -> str:
-    """Write atomically (temp name + rename): an interrupted save never leaves a broken checkpoint."""
+                    metrics: Optional[Dict] = None, extra: Optional[Dict] = None,
+                    resume: Optional[Dict] = None) -> str:
+    """Write atomically (temp name + rename): an interrupted save never leaves a broken checkpoint.
+
+    ``resume`` (corpus training, engine/train.py): optimizer state dict, global iteration, epochs done,
+    steps per epoch — tensors, ints, floats, tuples and lists only, so ``weights_only=True`` still loads.
+    """
     import torch
 
     payload = {
@@ -50,6 +68,8 @@ def save_checkpoint(path: str, network: str, hyper: Dict, state_dict: Dict, hsi_
         "norm": _plain(norm), "psf": _plain(psf or {}), "srf": _plain(srf) if srf is not None else None,
         "training": _plain(training or {}), "metrics": _plain(metrics or {}), "extra": _plain(extra or {}),
     }
+    if resume is not None:
+        payload["resume"] = _cpu(resume)
     tmp = f"{path}.partial"
     torch.save(payload, tmp)
     os.replace(tmp, path)

@@ -50,3 +50,11 @@ class DeviceError(FusionError, RuntimeError):
 
 class Cancelled(FusionError):
     """The user cancelled; partial outputs have been removed."""
+
+
+class DistributedError(FusionError, RuntimeError):
+    """A Dask scheduler could not be reached, has no workers, or lost the run (``--scheduler``)."""
+
+
+class WorkerEnvironmentError(DistributedError):
+    """A Dask worker lacks hsifusion or runs other package versions than the client."""

@@ -1,6 +1,6 @@
 """Full-reference and no-reference quality metrics, computed tile by tile with streaming accumulators.
 
-Every function here works on in-memory tiles (numpy, torch for the SSIM windows); the tile loop and
+Every function here works on in-memory tiles (numpy only: assess needs no torch); the tile loop and
 the I/O live in :mod:`.assess`. Definitions (also in :data:`DEFINITIONS`, the help and the report):
 
 * Values are compared as stored (raw), in the reference's units; no scale/offset is applied unless
@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -155,15 +155,17 @@ def gaussian_taps(sigma: float = SSIM_SIGMA, radius: int = SSIM_RADIUS) -> np.nd
     return g / g.sum()
 
 
-def _filter_valid(stack, taps):
-    """Separable 'valid' correlation of (N, H, W) float64 torch tensor with 1-D taps."""
-    import torch
-    import torch.nn.functional as F
-
-    k = torch.as_tensor(taps, dtype=stack.dtype)
-    out = F.conv2d(stack[:, None], k.view(1, 1, 1, -1))
-    out = F.conv2d(out, k.view(1, 1, -1, 1))
-    return out[:, 0]
+def _filter_valid(stack: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Separable 'valid' correlation of a (N, H, W) float64 array with 1-D taps (shifted sums)."""
+    k = taps.size
+    h, w = stack.shape[1] - k + 1, stack.shape[2] - k + 1
+    rows = taps[0] * stack[:, :, 0:w]
+    for i in range(1, k):
+        rows += taps[i] * stack[:, :, i:i + w]
+    out = taps[0] * rows[:, 0:h]
+    for i in range(1, k):
+        out += taps[i] * rows[:, i:i + h]
+    return out
 
 
 def ssim_sums(x_pad: np.ndarray, y_pad: np.ndarray, centre_ok: np.ndarray, peaks: np.ndarray,
@@ -172,28 +174,25 @@ def ssim_sums(x_pad: np.ndarray, y_pad: np.ndarray, centre_ok: np.ndarray, peaks
 
     ``x_pad``/``y_pad`` are (bands, h + 2 radius, w + 2 radius): the tile with its window margin.
     """
-    import torch
-
     count = int(centre_ok.sum())
     bands = x_pad.shape[0]
     if count == 0:
         return np.zeros(bands), 0
     taps = gaussian_taps(SSIM_SIGMA, radius)
     sums = np.zeros(bands, dtype=np.float64)
-    okt = torch.from_numpy(centre_ok)
-    chunk = max(1, int(4e6 // max(1, x_pad.shape[1] * x_pad.shape[2])))   # bounded memory
+    chunk = max(1, int(2e6 // max(1, x_pad.shape[1] * x_pad.shape[2])))   # bounded memory
     for b0 in range(0, bands, chunk):
         b1 = min(bands, b0 + chunk)
-        x = torch.from_numpy(np.nan_to_num(x_pad[b0:b1].astype(np.float64)))
-        y = torch.from_numpy(np.nan_to_num(y_pad[b0:b1].astype(np.float64)))
-        f = _filter_valid(torch.cat([x, y, x * x, y * y, x * y]), taps)
-        k = b1 - b0
-        ux, uy, uxx, uyy, uxy = f[:k], f[k:2 * k], f[2 * k:3 * k], f[3 * k:4 * k], f[4 * k:]
-        vx, vy, vxy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy
-        L = torch.from_numpy(np.asarray(peaks[b0:b1], dtype=np.float64)).view(-1, 1, 1)
+        x = np.nan_to_num(x_pad[b0:b1].astype(np.float64))
+        y = np.nan_to_num(y_pad[b0:b1].astype(np.float64))
+        ux, uy = _filter_valid(x, taps), _filter_valid(y, taps)
+        vx = _filter_valid(x * x, taps) - ux * ux
+        vy = _filter_valid(y * y, taps) - uy * uy
+        vxy = _filter_valid(x * y, taps) - ux * uy
+        L = np.asarray(peaks[b0:b1], dtype=np.float64)[:, None, None]
         c1, c2 = (SSIM_K1 * L) ** 2, (SSIM_K2 * L) ** 2
         s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-        sums[b0:b1] = s[:, okt].sum(dim=1).numpy()
+        sums[b0:b1] = s[:, centre_ok].sum(axis=1)
     return sums, count
 
 
@@ -228,17 +227,13 @@ def block_weights(valid: np.ndarray, block: int = BLOCK) -> np.ndarray:
 
 def _weighted_moments(z: np.ndarray, w: np.ndarray):
     """Block means (nb, K) and covariance matrices (nb, K, K) (population) of z (nb, K, P)."""
-    import torch
-
     n = w.sum(1)
     use = n > 0
     z, w, n = z[use], w[use], n[use]
-    zt = torch.from_numpy(z)
-    wt = torch.from_numpy(w)
-    mu = (zt * wt[:, None]).sum(-1) / torch.from_numpy(n)[:, None]
-    zc = (zt - mu[..., None]) * wt[:, None]
-    cov = torch.bmm(zc, (zt - mu[..., None]).transpose(1, 2)) / torch.from_numpy(n)[:, None, None]
-    return mu.numpy(), cov.numpy(), n
+    mu = (z * w[:, None]).sum(-1) / n[:, None]
+    zc = z - mu[..., None]
+    cov = np.matmul(zc * w[:, None], zc.transpose(0, 2, 1)) / n[:, None, None]
+    return mu, cov, n
 
 
 def uiqi_pairs(mu_a, var_a, mu_b, var_b, cov_ab):
@@ -315,8 +310,6 @@ def block_q2n(x: np.ndarray, y: np.ndarray, valid: np.ndarray, block: int = BLOC
     the estimate with the same mean and std; q = (E[x y*] - E[x] E[y*]) scaled by the mean-bias term.
     Expectations use the n/(n-1) factors of the reference implementation.
     """
-    import torch
-
     c = x.shape[0]
     n3 = next_pow2(c)
     w = block_weights(valid, block)
@@ -349,8 +342,7 @@ def block_q2n(x: np.ndarray, y: np.ndarray, valid: np.ndarray, block: int = BLOC
     termine3 = int1 + int2 - f * (mod_q1m2 + mod_q2m2)
     mean_bias = 2.0 * np.sqrt(mod_q1m2 * mod_q2m2) / (mod_q1m2 + mod_q2m2)
     # E[x * y] per component via the multiplication table and the cross-moment matrix E[x_i y_j].
-    xt = torch.from_numpy(xn * wn[:, None])
-    cm = torch.bmm(xt, torch.from_numpy(yn).transpose(1, 2)).numpy()    # (nb, n3, n3)
+    cm = np.matmul(xn * wn[:, None], yn.transpose(0, 2, 1))           # (nb, n3, n3)
     index, sign = onion_table(n3)
     rows = np.arange(n3)[:, None]
     qu = (cm[:, rows, index] * sign).sum(1)              # (nb, n3)

@@ -102,12 +102,10 @@ def available_presets(wavelengths, tolerance: float = DEFAULT_TOLERANCE_NM, good
     return [choose_bands(wavelengths, n, tolerance, good_bands) for n in PRESETS]
 
 
-def default_preset(wavelengths, tolerance: float = DEFAULT_TOLERANCE_NM, good_bands=None,
-                   band_count: Optional[int] = None) -> Optional[PresetChoice]:
-    """True colour, else the first available of colour infrared, agriculture, SWIR; None if none fits.
-
-    Without wavelengths, a raster of 3+ bands gets bands 1-2-3 labelled 'bands 1/2/3' only when
-    ``band_count`` is given (the caller decides whether that is acceptable)."""
+def default_preset(wavelengths, tolerance: float = DEFAULT_TOLERANCE_NM, good_bands=None
+                   ) -> Optional[PresetChoice]:
+    """True colour, else the first available of colour infrared, agriculture, SWIR; None if none fits
+    (then the caller decides, e.g. bands 1/2/3 for a raster without wavelengths)."""
     for name in FALLBACK_ORDER:
         c = choose_bands(wavelengths, name, tolerance, good_bands)
         if c.available:

@@ -185,6 +185,13 @@ def write_report(path: str, ctx: Dict) -> str:
                          f"{' (from a 0.05° histogram)' if k != 'SAM_MAX' else ''}</td></tr>")
     parts.append("</table>")
     table = ctx.get("table")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        table = None
+        parts.append("<p><b>matplotlib is not installed for this Python: figures are left out</b> "
+                     "(install python3-matplotlib).</p>")
+        ctx = dict(ctx, sam_preview=None, reference=None, estimate=None)
     if table is not None:
         x, xlabel = _x_axis(ctx.get("reference"), ctx["band_index"])
         parts.append("<h2>Per band</h2>" + _img(_band_plot(table, x, xlabel), "PSNR and RMSE per band"))

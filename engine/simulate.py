@@ -15,7 +15,7 @@ from typing import Dict, Optional, Sequence, Union
 import numpy as np
 
 from .. import __version__
-from .degrade import NOISE_BLOCK, PSF, blur_decimate, noise_sigma, noise_window
+from .degrade import NOISE_BLOCK, PSF, blur_decimate, noise_block, noise_sigma, noise_window
 from .errors import GridError, InputError, OutputError, WavelengthError
 from .feedback import Feedback, ensure_feedback
 from .pair import require_positive_tile
@@ -61,6 +61,27 @@ def _uniform(values: Sequence[float], good: np.ndarray) -> bool:
     return bool(np.all(v == v[0]))
 
 
+def _has_bands(bands) -> bool:
+    if isinstance(bands, str):
+        return bool(bands.strip(" ,;"))
+    return bool(bands)
+
+
+def _covered_sensor(sens: Sensor, explicit: bool, info, good, max_missing, feedback):
+    """Without an explicit band list keep the bands the HSI covers (warn about the others); with one, or
+    when no band is covered, the coverage error of the first uncovered band is raised."""
+    if explicit:
+        return sens, []
+    keep = covered_bands(sens, info.wavelengths, info.fwhm, good, max_missing)
+    if not keep:
+        srf_matrix(sens, info.wavelengths, info.fwhm, good, max_missing)  # raises, naming band and range
+    dropped = [b for b in sens.band_names if b not in keep]
+    if dropped:
+        feedback.pushWarning(f"{sens.title}: band(s) {', '.join(dropped)} lie outside the good bands of "
+                             f"{info.path} and are left out")
+    return sens.select(keep), dropped
+
+
 def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], ratio: int,
              psf: Union[PSF, Dict, str, None] = None, sensor: Union[str, Sensor, None] = "sentinel2a_msi",
              srf_file: Optional[str] = None, bands=None, snr_hsi: Optional[float] = None,
@@ -104,6 +125,9 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
         feedback.pushWarning(f"reference {reference} has no georeferencing: outputs use its pixel grid "
                              f"(HR pixel 1 x 1 at origin 0,0, LR pixel {r} x {r}) and no CRS")
     K = psf.size(r)
+    if psf.kind == "kernel" and psf.kernel(r)[1]:
+        feedback.pushWarning(f"the PSF kernel's side has the other parity than ratio {r}: a zero row and column "
+                             "were appended, so it is centred half an HR pixel up-left of the block centre")
     if info.width < max(K, r) or info.height < max(K, r):
         raise InputError(f"reference {info.width}x{info.height} px is smaller than the PSF kernel "
                          f"({K}x{K} HR px at ratio {r}); use a larger raster or a narrower PSF")
@@ -116,17 +140,8 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
         if info.wavelengths is None or not np.all(np.isfinite(info.wavelengths)):
             raise WavelengthError(f"reference {reference} has no band wavelengths; give WAVELENGTHS "
                                   "(a list, or a CSV of wavelength[,fwhm] per band)")
-        sens = resolve_sensor(sensor, srf_file, bands)
-        if not bands:
-            keep = covered_bands(sens, info.wavelengths, info.fwhm, good, max_missing)
-            dropped = [b for b in sens.band_names if b not in keep]
-            if not keep:
-                # Raise the first band's coverage error (names band and range).
-                srf_matrix(sens, info.wavelengths, info.fwhm, good, max_missing)
-            if dropped:
-                feedback.pushWarning(f"{sens.title}: band(s) {', '.join(dropped)} lie outside the good "
-                                     "bands of the reference and are left out")
-            sens = sens.select(keep)
+        sens, dropped = _covered_sensor(resolve_sensor(sensor, srf_file, bands), _has_bands(bands), info, good,
+                                        max_missing, feedback)
         R = srf_matrix(sens, info.wavelengths, info.fwhm, good, max_missing)
 
     outs = [p for p in (out_hsi, out_msi) if p]
@@ -296,6 +311,8 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
             else:
                 wr.abort()
         raise
+    finally:
+        noise_block.cache_clear()
     seconds = time.perf_counter() - t0
     feedback.pushInfo(f"wrote {', '.join(paths.values())} in {seconds:.1f} s")
     return {"OUTPUT_HSI": paths.get("hsi"), "OUTPUT_MSI": paths.get("msi"), "RATIO": r, "LR_SIZE": [w, h],
@@ -316,7 +333,8 @@ def spectral_resample(source: str, output: str, sensor: Union[str, Sensor, None]
     if info.wavelengths is None or not np.all(np.isfinite(info.wavelengths)):
         raise WavelengthError(f"raster {source} has no band wavelengths; give WAVELENGTHS")
     good = info.good_bands if info.good_bands is not None else np.ones(info.bands, bool)
-    sens = resolve_sensor(sensor, srf_file, bands)
+    sens, dropped = _covered_sensor(resolve_sensor(sensor, srf_file, bands), _has_bands(bands), info, good,
+                                    max_missing, feedback)
     R = srf_matrix(sens, info.wavelengths, info.fwhm, good, max_missing)
     check_output_path(output, (source,))
     gidx = np.flatnonzero(np.any(R != 0, axis=0))
@@ -354,4 +372,4 @@ def spectral_resample(source: str, output: str, sensor: Union[str, Sensor, None]
         path = wr.commit()
     seconds = time.perf_counter() - t0
     feedback.pushInfo(f"wrote {path} ({sens.bands} bands) in {seconds:.1f} s")
-    return {"OUTPUT": path, "BANDS": list(sens.band_names), "SECONDS": seconds}
+    return {"OUTPUT": path, "BANDS": list(sens.band_names), "BANDS_DROPPED": dropped, "SECONDS": seconds}

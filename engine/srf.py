@@ -214,8 +214,11 @@ def sensor_titles() -> Dict[str, str]:
     """key -> ``title [kind]`` of every bundled sensor (for choosers)."""
     out = {}
     for key in list_sensors():
-        s = load_sensor(key)
-        out[key] = f"{s.title} [{'Gaussian from centre/FWHM' if s.is_gaussian else s.kind}]"
+        with open(SENSOR_DIR / f"{key}.csv", encoding="utf-8") as fh:
+            head = [next(fh, "") for _ in range(8)]
+        meta, _ = _parse_header(head)
+        kind = meta.get("kind", "measured")
+        out[key] = f"{meta.get('title', key)} [{'Gaussian from centre/FWHM' if kind == 'gaussian' else kind}]"
     return out
 
 

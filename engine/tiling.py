@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Optional, Sequence, TypeVar
+from dataclasses import dataclass
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -114,42 +115,82 @@ def apply_with_retry(method, lr: np.ndarray, hr: np.ndarray, ratio: int, step: i
     raise MemoryError("out of memory on the smallest tile")
 
 
-def fuse_tiles(scene: Scene, method, write_block: Callable[[np.ndarray, Window], None], tile_size: int,
-               nodata: float, feedback: Optional[Feedback] = None, progress_span=(0.0, 100.0)) -> int:
-    """Tile the output region, apply ``method`` with margins, crop, mask nodata, hand blocks to
-    ``write_block(array, window_in_output)``. Returns the number of tiles written."""
-    feedback = ensure_feedback(feedback)
+@dataclass(frozen=True)
+class TilePlan:
+    """Everything a tile job needs besides the scene and the method (small, picklable)."""
+
+    region: Window
+    ratio: int
+    step: int
+    margin: int
+    tile: int
+    nodata: float
+    bad_bands: Optional[np.ndarray] = None
+
+    def target(self, core: Window) -> Window:
+        """The part of ``core`` inside the output region, in processing coordinates."""
+        return intersection(core, self.region)
+
+    def out_window(self, core: Window) -> Window:
+        """The part of ``core`` inside the output region, in output pixel coordinates."""
+        return self.target(core).shift(-self.region.col, -self.region.row)
+
+
+def plan_tiles(scene: Scene, method, tile_size: int, nodata: float) -> Tuple[TilePlan, List[Window]]:
+    """The tile plan of a fusion and its core windows (those touching the output region)."""
     pair = scene.pair
     r = pair.ratio
     step, margin, tile = tile_geometry(method, r, tile_size)
-    region = pair.region
-    cores = [c for c in tiles(region, tile, step) if not intersection(c, region).empty]
-    feedback.pushInfo(f"{len(cores)} tile(s) of up to {tile} px, margin {margin} px, ratio {r}")
-    hsi_ds, msi_ds = open_raster(pair.hsi.path), open_raster(pair.msi.path)
-    bad_bands = None if pair.hsi.good_bands is None else ~pair.hsi.good_bands
+    bad = None if pair.hsi.good_bands is None else ~np.asarray(pair.hsi.good_bands)
+    plan = TilePlan(pair.region, r, step, margin, tile, float(nodata),
+                    bad if bad is not None and bad.any() else None)
+    return plan, list(iter_cores(pair.region, tile, step))
 
-    def read(core: Window):
-        padded = core.pad(margin)
-        return read_pair_window(scene, padded.scale_down(r), padded, hsi_ds, msi_ds)
 
-    def compute(core: Window, data):
-        lr, hr, valid = data
-        target = intersection(core, region)
-        vs = target.slices_in(core.pad(margin))
-        if not valid[vs].any():
-            return None
-        est = apply_with_retry(method, lr, hr, r, step, margin, feedback)
-        out = np.array(est[:, vs[0], vs[1]], dtype=np.float32)
-        out[:, ~valid[vs]] = nodata
-        if bad_bands is not None and bad_bands.any():
-            out[bad_bands] = nodata
-        return out
+def read_tile(scene: Scene, core: Window, plan: TilePlan, hsi_ds=None, msi_ds=None):
+    """Read and fill the padded LR/HR windows of ``core``: (lr, hr, hr_valid). Opens the inputs
+    itself when no datasets are given."""
+    padded = core.pad(plan.margin)
+    return read_pair_window(scene, padded.scale_down(plan.ratio), padded, hsi_ds, msi_ds)
 
-    def write(core: Window, out: np.ndarray) -> None:
-        target = intersection(core, region)
-        write_block(out, target.shift(-region.col, -region.row))
 
-    n = pipeline(cores, read, compute, write, feedback, progress_span)
+def finish_tile(method, core: Window, data, plan: TilePlan, feedback: Optional[Feedback] = None
+                ) -> Optional[np.ndarray]:
+    """apply (with OOM retry) -> crop the margin -> mask nodata; None when the tile holds no valid pixel."""
+    lr, hr, valid = data
+    vs = plan.target(core).slices_in(core.pad(plan.margin))
+    if not valid[vs].any():
+        return None
+    est = apply_with_retry(method, lr, hr, plan.ratio, plan.step, plan.margin, ensure_feedback(feedback))
+    out = np.array(est[:, vs[0], vs[1]], dtype=np.float32)
+    out[:, ~valid[vs]] = plan.nodata
+    if plan.bad_bands is not None:
+        out[plan.bad_bands] = plan.nodata
+    return out
+
+
+def compute_tile(scene: Scene, method, core: Window, plan: TilePlan, feedback: Optional[Feedback] = None,
+                 hsi_ds=None, msi_ds=None) -> Optional[np.ndarray]:
+    """The whole per-tile job (read windows -> fill nodata -> apply_with_retry -> crop -> mask), opening
+    its own datasets unless given: what a distributed task runs. Returns the block for
+    ``plan.out_window(core)`` or None for an all-nodata tile."""
+    return finish_tile(method, core, read_tile(scene, core, plan, hsi_ds, msi_ds), plan, feedback)
+
+
+def fuse_tiles(scene: Scene, method, write_block: Callable[[np.ndarray, Window], None], tile_size: int,
+               nodata: float, feedback: Optional[Feedback] = None, progress_span=(0.0, 100.0)) -> int:
+    """Tile the output region, apply ``method`` with margins, crop, mask nodata, hand blocks to
+    ``write_block(array, window_in_output)``. Returns the number of tiles written.
+
+    Local path: :func:`pipeline` runs :func:`read_tile` in its reader thread and :func:`finish_tile`
+    here (the two halves of :func:`compute_tile`, which :mod:`.distributed` runs on workers)."""
+    feedback = ensure_feedback(feedback)
+    plan, cores = plan_tiles(scene, method, tile_size, nodata)
+    feedback.pushInfo(f"{len(cores)} tile(s) of up to {plan.tile} px, margin {plan.margin} px, ratio {plan.ratio}")
+    hsi_ds, msi_ds = open_raster(scene.pair.hsi.path), open_raster(scene.pair.msi.path)
+    n = pipeline(cores, lambda core: read_tile(scene, core, plan, hsi_ds, msi_ds),
+                 lambda core, data: finish_tile(method, core, data, plan, feedback),
+                 lambda core, out: write_block(out, plan.out_window(core)), feedback, progress_span)
     skipped = len(cores) - n
     if skipped:
         feedback.pushInfo(f"{skipped} tile(s) held only nodata and were skipped")
@@ -161,4 +202,5 @@ def iter_cores(region: Window, tile: int, step: int) -> Iterable[Window]:
     return (c for c in tiles(region, tile, step) if not intersection(c, region).empty)
 
 
-__all__ = ["pipeline", "fuse_tiles", "tile_geometry", "apply_with_retry", "iter_cores", "Cancelled"]
+__all__ = ["pipeline", "fuse_tiles", "tile_geometry", "apply_with_retry", "iter_cores", "Cancelled", "TilePlan",
+           "plan_tiles", "read_tile", "finish_tile", "compute_tile"]

@@ -105,6 +105,37 @@ class History:
                 "final_loss": self.losses[-1] if self.losses else None, "stopped_by": self.stopped_by}
 
 
+def make_optimizer(module, params, iterations: int, learning_rate: Optional[float] = None,
+                   start_iteration: int = 0, state: Optional[Dict] = None):
+    """The network module's ``default_optimizer`` (paper recipe) for a run of ``iterations`` steps.
+
+    ``learning_rate`` replaces the recipe's base rate (scheduler included). ``start_iteration`` > 0
+    (RESUME) replays the schedule to that step, then loads the optimizer ``state`` (moments) while
+    keeping the replayed rates, so a resumed run follows the schedule of the new total length.
+    """
+    import warnings
+
+    opt, sched = module.default_optimizer(params, int(iterations))
+    if learning_rate:
+        for g in opt.param_groups:
+            g["lr"] = g["initial_lr"] = float(learning_rate)
+        if sched is not None:
+            sched.base_lrs = [float(learning_rate)] * len(opt.param_groups)
+            sched._last_lr = [float(learning_rate)] * len(opt.param_groups)
+    if sched is not None and start_iteration > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(int(start_iteration)):
+                sched.step()
+    if state is not None:
+        lrs = [g["lr"] for g in opt.param_groups]
+        initial = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
+        opt.load_state_dict(state)
+        for g, lr, lr0 in zip(opt.param_groups, lrs, initial):
+            g["lr"], g["initial_lr"] = lr, lr0
+    return opt, sched
+
+
 def optimise(step: Callable[[int], float], iterations: int, feedback: Optional[Feedback] = None,
              max_seconds: Optional[float] = None, progress_span=(0.0, 100.0), label: str = "training",
              report_every: int = 10) -> History:

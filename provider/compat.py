@@ -25,3 +25,34 @@ def add_flag(param, flag) -> None:
 
 def qgis_version_int() -> int:
     return int(Qgis.QGIS_VERSION_INT)
+
+
+def _scoped_or_legacy(owner, scoped_path: str, legacy_name: str):
+    """``owner.Scope.Member`` (Qt6-style scoped enum) when present, else ``owner.Member``."""
+    obj = owner
+    for part in scoped_path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return getattr(owner, legacy_name)
+    return obj
+
+
+def _styling_enums():
+    from qgis.core import QgsColorRampShader, QgsContrastEnhancement
+
+    interp = _enum(Qgis, "ShaderInterpolationMethod", "Linear", QgsColorRampShader, "Interpolated")
+    stretch = _scoped_or_legacy(QgsContrastEnhancement, "ContrastEnhancementAlgorithm.StretchToMinimumMaximum",
+                                "StretchToMinimumMaximum")
+    return interp, stretch
+
+
+COLOR_RAMP_INTERPOLATED, STRETCH_TO_MINMAX = _styling_enums()
+
+
+def _alg_flag(member: str):
+    from qgis.core import QgsProcessingAlgorithm
+
+    return _enum(Qgis, "ProcessingAlgorithmFlag", member, QgsProcessingAlgorithm, "Flag" + member)
+
+
+ALG_FLAG_NO_THREADING = _alg_flag("NoThreading")

@@ -9,6 +9,7 @@ from .compat import FLAG_ADVANCED, NUMBER_INTEGER, add_flag
 
 HSI, MSI, OUTPUT, TILE_SIZE, DEVICE, SEED, CREATION_OPTIONS = (
     "HSI", "MSI", "OUTPUT", "TILE_SIZE", "DEVICE", "SEED", "CREATION_OPTIONS")
+DASK_SCHEDULER = "DASK_SCHEDULER"
 DEVICES = ["auto", "cpu", "cuda"]
 
 
@@ -40,6 +41,21 @@ def add_creation_options(alg) -> None:
                                      "", optional=True)
     add_flag(p, FLAG_ADVANCED)
     alg.addParameter(p)
+
+
+def add_dask_scheduler(alg) -> None:
+    """Advanced: run the tiles on a Dask cluster (empty = here, in-process; docs/scale-out.md)."""
+    p = QgsProcessingParameterString(
+        DASK_SCHEDULER, alg.tr("Dask scheduler (empty = this machine; local:N = N worker processes; "
+                               "tcp://host:8786 = a running cluster)"), "", optional=True)
+    add_flag(p, FLAG_ADVANCED)
+    alg.addParameter(p)
+
+
+def dask_scheduler(alg, parameters, context):
+    """The DASK_SCHEDULER value, or None for the in-process path."""
+    text = (alg.parameterAsString(parameters, DASK_SCHEDULER, context) or "").strip()
+    return text or None
 
 
 def add_output(alg, name: str = OUTPUT, label: str = "Fused HR-HSI") -> None:

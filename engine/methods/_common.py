@@ -25,7 +25,6 @@ import numpy as np
 from ..device import limit_cpu_threads
 from ..errors import InputError, NoValidDataError
 from .base import FusionMethod
-from .interpolate import upsample
 
 FIT_LR_SIDE = 256
 FWHM_GAIN = math.exp(-math.pi ** 2 / (2 * (2 * math.sqrt(2 * math.log(2))) ** 2))  # 0.4107: FWHM = r
@@ -85,12 +84,77 @@ def degrade(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int) -> np.ndar
 def lowpass(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int) -> np.ndarray:
     """MTF-matched low-pass of an HR image: degrade to LR, then the same bicubic upsampling the HSI
     gets, so ``hr - lowpass(hr)`` holds exactly the detail the upsampled HSI lacks (MTF-GLP)."""
-    return upsample(degrade(hr, ratio, taps, extra), ratio, "bicubic")
+    return bicubic(degrade(hr, ratio, taps, extra), ratio)
 
 
 def lowpass_margin_lr(ratio: int, extra: int) -> int:
     """LR pixels of context for bicubic (2) after the PSF support (ceil(extra / r))."""
     return 2 + -(-extra // ratio)
+
+
+# ----------------------------------------------------------------------------------- bicubic
+CUBIC_A = -0.75  # torch / OpenCV bicubic
+
+
+def _cubic_phases(ratio: int):
+    """Per output phase q: (floor offset f in {-1, 0}, 4 float32 weights for LR taps i+f-1 .. i+f+2).
+
+    Output pixel r*i+q samples the LR grid at i + (q + 0.5)/r - 0.5 (align_corners=False), exactly as
+    ``torch.nn.functional.interpolate(mode="bicubic", scale_factor=r)``.
+    """
+    a = CUBIC_A
+
+    def k(x):
+        x = abs(x)
+        if x <= 1:
+            return ((a + 2) * x - (a + 3)) * x * x + 1
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a if x < 2 else 0.0
+
+    out = []
+    for q in range(ratio):
+        src = (q + 0.5) / ratio - 0.5
+        f = int(math.floor(src))
+        t = src - f
+        out.append((f, [np.float32(k(1 + t)), np.float32(k(t)), np.float32(k(1 - t)), np.float32(k(2 - t))]))
+    return out
+
+
+def _cubic_axis(x: np.ndarray, ratio: int, axis: int) -> np.ndarray:
+    n = x.shape[axis]
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (2, 2)
+    xp = np.pad(x, pad, mode="edge")  # torch clamps the tap indices at the borders: same values
+    shape = list(x.shape)
+    shape[axis] = n * ratio
+    out = np.empty(shape, dtype=np.float32)
+    acc = np.empty(x.shape, dtype=np.float32)
+    tmp = np.empty(x.shape, dtype=np.float32)
+    src = [slice(None)] * x.ndim
+    dst = [slice(None)] * x.ndim
+    for q, (f, weights) in enumerate(_cubic_phases(ratio)):
+        for j, wt in enumerate(weights):
+            src[axis] = slice(f + 1 + j, f + 1 + j + n)
+            if j == 0:
+                np.multiply(xp[tuple(src)], wt, out=acc)
+            else:
+                np.multiply(xp[tuple(src)], wt, out=tmp)
+                acc += tmp
+        dst[axis] = slice(q, None, ratio)
+        out[tuple(dst)] = acc
+    return out
+
+
+def bicubic(x: np.ndarray, ratio: int) -> np.ndarray:
+    """(C, h, w) -> (C, r*h, r*w): the same bicubic as :func:`interpolate.upsample` (equal to float32
+    rounding), computed separably by polyphase multiply-adds.
+
+    About 3x faster than torch's non-separable CPU kernel on 224 bands (one thread against two), and
+    every output is the same fixed sequence of float32 products and sums wherever the tile is.
+    """
+    if ratio == 1:
+        return np.array(x, dtype=np.float32)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return _cubic_axis(_cubic_axis(x, ratio, 2), ratio, 1)
 
 
 # ----------------------------------------------------------------------------------- regressions

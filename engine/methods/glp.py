@@ -10,15 +10,15 @@ gain ``mtf_gain`` at Nyquist).
 apply (per tile): ``X_b = up(Y_b) + (S_b - LP(S_b)) = up(Y_b) + W_b . (P - LP(P))`` with
 ``LP = bicubic-up(degrade(.))``, the same MTF and the same interpolator as the HSI, so the injected
 detail is exactly what the upsampled HSI lacks (unit injection gain: the regression already scales it).
+Computed as ``up(Y - W . degrade(P)) + W . P`` (``up`` is linear): one bicubic upsampling of C bands.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, lowpass,
-                      lowpass_margin_lr, regress)
-from .interpolate import upsample
+from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, band_combination,
+                      bicubic, degrade, lowpass_margin_lr, regress)
 
 
 class GLP(ClassicalMethod):
@@ -37,8 +37,8 @@ class GLP(ClassicalMethod):
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
         self._need_fit()
         taps, extra = self.psf(ratio)
-        detail = hr - lowpass(hr, ratio, taps, extra)
-        return add_matmul(upsample(lr, ratio, "bicubic"), self.weights, detail)
+        base = lr - band_combination(self.weights, degrade(hr, ratio, taps, extra))
+        return add_matmul(bicubic(base, ratio), self.weights, hr)
 
 
 def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, **_) -> GLP:

@@ -11,7 +11,8 @@ fit (LR scale, global):
     known) or else the one it correlates best with;
   * Gram-Schmidt injection gain ``g_b = cov(Y_b, I_k(b)) / var(I_k(b))``.
 apply (per tile): ``X_b = up(Y_b) + g_b (P_k(b) - up(I_k(b)))`` with bicubic ``up``; since ``up`` is
-linear, ``up(I_k) = R_k . up(Y) + o_k`` is computed on the c intensities, not on C bands.
+linear this is computed as ``up(Y_b - g_b I_k(b)) + g_b P_k(b)``: one upsampling of C bands, the
+intensities only at the LR scale.
 The mean equalisation of the original (``X_b`` mean set to ``up(Y_b)``'s) is implicit: the intercept
 ``o_k`` makes the detail zero-mean at the LR scale.
 """
@@ -21,8 +22,7 @@ import numpy as np
 
 from . import register_method
 from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, assign_bands,
-                      band_combination, regress)
-from .interpolate import upsample
+                      band_combination, bicubic, regress)
 
 
 class GSA(ClassicalMethod):
@@ -52,8 +52,8 @@ class GSA(ClassicalMethod):
         self._need_fit()
         inten = band_combination(self.srf, lr)
         inten += self.offset[:, None, None]
-        detail = hr - upsample(inten, ratio, "bicubic")
-        return add_matmul(upsample(lr, ratio, "bicubic"), self.gains, detail)
+        base = lr - band_combination(self.gains, inten)
+        return add_matmul(bicubic(base, ratio), self.gains, hr)
 
 
 def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, **_) -> GSA:

@@ -178,11 +178,44 @@ class NetworkMethod(FusionMethod):
         n = self.iterations
         return (max(1, int(n * 0.4)), max(1, int(n * 0.4)), max(1, n - 2 * max(1, int(n * 0.4))))
 
+    # -- pickling (distributed workers get the fitted method once, by scatter) --
+    def __getstate__(self) -> Dict:
+        """Everything but the spec and the model module (looked up again by name) and the device
+        (resolved again on the worker: a GPU worker uses its GPU; tensors travel on the CPU)."""
+        import copy
+
+        state = dict(self.__dict__)
+        state.pop("spec", None)
+        state.pop("module", None)
+        for key in ("model", "fitted"):
+            obj = state.get(key)
+            if obj is not None and hasattr(obj, "to") and self._device is not None and self._device.type != "cpu":
+                state[key] = copy.deepcopy(obj).to("cpu")
+        state["_device"] = None
+        return state
+
+    def __setstate__(self, state: Dict) -> None:
+        from ...models.registry import get_spec
+
+        self.__dict__.update(state)
+        self.spec = get_spec(self.name)
+        self.module = importlib.import_module(self.spec.build.__module__)
+        limit_cpu_threads()
+
+    def _ensure_device(self) -> None:
+        """After unpickling: resolve DEVICE here and move the fitted weights there."""
+        if self._device is None:
+            self._device, self._reason = resolve_device(self.device_spec)
+            for obj in (self.model, self.fitted):
+                if obj is not None and hasattr(obj, "to"):
+                    obj.to(self._device)
+
     # -- apply --
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
         import torch
 
         feedback = ensure_feedback(feedback)
+        self._ensure_device()
         if self.name == "umsft":
             return self._apply_umsft(lr, hr, ratio, feedback)
         y = torch.from_numpy(np.ascontiguousarray(lr / self.norm["hsi"], dtype=np.float32))[None].to(self._device)

@@ -17,11 +17,12 @@ import numpy as np
 
 from ..errors import InputError
 from . import register_method
-from ._common import DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, as_f32, lowpass, lowpass_margin_lr, regress
-from .interpolate import upsample
+from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, as_f32, bicubic, lowpass, lowpass_margin_lr,
+                      regress)
 
 SMOOTHING = ("mtf", "box")
 FLOOR = 0.05
+STRIP_PIXELS = 4096  # HR pixels per strip: 224 bands x 4096 x 4 B = 3.7 MB per array
 
 
 def box_smooth(hr: np.ndarray, ratio: int) -> np.ndarray:
@@ -67,24 +68,27 @@ class SFIM(ClassicalMethod):
         self._fitted = True
 
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
-        import torch
-
         self._need_fit()
         if self.smoothing == "box":
             smooth = box_smooth(hr, ratio)
         else:
             taps, extra = self.psf(ratio)
             smooth = lowpass(hr, ratio, taps, extra)
-        C, (c, H, W) = lr.shape[0], hr.shape
-        w = torch.from_numpy(self.weights)
-        b = torch.from_numpy(self.bias)[:, None]
-        num = torch.addmm(b, w, torch.from_numpy(as_f32(hr)).view(c, H * W))
-        den = torch.addmm(b, w, torch.from_numpy(smooth).view(c, H * W))
-        den = torch.maximum(den, torch.from_numpy(self.floor)[:, None])
-        num.div_(den)
-        out = torch.from_numpy(upsample(lr, ratio, "bicubic")).view(C, H * W)
-        out.mul_(num)
-        return out.view(C, H, W).numpy()
+        out = bicubic(lr, ratio)
+        c, H, W = hr.shape
+        hr = as_f32(hr)
+        w, b, floor = self.weights, self.bias[:, None], self.floor[:, None]
+        step = max(1, STRIP_PIXELS // W)
+        for r0 in range(0, H, step):  # row strips: the five C-band passes stay in cache
+            r1 = min(H, r0 + step)
+            num = w @ hr[:, r0:r1].reshape(c, -1)
+            num += b
+            den = w @ smooth[:, r0:r1].reshape(c, -1)
+            den += b
+            np.maximum(den, floor, out=den)
+            num /= den
+            out[:, r0:r1] *= num.reshape(-1, r1 - r0, W)
+        return out
 
     def describe(self):
         return {**super().describe(), "smoothing": self.smoothing}

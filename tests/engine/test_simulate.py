@@ -268,3 +268,10 @@ def test_shared_block_tiled_equals_untiled(tmp_path, shared_data):
     info = raster_info(str(tmp_path / "a.tif"))
     g = raster_info(src).geotransform
     assert info.geotransform == (g[0], 90.0, 0.0, g[3], 0.0, -90.0)
+
+
+def test_spectral_resample_default_bands_skip_uncovered(tmp_path):
+    fb = LogFeedback()
+    res = spectral_resample(REF, str(tmp_path / "s2.tif"), feedback=fb)
+    assert res["BANDS_DROPPED"] == ["B10"] and len(res["BANDS"]) == 12
+    np.testing.assert_array_equal(_read(tmp_path / "s2.tif"), _read(SAMPLE / "potsdam_msi_s2a.tif"))

@@ -1,6 +1,6 @@
-"""Rebuild the sensor response CSVs of this folder from their sources (provenance record; not run by tests).
+"""Rebuild the sensor response CSVs of engine/sensors/ from their sources (provenance record; not run by tests).
 
-Usage: python build_sensors.py [--s2a GEOJSON] [--py6s PY6S_WAVELENGTH_PY] [--enmap-csv CSV] [--gaussians]
+Usage: python tools/build_sensors.py [--s2a GEOJSON] [--py6s PY6S_WAVELENGTH_PY] [--enmap-csv CSV] [--gaussians]
        [--colour-dslr COLOUR_SENSITIVITIES_PY]
 
 Each CSV has ``# key: value`` header lines (title, kind, source, note), then ``wavelength_nm,<band>...``.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "engine" / "sensors"
 
 
 def write_csv(name, title, kind, source, wl, names, curves, note="", extra=None):

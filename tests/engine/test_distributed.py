@@ -1,0 +1,248 @@
+"""The tile engine on a real Dask cluster (issue #11): `dask scheduler` + 2 `dask worker` processes on
+127.0.0.1, started from the venv; results equal the in-process run, also when a worker dies mid-run."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+distributed = pytest.importorskip("distributed")
+
+from hsifusion.engine import api, cli  # noqa: E402
+from hsifusion.engine.distributed import DaskSession, check_workers, parse_scheduler  # noqa: E402
+from hsifusion.engine.errors import InputError, WorkerEnvironmentError  # noqa: E402
+from hsifusion.engine.feedback import LogFeedback  # noqa: E402
+from hsifusion.engine.methods import list_methods  # noqa: E402
+from rasterkit import ROOT, read, synthetic_pair  # noqa: E402
+
+DASK = str(Path(sys.executable).with_name("dask"))
+CLASSICAL = "gsa" if "gsa" in list_methods() else "upsample"
+START_TIMEOUT = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalProcesses:
+    """A scheduler and workers as separate process groups, as `dask scheduler` / `dask worker` start them."""
+
+    def __init__(self, tmp: Path, pythonpath: str) -> None:
+        self.tmp, self.procs = tmp, {}
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, PYTHONPATH=pythonpath)
+
+    def _spawn(self, name: str, argv, env) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "w")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(self.tmp),
+                             start_new_session=True)
+        self.procs[name] = p
+        return p
+
+    def start_scheduler(self) -> None:
+        self._spawn("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+                                  "--no-dashboard"], self.env)
+
+    def start_worker(self, name: str, env=None) -> None:
+        self._spawn(name, [DASK, "worker", self.address, "--name", name, "--nthreads", "1", "--host", "127.0.0.1",
+                           "--no-dashboard", "--memory-limit", "0", "--death-timeout", "60"], env or self.env)
+
+    def kill(self, name: str) -> None:
+        p = self.procs[name]
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)  # the nanny and its worker: a machine lost, not a restart
+            p.wait(10)
+
+    def client(self, n_workers: int):
+        c = distributed.Client(self.address, timeout="30s")
+        c.wait_for_workers(n_workers, timeout=START_TIMEOUT)
+        return c
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.time() + 10
+        for name, p in self.procs.items():
+            try:
+                p.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {f.name}\n{f.read_text()[-2000:]}" for f in sorted(self.tmp.glob("*.log")))
+
+
+@pytest.fixture(scope="module")
+def package_path(tmp_path_factory):
+    """PYTHONPATH entry under which the workers import this repo as ``hsifusion``."""
+    d = tmp_path_factory.mktemp("pkgpath")
+    os.symlink(ROOT, d / "hsifusion")
+    return str(d)
+
+
+def start_cluster(tmp: Path, package_path: str, n: int = 2) -> LocalProcesses:
+    cl = LocalProcesses(tmp, package_path)
+    cl.start_scheduler()
+    for i in range(n):
+        cl.start_worker(f"w{i}")
+    try:
+        cl.client(n).close()
+    except Exception:
+        logs = cl.logs()
+        cl.stop()
+        pytest.fail(f"the local Dask cluster did not start:\n{logs}")
+    return cl
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, package_path):
+    cl = start_cluster(tmp_path_factory.mktemp("cluster"), package_path)
+    yield cl
+    cl.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    return synthetic_pair(tmp_path_factory.mktemp("dpair"), ratio=4, lr_size=(24, 20), bands=10, msi_bands=3)
+
+
+def assert_same_raster(a, b, rtol=1e-5):
+    da, db = gdal.Open(str(a)), gdal.Open(str(b))
+    assert da.GetGeoTransform() == db.GetGeoTransform()
+    assert da.GetProjection() == db.GetProjection() and da.GetProjection()
+    assert (da.RasterXSize, da.RasterYSize, da.RasterCount) == (db.RasterXSize, db.RasterYSize, db.RasterCount)
+    x, y = read(a), read(b)
+    np.testing.assert_allclose(x, y, rtol=0, atol=rtol * float(np.abs(y).max()))
+
+
+def test_parse_scheduler():
+    assert parse_scheduler(None) is None and parse_scheduler("  ") is None
+    assert parse_scheduler("local:3") == ("local", 3)
+    assert parse_scheduler("tcp://10.0.0.1:8786") == ("address", "tcp://10.0.0.1:8786")
+    for bad in ("local:0", "local:x", "10.0.0.1:8786"):
+        with pytest.raises(InputError):
+            parse_scheduler(bad)
+
+
+def test_classical_via_cli_on_the_cluster_equals_local(cluster, pair, tmp_path, capsys):
+    hsi, msi = pair
+    api.fuse(hsi, msi, str(tmp_path / "local.tif"), CLASSICAL, tile_size=16)
+    code = cli.main(["fuse", CLASSICAL, "--hsi", hsi, "--msi", msi, "-o", str(tmp_path / "dask.tif"),
+                     "--tile-size", "16", "--scheduler", cluster.address])
+    out = capsys.readouterr()
+    assert code == 0, out.err + cluster.logs()
+    assert json.loads(out.out)["TILES"] == 30
+    assert "2 worker(s)" in out.err
+    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif", rtol=1e-6)
+
+
+def test_network_checkpoint_inference_on_the_cluster_equals_local(cluster, pair, tmp_path):
+    hsi, msi = pair
+    ck = str(tmp_path / "ssjcn.pt")
+    api.fuse(hsi, msi, str(tmp_path / "train.tif"), "ssjcn",
+             {"iterations": 2, "device": "cpu", "save_checkpoint": ck, "batch_size": 1})
+    params = {"checkpoint": ck, "device": "cpu"}
+    api.fuse(hsi, msi, str(tmp_path / "local.tif"), "ssjcn", params, tile_size=32)
+    fb = LogFeedback()
+    res = api.fuse(hsi, msi, str(tmp_path / "dask.tif"), "ssjcn", params, tile_size=32,
+                   scheduler=cluster.address, feedback=fb)
+    assert res["mode"] == "checkpoint" and res["TILES"] > 1
+    assert any("fitted method and scene sent to the workers" in m for m in fb.messages)
+    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif", rtol=1e-5)
+    ds = gdal.Open(str(tmp_path / "dask.tif"))
+    assert ds.GetRasterBand(1).GetMetadataItem("wavelength")  # same writer, same metadata
+
+
+def test_per_tile_geotiffs_and_vrt_mosaic(cluster, pair, tmp_path):
+    hsi, msi = pair
+    api.fuse(hsi, msi, str(tmp_path / "local.tif"), "upsample", tile_size=32)
+    res = api.fuse(hsi, msi, str(tmp_path / "mosaic.vrt"), "upsample", tile_size=32, scheduler=cluster.address,
+                   tile_dir=str(tmp_path / "tiles"))
+    assert res["OUTPUT"].endswith("mosaic.vrt") and len(list((tmp_path / "tiles").glob("*.tif"))) == res["TILES"]
+    assert_same_raster(tmp_path / "mosaic.vrt", tmp_path / "local.tif", rtol=0)
+    assert gdal.Open(str(tmp_path / "mosaic.vrt")).GetRasterBand(1).GetMetadataItem("wavelength")
+
+
+def test_cancel_stops_submitting_and_leaves_no_output(cluster, pair, tmp_path):
+    from hsifusion.engine.errors import Cancelled
+
+    hsi, msi = pair
+    fb = LogFeedback(cancel_after_progress=10)
+    with pytest.raises(Cancelled):
+        api.fuse(hsi, msi, str(tmp_path / "c.tif"), "upsample", tile_size=8, scheduler=cluster.address,
+                 feedback=fb, max_in_flight=2)
+    assert max(fb.progress) < 50
+    assert not list(tmp_path.glob("*c.tif*"))
+
+
+def test_worker_without_the_package_is_named_on_connect(cluster, pair, tmp_path):
+    """Runs last on this cluster: a third worker without hsifusion on its path joins."""
+    env = {k: v for k, v in cluster.env.items() if k != "PYTHONPATH"}
+    cluster.start_worker("bare", env)
+    client = cluster.client(3)
+    try:
+        with pytest.raises(WorkerEnvironmentError) as e:
+            check_workers(DaskSession(client), pair)
+    finally:
+        client.close()
+        cluster.kill("bare")
+    msg = str(e.value)
+    assert "hsifusion missing" in msg and "client has hsifusion 0.1.0" in msg and "pip install" in msg
+    assert "Traceback" not in msg
+
+
+def test_version_mismatch_names_package_and_versions(pair):
+    here = __import__("hsifusion.engine.distributed", fromlist=["x"]).probe_environment(())
+
+    class FakeClient:
+        def run(self, func, *args):
+            return {"tcp://10.0.0.7:4000": dict(here, torch="1.13.1", numpy="2.0.0", unreadable={})}
+
+    with pytest.raises(WorkerEnvironmentError) as e:
+        check_workers(DaskSession(FakeClient()), ())
+    msg = str(e.value)
+    assert "tcp://10.0.0.7:4000" in msg
+    assert f"torch 1.13.1 (client has torch {here['torch']})" in msg
+    assert f"numpy 2.0.0 (client has numpy {here['numpy']})" in msg
+
+
+def test_killed_worker_reruns_elsewhere_with_identical_output(tmp_path, package_path, pair):
+    hsi, msi = pair
+    api.fuse(hsi, msi, str(tmp_path / "local.tif"), CLASSICAL, tile_size=8)
+    (tmp_path / "kc").mkdir()
+    cl = start_cluster(tmp_path / "kc", package_path)
+    killed = {}
+
+    class KillingFeedback(LogFeedback):
+        def setProgress(self, progress):
+            super().setProgress(progress)
+            if progress >= 15 and not killed:
+                killed["at"] = progress
+                cl.kill("w0")
+
+    try:
+        fb = KillingFeedback()
+        res = api.fuse(hsi, msi, str(tmp_path / "dask.tif"), CLASSICAL, tile_size=8, scheduler=cl.address,
+                       feedback=fb)
+        assert killed and killed["at"] < 100 and cl.procs["w0"].poll() is not None
+        assert res["TILES"] == 120
+        client = cl.client(1)
+        assert len(client.nthreads()) == 1  # the run finished on the surviving worker
+        client.close()
+    finally:
+        cl.stop()
+    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif", rtol=1e-6)
