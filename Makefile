@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal xvfb
+APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-matplotlib xvfb
 PIP_PACKAGES := torch==2.13.0 pytest pytest-qgis scikit-image "dask[distributed]" "numpy<2"
 OUT ?= demo_output
 

@@ -78,6 +78,8 @@ def sample_batch(data: ZeroShotData, ratio: int, patch: int, batch: int, generat
     import torch
 
     _, _, H, W = data.target.shape
+    if H <= patch and W <= patch:
+        batch = 1  # every sample would be the whole image: only flips would differ
     ys, zs, xs = [], [], []
     for _ in range(batch):
         ph, pw = min(patch, H), min(patch, W)
