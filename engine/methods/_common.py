@@ -27,6 +27,7 @@ from ..errors import InputError, NoValidDataError
 from .base import FusionMethod
 
 FIT_LR_SIDE = 256
+FIT_MAX_SAMPLES = 16384  # regressions use a regular subset of the crop's valid LR pixels
 FWHM_GAIN = math.exp(-math.pi ** 2 / (2 * (2 * math.sqrt(2 * math.log(2))) ** 2))  # 0.4107: FWHM = r
 DEFAULT_MTF_GAIN = round(FWHM_GAIN, 2)
 TRUNCATE = 3.0  # Gaussian support in sigmas
@@ -244,7 +245,7 @@ class LRSample:
     lr: np.ndarray  # (C, h, w) LR-HSI crop
     hr: np.ndarray  # (c, rh, rw) HR-MSI crop
     lr_valid: np.ndarray  # (h, w) bool: whole HR block valid and PSF support inside valid data
-    y: np.ndarray  # (C, n) LR-HSI at valid LR pixels
+    y: np.ndarray  # (C, n) LR-HSI at valid LR pixels (every k-th when more than FIT_MAX_SAMPLES)
     z: np.ndarray  # (c, n) degraded MSI at the same pixels
     good: np.ndarray  # (C,) bool HSI bands usable as regressors
 
@@ -272,7 +273,8 @@ def lr_sample(scene, ratio: int, taps: np.ndarray, extra: int, max_lr_side: int 
     gb = scene.pair.hsi.good_bands
     if gb is not None:
         good &= np.asarray(gb, dtype=bool)
-    return LRSample(lr=lr, hr=hr, lr_valid=ok, y=lr[:, ok], z=zl[:, ok], good=good)
+    step = -(-n // FIT_MAX_SAMPLES)
+    return LRSample(lr=lr, hr=hr, lr_valid=ok, y=lr[:, ok][:, ::step], z=zl[:, ok][:, ::step], good=good)
 
 
 # ----------------------------------------------------------------------------------- base class

@@ -228,23 +228,26 @@ def test_killed_worker_reruns_elsewhere_with_identical_output(tmp_path, package_
     (tmp_path / "kc").mkdir()
     cl = start_cluster(tmp_path / "kc", package_path)
     killed = {}
+    observer = cl.client(2)
+    w0 = next(a for a, w in observer.scheduler_info()["workers"].items() if w["name"] == "w0")
 
     class KillingFeedback(LogFeedback):
-        def setProgress(self, progress):
+        def setProgress(self, progress):  # noqa: N802
             super().setProgress(progress)
             if progress >= 15 and not killed:
-                killed["at"] = progress
-                cl.kill("w0")
+                running = observer.processing(workers=[w0]).get(w0, [])
+                if running:  # kill while the worker holds tasks: they must rerun on w1
+                    killed.update(at=progress, running=list(running))
+                    cl.kill("w0")
 
     try:
         fb = KillingFeedback()
         res = api.fuse(hsi, msi, str(tmp_path / "dask.tif"), CLASSICAL, tile_size=8, scheduler=cl.address,
                        feedback=fb)
-        assert killed and killed["at"] < 100 and cl.procs["w0"].poll() is not None
+        assert killed and killed["at"] < 90 and killed["running"] and cl.procs["w0"].poll() is not None
         assert res["TILES"] == 120
-        client = cl.client(1)
-        assert len(client.nthreads()) == 1  # the run finished on the surviving worker
-        client.close()
+        assert list(observer.nthreads()) == [a for a in observer.nthreads() if a != w0]  # w0 is gone
     finally:
+        observer.close()
         cl.stop()
     assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif", rtol=1e-6)
