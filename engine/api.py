@@ -58,8 +58,10 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
             if isinstance(method, str):
                 method = get_method(method, **(method_params or {}))
             with open_cluster(scheduler, feedback, inputs=(hsi, msi)) as session:
-                return fuse(hsi, msi, output, method, None, tile_size, feedback, creation_options,
-                            hsi_wavelengths, msi_wavelengths, session, max_in_flight, tile_dir)
+                return fuse(hsi, msi, output, method, tile_size=tile_size, feedback=feedback,
+                            creation_options=creation_options, hsi_wavelengths=hsi_wavelengths,
+                            msi_wavelengths=msi_wavelengths, scheduler=session, max_in_flight=max_in_flight,
+                            tile_dir=tile_dir)
     if isinstance(method, str):
         method = get_method(method, **(method_params or {}))
     feedback.pushInfo(f"{method.name}: HSI {hsi_info.width}x{hsi_info.height}x{hsi_info.bands}, "

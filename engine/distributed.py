@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -33,6 +34,7 @@ INSTALL_HINT = 'pip install "dask[distributed]" "numpy<2"'
 CONNECT_TIMEOUT_S = 30
 WORKER_WAIT_S = 60
 POLL_S = 0.05
+LOST_RESULT_RETRIES = 3
 CHECKED_PACKAGES = ("hsifusion", "numpy", "torch", "gdal", "scipy", "python")
 
 # The probe runs on workers that may lack hsifusion: it is compiled outside any importable module so
@@ -115,6 +117,26 @@ def worker_python_path() -> str:
     return tmp
 
 
+def _python_for_workers() -> None:
+    """Inside QGIS ``sys.executable`` is the QGIS binary: point multiprocessing's spawn at the Python
+    QGIS embeds, so ``local:N`` starts Python workers, not QGIS windows."""
+    import multiprocessing
+    import shutil
+
+    if "python" in os.path.basename(sys.executable).lower():
+        return
+    names = ("python.exe", "python3.exe") if os.name == "nt" else ("python3", "python")
+    for folder in (sys.exec_prefix, os.path.join(sys.exec_prefix, "bin")):
+        for name in names:
+            cand = os.path.join(folder, name)
+            if os.path.isfile(cand):
+                multiprocessing.set_executable(cand)
+                return
+    cand = shutil.which("python3")
+    if cand:
+        multiprocessing.set_executable(cand)
+
+
 class DaskSession:
     """A connected ``distributed.Client`` (plus the LocalCluster it started, if any), checked."""
 
@@ -141,9 +163,10 @@ class DaskSession:
 
 
 def open_cluster(spec, feedback: Optional[Feedback] = None, inputs: Sequence[str] = (),
-                 timeout: float = CONNECT_TIMEOUT_S) -> DaskSession:
+                 timeout: Optional[float] = None) -> DaskSession:
     """Start (``local:N``) or connect to (``tcp://...``) a cluster and check its workers."""
     feedback = ensure_feedback(feedback)
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     parsed = parse_scheduler(spec)
     if parsed is None:
         raise InputError("no scheduler given")
@@ -152,6 +175,7 @@ def open_cluster(spec, feedback: Optional[Feedback] = None, inputs: Sequence[str
     cluster = None
     try:
         if kind == "local":
+            _python_for_workers()
             entry = worker_python_path()
             if entry not in sys.path:
                 sys.path.append(entry)  # spawned workers inherit sys.path
@@ -280,18 +304,21 @@ def run_bounded(session: DaskSession, func: Callable, items: Sequence, args: Tup
     items = list(items)
     limit = max(1, int(max_in_flight or 2 * session.nthreads + 2))
     lo, hi = progress_span
-    pending: Dict[str, Tuple[object, object]] = {}
+    pending: Dict[str, Tuple[object, int, int]] = {}
     ac = distributed.as_completed()
-    it = iter(enumerate(items))
+    it = iter(range(len(items)))
+    run_id = uuid.uuid4().hex[:8]  # keys unique per run: several clients may share a cluster
+
+    def submit(i: int, attempt: int = 0) -> None:
+        key = f"{name}-{run_id}-{i}" + (f"-retry{attempt}" if attempt else "")
+        fut = client.submit(func, *args[0], items[i], *args[1], key=key, pure=False)
+        pending[fut.key] = (fut, i, attempt)
+        ac.add(fut)
 
     def submit_next() -> None:
-        nxt = next(it, None)
-        if nxt is None:
-            return
-        i, item = nxt
-        fut = client.submit(func, *args[0], item, *args[1], key=f"{name}-{i}", pure=False)
-        pending[fut.key] = (fut, item)
-        ac.add(fut)
+        i = next(it, None)
+        if i is not None:
+            submit(i)
 
     done = 0
     try:
@@ -304,21 +331,29 @@ def run_bounded(session: DaskSession, func: Callable, items: Sequence, args: Tup
                 time.sleep(POLL_S)
                 continue
             for fut in batch:
-                _, item = pending.pop(fut.key)
+                _, i, attempt = pending.pop(fut.key)
                 try:
                     result = fut.result()
+                except distributed.client.FutureCancelledError:
+                    # Not cancelled by us: its result was on a worker that died before the client fetched
+                    # it. Dask reruns lost tasks it still tracks; this one we resubmit ourselves.
+                    if attempt >= LOST_RESULT_RETRIES:
+                        raise DistributedError(f"tile {i} was lost {attempt + 1} times with its workers") from None
+                    feedback.pushInfo(f"tile {i}: result lost with its worker, recomputing")
+                    submit(i, attempt + 1)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - re-raised, Dask's own failures explained
                     if type(exc).__name__ == "KilledWorker":
                         raise DistributedError(f"a tile task was lost with every worker that ran it "
                                                f"({exc}); the workers may be running out of memory") from None
                     raise
                 del fut
-                on_result(item, result)
+                on_result(items[i], result)
                 done += 1
                 feedback.setProgress(lo + (hi - lo) * done / len(items))
                 submit_next()
     except BaseException:
-        futures = [f for f, _ in pending.values()]
+        futures = [entry[0] for entry in pending.values()]
         if futures:
             client.cancel(futures)
         raise

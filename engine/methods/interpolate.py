@@ -1,7 +1,9 @@
 """Plain upsampling of the LR-HSI onto the HR grid: the baseline every fusion is compared with.
 
-Torch's ``interpolate`` on 2 threads is ~25x faster than ``scipy.ndimage.zoom`` for cubic x4 on 224 bands
-here. ``scale_factor`` (not an output size) keeps the sampling positions identical in every tile.
+Bicubic uses the separable polyphase kernel of :func:`._common.bicubic` (torch's bicubic, a = -0.75,
+align_corners=False, to float32 rounding; 3-4x faster than torch's non-separable CPU kernel on 224 bands,
+which is itself ~25x faster than ``scipy.ndimage.zoom``). Bilinear uses torch with ``scale_factor`` (not
+an output size), which keeps the sampling positions identical in every tile.
 """
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ def upsample(lr: np.ndarray, ratio: int, mode: str = "bicubic") -> np.ndarray:
         raise ValueError(f"unknown upsampling mode {mode!r}; use one of {MODES}")
     if mode == "nearest":
         return np.repeat(np.repeat(lr, ratio, axis=1), ratio, axis=2)
+    if mode == "bicubic":
+        from ._common import bicubic
+
+        return bicubic(lr, ratio)
     import torch
     import torch.nn.functional as F
 
@@ -38,7 +44,7 @@ class Upsample(FusionMethod):
             raise ValueError(f"unknown upsampling mode {mode!r}; use one of {MODES}")
         self.mode = mode
         self.name = "upsample"
-        self.needs_torch = mode != "nearest"
+        self.needs_torch = mode == "bilinear"
 
     def margin(self, ratio: int) -> int:
         return {"nearest": 0, "bilinear": 1, "bicubic": 2}[self.mode] * ratio

@@ -64,7 +64,9 @@ class NetworkMethod(FusionMethod):
         return self.spec.margin(ratio)
 
     def align(self, ratio: int) -> int:
-        return self.spec.align(ratio)
+        # UMSFT is optimised per tile, so tile origins need no pyramid phase: only its size rule, which
+        # apply() meets by padding. The supervised nets keep their step so every tile sees the same phase.
+        return ratio if self.name == "umsft" else self.spec.align(ratio)
 
     def min_hr_size(self, ratio: int) -> int:
         return self.spec.min_hr_size(ratio)
@@ -228,6 +230,11 @@ class NetworkMethod(FusionMethod):
         return (x[0].float().cpu().numpy() * self.norm["hsi"]).astype(np.float32)
 
     def _apply_umsft(self, lr, hr, ratio, feedback) -> np.ndarray:
+        H, W = hr.shape[1:]
+        lr, hr = pad_to_multiple(lr, hr, ratio, self.spec.align(ratio))
+        return self._optimise_umsft(lr, hr, ratio, feedback)[:, :H, :W]
+
+    def _optimise_umsft(self, lr, hr, ratio, feedback) -> np.ndarray:
         import torch
 
         norm = {"hsi": robust_max(lr), "msi": robust_max(hr)}
@@ -289,6 +296,18 @@ class NetworkMethod(FusionMethod):
         self.model.eval()
         self.norm = {k: float(v) for k, v in ckpt["norm"].items()}
         self.training = dict(ckpt.get("training", {}), mode="checkpoint")
+
+
+def pad_to_multiple(lr: np.ndarray, hr: np.ndarray, ratio: int, size_step: int):
+    """Reflect-pad an LR/HR tile pair at the bottom/right so the HR side is a multiple of ``size_step``
+    (a multiple of ``ratio``): the network's size rule is met inside the wrapper, never by the user."""
+    H, W = hr.shape[1:]
+    ph, pw = (-H) % size_step, (-W) % size_step
+    if not (ph or pw):
+        return lr, hr
+    mode = "reflect" if ph < H and pw < W and ph // ratio < lr.shape[1] and pw // ratio < lr.shape[2] else "edge"
+    return (np.pad(lr, ((0, 0), (0, ph // ratio), (0, pw // ratio)), mode=mode),
+            np.pad(hr, ((0, 0), (0, ph), (0, pw)), mode=mode))
 
 
 def _factory(name: str):

@@ -248,3 +248,17 @@ def test_gsa_fit_statistics_independent(pair):
         if inside:
             assert k == min(inside, key=lambda j: abs(wl - msi.wavelengths[j]))
     assert (m.srf >= 0).all()
+
+
+@pytest.mark.parametrize("ratio,msi_bands", [(3, 1), (2, 4), (8, 2)])
+def test_other_ratios_and_pan_tiled_equals_untiled(tmp_path, ratio, msi_bands):
+    """Odd ratio, a single-band (PAN) MSI and a large ratio: runs, finite, and tiles agree exactly."""
+    from rasterkit import synthetic_pair
+
+    hsi, msi = synthetic_pair(tmp_path, ratio=ratio, lr_size=(9, 11), bands=12, msi_bands=msi_bands)
+    for method in METHODS:
+        big = fuse((hsi, msi), tmp_path, method, tile_size=512)
+        small = fuse((hsi, msi), tmp_path, method, tile_size=2 * ratio)
+        assert big.shape == (12, 9 * ratio, 11 * ratio)
+        assert np.isfinite(big).all(), method
+        assert np.array_equal(big, small), method

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,19 +28,12 @@ CLASSICAL = "gsa" if "gsa" in list_methods() else "upsample"
 START_TIMEOUT = 60
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LocalProcesses:
     """A scheduler and workers as separate process groups, as `dask scheduler` / `dask worker` start them."""
 
     def __init__(self, tmp: Path, pythonpath: str) -> None:
         self.tmp, self.procs = tmp, {}
-        self.port = free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.address = None
         self.env = dict(os.environ, PYTHONPATH=pythonpath)
 
     def _spawn(self, name: str, argv, env) -> subprocess.Popen:
@@ -52,12 +44,21 @@ class LocalProcesses:
         return p
 
     def start_scheduler(self) -> None:
-        self._spawn("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                                  "--no-dashboard"], self.env)
+        """On a free port the scheduler picks itself (--port 0), read back from its scheduler file."""
+        sf = self.tmp / "scheduler.json"
+        p = self._spawn("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                      "--scheduler-file", str(sf)], self.env)
+        deadline = time.time() + START_TIMEOUT
+        while self.address is None and time.time() < deadline and p.poll() is None:
+            try:
+                self.address = json.loads(sf.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
 
     def start_worker(self, name: str, env=None) -> None:
         self._spawn(name, [DASK, "worker", self.address, "--name", name, "--nthreads", "1", "--host", "127.0.0.1",
-                           "--no-dashboard", "--memory-limit", "0", "--death-timeout", "60"], env or self.env)
+                           "--no-dashboard", "--memory-limit", "0", "--death-timeout", "60",
+                           "--local-directory", str(self.tmp / name)], env or self.env)
 
     def kill(self, name: str) -> None:
         p = self.procs[name]
@@ -97,6 +98,10 @@ def package_path(tmp_path_factory):
 def start_cluster(tmp: Path, package_path: str, n: int = 2) -> LocalProcesses:
     cl = LocalProcesses(tmp, package_path)
     cl.start_scheduler()
+    if cl.address is None:
+        logs = cl.logs()
+        cl.stop()
+        pytest.fail(f"the Dask scheduler did not start:\n{logs}")
     for i in range(n):
         cl.start_worker(f"w{i}")
     try:
@@ -136,6 +141,28 @@ def test_parse_scheduler():
     for bad in ("local:0", "local:x", "10.0.0.1:8786"):
         with pytest.raises(InputError):
             parse_scheduler(bad)
+
+
+def test_unreachable_scheduler_is_a_clear_error(monkeypatch, pair, tmp_path, capsys):
+    from hsifusion.engine import distributed as dist
+
+    monkeypatch.setattr(dist, "CONNECT_TIMEOUT_S", 1)
+    hsi, msi = pair
+    code = cli.main(["fuse", "upsample", "--hsi", hsi, "--msi", msi, "-o", str(tmp_path / "o.tif"),
+                     "--scheduler", "tcp://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot reach the Dask scheduler tcp://127.0.0.1:9" in err and "dask worker" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_local_cluster_of_worker_processes_equals_in_process(pair, tmp_path):
+    """local:N: a LocalCluster whose spawned workers import this repo as hsifusion (whatever its folder name)."""
+    hsi, msi = pair
+    api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", tile_size=32)
+    fb = LogFeedback()
+    res = api.fuse(hsi, msi, str(tmp_path / "b.tif"), "upsample", tile_size=32, scheduler="local:1", feedback=fb)
+    assert res["TILES"] == 9 and any("1 worker(s)" in m for m in fb.messages)
+    assert_same_raster(tmp_path / "b.tif", tmp_path / "a.tif", rtol=0)
 
 
 def test_classical_via_cli_on_the_cluster_equals_local(cluster, pair, tmp_path, capsys):
@@ -244,7 +271,8 @@ def test_killed_worker_reruns_elsewhere_with_identical_output(tmp_path, package_
         fb = KillingFeedback()
         res = api.fuse(hsi, msi, str(tmp_path / "dask.tif"), CLASSICAL, tile_size=8, scheduler=cl.address,
                        feedback=fb)
-        assert killed and killed["at"] < 90 and killed["running"] and cl.procs["w0"].poll() is not None
+        assert killed and killed["at"] < 100 and killed["running"], (killed, cl.logs())
+        assert cl.procs["w0"].poll() is not None
         assert res["TILES"] == 120
         assert list(observer.nthreads()) == [a for a in observer.nthreads() if a != w0]  # w0 is gone
     finally:

@@ -1,0 +1,221 @@
+"""Shared helpers of the benchmark scripts: package import, machine description, child processes,
+result files and Markdown tables. Standard library + numpy/GDAL only (no QGIS)."""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+SAMPLE = ROOT / "sample"
+SHARED = ROOT.parent / "shared" / "data" / "real"
+RESULTS = BENCH / "results"
+DEFAULT_WORK = Path(os.environ.get("HSIF_BENCH_WORK", "/tmp/hsifusion-bench"))
+PYTHON = sys.executable
+SEED = 0
+
+CLASSICAL = ["gsa", "glp", "sfim", "cnmf"]
+NETWORKS = ["amsfnet", "cofusion", "ssjcn", "uds2c2", "umsft"]
+SUPERVISED = ["amsfnet", "cofusion", "ssjcn"]
+# Quick mode: small iteration budgets and the light variants so the whole run stays short on 2 cores.
+QUICK_ITERATIONS = 50
+LITE = {"cofusion": {"lite": True}, "umsft": {"lite": True}}
+
+
+def register_package():
+    """Import the repo root as package ``hsifusion`` (whatever the clone's folder is called)."""
+    if "hsifusion" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("hsifusion", ROOT / "__init__.py",
+                                                      submodule_search_locations=[str(ROOT)])
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["hsifusion"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["hsifusion"]
+
+
+def available_methods() -> List[str]:
+    """Registered method names in benchmark order (upsample, classical, networks)."""
+    register_package()
+    from hsifusion.engine.methods import list_methods
+
+    known = set(list_methods())
+    order = ["upsample"] + CLASSICAL + NETWORKS
+    return [m for m in order if m in known] + sorted(known - set(order))
+
+
+def method_params(method: str, quick: bool, device: str = "cpu", iterations: Optional[int] = None) -> Dict:
+    """Parameters a benchmark passes to ``get_method``: seed fixed, CPU, quick budgets."""
+    if method == "upsample":
+        return {"mode": "bicubic"}
+    if method not in NETWORKS:
+        return {}
+    p: Dict = {"device": device, "seed": SEED}
+    if quick or iterations:
+        p["iterations"] = int(iterations or QUICK_ITERATIONS)
+    if quick and method in LITE:
+        p["hyper"] = dict(LITE[method])
+    return p
+
+
+def label(method: str, params: Optional[Dict] = None) -> str:
+    if method == "upsample":
+        return f"upsample ({(params or {}).get('mode', 'bicubic')})"
+    if method in NETWORKS:
+        p = params or {}
+        extra = ", lite" if (p.get("hyper") or {}).get("lite") else ""
+        its = p.get("iterations")
+        return f"{method} ({its if its else 'default'} it{extra})"
+    return method
+
+
+# ------------------------------------------------------------------------------------------ machine
+def machine_info() -> Dict:
+    info: Dict = {"date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+                  "python": platform.python_version(), "platform": platform.platform(),
+                  "cores": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        info["cpu"] = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["ram_gib"] = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        info["loadavg"] = os.getloadavg()
+    except OSError:
+        pass
+    try:
+        import numpy
+        info["numpy"] = numpy.__version__
+    except ImportError:
+        pass
+    try:
+        from osgeo import gdal
+        info["gdal"] = gdal.__version__
+        info["gdal_cachemax_mib"] = round(gdal.GetCacheMax() / 2**20)
+    except ImportError:
+        pass
+    try:
+        import torch
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        info["torch"] = None
+    return info
+
+
+# ------------------------------------------------------------------------------------ child processes
+def run_child(args: Sequence[str], timeout: Optional[float] = None, env: Optional[Dict] = None) -> Dict:
+    """Run ``python benchmarks/job.py ARGS`` in a fresh process; return the JSON of its last line.
+
+    The child reports its own peak RSS (``getrusage(RUSAGE_SELF)``), so each method's memory is its
+    own. On failure the dict holds ``error``."""
+    cmd = [PYTHON, str(BENCH / "job.py"), *map(str, args)]
+    t0 = time.perf_counter()
+    e = dict(os.environ, **(env or {}))
+    e.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, cwd=str(ROOT))
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout} s", "wall": time.perf_counter() - t0}
+    for line in reversed(proc.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                res = json.loads(line)
+                res["process_wall"] = time.perf_counter() - t0
+                return res
+            except json.JSONDecodeError:
+                break
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+    return {"error": f"rc {proc.returncode}: " + " | ".join(tail), "wall": time.perf_counter() - t0}
+
+
+def time_v(cmd: Sequence[str], timeout: Optional[float] = None) -> Dict:
+    """Run an external command under ``/usr/bin/time -v``: wall seconds and peak RSS (MiB)."""
+    full = ["/usr/bin/time", "-v", *map(str, cmd)] if Path("/usr/bin/time").exists() else list(map(str, cmd))
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout} s"}
+    wall = time.perf_counter() - t0
+    res: Dict = {"seconds": wall, "rc": proc.returncode}
+    for line in proc.stderr.splitlines():
+        if "Maximum resident set size" in line:
+            res["peak_rss_mib"] = int(line.split(":")[1]) / 1024
+    if proc.returncode != 0:
+        res["error"] = " | ".join(proc.stderr.strip().splitlines()[-3:])
+    return res
+
+
+# ------------------------------------------------------------------------------------------ results
+def save_result(name: str, data: Dict, results: Path = RESULTS) -> Path:
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}.json"
+    path.write_text(json.dumps(data, indent=1, default=_json_default))
+    return path
+
+
+def load_result(name: str, results: Path = RESULTS) -> Optional[Dict]:
+    path = results / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:
+        pass
+    return str(o)
+
+
+def fmt(v, digits: int = 2) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        return v
+    try:
+        if v != v:  # NaN
+            return "—"
+    except TypeError:
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.{digits}f}"
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(c) for c in r) + " |")
+    return "\n".join(out)
+
+
+def command_line() -> str:
+    """The command that is running, relative to the repo root."""
+    argv = [os.path.relpath(a, ROOT) if os.path.isabs(a) and a.startswith(str(ROOT)) else a for a in sys.argv]
+    py = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
+    return " ".join([py, *argv])
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
