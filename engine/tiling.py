@@ -19,10 +19,11 @@ from .errors import Cancelled
 from .feedback import Feedback, check_cancel, ensure_feedback
 from .raster import open_raster
 from .scene import Scene, read_pair_window
-from .windows import Window, intersection, tiles
+from .windows import Window, align_outward, intersection, tiles
 
 T = TypeVar("T")
 PREFETCH = 2
+EDGE_PAD = 16  # HR px of mirrored context kept beyond the region's edge (rounded up to the step)
 MAX_PENDING_WRITES = 2
 
 
@@ -89,26 +90,33 @@ def _lcm(a: int, b: int) -> int:
 
 
 def apply_with_retry(method, lr: np.ndarray, hr: np.ndarray, ratio: int, step: int, margin: int,
-                     feedback: Feedback) -> np.ndarray:
-    """``method.apply``; on GPU out-of-memory halve the tile (2x2 sub-tiles with the same margin),
-    and when a tile cannot shrink further move the method to the CPU with a warning."""
+                     pads: Tuple[int, int, int, int], feedback: Feedback) -> np.ndarray:
+    """``method.apply``; on GPU out-of-memory halve the tile (2x2 sub-tiles, each with its margin) and,
+    when a tile cannot shrink further, move the method to the CPU with a warning.
+
+    ``pads`` = (top, bottom, left, right) context around the core in ``hr`` (HR px, multiples of step).
+    """
     try:
         return method.apply(lr, hr, ratio, feedback)
     except Exception as exc:  # noqa: BLE001 - only OOM is handled, everything else re-raised
         if not is_out_of_memory(exc):
             raise
-    H, W = hr.shape[1] - 2 * margin, hr.shape[2] - 2 * margin
+    top, bottom, left, right = pads
+    H, W = hr.shape[1] - top - bottom, hr.shape[2] - left - right
     if H >= 2 * step and W >= 2 * step:
         hs, ws = (H // 2 // step) * step, (W // 2 // step) * step
         feedback.pushWarning(f"GPU out of memory on a {H}x{W} tile; retrying as tiles of {hs}x{ws}")
         out = np.empty((lr.shape[0], H, W), dtype=np.float32)
         for r0, r1 in ((0, hs), (hs, H)):
             for c0, c1 in ((0, ws), (ws, W)):
-                sub_hr = hr[:, r0:r1 + 2 * margin, c0:c1 + 2 * margin]
-                sub_lr = lr[:, r0 // ratio:(r1 + 2 * margin) // ratio, c0 // ratio:(c1 + 2 * margin) // ratio]
-                res = apply_with_retry(method, sub_lr, sub_hr, ratio, step, margin, feedback)
-                out[:, r0:r1, c0:c1] = res[:, margin:margin + r1 - r0, margin:margin + c1 - c0]
-        return np.pad(out, ((0, 0), (margin, margin), (margin, margin)))
+                a0, a1 = max(r0 - margin, -top), min(r1 + margin, H + bottom)
+                b0, b1 = max(c0 - margin, -left), min(c1 + margin, W + right)
+                sub_hr = hr[:, a0 + top:a1 + top, b0 + left:b1 + left]
+                sub_lr = lr[:, (a0 + top) // ratio:(a1 + top) // ratio, (b0 + left) // ratio:(b1 + left) // ratio]
+                res = apply_with_retry(method, sub_lr, sub_hr, ratio, step, margin,
+                                       (r0 - a0, a1 - r1, c0 - b0, b1 - c1), feedback)
+                out[:, r0:r1, c0:c1] = res[:, r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+        return np.pad(out, ((0, 0), (top, bottom), (left, right)))
     if method.fallback_to_cpu():
         feedback.pushWarning("GPU out of memory even on the smallest tile; continuing on the CPU")
         return method.apply(lr, hr, ratio, feedback)
@@ -126,6 +134,20 @@ class TilePlan:
     tile: int
     nodata: float
     bad_bands: Optional[np.ndarray] = None
+    edge_pad: int = 0
+
+    def padded(self, core: Window) -> Window:
+        """``core`` grown by the margin, but by at most ``edge_pad`` beyond the (step-aligned) region.
+
+        Mirrored context far beyond the raster edge carries no information; the bound is the same for
+        every tile, so tiled and untiled runs still see identical context (AMSF-Net's 160-px margin
+        no longer makes a small scene 7x bigger)."""
+        outer = align_outward(self.region, self.step).pad(self.edge_pad)
+        return intersection(core.pad(self.margin), outer)
+
+    def pads(self, core: Window) -> Tuple[int, int, int, int]:
+        p = self.padded(core)
+        return core.row - p.row, p.row_end - core.row_end, core.col - p.col, p.col_end - core.col_end
 
     def target(self, core: Window) -> Window:
         """The part of ``core`` inside the output region, in processing coordinates."""
@@ -142,15 +164,16 @@ def plan_tiles(scene: Scene, method, tile_size: int, nodata: float) -> Tuple[Til
     r = pair.ratio
     step, margin, tile = tile_geometry(method, r, tile_size)
     bad = None if pair.hsi.good_bands is None else ~np.asarray(pair.hsi.good_bands)
+    edge_pad = min(margin, -(-EDGE_PAD // step) * step)
     plan = TilePlan(pair.region, r, step, margin, tile, float(nodata),
-                    bad if bad is not None and bad.any() else None)
+                    bad if bad is not None and bad.any() else None, edge_pad)
     return plan, list(iter_cores(pair.region, tile, step))
 
 
 def read_tile(scene: Scene, core: Window, plan: TilePlan, hsi_ds=None, msi_ds=None):
     """Read and fill the padded LR/HR windows of ``core``: (lr, hr, hr_valid). Opens the inputs
     itself when no datasets are given."""
-    padded = core.pad(plan.margin)
+    padded = plan.padded(core)
     return read_pair_window(scene, padded.scale_down(plan.ratio), padded, hsi_ds, msi_ds)
 
 
@@ -158,10 +181,11 @@ def finish_tile(method, core: Window, data, plan: TilePlan, feedback: Optional[F
                 ) -> Optional[np.ndarray]:
     """apply (with OOM retry) -> crop the margin -> mask nodata; None when the tile holds no valid pixel."""
     lr, hr, valid = data
-    vs = plan.target(core).slices_in(core.pad(plan.margin))
+    vs = plan.target(core).slices_in(plan.padded(core))
     if not valid[vs].any():
         return None
-    est = apply_with_retry(method, lr, hr, plan.ratio, plan.step, plan.margin, ensure_feedback(feedback))
+    est = apply_with_retry(method, lr, hr, plan.ratio, plan.step, plan.margin, plan.pads(core),
+                           ensure_feedback(feedback))
     out = np.array(est[:, vs[0], vs[1]], dtype=np.float32)
     out[:, ~valid[vs]] = plan.nodata
     if plan.bad_bands is not None:

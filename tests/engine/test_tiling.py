@@ -138,3 +138,50 @@ def test_existing_output_replaced_only_on_success(tmp_path):
     assert out.read_bytes() == b"old"
     api.fuse(hsi, msi, str(out), "upsample", {}, tile_size=8)
     assert read(out).shape == (16, 32, 32)
+
+
+class _OomOnBigTiles:
+    """Bicubic that fails like CUDA out-of-memory above a size, then (optionally) only on 'GPU'."""
+
+    name, needs_torch = "fake_gpu", False
+
+    def __init__(self, limit: int, cpu_after_fallback: bool = False):
+        from hsifusion.engine.methods.interpolate import Upsample
+
+        self.inner, self.limit, self.on_cpu, self.cpu_ok = Upsample("bicubic"), limit, False, cpu_after_fallback
+        self.sizes = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def apply(self, lr, hr, ratio, feedback=None):
+        self.sizes.append(hr.shape[1:])
+        if hr.shape[1] * hr.shape[2] > self.limit and not self.on_cpu:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner.apply(lr, hr, ratio, feedback)
+
+    def fallback_to_cpu(self):
+        if self.cpu_ok and not self.on_cpu:
+            self.on_cpu = True
+            return True
+        return False
+
+
+def test_gpu_out_of_memory_halves_tiles_and_output_is_unchanged(tmp_path):
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(16, 16))
+    api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {"mode": "bicubic"}, tile_size=4096)
+    method = _OomOnBigTiles(limit=40 * 40)
+    fb = LogFeedback()
+    api.fuse(hsi, msi, str(tmp_path / "b.tif"), method, tile_size=64, feedback=fb)
+    np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
+    assert any("retrying as tiles of 32x32" in w for w in fb.warnings)
+
+
+def test_gpu_out_of_memory_on_smallest_tile_falls_back_to_cpu(tmp_path):
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(4, 4))
+    api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {"mode": "bicubic"}, tile_size=4096)
+    method = _OomOnBigTiles(limit=1, cpu_after_fallback=True)
+    fb = LogFeedback()
+    api.fuse(hsi, msi, str(tmp_path / "b.tif"), method, tile_size=16, feedback=fb)
+    np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
+    assert any("continuing on the CPU" in w for w in fb.warnings)

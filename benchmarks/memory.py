@@ -1,0 +1,93 @@
+"""Peak resident memory of each method at two output sizes (goal: flat, <= 1.2x growth, under 2 GB).
+
+    .venv/bin/python benchmarks/memory.py [--quick] [--sizes 1024,4096] [--work DIR] [--methods ...]
+
+Every (method, size) is a fresh process (benchmarks/job.py) that reports its own peak RSS
+(``getrusage(RUSAGE_SELF).ru_maxrss``: all threads, GDAL's block cache included). Each is run twice:
+with GDAL's default block cache (GDAL_CACHEMAX = 5 % of RAM unless the environment sets it) and with
+GDAL_CACHEMAX=64 (MiB), which isolates the engine's own working set from GDAL's cache of written blocks.
+Pairs: benchmarks/bigpair.py (sizes above 2048 repeat the simulated 2048² pair in VRTs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (DEFAULT_WORK, NETWORKS, SEED, available_methods, fmt, label, log, md_table,  # noqa: E402
+                    method_params, run_child, save_result)
+from bigpair import build_pair  # noqa: E402
+
+CACHES = (None, 64)
+
+
+def run(quick: bool, work: Path, sizes: List[int], methods: List[str], tile: int = 256) -> Dict:
+    work = work / "memory"
+    work.mkdir(parents=True, exist_ok=True)
+    pairs = {s: build_pair(work.parent / "bigpair", s) for s in sizes}
+    out = str(work / "out.tif")
+    rows = []
+    for m in ["io"] + methods:
+        for cache in CACHES:
+            row = {"method": m, "cache": cache, "label": "I/O limit" if m == "io" else label(m, method_params(m, quick))}
+            for s in sizes:
+                p = pairs[s]
+                args = ["--hsi", p["hsi"], "--msi", p["msi"], "--out", out, "--tile", tile]
+                if m == "io":
+                    args = ["io", *args]
+                else:
+                    params = method_params(m, quick)
+                    if m in NETWORKS:
+                        params = dict(params, iterations=5, seed=SEED)  # memory of the tile phase, not of training
+                    args = ["fuse", *args, "--method", m, "--params", json.dumps(params)]
+                env = {"GDAL_CACHEMAX": str(cache)} if cache else None
+                log(f"memory: {m} {s}² GDAL_CACHEMAX={cache or 'default'}")
+                j = run_child(args, env=env)
+                row[str(s)] = j
+                log(f"  -> peak {fmt(j.get('peak_rss_mib'), 0)} MiB {j.get('error', '')}")
+            rows.append(row)
+    res = {"quick": quick, "sizes": sizes, "pairs": pairs, "rows": rows, "tile": tile}
+    save_result("memory", res)
+    return res
+
+
+def markdown(res: Dict) -> str:
+    s0, s1 = (str(s) for s in res["sizes"][:2])
+    table = []
+    for r in res["rows"]:
+        a, b = r.get(s0, {}), r.get(s1, {})
+        pa, pb = a.get("peak_rss_mib"), b.get("peak_rss_mib")
+        growth = pb / pa if pa and pb else None
+        ok = "yes" if growth and growth <= 1.2 and pb < 2048 else "no"
+        err = a.get("error") or b.get("error")
+        table.append([r["label"], "default" if r["cache"] is None else f"{r['cache']} MiB",
+                      fmt(a.get("rss_after_import_mib"), 0), fmt(pa, 0), fmt(pb, 0), fmt(growth, 2),
+                      ok if not err else "error: " + err[:80]])
+    head = (f"Peak RSS (MiB) of one process per method and size: {s0}² and {s1}² HR output px x 224 bands, "
+            f"tile {res['tile']}. 'after import' = RSS once Python, GDAL, torch and the engine are loaded. "
+            "Networks run with 5 training iterations (memory of the tile phase).\n\n")
+    pairs = "; ".join(f"{k}²: {v['how']}" for k, v in res["pairs"].items())
+    return head + md_table(["method", "GDAL cache", "after import", f"peak {s0}²", f"peak {s1}²", "growth",
+                            "flat (≤1.2x) and < 2 GB"], table) + f"\n\nPairs: {pairs}.\n"
+
+
+def main(argv=None) -> Dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sizes", help="two HR sides (default 1024,4096; --quick 512,1024)")
+    ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    ap.add_argument("--methods", help="comma-separated (default: upsample and the classical methods)")
+    ap.add_argument("--tile", type=int, default=256)
+    a = ap.parse_args(argv)
+    sizes = [int(s) for s in (a.sizes or ("512,1024" if a.quick else "1024,4096")).split(",")]
+    methods = a.methods.split(",") if a.methods else [m for m in available_methods() if m not in NETWORKS]
+    res = run(a.quick, a.work, sizes, methods, a.tile)
+    print(markdown(res))
+    return res
+
+
+if __name__ == "__main__":
+    main()
