@@ -93,6 +93,9 @@ def main() -> None:
             ref = open_raster(str(tmp / f"{method}_local.tif")).ReadAsArray() if ref is None else ref
             err = float(np.abs(out - ref).max() / max(1e-12, np.abs(ref).max()))
             rows[-1] = rows[-1][:-1] + (where + f"; max rel. diff to in-process {err:.1e}",)
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{args.size}x{args.size} HR px, {args.bands} bands, ratio 4, tile {args.tile_size}\n")
     print("| method | execution | tiles | cluster start (s) | wall (s) | HR Mpx/s | speedup vs 1 worker | where the time goes |")
     print("|---|---|---|---|---|---|---|---|")

@@ -1,0 +1,126 @@
+"""Run every benchmark and write docs/benchmarks.md (one command).
+
+    .venv/bin/python benchmarks/run_all.py [--quick] [--work DIR] [--only quality,throughput,memory,training]
+                                           [--assemble-only]
+
+Runs, one after the other (never two measurements at once): benchmarks/quality.py,
+benchmarks/throughput.py, benchmarks/memory.py, benchmarks/training_speed.py. Each writes
+benchmarks/results/<name>.json; this script then assembles docs/benchmarks.md from those files with
+the machine, the date, the command and the seeds. ``--assemble-only`` rebuilds the Markdown from
+existing results. Large temporary rasters go to --work (default /tmp/hsifusion-bench, ~5 GB free
+needed in quick mode, ~25 GB in full mode); delete it afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (DEFAULT_WORK, QUICK_ITERATIONS, ROOT, SEED, command_line, fmt, load_result, log,  # noqa: E402
+                    machine_info, save_result)
+
+DOC = ROOT / "docs" / "benchmarks.md"
+PARTS = ("quality", "throughput", "memory", "training")
+
+
+def _section_timing(name: str, fn, *args) -> float:
+    t0 = time.perf_counter()
+    log(f"=== {name} ===")
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def assemble(meta: dict) -> str:
+    import quality
+    import throughput
+    import memory
+    import training_speed
+
+    q, t, m, tr = (load_result(n) for n in ("quality", "throughput", "memory", "training_speed"))
+    mi = meta["machine"]
+    quick = meta.get("quick")
+    lines = [
+        "# Benchmarks",
+        "",
+        ("> **Quick mode** (`--quick`): networks with small iteration budgets and light variants, smaller "
+         "rasters. The numbers show the shape of the results, not the final figures; the full run is "
+         "`.venv/bin/python benchmarks/run_all.py` (no flag).\n" if quick else ""),
+        f"- **Command**: `{meta['command']}` (from the repository root; {fmt(meta.get('total_seconds', 0) / 60, 1)} min)",
+        f"- **Date**: {mi['date']}",
+        f"- **Machine**: {mi.get('cpu', '?')}, {mi.get('cores')} cores, {mi.get('ram_gib')} GiB RAM; "
+        f"load average at start {', '.join(f'{v:.1f}' for v in mi.get('loadavg', []))} "
+        "(the machine was shared with other work during this run: absolute times are pessimistic, "
+        "ratios measured in the same run are the meaningful figures)",
+        f"- **Software**: Python {mi.get('python')}, torch {mi.get('torch')} ({mi.get('torch_threads')} threads), "
+        f"GDAL {mi.get('gdal')} (block cache GDAL_CACHEMAX = {mi.get('gdal_cachemax_mib')} MiB), "
+        f"numpy {mi.get('numpy')}; {mi.get('platform')}",
+        f"- **GPU**: {mi.get('cuda') or 'none'}. GPU figures: not measured — no GPU in this session.",
+        f"- **Seeds**: every method and simulation uses seed {SEED}; simulations are noise-free. "
+        + (f"Quick mode: networks {QUICK_ITERATIONS} iterations, CoFusion and UMSFT lite." if quick else
+           "Networks: the engine's default iterations and full variants."),
+        "- Raw results: `benchmarks/results/*.json`; scripts: `benchmarks/` (each runs alone, `--help`).",
+        "",
+        "## Quality (Wald protocol, real scenes)",
+        "",
+    ]
+    if q:
+        lines += ["![PSNR against run time](benchmarks_psnr_time.png)", "", quality.markdown(q), ""]
+        lines += ["Scenes: EnMAP L2A Potsdam blocks (© DLR, EnMAP-Box test data), Samson, Paris EO-1 Hyperion "
+                  "(../shared/data/real; see benchmarks/scenes.py for crops, wavelengths and the dummy pixel grid "
+                  "given to the non-georeferenced .mat scenes). LR-HSI: Gaussian PSF, FWHM = ratio HR px, "
+                  "block-centred decimation; MSI: the sensor's real spectral response (S2A for EnMAP and "
+                  "Hyperion, Nikon 5100 RGB camera for the VNIR-only Samson). Time = one `engine.api.fuse` call "
+                  "on the CPU, training/optimisation included.", ""]
+    else:
+        lines += ["Not run.", ""]
+    lines += ["## Throughput against the I/O limit", ""]
+    lines += [throughput.markdown(t), ""] if t else ["Not run.", ""]
+    lines += ["## Peak memory at two output sizes", ""]
+    lines += [memory.markdown(m), ""] if m else ["Not run.", ""]
+    lines += ["## Scene-adaptive training: time to bicubic + 3 dB (bundled sample, x4)", ""]
+    lines += [training_speed.markdown(tr), ""] if tr else ["Not run.", ""]
+    notes = ROOT / "benchmarks" / "NOTES.md"
+    if notes.exists():
+        lines += [notes.read_text(), ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    ap.add_argument("--only", help=f"comma-separated subset of {','.join(PARTS)}")
+    ap.add_argument("--assemble-only", action="store_true")
+    a = ap.parse_args(argv)
+    parts = a.only.split(",") if a.only else list(PARTS)
+    meta = load_result("run_all") if a.assemble_only else None
+    if not a.assemble_only or meta is None:
+        meta = {"command": command_line(), "quick": a.quick, "machine": machine_info(), "parts": parts}
+        t0 = time.perf_counter()
+        q = ["--quick"] if a.quick else []
+        w = ["--work", str(a.work)]
+        import quality
+        import throughput
+        import memory
+        import training_speed
+
+        times = {}
+        if "quality" in parts:
+            times["quality"] = _section_timing("quality", quality.main, q + w)
+        if "throughput" in parts:
+            times["throughput"] = _section_timing("throughput", throughput.main, q + w)
+        if "memory" in parts:
+            times["memory"] = _section_timing("memory", memory.main, q + w)
+        if "training" in parts:
+            times["training"] = _section_timing("training", training_speed.main, q)
+        meta["section_seconds"] = times
+        meta["total_seconds"] = time.perf_counter() - t0
+        save_result("run_all", meta)
+    DOC.write_text(assemble(meta))
+    log(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Scene-adaptive training speed: time to reach bicubic + 3 dB PSNR on the bundled sample (x4), CPU.
+
+    .venv/bin/python benchmarks/training_speed.py [--quick] [--nets amsfnet,cofusion,ssjcn]
+
+Each supervised network is trained on the pair itself exactly as ``fuse`` does (``NetworkMethod.fit``,
+seed 0, CPU). Every ``--every`` iterations the clock is paused, the current weights are applied to the
+whole scene through the engine's tile loop (``engine.tiling.fuse_tiles``) and PSNR against the real
+reference is computed with the definition of ``engine.metrics`` (per band 10 log10(peak²/MSE), peak =
+the reference band's max over valid pixels; mean over good bands). Reported: the first evaluated
+iteration at or above bicubic + 3 dB, and the training seconds up to it (evaluation time excluded).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (LITE, SAMPLE, SEED, SUPERVISED, fmt, log, md_table, register_package,  # noqa: E402
+                    save_result)
+
+MARK_DB = 3.0
+
+
+def _psnr(ref, est, valid, good) -> float:
+    import numpy as np
+
+    x, y = ref[good][:, valid].astype(np.float64), est[good][:, valid].astype(np.float64)
+    peak = x.max(axis=1)
+    mse = ((x - y) ** 2).mean(axis=1)
+    return float(np.mean(10 * np.log10(peak ** 2 / np.maximum(mse, 1e-30))))
+
+
+class _Eval:
+    def __init__(self, scene, reference: str):
+        import numpy as np
+        from osgeo import gdal
+
+        from hsifusion.engine.raster import raster_info, valid_mask
+
+        self.scene = scene
+        info = raster_info(reference)
+        self.ref = gdal.Open(reference).ReadAsArray().astype(np.float32)
+        self.good = info.good_bands if info.good_bands is not None else np.ones(info.bands, bool)
+        self.valid = valid_mask(self.ref, info.nodata, self.good)
+
+    def psnr(self, method) -> float:
+        import numpy as np
+
+        from hsifusion.engine.tiling import fuse_tiles
+
+        out = np.zeros_like(self.ref)
+
+        def write(a, w):
+            out[:, w.row:w.row + w.height, w.col:w.col + w.width] = a
+
+        fuse_tiles(self.scene, method, write, 256, -9999.0)
+        return _psnr(self.ref, out, self.valid, self.good)
+
+
+def curve(net: str, iterations: int, every: int, quick: bool) -> Dict:
+    """Train ``net`` for ``iterations`` steps, PSNR every ``every`` steps (training clock only)."""
+    register_package()
+    import torch
+
+    from hsifusion.engine.feedback import LogFeedback
+    from hsifusion.engine.methods import get_method
+    from hsifusion.engine.pair import validate_pair
+    from hsifusion.engine.raster import raster_info
+    from hsifusion.engine.scene import build_scene
+
+    hsi, msi = str(SAMPLE / "potsdam_lr_hsi_x4.tif"), str(SAMPLE / "potsdam_msi_s2a.tif")
+    scene = build_scene(validate_pair(raster_info(hsi), raster_info(msi)))
+    ev = _Eval(scene, str(SAMPLE / "enmap_potsdam_reference.tif"))
+    bic = get_method("upsample", mode="bicubic")
+    bicubic = ev.psnr(bic)
+    params = {"device": "cpu", "seed": SEED, "iterations": iterations}
+    if quick and net in LITE:
+        params["hyper"] = dict(LITE[net])
+    method = get_method(net, **params)
+    points: List = []
+    state = {"n": 0, "paused": 0.0, "t0": None}
+
+    class Fb(LogFeedback):
+        def setProgress(self, progress):  # one call per training iteration while the model trains
+            super().setProgress(progress)
+            m = method.model
+            if m is None or not m.training:
+                return
+            state["n"] += 1
+            n = state["n"]
+            if n % every and n != iterations:
+                return
+            ta = time.perf_counter()
+            m.eval()
+            with torch.no_grad():
+                p = ev.psnr(method)
+            m.train()
+            tb = time.perf_counter()
+            points.append((n, ta - state["t0"] - state["paused"], p))
+            state["paused"] += tb - ta
+
+    torch.manual_seed(SEED)
+    state["t0"] = time.perf_counter()
+    method.fit(scene, Fb())
+    mark = bicubic + MARK_DB
+    hit = next((p for p in points if p[2] >= mark), None)
+    return {"net": net, "params": params, "bicubic_psnr": bicubic, "mark": mark, "points": points,
+            "reached": hit is not None, "iterations_to_mark": hit[0] if hit else None,
+            "seconds_to_mark": hit[1] if hit else None, "final_psnr": points[-1][2] if points else None,
+            "train_seconds": points[-1][1] if points else None}
+
+
+def run(quick: bool, nets: List[str], iterations: int = None, every: int = None) -> Dict:
+    from hsifusion.engine.methods.network import DEFAULT_ITERATIONS
+
+    rows = []
+    for n in nets:
+        its = iterations or (100 if quick else DEFAULT_ITERATIONS.get(n, 300))
+        ev = every or (10 if quick else 25)
+        log(f"training speed: {n}, {its} iterations, PSNR every {ev}")
+        try:
+            rows.append(curve(n, its, ev, quick))
+        except Exception as exc:  # noqa: BLE001
+            rows.append({"net": n, "error": f"{type(exc).__name__}: {exc}"})
+        log(f"  -> {rows[-1].get('seconds_to_mark')} s to mark, final {rows[-1].get('final_psnr')}")
+    res = {"quick": quick, "rows": rows, "device": "cpu"}
+    save_result("training_speed", res)
+    return res
+
+
+def markdown(res: Dict) -> str:
+    rows = []
+    for r in res["rows"]:
+        if "error" in r:
+            rows.append([r["net"], "error: " + r["error"][:100], "", "", "", "", ""])
+            continue
+        lite = ", lite" if (r["params"].get("hyper") or {}).get("lite") else ""
+        its = r["params"]["iterations"]
+        rows.append([f"{r['net']}{lite}", fmt(r["bicubic_psnr"]), fmt(r["mark"]),
+                     str(r["iterations_to_mark"]) if r["reached"] else f"not within {its}",
+                     fmt(r["seconds_to_mark"], 1) if r["reached"] else "—",
+                     f"{fmt(r['final_psnr'])} @ {r['points'][-1][0]}" if r["points"] else "—",
+                     fmt(r["train_seconds"], 1)])
+    curves = "; ".join(f"{r['net']}: " + ", ".join(f"{n}→{p:.1f}" for n, _, p in r["points"])
+                       for r in res["rows"] if r.get("points"))
+    return (md_table(["network (CPU)", "bicubic PSNR", "mark (+3 dB)", "iterations to mark", "seconds to mark",
+                      "last PSNR @ iteration", "training s (total)"], rows) +
+            f"\n\nPSNR curves (iteration→dB): {curves}.\n\nGPU: not measured — no GPU in this session.\n")
+
+
+def main(argv=None) -> Dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--nets", default=",".join(SUPERVISED))
+    ap.add_argument("--iterations", type=int)
+    ap.add_argument("--every", type=int)
+    a = ap.parse_args(argv)
+    register_package()
+    res = run(a.quick, a.nets.split(","), a.iterations, a.every)
+    print(markdown(res))
+    return res
+
+
+if __name__ == "__main__":
+    main()
