@@ -62,6 +62,10 @@ def method_params(method: str, quick: bool, device: str = "cpu", iterations: Opt
         p["iterations"] = int(iterations or QUICK_ITERATIONS)
     if quick and method in LITE:
         p["hyper"] = dict(LITE[method])
+    if quick and method == "umsft":
+        # The spec's default init_steps (500 per degradation-operator stage, x3) would otherwise dwarf the
+        # iteration budget: quick mode shortens them to the same budget.
+        p["hyper"]["init_steps"] = int(iterations or QUICK_ITERATIONS)
     return p
 
 
@@ -70,7 +74,8 @@ def label(method: str, params: Optional[Dict] = None) -> str:
         return f"upsample ({(params or {}).get('mode', 'bicubic')})"
     if method in NETWORKS:
         p = params or {}
-        extra = ", lite" if (p.get("hyper") or {}).get("lite") else ""
+        h = p.get("hyper") or {}
+        extra = (", lite" if h.get("lite") else "") + (f", init {h['init_steps']}" if "init_steps" in h else "")
         its = p.get("iterations")
         return f"{method} ({its if its else 'default'} it{extra})"
     return method

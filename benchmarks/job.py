@@ -152,7 +152,7 @@ def cmd_io(a) -> dict:
         hr = mds.ReadAsArray(m.col, m.row, cw, ch, buf_type=gdal.GDT_Float32)
         tb = time.perf_counter()
         blk = np.ascontiguousarray(buf[:, :ch, :cw])
-        out.WriteRaster(c.col - region.col, c.row - region.row, cw, ch, blk.tobytes(), buf_xsize=cw,
+        out.WriteRaster(c.col - region.col, c.row - region.row, cw, ch, blk, buf_xsize=cw,
                         buf_ysize=ch, buf_type=gdal.GDT_Float32)
         tr += tb - ta
         tw += time.perf_counter() - tb

@@ -114,7 +114,9 @@ def main(argv=None) -> None:
         if "memory" in parts:
             times["memory"] = _section_timing("memory", memory.main, q + w)
         if "training" in parts:
-            times["training"] = _section_timing("training", training_speed.main, q)
+            # quick: two nets (CoFusion lite, SSJCN); full: the three supervised nets
+            times["training"] = _section_timing("training", training_speed.main,
+                                                q + (["--nets", "cofusion,ssjcn"] if a.quick else []))
         meta["section_seconds"] = times
         meta["total_seconds"] = time.perf_counter() - t0
         save_result("run_all", meta)

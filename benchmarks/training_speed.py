@@ -118,7 +118,7 @@ def run(quick: bool, nets: List[str], iterations: int = None, every: int = None)
 
     rows = []
     for n in nets:
-        its = iterations or (100 if quick else DEFAULT_ITERATIONS.get(n, 300))
+        its = iterations or (60 if quick else DEFAULT_ITERATIONS.get(n, 300))
         ev = every or (10 if quick else 25)
         log(f"training speed: {n}, {its} iterations, PSNR every {ev}")
         try:
