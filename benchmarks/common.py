@@ -128,7 +128,7 @@ def machine_info() -> Dict:
 def run_child(args: Sequence[str], timeout: Optional[float] = None, env: Optional[Dict] = None) -> Dict:
     """Run ``python benchmarks/job.py ARGS`` in a fresh process; return the JSON of its last line.
 
-    The child reports its own peak RSS (``getrusage(RUSAGE_SELF)``), so each method's memory is its
+    The child reports its own peak RSS (VmHWM of /proc/self/status), so each method's memory is its
     own. On failure the dict holds ``error``."""
     cmd = [PYTHON, str(BENCH / "job.py"), *map(str, args)]
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@
 reads, method compute and writes (the three stages of ``engine.tiling.pipeline``). ``io`` is the I/O
 limit: a plain GDAL windowed read of both inputs over the same core tiles and a windowed write of a
 Float32 GeoTIFF of the output's size and band count with the engine's creation options, no threads.
-Peak RSS comes from ``getrusage(RUSAGE_SELF)`` at the end (the whole process, all threads).
+Peak RSS = VmHWM of /proc/self/status at the end (this process image, all threads).
 """
 from __future__ import annotations
 
@@ -37,6 +37,15 @@ def rss_mib() -> float:
 
 
 def peak_mib() -> float:
+    """Peak RSS of this process image: /proc/self/status VmHWM. (``getrusage(RUSAGE_SELF).ru_maxrss``
+    is not used: Linux carries the parent's high-water mark over ``exec``, so a child started by a big
+    parent would report the parent's size.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

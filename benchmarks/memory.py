@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/memory.py [--quick] [--sizes 1024,4096] [--work DIR] [--methods ...]
 
 Every (method, size) is a fresh process (benchmarks/job.py) that reports its own peak RSS
-(``getrusage(RUSAGE_SELF).ru_maxrss``: all threads, GDAL's block cache included). Each is run twice:
+(VmHWM of /proc/self/status, not ru_maxrss, which Linux inherits across exec from a large parent; all threads, GDAL's block cache included). Each is run twice:
 with GDAL's default block cache (GDAL_CACHEMAX = 5 % of RAM unless the environment sets it) and with
 GDAL_CACHEMAX=64 (MiB), which isolates the engine's own working set from GDAL's cache of written blocks.
 Pairs: benchmarks/bigpair.py (sizes above 2048 repeat the simulated 2048² pair in VRTs).

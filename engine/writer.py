@@ -107,6 +107,24 @@ class RasterWriter:
         # half the time of a 224-band 256² write call, one tile less of peak memory).
         self.ds.WriteRaster(int(col), int(row), arr.shape[2], arr.shape[1], arr,
                             buf_xsize=arr.shape[2], buf_ysize=arr.shape[1], buf_type=gdal.GDT_Float32)
+        self._flush_whole_blocks(int(col), int(row), arr.shape[2], arr.shape[1])
+
+    def _flush_whole_blocks(self, col: int, row: int, width: int, height: int) -> None:
+        """Hand the blocks just written to the disk now (in the writer thread, overlapping compute) rather
+        than leaving them in GDAL's process-wide block cache (5 % of RAM by default) until ``commit``.
+
+        Only while every write so far covered whole blocks (the default: 256-px tiles on 256-px blocks),
+        so no block is ever flushed half-filled (no read-modify-write, no second compressed copy). The
+        first write that is not block-aligned turns this off for the rest of the file.
+        """
+        if not getattr(self, "_whole_blocks", True):
+            return
+        bx, by = self.ds.GetRasterBand(1).GetBlockSize()
+        W, H = self.ds.RasterXSize, self.ds.RasterYSize
+        if col % bx or row % by or (width % bx and col + width != W) or (height % by and row + height != H):
+            self._whole_blocks = False
+            return
+        self.ds.FlushCache()
 
     def commit(self) -> str:
         """Flush, close and move the file to its final name; returns the final path."""
