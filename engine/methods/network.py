@@ -168,8 +168,8 @@ class NetworkMethod(FusionMethod):
         def callback(stage, i, n, loss) -> bool:
             done["n"] += 1
             feedback.setProgress(100.0 * self.fit_share * done["n"] / total)
-            if i == 0 or (i + 1) % 100 == 0:
-                feedback.pushInfo(f"UDS2C2 {stage}: iteration {i + 1}/{n}, loss {loss:.5f}")
+            if i in (1, n) or i % 100 == 0:  # the models count iterations from 1
+                feedback.pushInfo(f"UDS2C2 {stage}: iteration {i}/{n}, loss {loss:.5f}")
             return not feedback.isCanceled()
 
         options = {k: self.hyper[k] for k in ("psf_kernel", "k_scf", "expansion") if k in self.hyper}
@@ -245,8 +245,8 @@ class NetworkMethod(FusionMethod):
         z = torch.from_numpy(np.ascontiguousarray(hr / norm["msi"], dtype=np.float32))[None]
 
         def callback(stage, i, n, loss) -> bool:
-            if i == 0 or (i + 1) % 50 == 0:
-                feedback.pushInfo(f"UMSFT tile {stage}: iteration {i + 1}/{n}, loss {loss:.5f}")
+            if i in (1, n) or i % 50 == 0:  # the models count iterations from 1
+                feedback.pushInfo(f"UMSFT tile {stage}: iteration {i}/{n}, loss {loss:.5f}")
             return not feedback.isCanceled()
 
         lite = bool(self.hyper.get("lite", False))
