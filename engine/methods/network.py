@@ -250,7 +250,8 @@ class NetworkMethod(FusionMethod):
             return not feedback.isCanceled()
 
         lite = bool(self.hyper.get("lite", False))
-        init_steps = int(self.hyper.get("init_steps", max(20, self.iterations)))
+        # The spec's 3 x 500 initialisation steps per tile dwarf a small ITERATIONS budget: cap them by it.
+        init_steps = min(int(self.hyper.get("init_steps", 500)), max(20, self.iterations))
         x, info = self.spec.fit(y, z, ratio, srf=self.srf, iterations=self.iterations, init_steps=init_steps,
                                 lite=lite, callback=callback, seed=self.seed, device=self._device)
         check_cancel(feedback)
