@@ -23,25 +23,31 @@ from .windows import Window, align_outward, intersection, tiles
 
 T = TypeVar("T")
 PREFETCH = 2
+COMPUTE_WORKERS = 2  # tiles computed at once by methods that declare ``thread_safe`` (numpy, one core each)
 EDGE_PAD = 16  # HR px of mirrored context kept beyond the region's edge (rounded up to the step)
 MAX_PENDING_WRITES = 2
 
 
 def pipeline(items: Sequence[T], read: Callable[[T], object], compute: Callable[[T, object], object],
              write: Callable[[T, object], None], feedback: Optional[Feedback] = None,
-             progress_span=(0.0, 100.0)) -> int:
+             progress_span=(0.0, 100.0), compute_workers: int = 1) -> int:
     """Run read -> compute -> write over ``items`` with reads ahead and writes behind.
 
-    ``compute`` may return None to skip the write. Cancel is checked before every item; pending work
-    is dropped and :class:`Cancelled` raised. Returns the number of items written.
+    ``compute`` may return None to skip the write. With ``compute_workers`` > 1 that many items are
+    computed at once in threads (for numpy methods, whose kernels release the GIL but run on one core
+    each); results are written in item order either way. Cancel is checked before every item; pending
+    work is dropped and :class:`Cancelled` raised. Returns the number of items written.
     """
     feedback = ensure_feedback(feedback)
     items = list(items)
     lo, hi = progress_span
-    written = 0
+    workers = max(1, int(compute_workers))
+    written = done = 0
     with ThreadPoolExecutor(1, thread_name_prefix="hsif-read") as rpool, \
-            ThreadPoolExecutor(1, thread_name_prefix="hsif-write") as wpool:
+            ThreadPoolExecutor(1, thread_name_prefix="hsif-write") as wpool, \
+            ThreadPoolExecutor(workers, thread_name_prefix="hsif-compute") as cpool:
         reads: deque = deque()
+        computes: deque = deque()
         writes: deque = deque()
         it = iter(items)
 
@@ -50,27 +56,36 @@ def pipeline(items: Sequence[T], read: Callable[[T], object], compute: Callable[
             if nxt is not None:
                 reads.append((nxt, rpool.submit(read, nxt)))
 
+        def finish_oldest() -> None:
+            nonlocal written, done
+            item, fut = computes.popleft()
+            result = fut.result()
+            if result is not None:
+                writes.append(wpool.submit(write, item, result))
+                written += 1
+            while len(writes) > MAX_PENDING_WRITES:
+                writes.popleft().result()
+            done += 1
+            feedback.setProgress(lo + (hi - lo) * done / len(items))
+
         try:
-            for _ in range(PREFETCH):
+            for _ in range(PREFETCH + workers - 1):
                 submit_next()
-            for k in range(len(items)):
+            for _ in range(len(items)):
                 check_cancel(feedback)
                 item, fut = reads.popleft()
                 data = fut.result()
                 submit_next()
-                result = compute(item, data)
-                if result is not None:
-                    writes.append(wpool.submit(write, item, result))
-                    written += 1
-                while len(writes) > MAX_PENDING_WRITES:
-                    writes.popleft().result()
-                feedback.setProgress(lo + (hi - lo) * (k + 1) / len(items))
+                computes.append((item, cpool.submit(compute, item, data)))
+                if len(computes) >= workers:
+                    finish_oldest()
+            while computes:
+                check_cancel(feedback)
+                finish_oldest()
             while writes:
                 writes.popleft().result()
         except BaseException:
-            for _, f in reads:
-                f.cancel()
-            for f in writes:
+            for f in [f for _, f in reads] + [f for _, f in computes] + list(writes):
                 f.cancel()
             raise
     return written
@@ -212,9 +227,10 @@ def fuse_tiles(scene: Scene, method, write_block: Callable[[np.ndarray, Window],
     plan, cores = plan_tiles(scene, method, tile_size, nodata)
     feedback.pushInfo(f"{len(cores)} tile(s) of up to {plan.tile} px, margin {plan.margin} px, ratio {plan.ratio}")
     hsi_ds, msi_ds = open_raster(scene.pair.hsi.path), open_raster(scene.pair.msi.path)
+    workers = COMPUTE_WORKERS if getattr(method, "thread_safe", False) else 1
     n = pipeline(cores, lambda core: read_tile(scene, core, plan, hsi_ds, msi_ds),
                  lambda core, data: finish_tile(method, core, data, plan, feedback),
-                 lambda core, out: write_block(out, plan.out_window(core)), feedback, progress_span)
+                 lambda core, out: write_block(out, plan.out_window(core)), feedback, progress_span, workers)
     skipped = len(cores) - n
     if skipped:
         feedback.pushInfo(f"{skipped} tile(s) held only nodata and were skipped")

@@ -299,6 +299,7 @@ class ClassicalMethod(FusionMethod):
 
     name = "classical"
     needs_torch = False  # numpy/scipy only; torch, when present, only speeds up add_matmul
+    thread_safe = True  # apply() only reads what fit() stored: two tiles may be computed at once
 
     def __init__(self, mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE) -> None:
         mtf_sigma(2, mtf_gain)  # validates the gain

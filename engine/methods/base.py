@@ -17,6 +17,7 @@ class FusionMethod:
 
     name = "base"
     needs_torch = False
+    thread_safe = False  # True lets the tile loop compute two tiles at once (stateless apply, numpy)
 
     def margin(self, ratio: int) -> int:
         """HR pixels of context a tile needs on each side."""

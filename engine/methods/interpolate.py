@@ -39,6 +39,8 @@ def upsample(lr: np.ndarray, ratio: int, mode: str = "bicubic") -> np.ndarray:
 class Upsample(FusionMethod):
     """Ignores the MSI; context of 2 LR pixels (bicubic) or 1 (bilinear) per side."""
 
+    thread_safe = True  # stateless: two tiles may be computed at once
+
     def __init__(self, mode: str = "bicubic") -> None:
         if mode not in MODES:
             raise ValueError(f"unknown upsampling mode {mode!r}; use one of {MODES}")
