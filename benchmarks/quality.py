@@ -128,7 +128,8 @@ def plot(data: Dict, path: Path = PLOT) -> None:
                            marker=markers[j % len(markers)], s=36, alpha=0.85,
                            label=m if j == 0 else None)
     for j, c in enumerate(cases):
-        ax.scatter([], [], color="grey", marker=markers[j % len(markers)], label=f"{c[0]} x{c[1]}")
+        ax.scatter([], [], facecolors="none", edgecolors="black", marker=markers[j % len(markers)],
+                   label=f"{c[0]} x{c[1]}")
     ax.set_xscale("log")
     ax.set_xlabel("run time of the fuse call, s (log; CPU, training included)")
     ax.set_ylabel("PSNR, dB (mean over bands)")

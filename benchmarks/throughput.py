@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (CLASSICAL, DEFAULT_WORK, NETWORKS, RESULTS, SAMPLE, SEED, SUPERVISED,  # noqa: E402
+from common import (CLASSICAL, DEFAULT_WORK, NETWORKS, SAMPLE, SEED, SUPERVISED,  # noqa: E402
                     available_methods, fmt, label, log, md_table, method_params, register_package,
                     run_child, save_result, time_v)
 from bigpair import build_pair  # noqa: E402
@@ -134,8 +134,7 @@ def run(quick: bool, work: Path, size: int, methods: List[str], net_size: int, t
     targets = ["upsample"] + ([min(classical, key=lambda j: j["tile_mpx_per_s"])["method"]] if classical else [])
     res["profiles"] = {}
     for m in targets:
-        prof = str(RESULTS / f"profile_{m}.prof")
-        RESULTS.mkdir(parents=True, exist_ok=True)
+        prof = str(work / f"profile_{m}.prof")  # binary, left in the work folder
         log(f"throughput: cProfile of {m}")
         j = run_child(["fuse", *base, "--method", m, "--params", json.dumps(method_params(m, quick)),
                        "--phases", "--profile", prof])
