@@ -3,7 +3,6 @@ result files and Markdown tables. Standard library + numpy/GDAL only (no QGIS)."
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.util
 import json
 import os
 import platform
@@ -32,13 +31,10 @@ LITE = {"cofusion": {"lite": True}, "umsft": {"lite": True}}
 
 def register_package():
     """Import the repo root as package ``hsifusion`` (whatever the clone's folder is called)."""
-    if "hsifusion" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("hsifusion", ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["hsifusion"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["hsifusion"]
+    sys.path.insert(0, str(ROOT / "tools"))
+    from repo_package import register_package as register
+
+    return register()
 
 
 def available_methods() -> List[str]:

@@ -8,7 +8,6 @@ Gaussian PSF with FWHM = 4 HR pixels (the default), block-centred decimation, no
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -22,12 +21,10 @@ CREATION = ["COMPRESS=DEFLATE", "PREDICTOR=3", "ZLEVEL=9"]
 
 
 def _import_package():
-    if "hsifusion" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("hsifusion", ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["hsifusion"] = mod
-        spec.loader.exec_module(mod)
+    sys.path.insert(0, str(ROOT / "tools"))
+    from repo_package import register_package
+
+    register_package()
     from hsifusion.engine.simulate import simulate
     return simulate
 

@@ -1,7 +1,6 @@
 """Test set-up: register the repo root as package ``hsifusion`` whatever the clone's folder name."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -15,18 +14,10 @@ SHARED = ROOT.parent / "shared" / "data" / "real"
 SAMPLE = ROOT / "sample"
 
 
-def _register_package() -> None:
-    if "hsifusion" in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location(
-        "hsifusion", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hsifusion"] = module
-    spec.loader.exec_module(module)
+sys.path.insert(0, str(ROOT / "tools"))
+from repo_package import register_package  # noqa: E402
 
-
-_register_package()
+register_package()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 

@@ -11,7 +11,6 @@ Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -22,12 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _register() -> None:
-    if "hsifusion" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("hsifusion", ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["hsifusion"] = mod
-        spec.loader.exec_module(mod)
+    sys.path.insert(0, str(ROOT / "tools"))
+    from repo_package import register_package
+
+    register_package()
     sys.path.insert(0, str(ROOT / "tests"))
 
 

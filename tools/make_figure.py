@@ -12,8 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-import conftest  # noqa: E402,F401  registers package hsifusion
+sys.path.insert(0, str(ROOT / "tools"))
+from repo_package import register_package  # noqa: E402
+
+register_package()
 
 from hsifusion.engine.presets import read_preview, require_preset, stretch_rgb  # noqa: E402
 from hsifusion.engine.raster import raster_info, open_raster  # noqa: E402

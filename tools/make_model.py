@@ -64,8 +64,10 @@ def build() -> QgsProcessingModelAlgorithm:
 if __name__ == "__main__":
     app = QgsApplication([], False)
     app.initQgis()
-    sys.path.insert(0, str(ROOT / "tests"))
-    import conftest  # noqa: F401  registers package hsifusion
+    sys.path.insert(0, str(ROOT / "tools"))
+    from repo_package import register_package
+
+    register_package()
     sys.path.insert(0, "/usr/share/qgis/python/plugins")
     from processing.core.Processing import Processing
     Processing.initialize()
