@@ -82,3 +82,10 @@ def test_headless_qgis_process_run(tmp_path):
     o, m = gdal.Open(out), gdal.Open(msi)
     assert o.GetProjection() == m.GetProjection() and o.GetGeoTransform() == m.GetGeoTransform()
     assert read(out).shape == (16, 48, 40)
+
+
+def test_every_algorithm_has_plain_text_help(hsifusion_provider):
+    for alg in hsifusion_provider.algorithms():
+        text = alg.shortHelpString()
+        assert len(text) > 200, f"{alg.id()} has no help"
+        assert "<" not in text.split("\n")[0], f"{alg.id()} help should be plain text"
