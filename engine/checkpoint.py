@@ -18,16 +18,16 @@ FORMAT_VERSION = 1
 WAVELENGTH_TOLERANCE_NM = 2.0
 
 
-def _plain(value: Any) -> Any:
-    """numpy -> lists/floats so the file stays loadable with weights_only=True."""
+def plain_data(value: Any) -> Any:
+    """numpy -> lists/numbers, NaN/inf -> None: what weights_only=True loads and JSON writes."""
     if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
+        return [plain_data(v) for v in value.tolist()]
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
@@ -60,13 +60,13 @@ def save_checkpoint(path: str, network: str, hyper: Dict, state_dict: Dict, hsi_
 
     payload = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "plugin_version": __version__,
-        "network": network, "hyper": _plain(hyper or {}),
+        "network": network, "hyper": plain_data(hyper or {}),
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         "hsi_bands": int(hsi_bands), "msi_bands": int(msi_bands), "ratio": int(ratio),
-        "hsi_wavelengths": _plain(hsi_wavelengths) if hsi_wavelengths is not None else None,
-        "msi_wavelengths": _plain(msi_wavelengths) if msi_wavelengths is not None else None,
-        "norm": _plain(norm), "psf": _plain(psf or {}), "srf": _plain(srf) if srf is not None else None,
-        "training": _plain(training or {}), "metrics": _plain(metrics or {}), "extra": _plain(extra or {}),
+        "hsi_wavelengths": plain_data(hsi_wavelengths) if hsi_wavelengths is not None else None,
+        "msi_wavelengths": plain_data(msi_wavelengths) if msi_wavelengths is not None else None,
+        "norm": plain_data(norm), "psf": plain_data(psf or {}), "srf": plain_data(srf) if srf is not None else None,
+        "training": plain_data(training or {}), "metrics": plain_data(metrics or {}), "extra": plain_data(extra or {}),
     }
     if resume is not None:
         payload["resume"] = _cpu(resume)

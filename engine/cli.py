@@ -13,6 +13,7 @@ import signal
 import sys
 from typing import Dict, List, Optional, Sequence
 
+from .checkpoint import plain_data
 from .errors import Cancelled, FusionError, InputError
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
@@ -248,31 +249,6 @@ def _assess(args, feedback) -> Dict:
                       msi=args.msi, creation_options=args.creation_option)
 
 
-def _jsonable(obj):
-    try:
-        import numpy as np
-
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-        if isinstance(obj, np.generic):
-            return obj.item()
-    except ImportError:
-        pass
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return str(obj)
-
-
-def _clean(obj):
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -303,7 +279,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    print(json.dumps(_clean(result), default=_jsonable, indent=1))
+    print(json.dumps(plain_data(result), default=str, indent=1))
     return 0
 
 
