@@ -9,7 +9,7 @@ from ..engine import api
 from ..engine.estimate import DEFAULT_MAX_LR_SIDE, DEFAULT_SMOOTHNESS
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
-from ..provider.compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
+from ..provider.compat import NUMBER_DOUBLE, NUMBER_INTEGER
 
 (SMOOTHNESS, FWHM, SEARCH_PHASE, USE_SUPPORT, MAX_CROP, OUTPUT_SRF, OUTPUT_REPORT, OUT_FWHM, RESIDUAL) = (
     "SMOOTHNESS", "FWHM", "SEARCH_PHASE", "USE_SUPPORT", "MAX_CROP", "OUTPUT_SRF", "OUTPUT_REPORT", "FWHM_HR_PX",
@@ -23,14 +23,14 @@ class EstimateSrfPsfAlgorithm(HsiAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         P.add_pair_inputs(self)
-        self._adv(QgsProcessingParameterNumber(FWHM, self.tr("Fixed PSF FWHM in HR pixels (0 = estimate)"),
+        P.add_advanced(self, QgsProcessingParameterNumber(FWHM, self.tr("Fixed PSF FWHM in HR pixels (0 = estimate)"),
                                                NUMBER_DOUBLE, 0, False, 0))
-        self._adv(QgsProcessingParameterBoolean(SEARCH_PHASE, self.tr("Estimate the sampling phase"), True))
-        self._adv(QgsProcessingParameterBoolean(
+        P.add_advanced(self, QgsProcessingParameterBoolean(SEARCH_PHASE, self.tr("Estimate the sampling phase"), True))
+        P.add_advanced(self, QgsProcessingParameterBoolean(
             USE_SUPPORT, self.tr("Limit each MSI band to HSI bands near its declared centre/FWHM"), True))
-        self._adv(QgsProcessingParameterNumber(SMOOTHNESS, self.tr("SRF smoothness weight"), NUMBER_DOUBLE,
+        P.add_advanced(self, QgsProcessingParameterNumber(SMOOTHNESS, self.tr("SRF smoothness weight"), NUMBER_DOUBLE,
                                                DEFAULT_SMOOTHNESS, False, 0))
-        self._adv(QgsProcessingParameterNumber(MAX_CROP, self.tr("Largest crop used (LR px a side)"),
+        P.add_advanced(self, QgsProcessingParameterNumber(MAX_CROP, self.tr("Largest crop used (LR px a side)"),
                                                NUMBER_INTEGER, DEFAULT_MAX_LR_SIDE, False, 8))
         self.addParameter(QgsProcessingParameterFileDestination(OUTPUT_SRF, self.tr("Estimated SRF (CSV)"),
                                                                 "CSV files (*.csv)"))
@@ -39,9 +39,6 @@ class EstimateSrfPsfAlgorithm(HsiAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(OUT_FWHM, self.tr("PSF FWHM (HR px)")))
         self.addOutput(QgsProcessingOutputNumber(RESIDUAL, self.tr("Relative RMS residual")))
 
-    def _adv(self, param) -> None:
-        add_flag(param, FLAG_ADVANCED)
-        self.addParameter(param)
 
     def execute(self, parameters, context, feedback):
         res = api.estimate_srf_psf(

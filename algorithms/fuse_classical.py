@@ -12,7 +12,7 @@ from ..engine import api
 from ..engine.methods._common import DEFAULT_MTF_GAIN, FIT_LR_SIDE
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
-from ..provider.compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
+from ..provider.compat import NUMBER_DOUBLE, NUMBER_INTEGER
 from ..provider.outputs import finish_raster_output
 
 MTF_GAIN, FIT_SIZE, ITERATIONS, ENDMEMBERS, SMOOTHING = "MTF_GAIN", "FIT_SIZE", "ITERATIONS", "ENDMEMBERS", "SMOOTHING"
@@ -29,10 +29,10 @@ class ClassicalFusionAlgorithm(HsiAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         P.add_pair_inputs(self)
         P.add_tile_size(self, 256)
-        self._advanced(QgsProcessingParameterNumber(
+        P.add_advanced(self, QgsProcessingParameterNumber(
             MTF_GAIN, self.tr("Sensor MTF gain at the LR Nyquist frequency (Gaussian PSF; 0.41 = FWHM of r HR px)"),
             NUMBER_DOUBLE, DEFAULT_MTF_GAIN, False, 0.01, 0.99))
-        self._advanced(QgsProcessingParameterNumber(
+        P.add_advanced(self, QgsProcessingParameterNumber(
             FIT_SIZE, self.tr("Crop for the global statistics (LR px a side)"), NUMBER_INTEGER,
             self.FIT_DEFAULT, False, 8))
         self.add_method_parameters()
@@ -43,9 +43,6 @@ class ClassicalFusionAlgorithm(HsiAlgorithm):
     def add_method_parameters(self) -> None:
         pass
 
-    def _advanced(self, param) -> None:
-        add_flag(param, FLAG_ADVANCED)
-        self.addParameter(param)
 
     def method_params(self, parameters, context) -> dict:
         return {"mtf_gain": self.parameterAsDouble(parameters, MTF_GAIN, context),
@@ -75,7 +72,7 @@ class FuseSfimAlgorithm(ClassicalFusionAlgorithm):
     ID, NAME, METHOD, TITLE = "fuse_sfim", "Fuse with SFIM (smoothing-filter intensity modulation)", "sfim", "SFIM"
 
     def add_method_parameters(self) -> None:
-        self._advanced(QgsProcessingParameterEnum(SMOOTHING, self.tr("Smoothing filter"), SMOOTHINGS,
+        P.add_advanced(self, QgsProcessingParameterEnum(SMOOTHING, self.tr("Smoothing filter"), SMOOTHINGS,
                                                   defaultValue=0))
 
     def method_params(self, parameters, context) -> dict:
@@ -88,9 +85,9 @@ class FuseCnmfAlgorithm(ClassicalFusionAlgorithm):
     FIT_DEFAULT = 128
 
     def add_method_parameters(self) -> None:
-        self._advanced(QgsProcessingParameterNumber(ENDMEMBERS, self.tr("Number of endmembers"), NUMBER_INTEGER,
+        P.add_advanced(self, QgsProcessingParameterNumber(ENDMEMBERS, self.tr("Number of endmembers"), NUMBER_INTEGER,
                                                     20, False, 1, 200))
-        self._advanced(QgsProcessingParameterNumber(ITERATIONS, self.tr("Iterations per unmixing step"),
+        P.add_advanced(self, QgsProcessingParameterNumber(ITERATIONS, self.tr("Iterations per unmixing step"),
                                                     NUMBER_INTEGER, 100, False, 1))
 
     def method_params(self, parameters, context) -> dict:

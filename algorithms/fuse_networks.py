@@ -12,7 +12,7 @@ from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterFile
 from ..engine import api
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
-from ..provider.compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
+from ..provider.compat import NUMBER_DOUBLE, NUMBER_INTEGER
 from ..provider.outputs import finish_raster_output
 
 CHECKPOINT, SAVE_CHECKPOINT, ITERATIONS, MAX_SECONDS, PSF_FWHM, LITE, PATCH_SIZE, BATCH_SIZE, CROP_SIZE = (
@@ -37,23 +37,23 @@ class NetworkFusionAlgorithm(HsiAlgorithm):
         P.add_device(self)
         P.add_tile_size(self, 256)
         P.add_seed(self)
-        self._advanced(QgsProcessingParameterNumber(
+        P.add_advanced(self, QgsProcessingParameterNumber(
             ITERATIONS, self.tr("Training / optimisation iterations"), NUMBER_INTEGER,
             DEFAULT_ITERATIONS[self.NETWORK], False, 1))
-        self._advanced(QgsProcessingParameterNumber(
+        P.add_advanced(self, QgsProcessingParameterNumber(
             MAX_SECONDS, self.tr("Time budget for training (s, 0 = none)"), NUMBER_DOUBLE, 0, False, 0))
-        self._advanced(QgsProcessingParameterNumber(
+        P.add_advanced(self, QgsProcessingParameterNumber(
             PSF_FWHM, self.tr("PSF FWHM in HR pixels for reduced-resolution training (0 = ratio)"),
             NUMBER_DOUBLE, 0, False, 0))
         if self.SUPERVISED:
-            self._advanced(QgsProcessingParameterNumber(PATCH_SIZE, self.tr("Training patch (HR px)"),
+            P.add_advanced(self, QgsProcessingParameterNumber(PATCH_SIZE, self.tr("Training patch (HR px)"),
                                                         NUMBER_INTEGER, 64, False, 8))
-            self._advanced(QgsProcessingParameterNumber(BATCH_SIZE, self.tr("Batch size"), NUMBER_INTEGER,
+            P.add_advanced(self, QgsProcessingParameterNumber(BATCH_SIZE, self.tr("Batch size"), NUMBER_INTEGER,
                                                         4, False, 1))
-        self._advanced(QgsProcessingParameterNumber(CROP_SIZE, self.tr("Training crop (LR px a side)"),
+        P.add_advanced(self, QgsProcessingParameterNumber(CROP_SIZE, self.tr("Training crop (LR px a side)"),
                                                     NUMBER_INTEGER, 128, False, 4))
         if self.HAS_LITE:
-            self._advanced(QgsProcessingParameterBoolean(LITE, self.tr("Lite configuration (non-paper, faster)"),
+            P.add_advanced(self, QgsProcessingParameterBoolean(LITE, self.tr("Lite configuration (non-paper, faster)"),
                                                          False))
         P.add_dask_scheduler(self)
         P.add_creation_options(self)
@@ -64,9 +64,6 @@ class NetworkFusionAlgorithm(HsiAlgorithm):
                                                       createByDefault=False)
             self.addParameter(p)
 
-    def _advanced(self, param) -> None:
-        add_flag(param, FLAG_ADVANCED)
-        self.addParameter(param)
 
     def method_params(self, parameters, context) -> dict:
         par = {

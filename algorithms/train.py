@@ -15,7 +15,7 @@ from qgis.core import (Qgis, QgsProcessing, QgsProcessingException, QgsProcessin
 from ..engine import api
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
-from ..provider.compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, _enum, add_flag
+from ..provider.compat import NUMBER_DOUBLE, NUMBER_INTEGER, _enum
 
 SOURCE_RASTER = _enum(Qgis, "ProcessingSourceType", "Raster", QgsProcessing, "TypeRaster")
 NETWORKS = ["amsfnet", "cofusion", "ssjcn"]
@@ -40,7 +40,7 @@ class TrainAlgorithm(HsiAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterEnum(NETWORK, self.tr("Network"), NETWORKS,
                                                      defaultValue=NETWORKS.index("ssjcn")))
-        self._adv(QgsProcessingParameterBoolean(LITE, self.tr("CoFusion lite configuration (non-paper, faster)"),
+        P.add_advanced(self, QgsProcessingParameterBoolean(LITE, self.tr("CoFusion lite configuration (non-paper, faster)"),
                                                 False))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             REFERENCES, self.tr("HR-HSI reference rasters (pairs simulated on the fly)"), SOURCE_RASTER,
@@ -54,22 +54,22 @@ class TrainAlgorithm(HsiAlgorithm):
                                                      defaultValue=sensors.index("sentinel2a_msi")))
         self.addParameter(QgsProcessingParameterFile(SRF_FILE, self.tr("or: custom SRF file (CSV)"),
                                                      extension="csv", optional=True))
-        self._adv(QgsProcessingParameterString(BANDS, self.tr("MSI band subset (comma-separated names)"), "",
+        P.add_advanced(self, QgsProcessingParameterString(BANDS, self.tr("MSI band subset (comma-separated names)"), "",
                                                optional=True))
         self.addParameter(QgsProcessingParameterNumber(RATIO, self.tr("Resolution ratio (references)"),
                                                        NUMBER_INTEGER, 4, False, 2))
-        self._adv(QgsProcessingParameterNumber(PSF_FWHM, self.tr("Gaussian PSF FWHM in HR pixels (0 = ratio)"),
+        P.add_advanced(self, QgsProcessingParameterNumber(PSF_FWHM, self.tr("Gaussian PSF FWHM in HR pixels (0 = ratio)"),
                                                NUMBER_DOUBLE, 0, False, 0))
         self.addParameter(QgsProcessingParameterNumber(EPOCHS, self.tr("Epochs"), NUMBER_INTEGER, 10, False, 1))
-        self._adv(QgsProcessingParameterNumber(ITERATIONS, self.tr("Iterations (0 = use epochs)"),
+        P.add_advanced(self, QgsProcessingParameterNumber(ITERATIONS, self.tr("Iterations (0 = use epochs)"),
                                                NUMBER_INTEGER, 0, False, 0))
-        self._adv(QgsProcessingParameterNumber(STEPS_PER_EPOCH, self.tr("Steps per epoch (0 = one pass)"),
+        P.add_advanced(self, QgsProcessingParameterNumber(STEPS_PER_EPOCH, self.tr("Steps per epoch (0 = one pass)"),
                                                NUMBER_INTEGER, 0, False, 0))
         self.addParameter(QgsProcessingParameterNumber(PATCH_SIZE, self.tr("Patch size (HR px)"), NUMBER_INTEGER,
                                                        64, False, 8))
         self.addParameter(QgsProcessingParameterNumber(BATCH_SIZE, self.tr("Batch size"), NUMBER_INTEGER, 4,
                                                        False, 1))
-        self._adv(QgsProcessingParameterNumber(LEARNING_RATE, self.tr("Learning rate (0 = the paper's)"),
+        P.add_advanced(self, QgsProcessingParameterNumber(LEARNING_RATE, self.tr("Learning rate (0 = the paper's)"),
                                                NUMBER_DOUBLE, 0, False, 0))
         self.addParameter(QgsProcessingParameterNumber(VALIDATION, self.tr("Validation fraction"), NUMBER_DOUBLE,
                                                        0.2, False, 0, 0.8))
@@ -82,9 +82,6 @@ class TrainAlgorithm(HsiAlgorithm):
         self.addOutput(QgsProcessingOutputFile(LOG, self.tr("Training log (CSV)")))
         self.addOutput(QgsProcessingOutputFile(PLOT, self.tr("Loss curve (PNG)")))
 
-    def _adv(self, param) -> None:
-        add_flag(param, FLAG_ADVANCED)
-        self.addParameter(param)
 
     def execute(self, parameters, context, feedback):
         refs = [lyr.source() for lyr in self.parameterAsLayerList(parameters, REFERENCES, context)]

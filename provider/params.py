@@ -18,6 +18,12 @@ def add_pair_inputs(alg) -> None:
     alg.addParameter(QgsProcessingParameterRasterLayer(MSI, alg.tr("High-resolution multispectral image (HR-MSI, output grid)")))
 
 
+def add_advanced(alg, param) -> None:
+    """Add ``param`` to ``alg`` under the Advanced parameters."""
+    add_flag(param, FLAG_ADVANCED)
+    alg.addParameter(param)
+
+
 def add_tile_size(alg, default: int = 256) -> None:
     p = QgsProcessingParameterNumber(TILE_SIZE, alg.tr("Tile size (HR pixels)"), NUMBER_INTEGER, default, False, 1)
     add_flag(p, FLAG_ADVANCED)
