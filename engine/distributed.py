@@ -376,6 +376,7 @@ def fuse_tiles_distributed(scene, method, write_block: Callable[[np.ndarray, Win
     client = session.client
     t0 = time.perf_counter()
     method_f = client.scatter(method, broadcast=True, hash=False)
+    scene.compute_fills()  # once here, not once per worker
     scene_f = client.scatter(scene, broadcast=True, hash=False)
     feedback.pushInfo(f"fitted method and scene sent to the workers in {time.perf_counter() - t0:.1f} s")
     warned = set()

@@ -1,11 +1,14 @@
 """Scene-level reads done once before the tile loop: fill values for nodata and crops for ``fit``.
 
 Fill values are global per band, so a tile's filled nodata never depends on which tile it is in
-(per-tile statistics make tiles disagree; style.md §3).
+(per-tile statistics make tiles disagree; style.md §3). They are computed the first time a window
+holds nodata (or a bad band): a scene without nodata never pays for the whole-scene pass (0.7 s of a
+4 s run on a 2048² x 224-band pair), and the values are the same whenever they are computed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import numpy as np
@@ -17,15 +20,30 @@ from .raster import open_raster, read_window, valid_mask
 from .windows import Window, align_outward, intersection
 
 STRIP_BYTES = 64 * 2**20
+_FILL_LOCK = threading.Lock()
 
 
 @dataclass
 class Scene:
-    """A validated pair plus its global statistics."""
+    """A validated pair plus its global statistics (fill values computed on first use)."""
 
     pair: PairGrid
-    hsi_fill: np.ndarray
-    msi_fill: np.ndarray
+    fills: Optional[Tuple[np.ndarray, np.ndarray]] = field(default=None, repr=False)
+
+    def compute_fills(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(HSI, MSI) per-band means over the valid pixels of the overlap, computed once."""
+        with _FILL_LOCK:
+            if self.fills is None:
+                self.fills = scene_band_means(self.pair)
+        return self.fills
+
+    @property
+    def hsi_fill(self) -> np.ndarray:
+        return self.compute_fills()[0]
+
+    @property
+    def msi_fill(self) -> np.ndarray:
+        return self.compute_fills()[1]
 
     @property
     def ratio(self) -> int:
@@ -65,18 +83,24 @@ def read_pair_window(scene: Scene, lr_win: Window, hr_win: Window, hsi_ds=None, 
     hr = read_window(msi_ds, mw.col, mw.row, mw.width, mw.height)
     lr_ok = valid_mask(lr, pair.hsi.nodata, pair.hsi.good_bands)
     hr_ok = valid_mask(hr, pair.msi.nodata, pair.msi.good_bands)
-    fill_invalid(lr, lr_ok, scene.hsi_fill, pair.hsi.good_bands)
-    fill_invalid(hr, hr_ok, scene.msi_fill, pair.msi.good_bands)
+    fill_invalid(lr, lr_ok, lambda: scene.hsi_fill, pair.hsi.good_bands)
+    fill_invalid(hr, hr_ok, lambda: scene.msi_fill, pair.msi.good_bands)
     r = pair.ratio
     valid = hr_ok & np.repeat(np.repeat(lr_ok, r, axis=0), r, axis=1)
     return lr, hr, valid
 
 
-def fill_invalid(data: np.ndarray, valid: np.ndarray, fill: np.ndarray, good_bands=None) -> None:
-    """In place: invalid pixels (and whole bad bands) take the per-band fill value."""
-    if not valid.all():
+def fill_invalid(data: np.ndarray, valid: np.ndarray, fill, good_bands=None) -> None:
+    """In place: invalid pixels (and whole bad bands) take the per-band fill value. ``fill`` is the
+    (C,) array or a callable returning it (called only when something needs filling)."""
+    some_invalid = not valid.all()
+    bad_bands = good_bands is not None and not good_bands.all()
+    if not (some_invalid or bad_bands):
+        return
+    fill = fill() if callable(fill) else fill
+    if some_invalid:
         data[:, ~valid] = fill[:, None]
-    if good_bands is not None and not good_bands.all():
+    if bad_bands:
         data[~good_bands] = fill[~good_bands, None, None]
 
 
@@ -104,11 +128,16 @@ def band_means(ds: gdal.Dataset, window: Window, nodata, good_bands, max_side: i
     return means
 
 
-def build_scene(pair: PairGrid) -> Scene:
-    """Compute fill values of both inputs over the overlap."""
+def scene_band_means(pair: PairGrid) -> Tuple[np.ndarray, np.ndarray]:
+    """Fill values of both inputs: per-band means over the valid pixels of the overlap."""
     hsi_ds, msi_ds = open_raster(pair.hsi.path), open_raster(pair.msi.path)
     lr = align_outward(pair.region, pair.ratio).scale_down(pair.ratio)
     lr = intersection(lr, Window(0, 0, pair.hsi.width, pair.hsi.height))
     hsi_fill = band_means(hsi_ds, lr, pair.hsi.nodata, pair.hsi.good_bands)
     msi_fill = band_means(msi_ds, pair.to_msi(pair.region), pair.msi.nodata, pair.msi.good_bands)
-    return Scene(pair=pair, hsi_fill=hsi_fill, msi_fill=msi_fill)
+    return hsi_fill, msi_fill
+
+
+def build_scene(pair: PairGrid) -> Scene:
+    """The scene of a validated pair; fill values follow when a window first needs them."""
+    return Scene(pair=pair)

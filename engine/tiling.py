@@ -199,9 +199,13 @@ def finish_tile(method, core: Window, data, plan: TilePlan, feedback: Optional[F
     vs = plan.target(core).slices_in(plan.padded(core))
     if not valid[vs].any():
         return None
-    est = apply_with_retry(method, lr, hr, plan.ratio, plan.step, plan.margin, plan.pads(core),
-                           ensure_feedback(feedback))
-    out = np.array(est[:, vs[0], vs[1]], dtype=np.float32)
+    if getattr(method, "crops_itself", False):
+        crop = (vs[0].start, lr.shape[1] * plan.ratio - vs[0].stop, vs[1].start, lr.shape[2] * plan.ratio - vs[1].stop)
+        out = method.apply_cropped(lr, hr, plan.ratio, crop, feedback)
+    else:
+        est = apply_with_retry(method, lr, hr, plan.ratio, plan.step, plan.margin, plan.pads(core),
+                               ensure_feedback(feedback))
+        out = np.array(est[:, vs[0], vs[1]], dtype=np.float32)
     out[:, ~valid[vs]] = plan.nodata
     if plan.bad_bands is not None:
         out[plan.bad_bands] = plan.nodata

@@ -16,6 +16,7 @@ project's simulator uses.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -91,10 +92,11 @@ def degrade(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int) -> np.ndar
     return out
 
 
-def lowpass(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int) -> np.ndarray:
+def lowpass(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int, crop: "Crop" = (0, 0, 0, 0)
+            ) -> np.ndarray:
     """MTF-matched low-pass of an HR image: degrade to LR, then the same bicubic upsampling the HSI
     gets, so ``hr - lowpass(hr)`` holds exactly the detail the upsampled HSI lacks (MTF-GLP)."""
-    return bicubic(degrade(hr, ratio, taps, extra), ratio)
+    return bicubic(degrade(hr, ratio, taps, extra), ratio, crop)
 
 
 def lowpass_margin_lr(ratio: int, extra: int) -> int:
@@ -105,8 +107,10 @@ def lowpass_margin_lr(ratio: int, extra: int) -> int:
 # ----------------------------------------------------------------------------------- bicubic
 CUBIC_A = -0.75  # torch / OpenCV bicubic
 CUBIC_CHUNK = 65536  # float32 elements of a band chunk after the first (width) pass
+ADD_CHUNK = 4  # bands per chunk when an HR term is added in the same pass (see bicubic)
 
 
+@functools.lru_cache(maxsize=None)
 def _cubic_phases(ratio: int):
     """Per output phase q: (floor offset f in {-1, 0}, 4 float32 weights for LR taps i+f-1 .. i+f+2).
 
@@ -126,52 +130,89 @@ def _cubic_phases(ratio: int):
         src = (q + 0.5) / ratio - 0.5
         f = int(math.floor(src))
         t = src - f
-        out.append((f, [np.float32(k(1 + t)), np.float32(k(t)), np.float32(k(1 - t)), np.float32(k(2 - t))]))
-    return out
+        out.append((f, (np.float32(k(1 + t)), np.float32(k(t)), np.float32(k(1 - t)), np.float32(k(2 - t)))))
+    return tuple(out)
 
 
-def _cubic_axis(x: np.ndarray, ratio: int, axis: int) -> np.ndarray:
+Crop = Tuple[int, int, int, int]  # (top, bottom, left, right) HR px dropped from a tile's estimate
+NO_CROP: Crop = (0, 0, 0, 0)
+
+
+def _cubic_axis(x: np.ndarray, ratio: int, axis: int, lo: int, hi: int, out: np.ndarray) -> None:
+    """``out`` (``hi - lo`` along ``axis``) = samples ``lo .. hi-1`` of ``x`` upsampled ``ratio`` times
+    along ``axis``, written phase by phase straight into ``out`` (a view is fine).
+
+    Only the samples asked for are computed, so a tile's margin costs nothing here; taps beyond ``x``
+    take its edge value (torch clamps the tap indices: same values). Every sample is the same fixed
+    sequence of float32 products and sums wherever it lies (tiled == untiled bit for bit).
+    """
     n = x.shape[axis]
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (2, 2)
-    xp = np.pad(x, pad, mode="edge")  # torch clamps the tap indices at the borders: same values
-    shape = list(x.shape)
-    shape[axis] = n * ratio
-    out = np.empty(shape, dtype=np.float32)
-    acc = np.empty(x.shape, dtype=np.float32)
-    tmp = np.empty(x.shape, dtype=np.float32)
+    phases = []
+    for q, (f, weights) in enumerate(_cubic_phases(ratio)):
+        first = lo + (q - lo) % ratio  # first output index >= lo of phase q
+        if first < hi:
+            phases.append((first, (first - q) // ratio + f - 1, len(range(first, hi, ratio)), weights))
+    need_lo = min(p[1] for p in phases)
+    need_hi = max(p[1] + p[2] + 3 for p in phases)  # one past the last tap
+    pad_lo, pad_hi = max(0, -need_lo), max(0, need_hi - n)
+    if pad_lo or pad_hi:
+        widths = [(0, 0)] * x.ndim
+        widths[axis] = (pad_lo, pad_hi)
+        x = np.pad(x, widths, mode="edge")
     src = [slice(None)] * x.ndim
     dst = [slice(None)] * x.ndim
-    for q, (f, weights) in enumerate(_cubic_phases(ratio)):
+    for first, tap0, count, weights in phases:
+        dst[axis] = slice(first - lo, None, ratio)
+        target = out[tuple(dst)]
+        acc = np.empty(target.shape, dtype=np.float32)  # small and contiguous: the sums stay in cache
+        tmp = np.empty(target.shape, dtype=np.float32)
         for j, wt in enumerate(weights):
-            src[axis] = slice(f + 1 + j, f + 1 + j + n)
+            src[axis] = slice(tap0 + pad_lo + j, tap0 + pad_lo + j + count)
             if j == 0:
-                np.multiply(xp[tuple(src)], wt, out=acc)
+                np.multiply(x[tuple(src)], wt, out=acc)
             else:
-                np.multiply(xp[tuple(src)], wt, out=tmp)
+                np.multiply(x[tuple(src)], wt, out=tmp)
                 acc += tmp
-        dst[axis] = slice(q, None, ratio)
-        out[tuple(dst)] = acc
-    return out
+        target[...] = acc
 
 
-def bicubic(x: np.ndarray, ratio: int) -> np.ndarray:
-    """(C, h, w) -> (C, r*h, r*w): the same bicubic as :func:`interpolate.upsample` (equal to float32
-    rounding), computed separably by polyphase multiply-adds.
+def bicubic(x: np.ndarray, ratio: int, crop: Crop = NO_CROP, add: Optional[Tuple[np.ndarray, np.ndarray]] = None
+            ) -> np.ndarray:
+    """(C, h, w) -> (C, r*h - top - bottom, r*w - left - right): the same bicubic as
+    :func:`interpolate.upsample` (equal to float32 rounding), computed separably by polyphase
+    multiply-adds, without the ``crop`` = (top, bottom, left, right) HR pixels of the tile's context.
 
-    Processed in band chunks small enough to stay in cache: 3-4x faster than torch's non-separable CPU
-    kernel on 224 bands (one thread against two), and every output is the same fixed sequence of
-    float32 products and sums wherever the tile is.
+    ``add = (m (C, c), d (c, H', W'))`` adds ``m @ d`` (d already cropped) to each chunk of bands while it
+    is still in cache (the HR detail injection of GSA/GLP: one pass over the output, not two).
+    Bands are processed in chunks small enough to stay in cache: 3-4x faster than torch's
+    non-separable CPU kernel on 224 bands (one thread against two).
     """
-    if ratio == 1:
-        return np.array(x, dtype=np.float32)
     x = np.ascontiguousarray(x, dtype=np.float32)
     C, h, w = x.shape
-    out = np.empty((C, h * ratio, w * ratio), dtype=np.float32)
-    step = max(1, CUBIC_CHUNK // (h * w * ratio))  # bands per chunk: temporaries stay in cache (~2x)
+    top, bottom, left, right = crop
+    rows, cols = (top, h * ratio - bottom), (left, w * ratio - right)
+    if rows[1] <= rows[0] or cols[1] <= cols[0]:
+        raise ValueError(f"crop {crop} leaves nothing of a {h * ratio}x{w * ratio} upsampling")
+    out = np.empty((C, rows[1] - rows[0], cols[1] - cols[0]), dtype=np.float32)
+    # bands per chunk: temporaries stay in cache (~2x). With ``add`` the chunks are fixed (ADD_CHUNK
+    # bands, whatever the tile size): BLAS may round a product differently for another row count.
+    step = ADD_CHUNK if add is not None else max(1, CUBIC_CHUNK // (h * out.shape[2]))
+    if add is not None:
+        m, d = as_f32(add[0]), as_f32(add[1]).reshape(add[1].shape[0], -1)
     for b in range(0, C, step):
-        out[b:b + step] = _cubic_axis(_cubic_axis(x[b:b + step], ratio, 2), ratio, 1)
+        chunk = x[b:b + step]
+        mid = np.empty((chunk.shape[0], h, out.shape[2]), dtype=np.float32)
+        _cubic_axis(chunk, ratio, 2, cols[0], cols[1], mid)
+        _cubic_axis(mid, ratio, 1, rows[0], rows[1], out[b:b + step])
+        if add is not None:
+            add_matmul(out[b:b + step], m[b:b + step], d)
     return out
+
+
+def crop_hr(hr: np.ndarray, crop: Crop) -> np.ndarray:
+    """The core of an HR tile (a view): ``crop`` = (top, bottom, left, right) pixels removed."""
+    top, bottom, left, right = crop
+    return hr[:, top:hr.shape[1] - bottom, left:hr.shape[2] - right]
 
 
 # ----------------------------------------------------------------------------------- regressions
@@ -300,6 +341,7 @@ class ClassicalMethod(FusionMethod):
     name = "classical"
     needs_torch = False  # numpy/scipy only; torch, when present, only speeds up add_matmul
     thread_safe = True  # apply() only reads what fit() stored: two tiles may be computed at once
+    crops_itself = True  # apply_cropped computes the tile's core only
 
     def __init__(self, mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE) -> None:
         mtf_sigma(2, mtf_gain)  # validates the gain
@@ -330,6 +372,9 @@ class ClassicalMethod(FusionMethod):
     def describe(self):
         return {"method": self.name, "mtf_gain": f"{self.mtf_gain:g}"}
 
+    def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
+        return self.apply_cropped(lr, hr, ratio, NO_CROP, feedback)
+
     def _need_fit(self):
         if not getattr(self, "_fitted", False):
             raise RuntimeError(f"{self.name}: call fit(scene) before apply()")
@@ -355,15 +400,30 @@ def band_combination(m: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
+MIN_GEMM_COLUMNS = 64  # torch's addmm takes another path (other rounding) below ~15 columns
+
+
 def add_matmul(out: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """In place ``out (C,H,W) += m (C,c) @ d (c,H,W)``: torch's addmm (one pass over ``out``, two
-    threads) when torch is installed, else numpy. The classical methods need no torch otherwise."""
-    C, H, W = out.shape
+    """In place ``out (C,H,W) += m (C,c) @ d (c,H,W)`` (``d`` may also be (c, H*W)): torch's addmm (one
+    pass over ``out``) when torch is installed, else numpy. The classical methods need no torch otherwise.
+
+    Fewer than ``MIN_GEMM_COLUMNS`` pixels are zero-padded to that many: torch rounds narrow products
+    differently, and a small edge tile must get the same values as the whole raster.
+    """
+    C = out.shape[0]
+    n = out.size // max(C, 1)
+    d2 = as_f32(d).reshape(d.shape[0], n)
+    if n < MIN_GEMM_COLUMNS:
+        wide = np.zeros((C, MIN_GEMM_COLUMNS), dtype=np.float32)
+        wide[:, :n] = out.reshape(C, n)
+        dw = np.zeros((d2.shape[0], MIN_GEMM_COLUMNS), dtype=np.float32)
+        dw[:, :n] = d2
+        out.reshape(C, n)[...] = add_matmul(wide, m, dw)[:, :n]
+        return out
     try:
         import torch
     except ImportError:
-        out.reshape(C, H * W)[...] += as_f32(m) @ as_f32(d).reshape(d.shape[0], H * W)
+        out.reshape(C, n)[...] += as_f32(m) @ d2
         return out
-    o = torch.from_numpy(out).view(C, H * W)
-    o.addmm_(torch.from_numpy(as_f32(m)), torch.from_numpy(as_f32(d)).view(d.shape[0], H * W))
+    torch.from_numpy(out).view(C, n).addmm_(torch.from_numpy(as_f32(m)), torch.from_numpy(d2))
     return out

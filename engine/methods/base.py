@@ -1,7 +1,7 @@
 """The one interface every fusion method implements (numpy float32 in and out; torch stays inside)."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -18,6 +18,7 @@ class FusionMethod:
     name = "base"
     needs_torch = False
     thread_safe = False  # True lets the tile loop compute two tiles at once (stateless apply, numpy)
+    crops_itself = False  # True: the tile loop calls apply_cropped (CPU only: no out-of-memory retry)
 
     def margin(self, ratio: int) -> int:
         """HR pixels of context a tile needs on each side."""
@@ -35,6 +36,15 @@ class FusionMethod:
 
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
         raise NotImplementedError
+
+    def apply_cropped(self, lr: np.ndarray, hr: np.ndarray, ratio: int, crop: Tuple[int, int, int, int],
+                      feedback=None) -> np.ndarray:
+        """The estimate of the tile's core only, contiguous: ``crop`` = (top, bottom, left, right) HR
+        pixels of context to drop. Used by the tile loop when ``crops_itself`` is True (CPU methods
+        that can skip computing the context: no wasted work, no crop copy); default: apply + crop."""
+        est = self.apply(lr, hr, ratio, feedback)
+        top, bottom, left, right = crop
+        return np.array(est[:, top:est.shape[1] - bottom, left:est.shape[2] - right], dtype=np.float32)
 
     def describe(self) -> Dict[str, str]:
         """Parameters recorded in the output's metadata."""

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, band_combination,
-                      bicubic, degrade, lowpass_margin_lr, regress)
+from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, as_f32, band_combination,
+                      bicubic, crop_hr, degrade, lowpass_margin_lr, regress)
 
 
 class GLP(ClassicalMethod):
@@ -34,11 +34,11 @@ class GLP(ClassicalMethod):
         self.weights = as_f32(W)
         self._fitted = True
 
-    def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
+    def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
         self._need_fit()
         taps, extra = self.psf(ratio)
         base = lr - band_combination(self.weights, degrade(hr, ratio, taps, extra))
-        return add_matmul(bicubic(base, ratio), self.weights, hr)
+        return bicubic(base, ratio, crop, add=(self.weights, crop_hr(hr, crop)))
 
 
 def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, **_) -> GLP:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, assign_bands,
-                      band_combination, bicubic, regress)
+from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, as_f32, assign_bands,
+                      band_combination, bicubic, crop_hr, regress)
 
 
 class GSA(ClassicalMethod):
@@ -48,12 +48,12 @@ class GSA(ClassicalMethod):
         self.srf, self.offset, self.gains, self.assignment = as_f32(R), as_f32(o), as_f32(gains), k
         self._fitted = True
 
-    def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
+    def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
         self._need_fit()
         inten = band_combination(self.srf, lr)
         inten += self.offset[:, None, None]
         base = lr - band_combination(self.gains, inten)
-        return add_matmul(bicubic(base, ratio), self.gains, hr)
+        return bicubic(base, ratio, crop, add=(self.gains, crop_hr(hr, crop)))
 
 
 def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, **_) -> GSA:

@@ -40,6 +40,7 @@ class Upsample(FusionMethod):
     """Ignores the MSI; context of 2 LR pixels (bicubic) or 1 (bilinear) per side."""
 
     thread_safe = True  # stateless: two tiles may be computed at once
+    crops_itself = True  # bicubic computes the core only (apply_cropped)
 
     def __init__(self, mode: str = "bicubic") -> None:
         if mode not in MODES:
@@ -53,6 +54,13 @@ class Upsample(FusionMethod):
 
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
         return upsample(lr, ratio, self.mode)
+
+    def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
+        if self.mode == "bicubic":
+            from ._common import bicubic
+
+            return bicubic(lr, ratio, crop)
+        return super().apply_cropped(lr, hr, ratio, crop, feedback)
 
     def describe(self):
         return {"method": "upsample", "mode": self.mode}

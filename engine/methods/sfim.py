@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, as_f32, bicubic, lowpass, lowpass_margin_lr,
+from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, as_f32, bicubic, crop_hr, lowpass, lowpass_margin_lr,
                       regress)
 
 SMOOTHING = ("mtf", "box")
@@ -67,16 +67,17 @@ class SFIM(ClassicalMethod):
         self.floor = as_f32(np.where(off, 1.0, FLOOR * np.maximum(mean_y, 1e-12)))
         self._fitted = True
 
-    def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
+    def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
         self._need_fit()
         if self.smoothing == "box":
-            smooth = box_smooth(hr, ratio)
+            smooth = crop_hr(box_smooth(hr, ratio), crop)
         else:
             taps, extra = self.psf(ratio)
-            smooth = lowpass(hr, ratio, taps, extra)
-        out = bicubic(lr, ratio)
+            smooth = lowpass(hr, ratio, taps, extra, crop)
+        out = bicubic(lr, ratio, crop)
+        hr = as_f32(crop_hr(hr, crop))
+        smooth = as_f32(smooth)
         c, H, W = hr.shape
-        hr = as_f32(hr)
         w, b, floor = self.weights, self.bias[:, None], self.floor[:, None]
         step = max(1, STRIP_PIXELS // W)
         for r0 in range(0, H, step):  # row strips: the five C-band passes stay in cache

@@ -115,13 +115,13 @@ def test_failed_run_leaves_no_file(tmp_path, monkeypatch):
 
     calls = {"n": 0}
 
-    def boom(self, lr, hr, ratio, feedback=None):
+    def boom(self, lr, hr, ratio, crop, feedback=None):
         calls["n"] += 1
         if calls["n"] > 2:
             raise RuntimeError("disk on fire")
-        return upsample(lr, ratio, "bilinear")
+        return interpolate.FusionMethod.apply_cropped(self, lr, hr, ratio, crop, feedback)
 
-    monkeypatch.setattr(interpolate.Upsample, "apply", boom)
+    monkeypatch.setattr(interpolate.Upsample, "apply_cropped", boom)
     with pytest.raises(RuntimeError):
         api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {}, tile_size=8)
     assert not os.listdir(tmp_path) or not (tmp_path / "a.tif").exists()
@@ -143,7 +143,7 @@ def test_existing_output_replaced_only_on_success(tmp_path):
 class _OomOnBigTiles:
     """Bicubic that fails like CUDA out-of-memory above a size, then (optionally) only on 'GPU'."""
 
-    name, needs_torch = "fake_gpu", False
+    name, needs_torch, crops_itself = "fake_gpu", False, False  # a GPU method: the OOM-retry path
 
     def __init__(self, limit: int, cpu_after_fallback: bool = False):
         from hsifusion.engine.methods.interpolate import Upsample
