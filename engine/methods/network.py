@@ -130,6 +130,7 @@ class NetworkMethod(FusionMethod):
         if min(y.shape[1:]) < r:
             raise InputError(f"the LR-HSI crop ({y.shape[2]}x{y.shape[1]} px) is too small for scene-adaptive "
                              f"training at ratio {r}; give a checkpoint or a larger scene")
+        y, z = mirror_to_step(y, z, r, step)
         data = zero_shot_data(y, z, r, step, self.psf_fwhm, self._device)
         self.model = self._build()
         self.model.train()
@@ -300,6 +301,20 @@ class NetworkMethod(FusionMethod):
         self.model.eval()
         self.norm = {k: float(v) for k, v in ckpt["norm"].items()}
         self.training = dict(ckpt.get("training", {}), mode="checkpoint")
+
+
+def mirror_to_step(y: np.ndarray, z: np.ndarray, ratio: int, step: int):
+    """Mirror (half-sample symmetric) an LR/HR crop at the bottom/right so the LR side is a multiple of
+    ``step``: scene-adaptive training then sees mirrored scene content where the padding of
+    ``zero_shot_data`` would repeat the last row (it falls back to that whenever the pad is as large as the
+    crop, e.g. AMSF-Net's 32-px step on a 16-row LR crop)."""
+    h, w = (y.shape[1] // ratio) * ratio, (y.shape[2] // ratio) * ratio
+    ph, pw = (-h) % step, (-w) % step
+    if not (ph or pw) or not (h and w):
+        return y, z
+    y = np.pad(y[:, :h, :w], ((0, 0), (0, ph), (0, pw)), mode="symmetric")
+    z = np.pad(z[:, :h * ratio, :w * ratio], ((0, 0), (0, ph * ratio), (0, pw * ratio)), mode="symmetric")
+    return y, z
 
 
 def pad_to_multiple(lr: np.ndarray, hr: np.ndarray, ratio: int, size_step: int):

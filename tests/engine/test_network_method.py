@@ -89,3 +89,15 @@ def test_scene_adaptive_same_seed_same_output(tmp_path, net):
     api.fuse(hsi, msi, b, net, par)
     np.testing.assert_array_equal(read(a), read(b))
     assert any("iteration 2/2" in m for m in fb.messages)
+
+
+def test_mirror_to_step_pads_with_scene_content():
+    from hsifusion.engine.methods.network import mirror_to_step
+
+    y = np.arange(2 * 4 * 8, dtype=np.float32).reshape(2, 4, 8)
+    z = np.arange(1 * 8 * 16, dtype=np.float32).reshape(1, 8, 16)
+    yp, zp = mirror_to_step(y, z, 2, 8)
+    assert yp.shape == (2, 8, 8) and zp.shape == (1, 16, 16)
+    assert np.array_equal(yp[:, 4:], y[:, ::-1]) and np.array_equal(zp[:, 8:], z[:, ::-1])
+    same = mirror_to_step(y, z, 2, 4)
+    assert same[0] is y and same[1] is z

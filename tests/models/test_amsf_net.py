@@ -116,3 +116,18 @@ def test_spec_registered():
         assert spec.align(r) == 8 * r and spec.margin(r) == 40 * r and spec.min_hr_size(r) == 8 * r
         assert spec.margin(r) % spec.align(r) == 0
     assert isinstance(spec.build(8, 1, 3, **spec.defaults), amsf_net.AMSFNet)
+
+
+def test_hsi_skip_starts_at_bicubic_and_learns():
+    """REC scene-adaptive option: X^ = bicubic(Y) + g * net, g = 0 at init (one extra parameter)."""
+    torch.manual_seed(0)
+    net = amsf_net.AMSFNet(8, 3, 2, hsi_skip=True).train()
+    assert count_parameters(net) == count_parameters(amsf_net.AMSFNet(8, 3, 2)) + 1
+    y, z = _pair(8, 3, 2, 16)
+    out = net(y, z)
+    bicubic = torch.nn.functional.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
+    assert torch.equal(out, bicubic)
+    amsf_net.loss(out, torch.rand_like(out)).backward()
+    assert net.skip_gain.grad is not None and net.skip_gain.grad.abs() > 0
+    assert amsf_net.SPEC.defaults["hsi_skip"] is True
+    assert amsf_net.SPEC.build(8, 3, 2, **amsf_net.SPEC.defaults).skip_gain is not None
