@@ -91,17 +91,14 @@ def read_pair_window(scene: Scene, lr_win: Window, hr_win: Window, hsi_ds=None, 
 
 
 def fill_invalid(data: np.ndarray, valid: np.ndarray, fill, good_bands=None) -> None:
-    """In place: invalid pixels (and whole bad bands) take the per-band fill value. ``fill`` is the
-    (C,) array or a callable returning it (called only when something needs filling)."""
-    some_invalid = not valid.all()
-    bad_bands = good_bands is not None and not good_bands.all()
-    if not (some_invalid or bad_bands):
-        return
-    fill = fill() if callable(fill) else fill
-    if some_invalid:
+    """In place: invalid pixels take the per-band fill value and whole bad bands 0 (the fill value
+    :func:`band_means` gives them). ``fill`` is the (C,) array or a callable returning it, called only
+    when a pixel needs filling."""
+    if not valid.all():
+        fill = fill() if callable(fill) else fill
         data[:, ~valid] = fill[:, None]
-    if bad_bands:
-        data[~good_bands] = fill[~good_bands, None, None]
+    if good_bands is not None and not good_bands.all():
+        data[~good_bands] = 0.0
 
 
 def band_means(ds: gdal.Dataset, window: Window, nodata, good_bands, max_side: int = 1024) -> np.ndarray:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -107,7 +107,7 @@ def lowpass_margin_lr(ratio: int, extra: int) -> int:
 # ----------------------------------------------------------------------------------- bicubic
 CUBIC_A = -0.75  # torch / OpenCV bicubic
 CUBIC_CHUNK = 65536  # float32 elements of a band chunk after the first (width) pass
-ADD_CHUNK = 4  # bands per chunk when an HR term is added in the same pass (see bicubic)
+FINISH_CHUNK = 4  # bands per chunk when bicubic finishes them in the same pass
 
 
 @functools.lru_cache(maxsize=None)
@@ -176,16 +176,17 @@ def _cubic_axis(x: np.ndarray, ratio: int, axis: int, lo: int, hi: int, out: np.
         target[...] = acc
 
 
-def bicubic(x: np.ndarray, ratio: int, crop: Crop = NO_CROP, add: Optional[Tuple[np.ndarray, np.ndarray]] = None
-            ) -> np.ndarray:
+def bicubic(x: np.ndarray, ratio: int, crop: Crop = NO_CROP,
+            finish: Optional[Callable[[np.ndarray, int, int], None]] = None) -> np.ndarray:
     """(C, h, w) -> (C, r*h - top - bottom, r*w - left - right): the same bicubic as
     :func:`interpolate.upsample` (equal to float32 rounding), computed separably by polyphase
     multiply-adds, without the ``crop`` = (top, bottom, left, right) HR pixels of the tile's context.
 
-    ``add = (m (C, c), d (c, H', W'))`` adds ``m @ d`` (d already cropped) to each chunk of bands while it
-    is still in cache (the HR detail injection of GSA/GLP: one pass over the output, not two).
-    Bands are processed in chunks small enough to stay in cache: 3-4x faster than torch's
-    non-separable CPU kernel on 224 bands (one thread against two).
+    ``finish(chunk, b0, b1)`` completes bands ``b0:b1`` in place while they are still in cache (the HR
+    detail injection of GSA/GLP, SFIM's modulation: one pass over the output, not two); with it the
+    chunks are ``FINISH_CHUNK`` bands whatever the tile size (BLAS may round a product differently for
+    another row count). Bands are processed in chunks small enough to stay in cache: 3-4x faster than
+    torch's non-separable CPU kernel on 224 bands (one thread against two).
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     C, h, w = x.shape
@@ -194,19 +195,21 @@ def bicubic(x: np.ndarray, ratio: int, crop: Crop = NO_CROP, add: Optional[Tuple
     if rows[1] <= rows[0] or cols[1] <= cols[0]:
         raise ValueError(f"crop {crop} leaves nothing of a {h * ratio}x{w * ratio} upsampling")
     out = np.empty((C, rows[1] - rows[0], cols[1] - cols[0]), dtype=np.float32)
-    # bands per chunk: temporaries stay in cache (~2x). With ``add`` the chunks are fixed (ADD_CHUNK
-    # bands, whatever the tile size): BLAS may round a product differently for another row count.
-    step = ADD_CHUNK if add is not None else max(1, CUBIC_CHUNK // (h * out.shape[2]))
-    if add is not None:
-        m, d = as_f32(add[0]), as_f32(add[1]).reshape(add[1].shape[0], -1)
+    step = FINISH_CHUNK if finish is not None else max(1, CUBIC_CHUNK // (h * out.shape[2]))
     for b in range(0, C, step):
         chunk = x[b:b + step]
         mid = np.empty((chunk.shape[0], h, out.shape[2]), dtype=np.float32)
         _cubic_axis(chunk, ratio, 2, cols[0], cols[1], mid)
         _cubic_axis(mid, ratio, 1, rows[0], rows[1], out[b:b + step])
-        if add is not None:
-            add_matmul(out[b:b + step], m[b:b + step], d)
+        if finish is not None:
+            finish(out[b:b + step], b, b + chunk.shape[0])
     return out
+
+
+def add_detail(m: np.ndarray, d: np.ndarray) -> Callable[[np.ndarray, int, int], None]:
+    """A :func:`bicubic` ``finish`` adding ``m (C, c) @ d (c, H', W')`` (the injected HR detail)."""
+    m, d = as_f32(m), as_f32(d).reshape(d.shape[0], -1)
+    return lambda chunk, b0, b1: add_matmul(chunk, m[b0:b1], d)
 
 
 def crop_hr(hr: np.ndarray, crop: Crop) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, as_f32, band_combination,
+from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_detail, as_f32, band_combination,
                       bicubic, crop_hr, degrade, lowpass_margin_lr, regress)
 
 
@@ -38,7 +38,7 @@ class GLP(ClassicalMethod):
         self._need_fit()
         taps, extra = self.psf(ratio)
         base = lr - band_combination(self.weights, degrade(hr, ratio, taps, extra))
-        return bicubic(base, ratio, crop, add=(self.weights, crop_hr(hr, crop)))
+        return bicubic(base, ratio, crop, finish=add_detail(self.weights, crop_hr(hr, crop)))
 
 
 def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, **_) -> GLP:

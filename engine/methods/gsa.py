@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, as_f32, assign_bands,
+from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_detail, as_f32, assign_bands,
                       band_combination, bicubic, crop_hr, regress)
 
 
@@ -53,7 +53,7 @@ class GSA(ClassicalMethod):
         inten = band_combination(self.srf, lr)
         inten += self.offset[:, None, None]
         base = lr - band_combination(self.gains, inten)
-        return bicubic(base, ratio, crop, add=(self.gains, crop_hr(hr, crop)))
+        return bicubic(base, ratio, crop, finish=add_detail(self.gains, crop_hr(hr, crop)))
 
 
 def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, **_) -> GSA:

@@ -17,12 +17,11 @@ import numpy as np
 
 from ..errors import InputError
 from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, as_f32, bicubic, crop_hr, lowpass, lowpass_margin_lr,
+from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, bicubic, crop_hr, lowpass, lowpass_margin_lr,
                       regress)
 
 SMOOTHING = ("mtf", "box")
 FLOOR = 0.05
-STRIP_PIXELS = 4096  # HR pixels per strip: 224 bands x 4096 x 4 B = 3.7 MB per array
 
 
 def box_smooth(hr: np.ndarray, ratio: int) -> np.ndarray:
@@ -74,22 +73,20 @@ class SFIM(ClassicalMethod):
         else:
             taps, extra = self.psf(ratio)
             smooth = lowpass(hr, ratio, taps, extra, crop)
-        out = bicubic(lr, ratio, crop)
-        hr = as_f32(crop_hr(hr, crop))
-        smooth = as_f32(smooth)
-        c, H, W = hr.shape
+        hr = as_f32(crop_hr(hr, crop)).reshape(hr.shape[0], -1)
+        smooth = as_f32(smooth).reshape(hr.shape[0], -1)
         w, b, floor = self.weights, self.bias[:, None], self.floor[:, None]
-        step = max(1, STRIP_PIXELS // W)
-        for r0 in range(0, H, step):  # row strips: the five C-band passes stay in cache
-            r1 = min(H, r0 + step)
-            num = w @ hr[:, r0:r1].reshape(c, -1)
-            num += b
-            den = w @ smooth[:, r0:r1].reshape(c, -1)
-            den += b
-            np.maximum(den, floor, out=den)
+
+        def modulate(chunk: np.ndarray, b0: int, b1: int) -> None:  # on bands b0:b1 while in cache
+            num = np.repeat(b[b0:b1], hr.shape[1], axis=1)
+            den = num.copy()
+            add_matmul(num, w[b0:b1], hr)
+            add_matmul(den, w[b0:b1], smooth)
+            np.maximum(den, floor[b0:b1], out=den)
             num /= den
-            out[:, r0:r1] *= num.reshape(-1, r1 - r0, W)
-        return out
+            chunk *= num.reshape(chunk.shape)
+
+        return bicubic(lr, ratio, crop, finish=modulate)
 
     def describe(self):
         return {**super().describe(), "smoothing": self.smoothing}
