@@ -100,6 +100,25 @@ def test_bicubic_equals_torch_interpolate():
         np.testing.assert_allclose(cm.bicubic(x, r), upsample(x, r, "bicubic"), rtol=2e-6, atol=2e-3)
 
 
+def test_cropped_bicubic_and_finish_equal_the_full_computation():
+    """The tile path computes only a tile's core and finishes band chunks in place: same numbers as
+    upsampling everything, cropping, then adding the HR term with a plain matmul."""
+    rng = np.random.default_rng(3)
+    x = rng.random((11, 9, 10)).astype(np.float32)
+    d = rng.random((3, 9 * 4, 10 * 4)).astype(np.float32)
+    m = rng.random((11, 3)).astype(np.float32)
+    full = cm.bicubic(x, 4)
+    for crop in [(0, 0, 0, 0), (8, 8, 8, 8), (1, 3, 5, 2), (0, 0, 7, 0)]:
+        t, b, l, r = crop
+        core = full[:, t:full.shape[1] - b, l:full.shape[2] - r]
+        np.testing.assert_array_equal(cm.bicubic(x, 4, crop), core)
+        dc = cm.crop_hr(d, crop)
+        expect = core + np.einsum("bk,kij->bij", m, dc)
+        np.testing.assert_allclose(cm.bicubic(x, 4, crop, finish=cm.add_detail(m, dc)), expect, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError):
+        cm.bicubic(x, 4, (18, 18, 0, 0))
+
+
 def test_degrade_equals_dense_block_centred_gaussian():
     rng = np.random.default_rng(2)
     x = rng.random((3, 16, 24)).astype(np.float32)
