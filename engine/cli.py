@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 from typing import Dict, List, Optional, Sequence
@@ -249,9 +250,23 @@ def _assess(args, feedback) -> Dict:
                       msi=args.msi, creation_options=args.creation_option)
 
 
+CLI_GDAL_CACHE_MIB = 256
+
+
+def cap_gdal_cache(mib: int = CLI_GDAL_CACHE_MIB) -> None:
+    """Cap GDAL's block cache unless the user set GDAL_CACHEMAX: its default (5 % of RAM) is what made
+    peak memory grow with the raster (1.2 GB here, 3.2 GB on a 64 GB machine); the tile loop needs only
+    the input blocks of one row of tiles. Inside QGIS the cache is QGIS's setting, left alone."""
+    from osgeo import gdal
+
+    if not os.environ.get("GDAL_CACHEMAX") and gdal.GetCacheMax() > mib * 2**20:
+        gdal.SetCacheMax(mib * 2**20)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    cap_gdal_cache()
     feedback = CliFeedback(args.quiet)
     previous = None
     try:

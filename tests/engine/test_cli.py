@@ -157,3 +157,18 @@ def test_missing_dask_names_the_install_command(monkeypatch, pair, tmp_path):
     with pytest.raises(DistributedError, match="Dask distributed is not installed"):
         api.fuse(hsi, msi, str(tmp_path / "o.tif"), "upsample", scheduler="local:1")
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_gdal_block_cache_is_capped_unless_the_user_set_it(monkeypatch):
+    before = gdal.GetCacheMax()
+    try:
+        monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+        gdal.SetCacheMax(2**31)
+        cli.cap_gdal_cache(256)
+        assert gdal.GetCacheMax() == 256 * 2**20
+        monkeypatch.setenv("GDAL_CACHEMAX", "2048")
+        gdal.SetCacheMax(2**31)
+        cli.cap_gdal_cache(256)
+        assert gdal.GetCacheMax() == 2**31
+    finally:
+        gdal.SetCacheMax(before)
