@@ -127,6 +127,9 @@ def run_child(args: Sequence[str], timeout: Optional[float] = None, env: Optiona
     The child reports its own peak RSS (VmHWM of /proc/self/status), so each method's memory is its
     own. On failure the dict holds ``error``."""
     cmd = [PYTHON, str(BENCH / "job.py"), *map(str, args)]
+    # Every job starts with no dirty pages of an earlier job's output left for the kernel to write back
+    # (that writeback ran during the next job and slowed its writes 2-3x, whichever job came next).
+    os.sync()
     t0 = time.perf_counter()
     e = dict(os.environ, **(env or {}))
     e.setdefault("QT_QPA_PLATFORM", "offscreen")
