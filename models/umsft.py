@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import psf_downsample, psf_geometry, spans_from_srf, srf_apply, zero_mean
+from .blocks import floor_at_input_minimum, psf_downsample, psf_geometry, spans_from_srf, srf_apply, zero_mean
 from .registry import NetSpec, lcm, register
 
 REFERENCE = (
@@ -241,7 +241,15 @@ class SpeD(nn.Module):
             t = torch.arange(len(s), dtype=torch.float32) - (len(s) - 1) / 2
             g = torch.exp(-(t ** 2) / (2 * 2.0 ** 2))
             self.vectors.append(nn.Parameter(g / g.sum()))
-            self.smooth.append(nn.Conv1d(1, 1, 3, padding=1))
+            conv = nn.Conv1d(1, 1, 3, padding=1)
+            # REC: identity init (taps 0, 1, 0; bias 0), so the initial response IS the normalised Gaussian.
+            # PyTorch's default init made rows start dead (ReLU of a negative kernel: all-zero, no gradient)
+            # or dominated by the bias (added to every band of the span: row sums ~100 over all bands).
+            with torch.no_grad():
+                conv.weight.zero_()
+                conv.weight[0, 0, 1] = 1.0
+                conv.bias.zero_()
+            self.smooth.append(conv)
             self.register_buffer(f"index{k}", torch.tensor(s, dtype=torch.long), persistent=False)
 
     def matrix(self) -> torch.Tensor:
@@ -305,7 +313,7 @@ class UMSFTNet(nn.Module):
     """The fusion net ``MultiLevelFus``: ``forward(y, z) -> X^`` (batch 1). Holds the shared SpeD via RM."""
 
     def __init__(self, hsi_bands: int, msi_bands: int, ratio: int, spe_d: SpeD, lite: bool = False,
-                 qk_from: str = "msi", heads: int = 5) -> None:
+                 qk_from: str = "msi", heads: int = 5, hsi_skip: bool = False) -> None:
         super().__init__()
         if qk_from not in ("msi", "hsi"):
             raise ValueError("qk_from must be 'msi' or 'hsi'")
@@ -316,11 +324,20 @@ class UMSFTNet(nn.Module):
         self.vgg_m = VGGFeatures(c)
         self.skip1 = Skip(C + c, C, 3, "zero", "bicubic", True, width, skip)
         self.skip2 = Skip(C + c, C, 2, "reflection", "bilinear", False, width, skip)
-        self.skip3 = Skip(C + c, C, 2, "reflection", "bilinear", True, width, skip)
+        # hsi_skip (REC): V3 = bicubic(Y) + Skip3(...) with a linear, zero-initialised head, so X^ starts near Yc.
+        self.hsi_skip = hsi_skip
+        self.skip3 = Skip(C + c, C, 2, "reflection", "bilinear", not hsi_skip, width, skip)
+        if hsi_skip:
+            nn.init.zeros_(self.skip3.head.weight)
+            nn.init.zeros_(self.skip3.head.bias)
         self.merge_h = nn.ModuleList([Merge(256, C, 3), Merge(128, C, 1), Merge(64, C, 1)])
         self.merge_m = nn.ModuleList([Merge(256, C, 1), Merge(128, C, 1), Merge(64, C, 1)])
         self.fca = nn.ModuleList([SpeFCA(C, heads) for _ in range(3)])
         self.rm = RM(C, c, spe_d)
+        if hsi_skip:  # the level-3 attention and the shared RM add nothing at init either: X^ = Yc
+            nn.init.zeros_(self.fca[2].o.weight)
+            nn.init.zeros_(self.rm.pw2.weight)
+            nn.init.zeros_(self.rm.pw2.bias)
 
     def check_inputs(self, y: torch.Tensor, z: torch.Tensor) -> None:
         """Raise ValueError unless y (1,C,h,w), z (1,c,H,W) with H = r·h and H, W multiples of lcm(64, r)."""
@@ -357,6 +374,8 @@ class UMSFTNet(nn.Module):
         v = self.skip2(torch.cat([F.interpolate(x, size=(H // 2, W // 2), mode="nearest"), z2], 1))
         x = self.rm(self.fca[1](mq[1](tm[1]), mk[1](th[1]), v), z2)
         v = self.skip3(torch.cat([F.interpolate(x, size=(H, W), mode="nearest"), z], 1))
+        if self.hsi_skip:
+            v = v + F.interpolate(y, size=(H, W), mode="bicubic", align_corners=False)
         return self.rm(self.fca[2](mq[2](tm[0]), mk[2](th[0]), v), z)
 
 
@@ -374,13 +393,13 @@ class UMSFT(nn.Module):
 
     def __init__(self, hsi_bands: int, msi_bands: int, ratio: int, spans=None, srf=None, psf=None,
                  lite: bool = False, vgg_weights: Optional[str] = None, qk_from: str = "msi",
-                 heads: int = 5) -> None:
+                 heads: int = 5, hsi_skip: bool = False) -> None:
         super().__init__()
         if spans is None and srf is not None:
             spans = spans_from_srf(srf)
         self.spe_d = SpeD(hsi_bands, msi_bands, spans, srf)
         self.spa_d = SpaD(ratio, psf)
-        self.net = UMSFTNet(hsi_bands, msi_bands, ratio, self.spe_d, lite, qk_from, heads)
+        self.net = UMSFTNet(hsi_bands, msi_bands, ratio, self.spe_d, lite, qk_from, heads, hsi_skip)
         if vgg_weights:
             state = torch.load(vgg_weights, map_location="cpu", weights_only=True)
             if isinstance(state, dict) and "state_dict" in state:
@@ -416,7 +435,7 @@ def _neg_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300, init_steps: int = 500,
         lite: bool = False, callback: Optional[Callable[[str, int, int, float], bool]] = None, seed: int = 0,
         device="cpu", vgg_weights: Optional[str] = None, qk_from: str = "msi",
-        subspace_rank: int = 3) -> Tuple[Optional[torch.Tensor], dict]:
+        subspace_rank: int = 3, hsi_skip: bool = False) -> Tuple[Optional[torch.Tensor], dict]:
     """Optimise UMSFT on one pair (networks.md §6.4) and return ``(x_hat, info)``.
 
     Steps: 0 rank-K subspace of Y (Φ = U_K S_K, A = V_Kᵀ); 1 SpeD init (Adam 1e-2, wd 1e-4, StepLR 50/0.9,
@@ -445,7 +464,7 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300,
     C, c = y.shape[1], z.shape[1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = UMSFT(C, c, ratio, spans, srf, psf, lite, vgg_weights, qk_from)
+        model = UMSFT(C, c, ratio, spans, srf, psf, lite, vgg_weights, qk_from, hsi_skip=hsi_skip)
         model.net.check_inputs(y, z)
         device = torch.device(device)
         model.to(device)
@@ -530,6 +549,8 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300,
                 if not report("main", i, iterations, loss):
                     ok = False
                     break
+    if hsi_skip and x_hat is not None:
+        x_hat = floor_at_input_minimum(x_hat, y)
     info["cancelled"] = not ok
     info["seconds"] = time.perf_counter() - t0
     return x_hat, info
@@ -549,7 +570,7 @@ SPEC = register(
         margin=UMSFT.margin,
         align=UMSFT.align,
         min_hr_size=UMSFT.min_hr_size,
-        defaults={"lite": False, "qk_from": "msi", "iterations": 300, "init_steps": 500},
+        defaults={"lite": False, "qk_from": "msi", "iterations": 300, "init_steps": 500, "hsi_skip": True},
         paper_params=None,
         reference=REFERENCE,
         fit=fit,

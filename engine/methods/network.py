@@ -101,6 +101,8 @@ class NetworkMethod(FusionMethod):
         self.ratio = scene.ratio
         self.hsi_bands, self.msi_bands = scene.pair.hsi.bands, scene.pair.msi.bands
         torch.manual_seed(self.seed)
+        if self.name == "umsft" and self.srf is None:
+            self.spans = metadata_spans(scene.pair.hsi, scene.pair.msi)
         if self.checkpoint:
             self._load(scene)
             return
@@ -253,8 +255,10 @@ class NetworkMethod(FusionMethod):
         lite = bool(self.hyper.get("lite", False))
         # The spec's 3 x 500 initialisation steps per tile dwarf a small ITERATIONS budget: cap them by it.
         init_steps = min(int(self.hyper.get("init_steps", 500)), max(20, self.iterations))
-        x, info = self.spec.fit(y, z, ratio, srf=self.srf, iterations=self.iterations, init_steps=init_steps,
-                                lite=lite, callback=callback, seed=self.seed, device=self._device)
+        x, info = self.spec.fit(y, z, ratio, spans=getattr(self, "spans", None), srf=self.srf,
+                                iterations=self.iterations, init_steps=init_steps, lite=lite,
+                                hsi_skip=bool(self.hyper.get("hsi_skip", False)), callback=callback,
+                                seed=self.seed, device=self._device)
         check_cancel(feedback)
         self.training = {"mode": "unsupervised per tile", "iterations": self.iterations}
         return (x[0].detach().float().cpu().numpy() * norm["hsi"]).astype(np.float32)
@@ -301,6 +305,24 @@ class NetworkMethod(FusionMethod):
         self.model.eval()
         self.norm = {k: float(v) for k, v in ckpt["norm"].items()}
         self.training = dict(ckpt.get("training", {}), mode="checkpoint")
+
+
+def metadata_spans(hsi, msi):
+    """UMSFT's SRF band groups from the band metadata (networks.md §1.2): span_k = the HSI bands where a
+    Gaussian band of the MSI's centre/FWHM, resampled to the HSI bands, reaches 1 % of its peak. None
+    (every span = all bands, the spec's fallback) without centres and FWHM on both sides or when the HSI
+    does not cover an MSI band."""
+    from ...models.blocks import spans_from_srf
+    from ..errors import WavelengthError
+    from ..srf import gaussian_sensor, srf_matrix
+
+    if hsi.wavelengths is None or msi.wavelengths is None or msi.fwhm is None:
+        return None
+    try:
+        sensor = gaussian_sensor("msi", "MSI", [str(k) for k in range(msi.bands)], msi.wavelengths, msi.fwhm)
+        return spans_from_srf(srf_matrix(sensor, hsi.wavelengths, hsi.fwhm, hsi.good_bands))
+    except (WavelengthError, InputError, ValueError):
+        return None
 
 
 def mirror_to_step(y: np.ndarray, z: np.ndarray, ratio: int, step: int):

@@ -86,16 +86,41 @@ def test_tiny_lite_fit_lowers_loss_and_is_deterministic():
     y, z, _ = _structured_pair(6, 3, 4)
     spans = [[0, 1, 2], [2, 3], [3, 4, 5]]
     calls = []
-    x1, info = umsft.fit(y, z, 4, spans=spans, iterations=3, init_steps=4, lite=True,
+    x1, info = umsft.fit(y, z, 4, spans=spans, iterations=6, init_steps=4, lite=True,
                          callback=lambda *a: calls.append(a[:3]) or True)
     assert x1.shape == (1, 6, 64, 64) and torch.isfinite(x1).all()
     assert not info["cancelled"]
     assert [s for s, i, n in calls if i == 1] == ["sped_init", "spad_init", "coupled_init", "main"]
-    assert calls[-1] == ("main", 3, 3)
+    assert calls[-1] == ("main", 6, 6)
     assert info["losses"]["sped_init"][-1] < info["losses"]["sped_init"][0]
     assert info["losses"]["main_data"][-1] < info["losses"]["main_data"][0]
-    x2, _ = umsft.fit(y, z, 4, spans=spans, iterations=3, init_steps=4, lite=True)
+    x2, _ = umsft.fit(y, z, 4, spans=spans, iterations=6, init_steps=4, lite=True)
     assert torch.equal(x1, x2)
+
+
+def test_blind_sped_starts_at_the_normalised_gaussians():
+    """REC: identity-initialised smoothing convs, so every SRF row starts as its span's Gaussian (sum 1)."""
+    torch.manual_seed(0)
+    m = umsft.UMSFT(10, 3, 4, spans=[[0, 1, 2, 3], [3, 4, 5], [5, 6, 7, 8, 9]], lite=True)
+    rows = m.spe_d.matrix().detach()
+    assert torch.allclose(rows.sum(1), torch.ones(3)) and (rows > 0).sum(1).tolist() == [4, 3, 5]
+    assert torch.allclose(rows[0, :4], m.spe_d.vectors[0].detach())
+
+
+def test_hsi_skip_starts_at_bicubic_and_floors_the_estimate():
+    """REC option: V3 = bicubic(Y) + zero-initialised head, level-3 attention and RM adding nothing at init."""
+    torch.manual_seed(0)
+    y = torch.rand(1, 5, 16, 16) + 0.5
+    z = torch.rand(1, 3, 64, 64)
+    m = umsft.UMSFT(5, 3, 4, lite=True, hsi_skip=True)
+    with torch.no_grad():
+        x = m(y, z)
+    bicubic = torch.nn.functional.interpolate(y, size=(64, 64), mode="bicubic", align_corners=False)
+    assert torch.allclose(x, bicubic, atol=1e-5)
+    assert umsft.SPEC.defaults["hsi_skip"] is True
+    y0, z0, _ = _structured_pair(6, 3, 4)
+    x_hat, _ = umsft.fit(y0, z0, 4, iterations=2, init_steps=2, lite=True, hsi_skip=True)
+    assert x_hat.min() >= min(0.0, float(y0.min()))
 
 
 def test_non_blind_fit_and_cancel():
@@ -131,3 +156,12 @@ def test_registry_entry():
     assert spec.supervised is False and spec.fit is umsft.fit
     assert (spec.margin(4), spec.align(4), spec.align(3), spec.min_hr_size(8)) == (32, 64, 192, 64)
     assert isinstance(spec.build(6, 3, 4, lite=True), umsft.UMSFT)
+
+
+def test_floor_at_input_minimum_per_band():
+    from hsifusion.models.blocks import floor_at_input_minimum
+
+    y = torch.tensor([[[[0.2, 0.5]], [[-0.3, 0.1]]]])  # band 0 >= 0, band 1 has a negative minimum
+    x = torch.tensor([[[[-0.1, 0.4]], [[-0.5, -0.2]]]])
+    out = floor_at_input_minimum(x, y)
+    assert torch.equal(out, torch.tensor([[[[0.0, 0.4]], [[-0.3, -0.2]]]]))
