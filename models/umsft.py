@@ -17,6 +17,28 @@ Deviations (documented in the spec): VGG16-BN layers built by hand up to index 2
 always uses batch statistics (the code runs in training mode, batch 1); a map with a single value
 per channel (Skip₁'s deepest level at H = 64) normalises to the BN bias instead of raising.
 
+REC changes for scene-adaptive use (issue #6; not in the paper, HIFtool or the spec), each measured on
+the bundled EnMAP/S2A sample (bicubic 23.56 dB / 12.25 deg), where 100 iterations of the coded recipe
+gave 27.5 dB but SAM 14.3 deg in 225 s:
+- SpeD's per-band ``Conv1d`` smoothing is initialised as the identity (taps 0, 1, 0; bias 0), so each
+  SRF row starts as the spec's normalised Gaussian. With PyTorch's default init, about half the rows
+  started dead (ReLU of a negative kernel: zero response and no gradient, ever) and the others were
+  dominated by the bias added to every band of the span (row sums ~100 over all-band spans); the
+  SpeD-init L1 then stalled at 0.18 instead of 0.03.
+- ``hsi_skip=True`` (registry default; ``fit``'s default stays the coded net): Skip₃ drops its sigmoid
+  and gets a zero-initialised head, and ``V3 = bicubic(Y) + Skip₃(...)``; the level-3 Spe-FCA output
+  projection and RM's last 1x1 conv are zero-initialised too, so the first X̂ is the bicubic image and
+  the optimisation only learns a correction (from scratch the net needed ~40 iterations to reach
+  bicubic PSNR at all). The returned X̂ is floored at ``min(0, band minimum of Y)``
+  (:func:`~.blocks.floor_at_input_minimum`): negative dark (water) spectra raised SAM above bicubic's.
+- The engine passes SRF spans derived from the band metadata (§1.2 rule; the spec's all-band fallback
+  only without wavelengths).
+- ``output_ema`` (registry default 0.7; ``fit``'s default 0 returns the last iterate as coded): X̂ is the
+  exponential average ``a·X̂ + (1 - a)·out`` of the main-loop outputs, the output averaging of Deep
+  Image Prior, on which Spa-FM's skip nets are built. On the sample SAM swung by ±0.7 deg from one
+  iteration to the next and crept up after ~20 iterations while PSNR still rose.
+With all four (lite, 20 iterations): see tests/engine/test_networks_on_sample.py for the numbers.
+
 Size rule: H, W multiples of ``lcm(64, r)``, Y exactly (H/r, W/r): the caller pads.
 
 Parameters, CAVE 31/3 x4: non-VGG 6 790 812 (Skips, Spe-FCAs, Merges, RM without SpeD; spec figure),
@@ -435,7 +457,8 @@ def _neg_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300, init_steps: int = 500,
         lite: bool = False, callback: Optional[Callable[[str, int, int, float], bool]] = None, seed: int = 0,
         device="cpu", vgg_weights: Optional[str] = None, qk_from: str = "msi",
-        subspace_rank: int = 3, hsi_skip: bool = False) -> Tuple[Optional[torch.Tensor], dict]:
+        subspace_rank: int = 3, hsi_skip: bool = False,
+        output_ema: float = 0.0) -> Tuple[Optional[torch.Tensor], dict]:
     """Optimise UMSFT on one pair (networks.md §6.4) and return ``(x_hat, info)``.
 
     Steps: 0 rank-K subspace of Y (Φ = U_K S_K, A = V_Kᵀ); 1 SpeD init (Adam 1e-2, wd 1e-4, StepLR 50/0.9,
@@ -449,6 +472,7 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300,
         y: LR-HSI (1, C, h, w) float32 in [0, 1]; z: HR-MSI (1, c, H, W), H, W multiples of lcm(64, r).
         ratio: r. spans / srf / psf: as :class:`UMSFT`. iterations: main-loop length T (HIFtool 300).
         init_steps: length of each init step (500). lite: non-paper CPU config.
+        hsi_skip: REC bicubic skip (module docstring). output_ema: REC average of the X̂ iterates (0: off).
         callback: ``callback(stage, i, n, loss) -> bool``; ``False`` cancels.
         seed: initialisation seed (global RNG restored afterwards). device: torch device.
 
@@ -545,7 +569,9 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300,
                 sched_f.step()
                 if joint and opt_d is not None:
                     opt_d.step()
-                x_hat = out.detach()
+                # output_ema > 0 (REC): exponential average of the X^ iterates, as Deep Image Prior does.
+                x_hat = out.detach() if x_hat is None or not output_ema else (
+                    output_ema * x_hat + (1 - output_ema) * out.detach())
                 if not report("main", i, iterations, loss):
                     ok = False
                     break
@@ -570,7 +596,8 @@ SPEC = register(
         margin=UMSFT.margin,
         align=UMSFT.align,
         min_hr_size=UMSFT.min_hr_size,
-        defaults={"lite": False, "qk_from": "msi", "iterations": 300, "init_steps": 500, "hsi_skip": True},
+        defaults={"lite": False, "qk_from": "msi", "iterations": 300, "init_steps": 500, "hsi_skip": True,
+                  "output_ema": 0.7},
         paper_params=None,
         reference=REFERENCE,
         fit=fit,

@@ -257,7 +257,8 @@ class NetworkMethod(FusionMethod):
         init_steps = min(int(self.hyper.get("init_steps", 500)), max(20, self.iterations))
         x, info = self.spec.fit(y, z, ratio, spans=getattr(self, "spans", None), srf=self.srf,
                                 iterations=self.iterations, init_steps=init_steps, lite=lite,
-                                hsi_skip=bool(self.hyper.get("hsi_skip", False)), callback=callback,
+                                hsi_skip=bool(self.hyper.get("hsi_skip", False)),
+                                output_ema=float(self.hyper.get("output_ema", 0.0)), callback=callback,
                                 seed=self.seed, device=self._device)
         check_cancel(feedback)
         self.training = {"mode": "unsupervised per tile", "iterations": self.iterations}

@@ -101,3 +101,17 @@ def test_mirror_to_step_pads_with_scene_content():
     assert np.array_equal(yp[:, 4:], y[:, ::-1]) and np.array_equal(zp[:, 8:], z[:, ::-1])
     same = mirror_to_step(y, z, 2, 4)
     assert same[0] is y and same[1] is z
+
+
+def test_metadata_spans_follow_the_band_centres():
+    """UMSFT's SRF spans from wavelengths/FWHM (networks.md §1.2); None without MSI FWHM."""
+    from types import SimpleNamespace
+
+    from hsifusion.engine.methods.network import metadata_spans
+
+    hsi = SimpleNamespace(wavelengths=np.arange(400.0, 1000.0, 10.0), fwhm=np.full(60, 10.0), good_bands=None)
+    msi = SimpleNamespace(bands=2, wavelengths=np.array([500.0, 800.0]), fwhm=np.array([40.0, 40.0]))
+    spans = metadata_spans(hsi, msi)
+    assert len(spans) == 2 and 10 in spans[0] and 40 in spans[1]
+    assert max(spans[0]) < min(spans[1]) and len(spans[0]) < 60
+    assert metadata_spans(hsi, SimpleNamespace(bands=2, wavelengths=msi.wavelengths, fwhm=None)) is None

@@ -165,3 +165,14 @@ def test_floor_at_input_minimum_per_band():
     x = torch.tensor([[[[-0.1, 0.4]], [[-0.5, -0.2]]]])
     out = floor_at_input_minimum(x, y)
     assert torch.equal(out, torch.tensor([[[[0.0, 0.4]], [[-0.3, -0.2]]]]))
+
+
+def test_output_ema_averages_the_iterates():
+    """REC option: 0 returns the last iterate (as coded); a > 0 an exponential average of the iterates."""
+    y, z, _ = _structured_pair(6, 3, 4)
+    last, _ = umsft.fit(y, z, 4, iterations=3, init_steps=2, lite=True)
+    ema, _ = umsft.fit(y, z, 4, iterations=3, init_steps=2, lite=True, output_ema=0.5)
+    one_a, _ = umsft.fit(y, z, 4, iterations=1, init_steps=2, lite=True)
+    one_b, _ = umsft.fit(y, z, 4, iterations=1, init_steps=2, lite=True, output_ema=0.5)
+    assert torch.equal(one_a, one_b) and not torch.equal(last, ema)
+    assert umsft.SPEC.defaults["output_ema"] == 0.7
