@@ -294,6 +294,8 @@ class NetworkMethod(FusionMethod):
         check_compatible(ckpt, self.name, self.hsi_bands, self.msi_bands, self.ratio,
                          scene.pair.hsi.wavelengths, scene.pair.msi.wavelengths)
         self.hyper = dict(self.spec.defaults, **ckpt.get("hyper", {}))
+        if self.name == "amsfnet" and "hsi_skip" not in ckpt.get("hyper", {}):
+            self.hyper["hsi_skip"] = False  # saved before the REC bicubic skip existed: the spec's net
         for k, v in list(self.hyper.items()):
             if isinstance(v, list):
                 self.hyper[k] = tuple(v)
