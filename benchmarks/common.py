@@ -26,6 +26,10 @@ NETWORKS = ["amsfnet", "cofusion", "ssjcn", "uds2c2", "umsft"]
 SUPERVISED = ["amsfnet", "cofusion", "ssjcn"]
 # Quick mode: small iteration budgets and the light variants so the whole run stays short on 2 cores.
 QUICK_ITERATIONS = 50
+# Network budgets of a run without --quick: "sample" = engine.methods.network.SAMPLE_BUDGETS (small CPU
+# budgets that beat bicubic on the bundled sample, tested), "default" = each network's own default
+# (DEFAULT_ITERATIONS, full-width variants: hours on a 2-core CPU). Set by the scripts' --budget.
+NETWORK_BUDGET = {"mode": "sample"}
 LITE = {"cofusion": {"lite": True}, "umsft": {"lite": True}}
 
 
@@ -54,6 +58,11 @@ def method_params(method: str, quick: bool, device: str = "cpu", iterations: Opt
     if method not in NETWORKS:
         return {}
     p: Dict = {"device": device, "seed": SEED}
+    if not quick and not iterations and NETWORK_BUDGET["mode"] == "sample":
+        register_package()
+        from hsifusion.engine.methods.network import SAMPLE_BUDGETS
+
+        return {**p, **json.loads(json.dumps(SAMPLE_BUDGETS[method]))}
     if quick or iterations:
         p["iterations"] = int(iterations or QUICK_ITERATIONS)
     if quick and method in LITE:
@@ -169,7 +178,12 @@ def time_v(cmd: Sequence[str], timeout: Optional[float] = None) -> Dict:
 
 # ------------------------------------------------------------------------------------------ results
 def save_result(name: str, data: Dict, results: Path = RESULTS) -> Path:
+    """Write results/<name>.json with a record of the command that produced it and when."""
     results.mkdir(parents=True, exist_ok=True)
+    if name != "run_all":
+        data = dict(data, ran={"command": command_line(),
+                               "finished": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+                               "loadavg": os.getloadavg(), "budget": NETWORK_BUDGET["mode"]})
     path = results / f"{name}.json"
     path.write_text(json.dumps(data, indent=1, default=_json_default))
     return path

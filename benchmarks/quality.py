@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORKS, ROOT, SEED, available_methods, fmt, label, load_result, log,  # noqa: E402
+from common import (DEFAULT_WORK, NETWORK_BUDGET, NETWORKS, ROOT, SEED, available_methods, fmt, label, load_result, log,  # noqa: E402
                     md_table, method_params, register_package, save_result)
 from scenes import scenes  # noqa: E402
 
@@ -190,7 +190,10 @@ def main(argv=None) -> Dict:
     ap.add_argument("--methods", help="comma-separated subset (default: every registered method)")
     ap.add_argument("--all-cases", action="store_true", help="with --quick: networks on every scene and ratio")
     ap.add_argument("--scenes", help="comma-separated scene keys (enmap_128x64, enmap_64x128, samson, paris)")
+    ap.add_argument("--budget", choices=("sample", "default"), default="sample",
+                    help="network budgets without --quick (see common.NETWORK_BUDGET)")
     a = ap.parse_args(argv)
+    NETWORK_BUDGET["mode"] = a.budget
     methods = a.methods.split(",") if a.methods else available_methods()
     data = run(a.quick, a.work, methods, a.scenes.split(",") if a.scenes else None, a.all_cases)
     print(markdown(data))

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, QUICK_ITERATIONS, ROOT, SEED, command_line, fmt, load_result, log,  # noqa: E402
-                    machine_info, save_result)
+from common import (DEFAULT_WORK, NETWORK_BUDGET, QUICK_ITERATIONS, ROOT, SEED, command_line, fmt,  # noqa: E402
+                    load_result, log, machine_info, save_result)
 
 DOC = ROOT / "docs" / "benchmarks.md"
 PARTS = ("quality", "throughput", "memory", "training")
@@ -30,6 +30,15 @@ def _section_timing(name: str, fn, *args) -> float:
     log(f"=== {name} ===")
     fn(*args)
     return time.perf_counter() - t0
+
+
+def _ran(name: str) -> str:
+    """One line saying which command produced a section's results and when (from its results JSON)."""
+    r = (load_result(name) or {}).get("ran")
+    if not r:
+        return ""
+    load = ", ".join(f"{v:.1f}" for v in (r.get("loadavg") or []))
+    return f"*Produced by `{r['command']}`, finished {r['finished']} (load average then {load}).*\n"
 
 
 def assemble(meta: dict) -> str:
@@ -59,7 +68,9 @@ def assemble(meta: dict) -> str:
         f"- **GPU**: {mi.get('cuda') or 'none'}. GPU figures: not measured — no GPU in this session.",
         f"- **Seeds**: every method and simulation uses seed {SEED}; simulations are noise-free. "
         + (f"Quick mode: networks {QUICK_ITERATIONS} iterations, CoFusion and UMSFT lite." if quick else
-           "Networks: the engine's default iterations and full variants."),
+           ("Networks: the engine's default iterations and full variants." if meta.get("budget") == "default"
+            else "Networks: `SAMPLE_BUDGETS` (engine/methods/network.py) — the small CPU budgets at which each "
+                 "network beats bicubic on the bundled sample (tested) — on every scene and ratio.")),
         "- Raw results: `benchmarks/results/*.json`; scripts: `benchmarks/` (each runs alone, `--help`).",
         "",
         "## Quality (Wald protocol, real scenes)",
@@ -75,12 +86,13 @@ def assemble(meta: dict) -> str:
                   "on the CPU, training/optimisation included.", ""]
     else:
         lines += ["Not run.", ""]
-    lines += ["## Throughput against the I/O limit", ""]
+    lines += [_ran("quality"), "## Throughput against the I/O limit", ""]
     lines += [throughput.markdown(t), ""] if t else ["Not run.", ""]
-    lines += ["## Peak memory at two output sizes", ""]
+    lines += [_ran("throughput"), "## Peak memory at two output sizes", ""]
     lines += [memory.markdown(m), ""] if m else ["Not run.", ""]
-    lines += ["## Scene-adaptive training: time to bicubic + 3 dB (bundled sample, x4)", ""]
+    lines += [_ran("memory"), "## Scene-adaptive training: time to bicubic + 3 dB (bundled sample, x4)", ""]
     lines += [training_speed.markdown(tr), ""] if tr else ["Not run.", ""]
+    lines += [_ran("training_speed")]
     notes = ROOT / "benchmarks" / "NOTES.md"
     if notes.exists():
         lines += [notes.read_text(), ""]
@@ -93,11 +105,16 @@ def main(argv=None) -> None:
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--assemble-only", action="store_true")
+    ap.add_argument("--budget", choices=("sample", "default"), default="sample",
+                    help="network budgets without --quick: 'sample' = the tested SAMPLE_BUDGETS (minutes), "
+                         "'default' = each network's default (hours on 2 CPU cores)")
     a = ap.parse_args(argv)
+    NETWORK_BUDGET["mode"] = a.budget
     parts = a.only.split(",") if a.only else list(PARTS)
     meta = load_result("run_all") if a.assemble_only else None
     if not a.assemble_only or meta is None:
-        meta = {"command": command_line(), "quick": a.quick, "machine": machine_info(), "parts": parts}
+        meta = {"command": command_line(), "quick": a.quick, "budget": a.budget, "machine": machine_info(),
+                "parts": parts}
         t0 = time.perf_counter()
         q = ["--quick"] if a.quick else []
         w = ["--work", str(a.work)]
@@ -108,7 +125,7 @@ def main(argv=None) -> None:
 
         times = {}
         if "quality" in parts:
-            times["quality"] = _section_timing("quality", quality.main, q + w)
+            times["quality"] = _section_timing("quality", quality.main, q + w + ["--budget", a.budget])
         if "throughput" in parts:
             times["throughput"] = _section_timing("throughput", throughput.main, q + w)
         if "memory" in parts:
