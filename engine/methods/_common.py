@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
@@ -134,6 +135,21 @@ def _cubic_phases(ratio: int):
     return tuple(out)
 
 
+_SCRATCH = threading.local()
+
+
+def scratch(slot: str, shape) -> np.ndarray:
+    """A float32 work array of ``shape`` reused by this thread (slot = purpose). The per-chunk
+    temporaries of the tile kernels are allocated once per thread instead of thousands of times per
+    tile: fewer page faults, and no heap fragmentation that grew peak memory with the raster size."""
+    n = int(np.prod(shape))
+    pool = _SCRATCH.__dict__
+    buf = pool.get(slot)
+    if buf is None or buf.size < n:
+        buf = pool[slot] = np.empty(n, dtype=np.float32)
+    return buf[:n].reshape(shape)
+
+
 Crop = Tuple[int, int, int, int]  # (top, bottom, left, right) HR px dropped from a tile's estimate
 NO_CROP: Crop = (0, 0, 0, 0)
 
@@ -164,8 +180,8 @@ def _cubic_axis(x: np.ndarray, ratio: int, axis: int, lo: int, hi: int, out: np.
     for first, tap0, count, weights in phases:
         dst[axis] = slice(first - lo, None, ratio)
         target = out[tuple(dst)]
-        acc = np.empty(target.shape, dtype=np.float32)  # small and contiguous: the sums stay in cache
-        tmp = np.empty(target.shape, dtype=np.float32)
+        acc = scratch("cubic_acc", target.shape)  # small and contiguous: the sums stay in cache
+        tmp = scratch("cubic_tmp", target.shape)
         for j, wt in enumerate(weights):
             src[axis] = slice(tap0 + pad_lo + j, tap0 + pad_lo + j + count)
             if j == 0:
@@ -198,7 +214,7 @@ def bicubic(x: np.ndarray, ratio: int, crop: Crop = NO_CROP,
     step = FINISH_CHUNK if finish is not None else max(1, CUBIC_CHUNK // (h * out.shape[2]))
     for b in range(0, C, step):
         chunk = x[b:b + step]
-        mid = np.empty((chunk.shape[0], h, out.shape[2]), dtype=np.float32)
+        mid = scratch("cubic_mid", (chunk.shape[0], h, out.shape[2]))
         _cubic_axis(chunk, ratio, 2, cols[0], cols[1], mid)
         _cubic_axis(mid, ratio, 1, rows[0], rows[1], out[b:b + step])
         if finish is not None:

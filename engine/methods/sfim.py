@@ -17,8 +17,8 @@ import numpy as np
 
 from ..errors import InputError
 from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, bicubic, crop_hr, lowpass, lowpass_margin_lr,
-                      regress)
+from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, bicubic, crop_hr,
+                      lowpass, lowpass_margin_lr, regress, scratch)
 
 SMOOTHING = ("mtf", "box")
 FLOOR = 0.05
@@ -78,8 +78,10 @@ class SFIM(ClassicalMethod):
         w, b, floor = self.weights, self.bias[:, None], self.floor[:, None]
 
         def modulate(chunk: np.ndarray, b0: int, b1: int) -> None:  # on bands b0:b1 while in cache
-            num = np.repeat(b[b0:b1], hr.shape[1], axis=1)
-            den = num.copy()
+            num = scratch("sfim_num", (b1 - b0, hr.shape[1]))
+            den = scratch("sfim_den", (b1 - b0, hr.shape[1]))
+            num[...] = b[b0:b1]
+            den[...] = b[b0:b1]
             add_matmul(num, w[b0:b1], hr)
             add_matmul(den, w[b0:b1], smooth)
             np.maximum(den, floor[b0:b1], out=den)
