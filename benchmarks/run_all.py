@@ -38,7 +38,9 @@ def _ran(name: str) -> str:
     if not r:
         return ""
     load = ", ".join(f"{v:.1f}" for v in (r.get("loadavg") or []))
-    return f"*Produced by `{r['command']}`, finished {r['finished']} (load average then {load}).*\n"
+    note = f" {r['note']}." if r.get("note") else ""
+    return (f"*Produced by `{r['command']}`, finished {r['finished']}"
+            + (f" (load average then {load})" if load else "") + f".{note}*\n")
 
 
 def assemble(meta: dict) -> str:
