@@ -61,9 +61,11 @@ def assemble(meta: dict) -> str:
         f"- **Command**: `{meta['command']}` (from the repository root; {fmt(meta.get('total_seconds', 0) / 60, 1)} min)",
         f"- **Date**: {mi['date']}",
         f"- **Machine**: {mi.get('cpu', '?')}, {mi.get('cores')} cores, {mi.get('ram_gib')} GiB RAM; "
-        f"load average at start {', '.join(f'{v:.1f}' for v in mi.get('loadavg', []))} "
-        "(the machine was shared with other work during this run: absolute times are pessimistic, "
-        "ratios measured in the same run are the meaningful figures)",
+        f"load average at start {', '.join(f'{v:.1f}' for v in mi.get('loadavg', []))}"
+        + (" (the machine was busy: absolute times are pessimistic, ratios measured in the same run are the "
+           "meaningful figures)" if (mi.get("loadavg") or [0])[0] > 1.5 else ""),
+        "- **Sections** may come from separate invocations (`--only`); each says below which command produced "
+        "it and when. `.venv/bin/python benchmarks/run_all.py` with no flag runs all four in one go.",
         f"- **Software**: Python {mi.get('python')}, torch {mi.get('torch')} ({mi.get('torch_threads')} threads), "
         f"GDAL {mi.get('gdal')} (block cache GDAL_CACHEMAX = {mi.get('gdal_cachemax_mib')} MiB), "
         f"numpy {mi.get('numpy')}; {mi.get('platform')}",
