@@ -13,6 +13,7 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import OutputError
+from .memory import release_free_memory
 from .raster import same_file
 from .wavelengths import write_wavelengths
 
@@ -21,6 +22,7 @@ gdal.UseExceptions()
 DEFAULT_CREATION_OPTIONS = ("TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "INTERLEAVE=BAND",
                             "BIGTIFF=IF_SAFER")
 DEFAULT_NODATA = -9999.0
+TRIM_EVERY_WRITES = 8  # blocks written between two returns of free heap memory to the OS
 
 
 def check_output_path(path: str, inputs: Iterable[str]) -> str:
@@ -108,6 +110,9 @@ class RasterWriter:
         self.ds.WriteRaster(int(col), int(row), arr.shape[2], arr.shape[1], arr,
                             buf_xsize=arr.shape[2], buf_ysize=arr.shape[1], buf_type=gdal.GDT_Float32)
         self._flush_whole_blocks(int(col), int(row), arr.shape[2], arr.shape[1])
+        self._writes = getattr(self, "_writes", 0) + 1
+        if self._writes % TRIM_EVERY_WRITES == 0:
+            release_free_memory()  # in the writer thread, overlapping compute (engine/memory.py)
 
     def _flush_whole_blocks(self, col: int, row: int, width: int, height: int) -> None:
         """Hand the blocks just written to the disk now (in the writer thread, overlapping compute) rather

@@ -185,3 +185,21 @@ def test_gpu_out_of_memory_on_smallest_tile_falls_back_to_cpu(tmp_path):
     api.fuse(hsi, msi, str(tmp_path / "b.tif"), method, tile_size=16, feedback=fb)
     np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
     assert any("continuing on the CPU" in w for w in fb.warnings)
+
+
+def test_writer_returns_free_heap_memory_every_few_tiles(tmp_path, monkeypatch):
+    """The long tile loop hands freed heap pages back to the OS every TRIM_EVERY_WRITES blocks (peak
+    memory grew with the raster without it: benchmarks/NOTES.md); output unchanged."""
+    import sys
+
+    from hsifusion.engine import memory, writer
+
+    if sys.platform.startswith("linux"):
+        assert memory.release_free_memory() is True
+    calls = []
+    monkeypatch.setattr(writer, "release_free_memory", lambda: calls.append(1) or True)
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(16, 16))
+    api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {"mode": "bicubic"}, tile_size=8)  # 64 tiles
+    api.fuse(hsi, msi, str(tmp_path / "b.tif"), "upsample", {"mode": "bicubic"}, tile_size=4096)
+    assert len(calls) == 64 // writer.TRIM_EVERY_WRITES
+    np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
