@@ -2,6 +2,7 @@
 result files and Markdown tables. Standard library + numpy/GDAL only (no QGIS)."""
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import os
@@ -62,7 +63,7 @@ def method_params(method: str, quick: bool, device: str = "cpu", iterations: Opt
         register_package()
         from hsifusion.engine.methods.network import SAMPLE_BUDGETS
 
-        return {**p, **json.loads(json.dumps(SAMPLE_BUDGETS[method]))}
+        return {**p, **copy.deepcopy(SAMPLE_BUDGETS[method])}
     if quick or iterations:
         p["iterations"] = int(iterations or QUICK_ITERATIONS)
     if quick and method in LITE:

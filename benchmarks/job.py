@@ -26,27 +26,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import register_package  # noqa: E402
 
 
-def rss_mib() -> float:
+def _status_mib(key: str) -> float:
+    """A ``kB`` field of /proc/self/status in MiB; NaN where that file does not exist."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS"):
+            if line.startswith(key):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return float("nan")
 
 
+def rss_mib() -> float:
+    return _status_mib("VmRSS")
+
+
 def peak_mib() -> float:
     """Peak RSS of this process image: /proc/self/status VmHWM. (``getrusage(RUSAGE_SELF).ru_maxrss``
-    is not used: Linux carries the parent's high-water mark over ``exec``, so a child started by a big
-    parent would report the parent's size.)"""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    is only the fallback: Linux carries the parent's high-water mark over ``exec``, so a child started
+    by a big parent would report the parent's size.)"""
+    peak = _status_mib("VmHWM")
+    return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class Phases:

@@ -2,14 +2,14 @@
 
 Fill values are global per band, so a tile's filled nodata never depends on which tile it is in
 (per-tile statistics make tiles disagree; style.md §3). They are computed the first time a window
-holds nodata (or a bad band): a scene without nodata never pays for the whole-scene pass (0.7 s of a
+holds nodata (bad bands are filled with 0 without them): a scene without nodata never pays for the whole-scene pass (0.7 s of a
 4 s run on a 2048² x 224-band pair), and the values are the same whenever they are computed.
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -90,13 +90,12 @@ def read_pair_window(scene: Scene, lr_win: Window, hr_win: Window, hsi_ds=None, 
     return lr, hr, valid
 
 
-def fill_invalid(data: np.ndarray, valid: np.ndarray, fill, good_bands=None) -> None:
+def fill_invalid(data: np.ndarray, valid: np.ndarray, fill: Callable[[], np.ndarray], good_bands=None) -> None:
     """In place: invalid pixels take the per-band fill value and whole bad bands 0 (the fill value
-    :func:`band_means` gives them). ``fill`` is the (C,) array or a callable returning it, called only
-    when a pixel needs filling."""
+    :func:`band_means` gives them). ``fill()`` returns the (C,) values; it is called only when a pixel
+    needs filling (the scene statistics are computed on first use)."""
     if not valid.all():
-        fill = fill() if callable(fill) else fill
-        data[:, ~valid] = fill[:, None]
+        data[:, ~valid] = fill()[:, None]
     if good_bands is not None and not good_bands.all():
         data[~good_bands] = 0.0
 

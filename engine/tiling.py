@@ -200,7 +200,7 @@ def finish_tile(method, core: Window, data, plan: TilePlan, feedback: Optional[F
     if not valid[vs].any():
         return None
     if getattr(method, "crops_itself", False):
-        crop = (vs[0].start, lr.shape[1] * plan.ratio - vs[0].stop, vs[1].start, lr.shape[2] * plan.ratio - vs[1].stop)
+        crop = (vs[0].start, hr.shape[1] - vs[0].stop, vs[1].start, hr.shape[2] - vs[1].stop)
         out = method.apply_cropped(lr, hr, plan.ratio, crop, feedback)
     else:
         est = apply_with_retry(method, lr, hr, plan.ratio, plan.step, plan.margin, plan.pads(core),

@@ -82,6 +82,7 @@ class RasterWriter:
             for i in range(1, bands + 1):
                 self.ds.GetRasterBand(i).SetNoDataValue(float(nodata))
         self.committed = False
+        self._writes = 0
 
     # -- metadata setters (EnMAP-Box rasterwriter style: small and explicit) --
     def set_band_names(self, names: Sequence[str]) -> None:
@@ -110,7 +111,7 @@ class RasterWriter:
         self.ds.WriteRaster(int(col), int(row), arr.shape[2], arr.shape[1], arr,
                             buf_xsize=arr.shape[2], buf_ysize=arr.shape[1], buf_type=gdal.GDT_Float32)
         self._flush_whole_blocks(int(col), int(row), arr.shape[2], arr.shape[1])
-        self._writes = getattr(self, "_writes", 0) + 1
+        self._writes += 1
         if self._writes % TRIM_EVERY_WRITES == 0:
             release_free_memory()  # in the writer thread, overlapping compute (engine/memory.py)
 

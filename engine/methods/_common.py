@@ -33,6 +33,8 @@ FIT_MAX_SAMPLES = 16384  # regressions use a regular subset of the crop's valid 
 FWHM_GAIN = math.exp(-math.pi ** 2 / (2 * (2 * math.sqrt(2 * math.log(2))) ** 2))  # 0.4107: FWHM = r
 DEFAULT_MTF_GAIN = round(FWHM_GAIN, 2)
 TRUNCATE = 3.0  # Gaussian support in sigmas
+Crop = Tuple[int, int, int, int]  # (top, bottom, left, right) HR px dropped from a tile's estimate
+NO_CROP: Crop = (0, 0, 0, 0)
 RIDGE = 1e-6  # relative Tikhonov term on Gram matrices (adjacent HSI bands are nearly collinear)
 
 
@@ -93,8 +95,7 @@ def degrade(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int) -> np.ndar
     return out
 
 
-def lowpass(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int, crop: "Crop" = (0, 0, 0, 0)
-            ) -> np.ndarray:
+def lowpass(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int, crop: Crop = NO_CROP) -> np.ndarray:
     """MTF-matched low-pass of an HR image: degrade to LR, then the same bicubic upsampling the HSI
     gets, so ``hr - lowpass(hr)`` holds exactly the detail the upsampled HSI lacks (MTF-GLP)."""
     return bicubic(degrade(hr, ratio, taps, extra), ratio, crop)
@@ -150,13 +151,10 @@ def scratch(slot: str, shape) -> np.ndarray:
     return buf[:n].reshape(shape)
 
 
-Crop = Tuple[int, int, int, int]  # (top, bottom, left, right) HR px dropped from a tile's estimate
-NO_CROP: Crop = (0, 0, 0, 0)
-
 
 def _cubic_axis(x: np.ndarray, ratio: int, axis: int, lo: int, hi: int, out: np.ndarray) -> None:
     """``out`` (``hi - lo`` along ``axis``) = samples ``lo .. hi-1`` of ``x`` upsampled ``ratio`` times
-    along ``axis``, written phase by phase straight into ``out`` (a view is fine).
+    along ``axis``, phase by phase into ``out`` (a view is fine).
 
     Only the samples asked for are computed, so a tile's margin costs nothing here; taps beyond ``x``
     take its edge value (torch clamps the tap indices: same values). Every sample is the same fixed
