@@ -136,7 +136,7 @@ def cmd_io(a) -> dict:
     from osgeo import gdal
 
     from hsifusion.engine.pair import validate_pair
-    from hsifusion.engine.raster import raster_info
+    from hsifusion.engine.raster import open_raster, raster_info
     from hsifusion.engine.tiling import iter_cores
     from hsifusion.engine.writer import DEFAULT_CREATION_OPTIONS, merge_creation_options
 
@@ -150,7 +150,7 @@ def cmd_io(a) -> dict:
     buf = rng.random((hsi.bands, tile, tile), dtype=np.float32)  # made before timing
     rss0 = rss_mib()
     t0 = time.perf_counter()
-    hds, mds = gdal.Open(a.hsi), gdal.Open(a.msi)
+    hds, mds = open_raster(a.hsi), open_raster(a.msi)  # opened as the engine opens them (direct I/O)
     drv = gdal.GetDriverByName("GTiff")
     opts = merge_creation_options(None)
     out = drv.Create(a.out, region.width, region.height, hsi.bands, gdal.GDT_Float32, options=opts)
