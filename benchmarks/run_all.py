@@ -1,10 +1,11 @@
 """Run every benchmark and write docs/benchmarks.md (one command).
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--work DIR] [--only quality,throughput,memory,training]
-                                           [--assemble-only]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--work DIR]
+                                           [--only quality,throughput,memory,training,device] [--assemble-only]
 
 Runs, one after the other (never two measurements at once): benchmarks/quality.py,
-benchmarks/throughput.py, benchmarks/memory.py, benchmarks/training_speed.py. Each writes
+benchmarks/throughput.py, benchmarks/memory.py, benchmarks/training_speed.py and
+benchmarks/device_speed.py (on the GPU when torch sees one, else the CPU). Each writes
 benchmarks/results/<name>.json; this script then assembles docs/benchmarks.md from those files with
 the machine, the date, the command and the seeds. ``--assemble-only`` rebuilds the Markdown from
 existing results. Large temporary rasters go to --work (default /tmp/hsifusion-bench, ~5 GB free
@@ -22,7 +23,7 @@ from common import (DEFAULT_WORK, NETWORK_BUDGET, QUICK_ITERATIONS, ROOT, SEED, 
                     load_result, log, machine_info, save_result)
 
 DOC = ROOT / "docs" / "benchmarks.md"
-PARTS = ("quality", "throughput", "memory", "training")
+PARTS = ("quality", "throughput", "memory", "training", "device")
 
 
 def _section_timing(name: str, fn, *args) -> float:
@@ -43,9 +44,24 @@ def _ran(name: str) -> str:
             + (f" (load average then {load})" if load else "") + f".{note}*\n")
 
 
+GPU_MISSING = ("GPU: not measured — no GPU machine was lent to the sessions that ran these benchmarks. On one: "
+               "`.venv/bin/python benchmarks/device_speed.py --export-npz gpu/sample.npz` here, then on the GPU "
+               "machine (torch, no GDAL) `python3 benchmarks/device_speed.py --device cuda --sample-npz "
+               "gpu/sample.npz`, bring back `benchmarks/results/device_speed_cuda.json` and run "
+               "`benchmarks/run_all.py --assemble-only` (benchmarks/README.md).")
+
+
+def gpu_line() -> str:
+    d = load_result("device_speed_cuda")
+    if not d:
+        return "none lent. " + GPU_MISSING
+    return f"{d['machine'].get('device_name')}: see 'Networks on one device' below."
+
+
 def assemble(meta: dict) -> str:
     import quality
     import throughput
+    import device_speed
     import memory
     import training_speed
 
@@ -69,7 +85,7 @@ def assemble(meta: dict) -> str:
         f"- **Software**: Python {mi.get('python')}, torch {mi.get('torch')} ({mi.get('torch_threads')} threads), "
         f"GDAL {mi.get('gdal')} (block cache GDAL_CACHEMAX = {mi.get('gdal_cachemax_mib')} MiB), "
         f"numpy {mi.get('numpy')}; {mi.get('platform')}",
-        f"- **GPU**: {mi.get('cuda') or 'none'}. GPU figures: not measured — no GPU in this session.",
+        f"- **GPU**: {gpu_line()}",
         f"- **Seeds**: every method and simulation uses seed {SEED}; simulations are noise-free. "
         + (f"Quick mode: networks {QUICK_ITERATIONS} iterations, CoFusion and UMSFT lite." if quick else
            ("Networks: the engine's default iterations and full variants." if meta.get("budget") == "default"
@@ -96,7 +112,15 @@ def assemble(meta: dict) -> str:
     lines += [memory.markdown(m), ""] if m else ["Not run.", ""]
     lines += [_ran("memory"), "## Scene-adaptive training: time to bicubic + 3 dB (bundled sample, x4)", ""]
     lines += [training_speed.markdown(tr), ""] if tr else ["Not run.", ""]
-    lines += [_ran("training_speed")]
+    lines += [_ran("training_speed"), "## Networks on one device: CPU, and GPU where one was lent", ""]
+    lines += ["`benchmarks/device_speed.py` (GDAL-free, so it runs on the GPU machine as it is): time to bicubic "
+              "+ 3 dB with the engine's default iterations, and inference per HR tile size through "
+              "`NetworkMethod.apply` (host-device copies included). Same protocol on every device.", ""]
+    for dev in ("cuda", "cpu"):
+        d = load_result(f"device_speed_{dev}")
+        lines += [device_speed.markdown(d), ""] if d else []
+    if not load_result("device_speed_cuda"):
+        lines += [GPU_MISSING, ""]
     notes = ROOT / "benchmarks" / "NOTES.md"
     if notes.exists():
         lines += [notes.read_text(), ""]
@@ -124,6 +148,7 @@ def main(argv=None) -> None:
         w = ["--work", str(a.work)]
         import quality
         import throughput
+        import device_speed
         import memory
         import training_speed
 
@@ -138,6 +163,8 @@ def main(argv=None) -> None:
             # quick: two nets (CoFusion lite, SSJCN); full: the three supervised nets
             times["training"] = _section_timing("training", training_speed.main,
                                                 q + (["--nets", "cofusion,ssjcn"] if a.quick else []))
+        if "device" in parts:
+            times["device"] = _section_timing("device", device_speed.main, q)
         meta["section_seconds"] = times
         meta["total_seconds"] = time.perf_counter() - t0
         save_result("run_all", meta)

@@ -241,7 +241,7 @@ def markdown(res: Dict) -> str:
                          fmt(j["fit_seconds"], 1), fmt(j["peak_rss_mib"], 0)])
         out.append(md_table(["network", "inference Mpx/s (CPU)", "s per Mpx", "tile phase s", "fit s", "peak RSS MiB"],
                             rows))
-    out.append("\nGPU figures: not measured — no GPU in this session.")
+    out.append("\nGPU inference: see 'Networks on one device' (benchmarks/device_speed.py).")
     return "\n".join(out)
 
 
