@@ -177,6 +177,68 @@ def time_v(cmd: Sequence[str], timeout: Optional[float] = None) -> Dict:
     return res
 
 
+# ------------------------------------------------------------------------------------------ training
+MARK_DB = 3.0  # the training benchmarks' mark: bicubic + 3 dB
+
+
+def psnr_good_bands(ref, est, valid, good) -> float:
+    """Mean over good bands of 10 log10(peak² / MSE) on valid pixels, peak = the reference band's max
+    (engine.metrics' definition; tests/benchmarks/test_device_speed.py checks it against that module)."""
+    import numpy as np
+
+    x, y = ref[good][:, valid].astype(np.float64), est[good][:, valid].astype(np.float64)
+    mse = ((x - y) ** 2).mean(axis=1)
+    return float(np.mean(10 * np.log10(x.max(axis=1) ** 2 / np.maximum(mse, 1e-30))))
+
+
+def curve_summary(points: List, bicubic: float) -> Dict:
+    """The first evaluated step at or above bicubic + MARK_DB, and the curve's end."""
+    mark = bicubic + MARK_DB
+    hit = next((p for p in points if p[2] >= mark), None)
+    return {"bicubic_psnr": bicubic, "mark": mark, "points": points, "reached": hit is not None,
+            "iterations_to_mark": hit[0] if hit else None, "seconds_to_mark": hit[1] if hit else None,
+            "final_psnr": points[-1][2] if points else None,
+            "train_seconds": points[-1][1] if points else None,
+            "seconds_per_step": points[-1][1] / max(1, points[-1][0]) if points else None}
+
+
+def training_probe(method, iterations: int, every: int, evaluate, sync=None):
+    """A feedback for ``NetworkMethod.fit`` that times training alone: every ``every`` steps (and the
+    last) the clock is paused (after ``sync()``, for queued device work), ``evaluate()`` runs with the
+    model in eval mode and no grad, and ``(step, training seconds, value)`` joins ``probe.points``.
+    Relies on fit calling ``setProgress`` once per training step while the model is in train mode."""
+    register_package()
+    import torch
+
+    from hsifusion.engine.feedback import LogFeedback
+
+    class Probe(LogFeedback):
+        def __init__(self):
+            super().__init__()
+            self.points: List = []
+            self.n, self.paused, self.t0 = 0, 0.0, time.perf_counter()
+
+        def setProgress(self, progress):  # noqa: N802 (QGIS' name)
+            super().setProgress(progress)
+            m = method.model
+            if m is None or not m.training:
+                return
+            self.n += 1
+            if self.n % every and self.n != iterations:
+                return
+            if sync is not None:
+                sync()
+            ta = time.perf_counter()
+            m.eval()
+            with torch.no_grad():
+                value = evaluate()
+            m.train()
+            self.points.append((self.n, ta - self.t0 - self.paused, value))
+            self.paused += time.perf_counter() - ta
+
+    return Probe()
+
+
 # ------------------------------------------------------------------------------------------ results
 def save_result(name: str, data: Dict, results: Path = RESULTS) -> Path:
     """Write results/<name>.json with a record of the command that produced it and when."""

@@ -29,7 +29,6 @@ Writes ``benchmarks/results/device_speed_<device type>.json``; ``run_all.py`` as
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -40,11 +39,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (SAMPLE, SEED, SUPERVISED, fmt, log, machine_info, md_table,  # noqa: E402
-                    register_package, save_result)
+from common import (MARK_DB, SAMPLE, SEED, SUPERVISED, curve_summary, fmt, log, machine_info,  # noqa: E402
+                    md_table, psnr_good_bands, register_package, save_result, training_probe)
 
 NETS = ["ssjcn", "cofusion", "amsfnet", "uds2c2", "umsft"]
-MARK_DB = 3.0
 EDGE_CONTEXT = 16  # HR px of mirrored context the tile loop gives at a raster edge (engine/tiling.py)
 UMSFT_STEPS = 10   # per-tile optimisation steps (main loop and each init step) in the inference sweep
 
@@ -130,13 +128,6 @@ def apply_whole(method, scene: ArrayScene) -> np.ndarray:
     return x[:, m * r:m * r + h, m * r:m * r + w]
 
 
-def psnr(ref: np.ndarray, est: np.ndarray, valid: np.ndarray, good: np.ndarray) -> float:
-    """Mean over good bands of 10 log10(peak² / MSE), peak = the reference band's max (engine.metrics)."""
-    x, y = ref[good][:, valid].astype(np.float64), est[good][:, valid].astype(np.float64)
-    mse = ((x - y) ** 2).mean(axis=1)
-    return float(np.mean(10 * np.log10(x.max(axis=1) ** 2 / np.maximum(mse, 1e-30))))
-
-
 # ------------------------------------------------------------------------------------------ timing
 def _sync(device) -> None:
     import torch
@@ -150,43 +141,17 @@ def train_to_mark(net: str, s: Dict, scene: ArrayScene, device: str, iterations:
     """(method, row): train ``net`` on the sample, PSNR every ``every`` steps on the paused clock."""
     import torch
 
-    from hsifusion.engine.feedback import LogFeedback
     from hsifusion.engine.methods import get_method
 
     method = get_method(net, device=device, seed=SEED, iterations=iterations)
-    points: List = []
-    state = {"n": 0, "paused": 0.0, "t0": time.perf_counter()}
-
-    class Probe(LogFeedback):
-        def setProgress(self, progress):  # one call per training iteration while the model trains
-            m = method.model
-            if m is None or not m.training:
-                return
-            state["n"] += 1
-            n = state["n"]
-            if n % every and n != iterations:
-                return
-            _sync(method._device)
-            ta = time.perf_counter()
-            m.eval()
-            with torch.no_grad():
-                p = psnr(s["ref"], apply_whole(method, scene), s["ref_valid"], s["ref_good"])
-            m.train()
-            points.append((n, ta - state["t0"] - state["paused"], p))
-            state["paused"] += time.perf_counter() - ta
-
+    probe = training_probe(
+        method, iterations, every,
+        lambda: psnr_good_bands(s["ref"], apply_whole(method, scene), s["ref_valid"], s["ref_good"]),
+        sync=lambda: _sync(method._device))
     torch.manual_seed(SEED)
-    state["t0"] = time.perf_counter()
-    method.fit(scene, Probe())
-    mark = bicubic + MARK_DB
-    hit = next((p for p in points if p[2] >= mark), None)
-    n = max(1, points[-1][0]) if points else 1
-    return method, {"net": net, "iterations": iterations, "bicubic_psnr": bicubic, "mark": mark,
-                    "points": points, "reached": hit is not None,
-                    "iterations_to_mark": hit[0] if hit else None, "seconds_to_mark": hit[1] if hit else None,
-                    "final_psnr": points[-1][2] if points else None,
-                    "train_seconds": points[-1][1] if points else None,
-                    "seconds_per_step": points[-1][1] / n if points else None}
+    probe.t0 = time.perf_counter()
+    method.fit(scene, probe)
+    return method, {"net": net, "iterations": iterations, **curve_summary(probe.points, bicubic)}
 
 
 def fitted_method(net: str, scene: ArrayScene, device: str, quick: bool):
@@ -257,7 +222,7 @@ def run(device: str, nets: Sequence[str], tiles: Sequence[int], quick: bool, rep
     s = load_sample(npz)
     ratio = s["msi"].shape[1] // s["lr"].shape[1]
     scene = ArrayScene(s, ratio)
-    bicubic = psnr(s["ref"], apply_whole(get_method("upsample", mode="bicubic"), scene), s["ref_valid"], s["ref_good"])
+    bicubic = psnr_good_bands(s["ref"], apply_whole(get_method("upsample", mode="bicubic"), scene), s["ref_valid"], s["ref_good"])
     info = machine_info()
     if dev.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(dev)

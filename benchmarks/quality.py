@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORK_BUDGET, NETWORKS, ROOT, SEED, available_methods, fmt, label, load_result, log,  # noqa: E402
+from common import (DEFAULT_WORK, NETWORK_BUDGET, NETWORKS, ROOT, SEED, available_methods, fmt, label, log,  # noqa: E402
                     md_table, method_params, register_package, save_result)
 from scenes import scenes  # noqa: E402
 
@@ -185,7 +185,7 @@ def markdown(data: Dict) -> str:
 
 def main(argv=None) -> Dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help=f"networks with small budgets (see common.py)")
+    ap.add_argument("--quick", action="store_true", help="networks with small budgets (see common.py)")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--methods", help="comma-separated subset (default: every registered method)")
     ap.add_argument("--all-cases", action="store_true", help="with --quick: networks on every scene and ratio")

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import pstats
-import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Dict, List, Optional
 

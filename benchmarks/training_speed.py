@@ -19,18 +19,7 @@ from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (LITE, SAMPLE, SEED, SUPERVISED, fmt, log, md_table, register_package,  # noqa: E402
-                    save_result)
-
-MARK_DB = 3.0
-
-
-def _psnr(ref, est, valid, good) -> float:
-    import numpy as np
-
-    x, y = ref[good][:, valid].astype(np.float64), est[good][:, valid].astype(np.float64)
-    peak = x.max(axis=1)
-    mse = ((x - y) ** 2).mean(axis=1)
-    return float(np.mean(10 * np.log10(peak ** 2 / np.maximum(mse, 1e-30))))
+                    curve_summary, psnr_good_bands, save_result, training_probe)
 
 
 class _Eval:
@@ -57,7 +46,7 @@ class _Eval:
             out[:, w.row:w.row + w.height, w.col:w.col + w.width] = a
 
         fuse_tiles(self.scene, method, write, 256, -9999.0)
-        return _psnr(self.ref, out, self.valid, self.good)
+        return psnr_good_bands(self.ref, out, self.valid, self.good)
 
 
 def curve(net: str, iterations: int, every: int, quick: bool) -> Dict:
@@ -65,7 +54,6 @@ def curve(net: str, iterations: int, every: int, quick: bool) -> Dict:
     register_package()
     import torch
 
-    from hsifusion.engine.feedback import LogFeedback
     from hsifusion.engine.methods import get_method
     from hsifusion.engine.pair import validate_pair
     from hsifusion.engine.raster import raster_info
@@ -80,37 +68,11 @@ def curve(net: str, iterations: int, every: int, quick: bool) -> Dict:
     if quick and net in LITE:
         params["hyper"] = dict(LITE[net])
     method = get_method(net, **params)
-    points: List = []
-    state = {"n": 0, "paused": 0.0, "t0": None}
-
-    class Fb(LogFeedback):
-        def setProgress(self, progress):  # one call per training iteration while the model trains
-            super().setProgress(progress)
-            m = method.model
-            if m is None or not m.training:
-                return
-            state["n"] += 1
-            n = state["n"]
-            if n % every and n != iterations:
-                return
-            ta = time.perf_counter()
-            m.eval()
-            with torch.no_grad():
-                p = ev.psnr(method)
-            m.train()
-            tb = time.perf_counter()
-            points.append((n, ta - state["t0"] - state["paused"], p))
-            state["paused"] += tb - ta
-
+    probe = training_probe(method, iterations, every, lambda: ev.psnr(method))
     torch.manual_seed(SEED)
-    state["t0"] = time.perf_counter()
-    method.fit(scene, Fb())
-    mark = bicubic + MARK_DB
-    hit = next((p for p in points if p[2] >= mark), None)
-    return {"net": net, "params": params, "bicubic_psnr": bicubic, "mark": mark, "points": points,
-            "reached": hit is not None, "iterations_to_mark": hit[0] if hit else None,
-            "seconds_to_mark": hit[1] if hit else None, "final_psnr": points[-1][2] if points else None,
-            "train_seconds": points[-1][1] if points else None}
+    probe.t0 = time.perf_counter()
+    method.fit(scene, probe)
+    return {"net": net, "params": params, **curve_summary(probe.points, bicubic)}
 
 
 def run(quick: bool, nets: List[str], iterations: int = None, every: int = None) -> Dict:
