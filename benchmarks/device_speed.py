@@ -13,8 +13,8 @@ command on the CPU gives the CPU row, so both come from one protocol.
 
 1. **Time to bicubic + 3 dB** (supervised nets, as ``benchmarks/training_speed.py``): ``NetworkMethod.fit``
    on the sample with the engine's default iterations (``--quick``: 60), the training clock paused every
-   ``--every`` steps to apply the current weights to the whole sample (one tile, 16 px of mirrored
-   context, as the tile loop gives a small raster) and compute PSNR against the real reference
+   ``--every`` steps to apply the current weights to the whole sample (one tile with the mirrored
+   context the tile loop gives a small raster: tested equal to the tile loop) and compute PSNR against the real reference
    (per good band, peak = band max over valid pixels). Device work is synchronised before each reading.
 2. **Inference per tile size**: the sample mirror-tiled to a ``T``² HR tile (its LR tile ``T/r``); one
    warm-up call, then the median of ``--repeats`` calls of ``apply`` (host -> device -> host included,
@@ -29,6 +29,7 @@ Writes ``benchmarks/results/device_speed_<device type>.json``; ``run_all.py`` as
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -40,10 +41,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (MARK_DB, SAMPLE, SEED, SUPERVISED, curve_summary, fmt, log, machine_info,  # noqa: E402
-                    md_table, psnr_good_bands, register_package, save_result, training_probe)
+                    load_result, md_table, psnr_good_bands, register_package, save_result, training_probe)
 
 NETS = ["ssjcn", "cofusion", "amsfnet", "uds2c2", "umsft"]
-EDGE_CONTEXT = 16  # HR px of mirrored context the tile loop gives at a raster edge (engine/tiling.py)
+EDGE_CONTEXT = 16  # engine.tiling.EDGE_PAD (not imported: engine.tiling needs GDAL)
 UMSFT_STEPS = 10   # per-tile optimisation steps (main loop and each init step) in the inference sweep
 
 
@@ -72,12 +73,14 @@ def load_sample(npz: Optional[str] = None) -> Dict:
     return out
 
 
-def fill_invalid(arr: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Invalid pixels -> the band's mean over valid pixels (the engine's global fill, scene.py)."""
+def fill_invalid(arr: np.ndarray, valid: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """As the engine reads a window (engine.scene.fill_invalid): invalid pixels take the band's mean
+    over the valid ones, whole bad bands 0."""
     out = arr.copy()
     if not valid.all():
         means = arr[:, valid].mean(axis=1) if valid.any() else np.zeros(len(arr))
         out[:, ~valid] = means.astype(np.float32)[:, None]
+    out[~good] = 0.0
     return out
 
 
@@ -86,8 +89,8 @@ class ArrayScene:
 
     def __init__(self, s: Dict, ratio: int):
         self.ratio = ratio
-        self.lr = fill_invalid(s["lr"], s["lr_valid"])
-        self.msi = fill_invalid(s["msi"], s["msi_valid"])
+        self.lr = fill_invalid(s["lr"], s["lr_valid"], s["lr_good"])
+        self.msi = fill_invalid(s["msi"], s["msi_valid"], s["msi_good"])
         hsi = SimpleNamespace(bands=len(self.lr), good_bands=s["lr_good"], wavelengths=s.get("lr_wavelengths"),
                               fwhm=s.get("lr_fwhm"))
         msi = SimpleNamespace(bands=len(self.msi), good_bands=None, wavelengths=s.get("msi_wavelengths"),
@@ -114,11 +117,20 @@ def size_rule(method, ratio: int, side: int) -> int:
     return max(-(-side // step) * step, -(-method.min_hr_size(ratio) // step) * step)
 
 
+def edge_context(method, ratio: int) -> int:
+    """HR px of mirrored context the tile loop gives a tile at the raster's edge (engine.tiling.plan_tiles:
+    the margin rounded up to the step, capped at EDGE_CONTEXT rounded up to the step)."""
+    step = math.lcm(method.align(ratio), ratio)
+    margin = -(-method.margin(ratio) // step) * step
+    return min(margin, -(-EDGE_CONTEXT // step) * step)
+
+
 def apply_whole(method, scene: ArrayScene) -> np.ndarray:
-    """The method on the whole sample as one tile: ``EDGE_CONTEXT`` HR px of mirrored context (whole LR
-    pixels), padded at the bottom/right to the method's size rule, then cropped back."""
+    """The method on the whole sample as one tile, as the tile loop runs a raster smaller than a tile:
+    mirrored context of :func:`edge_context` around it (padded further at the bottom/right only if the
+    method's size rule asks for it), then cropped back."""
     r = scene.ratio
-    m = -(-min(method.margin(r), EDGE_CONTEXT) // r)  # LR px
+    m = edge_context(method, r) // r  # LR px
     lr = np.pad(scene.lr, ((0, 0), (m, m), (m, m)), mode="symmetric")
     hr = np.pad(scene.msi, ((0, 0), (m * r, m * r), (m * r, m * r)), mode="symmetric")
     H, W = size_rule(method, r, hr.shape[1]), size_rule(method, r, hr.shape[2])
@@ -249,6 +261,7 @@ def run(device: str, nets: Sequence[str], tiles: Sequence[int], quick: bool, rep
             torch.cuda.empty_cache()
     if save:
         save_result(f"device_speed_{dev.type}", res)
+        res["ran"] = load_result(f"device_speed_{dev.type}").get("ran")
     return res
 
 
