@@ -54,7 +54,7 @@ GPU_MISSING = ("GPU: not measured — no GPU machine was lent to the sessions th
 def gpu_line() -> str:
     d = load_result("device_speed_cuda")
     if not d:
-        return "none lent. " + GPU_MISSING
+        return "none lent to the sessions that ran these; every GPU figure is missing (see 'Networks on one device')."
     return f"{d['machine'].get('device_name')}: see 'Networks on one device' below."
 
 
@@ -81,7 +81,7 @@ def assemble(meta: dict) -> str:
         + (" (the machine was busy: absolute times are pessimistic, ratios measured in the same run are the "
            "meaningful figures)" if (mi.get("loadavg") or [0])[0] > 1.5 else ""),
         "- **Sections** may come from separate invocations (`--only`); each says below which command produced "
-        "it and when. `.venv/bin/python benchmarks/run_all.py` with no flag runs all four in one go.",
+        "it and when. `.venv/bin/python benchmarks/run_all.py` with no flag runs all five in one go.",
         f"- **Software**: Python {mi.get('python')}, torch {mi.get('torch')} ({mi.get('torch_threads')} threads), "
         f"GDAL {mi.get('gdal')} (block cache GDAL_CACHEMAX = {mi.get('gdal_cachemax_mib')} MiB), "
         f"numpy {mi.get('numpy')}; {mi.get('platform')}",
