@@ -35,6 +35,10 @@ CONNECT_TIMEOUT_S = 30
 WORKER_WAIT_S = 60
 POLL_S = 0.05
 LOST_RESULT_RETRIES = 3
+# Seconds before a lost tile is resubmitted, doubled at each loss: a worker killed a moment ago may still
+# be on the scheduler's list, and an immediate retry can be sent to it and lost again (seen in CI: all
+# four tries of one tile within the scheduler's detection window). 0.5 + 1 + 2 s covers it.
+LOST_RESULT_DELAY_S = 0.5
 CHECKED_PACKAGES = ("hsifusion", "numpy", "torch", "gdal", "scipy", "python")
 
 # The probe runs on workers that may lack hsifusion: it is compiled outside any importable module so
@@ -305,6 +309,7 @@ def run_bounded(session: DaskSession, func: Callable, items: Sequence, args: Tup
     limit = max(1, int(max_in_flight or 2 * session.nthreads + 2))
     lo, hi = progress_span
     pending: Dict[str, Tuple[object, int, int]] = {}
+    deferred: List[Tuple[float, int, int]] = []  # (due time, item, attempt) of lost tiles to resubmit
     ac = distributed.as_completed()
     it = iter(range(len(items)))
     run_id = uuid.uuid4().hex[:8]  # keys unique per run: several clients may share a cluster
@@ -324,8 +329,12 @@ def run_bounded(session: DaskSession, func: Callable, items: Sequence, args: Tup
     try:
         for _ in range(limit):
             submit_next()
-        while pending:
+        while pending or deferred:
             check_cancel(feedback)
+            now = time.monotonic()
+            for entry in [e for e in deferred if e[0] <= now]:
+                deferred.remove(entry)
+                submit(entry[1], entry[2])
             batch = ac.next_batch(block=False)
             if not batch:
                 time.sleep(POLL_S)
@@ -339,8 +348,9 @@ def run_bounded(session: DaskSession, func: Callable, items: Sequence, args: Tup
                     # it. Dask reruns lost tasks it still tracks; this one we resubmit ourselves.
                     if attempt >= LOST_RESULT_RETRIES:
                         raise DistributedError(f"tile {i} was lost {attempt + 1} times with its workers") from None
-                    feedback.pushInfo(f"tile {i}: result lost with its worker, recomputing")
-                    submit(i, attempt + 1)
+                    delay = LOST_RESULT_DELAY_S * 2 ** attempt
+                    feedback.pushInfo(f"tile {i}: result lost with its worker, recomputing in {delay:g} s")
+                    deferred.append((time.monotonic() + delay, i, attempt + 1))
                     continue
                 except Exception as exc:  # noqa: BLE001 - re-raised, Dask's own failures explained
                     if type(exc).__name__ == "KilledWorker":

@@ -279,3 +279,78 @@ def test_killed_worker_reruns_elsewhere_with_identical_output(tmp_path, package_
         observer.close()
         cl.stop()
     assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif", rtol=1e-6)
+
+
+# ----------------------------------------------------------------- lost results (no cluster: fakes)
+class _Lost(Exception):
+    """Stands for distributed.client.FutureCancelledError."""
+
+
+class _Future:
+    def __init__(self, key, value, lost):
+        self.key, self.value, self.lost = key, value, lost
+
+    def result(self):
+        if self.lost:
+            raise _Lost(self.key)
+        return self.value
+
+
+class _AsCompleted:
+    def __init__(self):
+        self.queue = []
+
+    def add(self, fut):
+        self.queue.append(fut)
+
+    def next_batch(self, block=False):
+        batch, self.queue = self.queue, []
+        return batch
+
+
+class _Client:
+    """Runs tasks at submit; the first ``losses[item]`` results of an item are lost with their worker."""
+
+    def __init__(self, losses):
+        self.losses, self.submits = dict(losses), []
+
+    def submit(self, func, *args, key, pure):
+        item = args[0]
+        self.submits.append((time.monotonic(), item))
+        lost = self.losses.get(item, 0) > 0
+        self.losses[item] = self.losses.get(item, 0) - 1
+        return _Future(key, func(*args), lost)
+
+    def cancel(self, futures):
+        pass
+
+
+def _run_bounded_with_losses(monkeypatch, losses):
+    from types import SimpleNamespace
+
+    import hsifusion.engine.distributed as dist
+
+    fake = SimpleNamespace(as_completed=_AsCompleted, client=SimpleNamespace(FutureCancelledError=_Lost))
+    monkeypatch.setattr(dist, "import_distributed", lambda: fake)
+    monkeypatch.setattr(dist, "LOST_RESULT_DELAY_S", 0.05)
+    client = _Client(losses)
+    got = {}
+    dist.run_bounded(SimpleNamespace(client=client, nthreads=1), lambda x: x * 10, [0, 1, 2], ((), ()),
+                     lambda item, res: got.__setitem__(item, res))
+    return client, got
+
+
+def test_a_lost_tile_is_resubmitted_after_a_growing_delay(monkeypatch):
+    client, got = _run_bounded_with_losses(monkeypatch, {1: 2})
+    assert got == {0: 0, 1: 10, 2: 20}
+    times = [t for t, item in client.submits if item == 1]
+    assert len(times) == 3  # lost twice, then delivered
+    assert times[1] - times[0] >= 0.05 and times[2] - times[1] >= 0.1  # 0.05 s, then doubled
+
+
+def test_a_tile_lost_every_time_is_a_clear_error(monkeypatch):
+    from hsifusion.engine.distributed import LOST_RESULT_RETRIES
+    from hsifusion.engine.errors import DistributedError
+
+    with pytest.raises(DistributedError, match=f"tile 1 was lost {LOST_RESULT_RETRIES + 1} times"):
+        _run_bounded_with_losses(monkeypatch, {1: LOST_RESULT_RETRIES + 1})
