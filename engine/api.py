@@ -10,6 +10,7 @@ from typing import Dict, Optional, Sequence, Union
 from .. import __version__
 from .errors import InputError
 from .feedback import Feedback, ensure_feedback
+from .memory import TILE_BUFFERS
 from .methods import get_method
 from .methods.base import FusionMethod
 from .pair import require_positive_tile, validate_pair
@@ -92,8 +93,14 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
                                        nodata, feedback, span, scheduler, max_in_flight,
                                        writer if tile_dir else None)
         else:
-            n = fuse_tiles(scene, method, lambda a, w: writer.write(a, w.col, w.row), tile_size, nodata,
-                           feedback, span)
+            def write_and_recycle(block, w) -> None:
+                writer.write(block, w.col, w.row)
+                TILE_BUFFERS.give(block)  # GDAL has copied it: the next tile's array (engine/memory.py)
+
+            try:
+                n = fuse_tiles(scene, method, write_and_recycle, tile_size, nodata, feedback, span)
+            finally:
+                TILE_BUFFERS.clear()
         path = writer.commit()
     seconds = time.perf_counter() - t0
     feedback.pushInfo(f"wrote {path} ({n} tiles) in {seconds:.1f} s")

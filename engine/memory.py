@@ -1,4 +1,4 @@
-"""Give freed heap memory back to the operating system during long tile loops (glibc only).
+"""Memory of long tile loops: recycled tile arrays, and freed heap memory given back to the OS (glibc).
 
 glibc keeps memory freed by the tile loop's threads (GDAL's 256 KB cache blocks, the per-tile arrays) in
 its heaps, fragmented, so peak RSS kept growing with the number of tiles (bicubic at 4096²: 1.5 GB against
@@ -12,7 +12,11 @@ import ctypes
 import ctypes.util
 import functools
 import sys
-from typing import Callable, Optional
+import threading
+from collections import OrderedDict
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
 
 
 @functools.lru_cache(maxsize=None)
@@ -35,3 +39,51 @@ def release_free_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+class TileBuffers:
+    """Float32 tile arrays handed back once written, reused for the next tile of the same shape.
+
+    A 224-band 256² tile is 58 MB, above glibc's largest mmap threshold (32 MB): every fresh one is a new
+    mapping whose ~14 000 pages fault in one by one, unmapped again when freed -- ~1 s of kernel time per
+    64 tiles at 2048², 10 % of the bicubic tile loop (benchmarks/NOTES.md). At most ``limit`` arrays are
+    kept (the oldest dropped first), so what is held is what the loop had in flight anyway.
+    Only arrays that own their memory are taken back; give back only what nothing else still reads.
+    """
+
+    def __init__(self, limit: int = 8) -> None:
+        self.limit = int(limit)
+        self._free: "OrderedDict[int, Tuple[Tuple[int, ...], np.ndarray]]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, shape) -> np.ndarray:
+        """An uninitialised float32 array of ``shape`` (a returned one when there is one)."""
+        shape = tuple(int(n) for n in shape)
+        with self._lock:
+            for key, (s, arr) in self._free.items():
+                if s == shape:
+                    del self._free[key]
+                    return arr
+        return np.empty(shape, dtype=np.float32)
+
+    def give(self, array: np.ndarray) -> None:
+        """Hand ``array`` back for reuse (ignored unless a C-contiguous float32 array owning its data)."""
+        if (not isinstance(array, np.ndarray) or array.dtype != np.float32 or array.base is not None
+                or not array.flags.c_contiguous or not array.flags.writeable):
+            return
+        with self._lock:
+            self._free[id(array)] = (array.shape, array)
+            while len(self._free) > self.limit:
+                self._free.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+
+    def held(self) -> List[Tuple[int, ...]]:
+        """Shapes of the arrays kept now (for tests and logs)."""
+        with self._lock:
+            return [s for s, _ in self._free.values()]
+
+
+TILE_BUFFERS = TileBuffers()

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..device import limit_cpu_threads
 from ..errors import InputError, NoValidDataError
+from ..memory import TILE_BUFFERS
 from .base import FusionMethod
 
 FIT_LR_SIDE = 256
@@ -208,7 +209,7 @@ def bicubic(x: np.ndarray, ratio: int, crop: Crop = NO_CROP,
     rows, cols = (top, h * ratio - bottom), (left, w * ratio - right)
     if rows[1] <= rows[0] or cols[1] <= cols[0]:
         raise ValueError(f"crop {crop} leaves nothing of a {h * ratio}x{w * ratio} upsampling")
-    out = np.empty((C, rows[1] - rows[0], cols[1] - cols[0]), dtype=np.float32)
+    out = TILE_BUFFERS.take((C, rows[1] - rows[0], cols[1] - cols[0]))  # recycled once written (memory.py)
     step = FINISH_CHUNK if finish is not None else max(1, CUBIC_CHUNK // (h * out.shape[2]))
     for b in range(0, C, step):
         chunk = x[b:b + step]

@@ -203,3 +203,47 @@ def test_writer_returns_free_heap_memory_every_few_tiles(tmp_path, monkeypatch):
     api.fuse(hsi, msi, str(tmp_path / "b.tif"), "upsample", {"mode": "bicubic"}, tile_size=4096)
     assert len(calls) == 64 // writer.TRIM_EVERY_WRITES
     np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
+
+
+def test_tile_buffers_reuse_written_arrays_of_the_same_shape():
+    from hsifusion.engine.memory import TileBuffers
+
+    pool = TileBuffers(limit=2)
+    a = pool.take((3, 4, 5))
+    assert a.dtype == np.float32 and a.shape == (3, 4, 5)
+    pool.give(a)
+    assert pool.take((3, 4, 6)) is not a  # another shape: a fresh array
+    assert pool.take((3, 4, 5)) is a      # the same shape: the array handed back
+    assert pool.take((3, 4, 5)) is not a  # taken once only
+    pool.give(a[:, :2])                   # a view: not taken back (its base may still be read)
+    pool.give(np.zeros((3, 4, 5)))        # float64: not taken back
+    assert pool.held() == []
+    for _ in range(3):
+        pool.give(np.empty((1, 2, 2), np.float32))
+    assert pool.held() == [(1, 2, 2)] * 2  # bounded: the oldest dropped
+
+
+def test_fuse_recycles_tile_arrays_and_the_output_is_unchanged(tmp_path, monkeypatch):
+    """api.fuse hands each written tile array back and the next tile of that shape reuses it (no fresh
+    58 MB mapping per tile); the pool is empty after the call; same bytes as without recycling."""
+    from hsifusion.engine import memory
+
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(16, 16))
+    api.fuse(hsi, msi, str(tmp_path / "a.tif"), "gsa", tile_size=8)  # 64 tiles, every one 8x8
+    assert memory.TILE_BUFFERS.held() == []
+    gave, taken = [], []
+    real_take = memory.TILE_BUFFERS.take
+
+    def counting_take(shape):
+        arr = real_take(shape)
+        taken.append(id(arr))
+        return arr
+
+    monkeypatch.setattr(memory.TILE_BUFFERS, "take", counting_take)
+    api.fuse(hsi, msi, str(tmp_path / "b.tif"), "gsa", tile_size=8)
+    assert len(set(taken)) < len(taken) / 4  # arrays went round, not 64 new ones
+    monkeypatch.setattr(memory.TILE_BUFFERS, "give", lambda a: gave.append(1))  # recycling off
+    api.fuse(hsi, msi, str(tmp_path / "c.tif"), "gsa", tile_size=8)
+    assert len(gave) == 64  # every written tile was offered back
+    np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
+    np.testing.assert_array_equal(read(tmp_path / "b.tif"), read(tmp_path / "c.tif"))
