@@ -47,19 +47,22 @@ class TileBuffers:
     A 224-band 256² tile is 58 MB, above glibc's largest mmap threshold (32 MB): every fresh one is a new
     mapping whose ~14 000 pages fault in one by one, unmapped again when freed -- ~1 s of kernel time per
     64 tiles at 2048², 10 % of the bicubic tile loop (benchmarks/NOTES.md). At most ``limit`` arrays are
-    kept (the oldest dropped first), so what is held is what the loop had in flight anyway.
+    kept (the oldest dropped first), and only of shapes that ``take`` has been asked for: a method whose
+    tiles come from elsewhere (CNMF, the networks) does not fill the pool with arrays nobody reuses.
     Only arrays that own their memory are taken back; give back only what nothing else still reads.
     """
 
-    def __init__(self, limit: int = 8) -> None:
+    def __init__(self, limit: int = 6) -> None:
         self.limit = int(limit)
         self._free: "OrderedDict[int, Tuple[Tuple[int, ...], np.ndarray]]" = OrderedDict()
+        self._wanted: set = set()
         self._lock = threading.Lock()
 
     def take(self, shape) -> np.ndarray:
         """An uninitialised float32 array of ``shape`` (a returned one when there is one)."""
         shape = tuple(int(n) for n in shape)
         with self._lock:
+            self._wanted.add(shape)
             for key, (s, arr) in self._free.items():
                 if s == shape:
                     del self._free[key]
@@ -67,11 +70,14 @@ class TileBuffers:
         return np.empty(shape, dtype=np.float32)
 
     def give(self, array: np.ndarray) -> None:
-        """Hand ``array`` back for reuse (ignored unless a C-contiguous float32 array owning its data)."""
+        """Hand ``array`` back for reuse (ignored unless a C-contiguous float32 array owning its data, of
+        a shape ``take`` was asked for)."""
         if (not isinstance(array, np.ndarray) or array.dtype != np.float32 or array.base is not None
                 or not array.flags.c_contiguous or not array.flags.writeable):
             return
         with self._lock:
+            if array.shape not in self._wanted:
+                return
             self._free[id(array)] = (array.shape, array)
             while len(self._free) > self.limit:
                 self._free.popitem(last=False)
@@ -79,6 +85,7 @@ class TileBuffers:
     def clear(self) -> None:
         with self._lock:
             self._free.clear()
+            self._wanted.clear()
 
     def held(self) -> List[Tuple[int, ...]]:
         """Shapes of the arrays kept now (for tests and logs)."""

@@ -217,10 +217,15 @@ def test_tile_buffers_reuse_written_arrays_of_the_same_shape():
     assert pool.take((3, 4, 5)) is not a  # taken once only
     pool.give(a[:, :2])                   # a view: not taken back (its base may still be read)
     pool.give(np.zeros((3, 4, 5)))        # float64: not taken back
+    pool.give(np.empty((7, 7), np.float32))  # a shape nobody asked for: not kept
     assert pool.held() == []
+    pool.take((1, 2, 2))
     for _ in range(3):
         pool.give(np.empty((1, 2, 2), np.float32))
     assert pool.held() == [(1, 2, 2)] * 2  # bounded: the oldest dropped
+    pool.clear()
+    pool.give(np.empty((1, 2, 2), np.float32))  # clear() forgets the wanted shapes too
+    assert pool.held() == []
 
 
 def test_fuse_recycles_tile_arrays_and_the_output_is_unchanged(tmp_path, monkeypatch):
