@@ -225,7 +225,8 @@ def markdown(res: Dict) -> str:
             out.append(md_table(["function", "calls", "own s", "cumulative s"], p["top"]))
     nets = res.get("networks") or []
     if nets:
-        reused = f" Measured in the run of {res['networks_from']} (`--reuse-networks`)." if res.get("networks_from") else ""
+        reused = (f" (rows from the run finished {res['networks_from']}, kept by `--reuse-networks`)"
+                  if res.get("networks_from") else "")
         out.append(f"\n**CPU inference per network**{reused} on a {res['net_size']}² crop of the same pair (tile {res['tile']}, "
                    "2 torch threads). Supervised nets run from a checkpoint (trained 10 iterations on the sample: "
                    "speed only); UDS2C2's fit (per-pair optimisation on a crop) is excluded; UMSFT optimises "
@@ -266,7 +267,7 @@ def main(argv=None) -> Dict:
     res = run(a.quick, a.work, size, methods, net_size, a.tile, a.rounds)
     if previous and previous.get("networks") and not res["networks"]:
         res["networks"], res["net_size"] = previous["networks"], previous.get("net_size")
-        res["networks_from"] = (previous.get("ran") or {}).get("finished", "an earlier run")
+        res["networks_from"] = previous.get("networks_from") or (previous.get("ran") or {}).get("finished", "an earlier run")
         save_result("throughput", res)
     print(markdown(res))
     return res
