@@ -29,7 +29,6 @@ Writes ``benchmarks/results/device_speed_<device type>.json``; ``run_all.py`` as
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time
@@ -44,7 +43,6 @@ from common import (MARK_DB, SAMPLE, SEED, SUPERVISED, curve_summary, fmt, log, 
                     load_result, md_table, psnr_good_bands, register_package, save_result, training_probe)
 
 NETS = ["ssjcn", "cofusion", "amsfnet", "uds2c2", "umsft"]
-EDGE_CONTEXT = 16  # engine.tiling.EDGE_PAD (not imported: engine.tiling needs GDAL)
 UMSFT_STEPS = 10   # per-tile optimisation steps (main loop and each init step) in the inference sweep
 
 
@@ -118,11 +116,11 @@ def size_rule(method, ratio: int, side: int) -> int:
 
 
 def edge_context(method, ratio: int) -> int:
-    """HR px of mirrored context the tile loop gives a tile at the raster's edge (engine.tiling.plan_tiles:
-    the margin rounded up to the step, capped at EDGE_CONTEXT rounded up to the step)."""
-    step = math.lcm(method.align(ratio), ratio)
-    margin = -(-method.margin(ratio) // step) * step
-    return min(margin, -(-EDGE_CONTEXT // step) * step)
+    """HR px of mirrored context the tile loop gives a tile at the raster's edge (engine.geometry)."""
+    from hsifusion.engine.geometry import edge_pad, tile_geometry
+
+    step, margin, _ = tile_geometry(method, ratio, 0)
+    return edge_pad(step, margin)
 
 
 def apply_whole(method, scene: ArrayScene) -> np.ndarray:
@@ -161,7 +159,6 @@ def train_to_mark(net: str, s: Dict, scene: ArrayScene, device: str, iterations:
         lambda: psnr_good_bands(s["ref"], apply_whole(method, scene), s["ref_valid"], s["ref_good"]),
         sync=lambda: _sync(method._device))
     torch.manual_seed(SEED)
-    probe.t0 = time.perf_counter()
     method.fit(scene, probe)
     return method, {"net": net, "iterations": iterations, **curve_summary(probe.points, bicubic)}
 
@@ -181,6 +178,8 @@ def fitted_method(net: str, scene: ArrayScene, device: str, quick: bool):
 def sweep(method, s: Dict, scene: ArrayScene, tiles: Sequence[int], repeats: int) -> List[Dict]:
     """Seconds per ``apply`` and core Mpx/s for each HR tile side; stops at the first out-of-memory."""
     import torch
+
+    from hsifusion.engine.device import is_out_of_memory
 
     r = scene.ratio
     margin = method.margin(r)
@@ -208,7 +207,7 @@ def sweep(method, s: Dict, scene: ArrayScene, tiles: Sequence[int], repeats: int
                 if k >= warm:
                     times.append(time.perf_counter() - t0)
         except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
-            if "out of memory" not in str(exc).lower():
+            if not is_out_of_memory(exc):
                 raise
             rows.append(dict(row, error="out of memory"))
             break

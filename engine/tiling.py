@@ -6,7 +6,6 @@ bounded by the tile size, never by the raster size.
 """
 from __future__ import annotations
 
-import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 from .device import is_out_of_memory
 from .errors import Cancelled
 from .feedback import Feedback, check_cancel, ensure_feedback
+from .geometry import edge_pad, tile_geometry
 from .raster import open_raster
 from .scene import Scene, read_pair_window
 from .windows import Window, align_outward, intersection, tiles
@@ -24,7 +24,6 @@ from .windows import Window, align_outward, intersection, tiles
 T = TypeVar("T")
 PREFETCH = 2
 COMPUTE_WORKERS = 2  # tiles computed at once by methods that declare ``thread_safe`` (numpy, one core each)
-EDGE_PAD = 16  # HR px of mirrored context kept beyond the region's edge (rounded up to the step)
 MAX_PENDING_WRITES = 2
 
 
@@ -89,19 +88,6 @@ def pipeline(items: Sequence[T], read: Callable[[T], object], compute: Callable[
                 f.cancel()
             raise
     return written
-
-
-def tile_geometry(method, ratio: int, tile_size: int):
-    """(step, margin, core tile) in HR pixels: all multiples of the method's alignment and the ratio."""
-    step = math.lcm(method.align(ratio), ratio) if hasattr(math, "lcm") else _lcm(method.align(ratio), ratio)
-    margin = -(-method.margin(ratio) // step) * step
-    tile = max(step, (int(tile_size) // step) * step)
-    tile = max(tile, -(-method.min_hr_size(ratio) // step) * step)
-    return step, margin, tile
-
-
-def _lcm(a: int, b: int) -> int:
-    return a * b // math.gcd(a, b)
 
 
 def apply_with_retry(method, lr: np.ndarray, hr: np.ndarray, ratio: int, step: int, margin: int,
@@ -179,9 +165,8 @@ def plan_tiles(scene: Scene, method, tile_size: int, nodata: float) -> Tuple[Til
     r = pair.ratio
     step, margin, tile = tile_geometry(method, r, tile_size)
     bad = None if pair.hsi.good_bands is None else ~np.asarray(pair.hsi.good_bands)
-    edge_pad = min(margin, -(-EDGE_PAD // step) * step)
     plan = TilePlan(pair.region, r, step, margin, tile, float(nodata),
-                    bad if bad is not None and bad.any() else None, edge_pad)
+                    bad if bad is not None and bad.any() else None, edge_pad(step, margin))
     return plan, list(iter_cores(pair.region, tile, step))
 
 
