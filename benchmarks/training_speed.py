@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Dict, List
 
@@ -70,7 +69,6 @@ def curve(net: str, iterations: int, every: int, quick: bool) -> Dict:
     method = get_method(net, **params)
     probe = training_probe(method, iterations, every, lambda: ev.psnr(method))
     torch.manual_seed(SEED)
-    probe.t0 = time.perf_counter()
     method.fit(scene, probe)
     return {"net": net, "params": params, **curve_summary(probe.points, bicubic)}
 

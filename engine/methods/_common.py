@@ -152,7 +152,6 @@ def scratch(slot: str, shape) -> np.ndarray:
     return buf[:n].reshape(shape)
 
 
-
 def _cubic_axis(x: np.ndarray, ratio: int, axis: int, lo: int, hi: int, out: np.ndarray) -> None:
     """``out`` (``hi - lo`` along ``axis``) = samples ``lo .. hi-1`` of ``x`` upsampled ``ratio`` times
     along ``axis``, phase by phase into ``out`` (a view is fine).

@@ -66,6 +66,7 @@ class NetworkMethod(FusionMethod):
         self.crop_lr = int(crop_lr)
         self.hyper = dict(self.spec.defaults, **(hyper or {}))
         self.srf = srf
+        self.spans = None  # UMSFT's SRF band groups, from the band metadata at fit()
         self.model = None
         self.fitted = None
         self.norm: Dict[str, float] = {}
@@ -265,7 +266,7 @@ class NetworkMethod(FusionMethod):
         lite = bool(self.hyper.get("lite", False))
         # The spec's 3 x 500 initialisation steps per tile dwarf a small ITERATIONS budget: cap them by it.
         init_steps = min(int(self.hyper.get("init_steps", 500)), max(20, self.iterations))
-        x, info = self.spec.fit(y, z, ratio, spans=getattr(self, "spans", None), srf=self.srf,
+        x, info = self.spec.fit(y, z, ratio, spans=self.spans, srf=self.srf,
                                 iterations=self.iterations, init_steps=init_steps, lite=lite,
                                 hsi_skip=bool(self.hyper.get("hsi_skip", False)),
                                 output_ema=float(self.hyper.get("output_ema", 0.0)), callback=callback,
