@@ -21,6 +21,7 @@ from hsifusion.engine.distributed import DaskSession, check_workers, parse_sched
 from hsifusion.engine.errors import InputError, WorkerEnvironmentError  # noqa: E402
 from hsifusion.engine.feedback import LogFeedback  # noqa: E402
 from hsifusion.engine.methods import list_methods  # noqa: E402
+from invariance import assert_tile_invariant  # noqa: E402
 from rasterkit import ROOT, read, synthetic_pair  # noqa: E402
 
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -125,13 +126,12 @@ def pair(tmp_path_factory):
     return synthetic_pair(tmp_path_factory.mktemp("dpair"), ratio=4, lr_size=(24, 20), bands=10, msi_bands=3)
 
 
-def assert_same_raster(a, b, rtol=1e-5):
+def assert_same_raster(a, b):
     da, db = gdal.Open(str(a)), gdal.Open(str(b))
     assert da.GetGeoTransform() == db.GetGeoTransform()
     assert da.GetProjection() == db.GetProjection() and da.GetProjection()
     assert (da.RasterXSize, da.RasterYSize, da.RasterCount) == (db.RasterXSize, db.RasterYSize, db.RasterCount)
-    x, y = read(a), read(b)
-    np.testing.assert_allclose(x, y, rtol=0, atol=rtol * float(np.abs(y).max()))
+    assert_tile_invariant(read(a), read(b), f"{a} vs {b}")
 
 
 def test_parse_scheduler():
@@ -162,7 +162,7 @@ def test_local_cluster_of_worker_processes_equals_in_process(pair, tmp_path):
     fb = LogFeedback()
     res = api.fuse(hsi, msi, str(tmp_path / "b.tif"), "upsample", tile_size=32, scheduler="local:1", feedback=fb)
     assert res["TILES"] == 9 and any("1 worker(s)" in m for m in fb.messages)
-    assert_same_raster(tmp_path / "b.tif", tmp_path / "a.tif", rtol=0)
+    assert_same_raster(tmp_path / "b.tif", tmp_path / "a.tif")
 
 
 def test_classical_via_cli_on_the_cluster_equals_local(cluster, pair, tmp_path, capsys):
@@ -174,7 +174,7 @@ def test_classical_via_cli_on_the_cluster_equals_local(cluster, pair, tmp_path, 
     assert code == 0, out.err + cluster.logs()
     assert json.loads(out.out)["TILES"] == 30
     assert "2 worker(s)" in out.err
-    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif", rtol=1e-6)
+    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif")
 
 
 def test_network_checkpoint_inference_on_the_cluster_equals_local(cluster, tmp_path):
@@ -191,7 +191,7 @@ def test_network_checkpoint_inference_on_the_cluster_equals_local(cluster, tmp_p
                    scheduler=cluster.address, feedback=fb)
     assert res["mode"] == "checkpoint" and res["TILES"] > 1
     assert any("fitted method and scene sent to the workers" in m for m in fb.messages)
-    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif", rtol=1e-5)
+    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif")
     ds = gdal.Open(str(tmp_path / "dask.tif"))
     assert ds.GetRasterBand(1).GetMetadataItem("wavelength")  # same writer, same metadata
 
@@ -202,7 +202,7 @@ def test_per_tile_geotiffs_and_vrt_mosaic(cluster, pair, tmp_path):
     res = api.fuse(hsi, msi, str(tmp_path / "mosaic.vrt"), "upsample", tile_size=32, scheduler=cluster.address,
                    tile_dir=str(tmp_path / "tiles"))
     assert res["OUTPUT"].endswith("mosaic.vrt") and len(list((tmp_path / "tiles").glob("*.tif"))) == res["TILES"]
-    assert_same_raster(tmp_path / "mosaic.vrt", tmp_path / "local.tif", rtol=0)
+    assert_same_raster(tmp_path / "mosaic.vrt", tmp_path / "local.tif")
     assert gdal.Open(str(tmp_path / "mosaic.vrt")).GetRasterBand(1).GetMetadataItem("wavelength")
 
 
@@ -278,7 +278,7 @@ def test_killed_worker_reruns_elsewhere_with_identical_output(tmp_path, package_
     finally:
         observer.close()
         cl.stop()
-    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif", rtol=1e-6)
+    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif")
 
 
 # ----------------------------------------------------------------- lost results (no cluster: fakes)
