@@ -177,13 +177,21 @@ def test_classical_via_cli_on_the_cluster_equals_local(cluster, pair, tmp_path, 
     assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif")
 
 
-def test_network_checkpoint_inference_on_the_cluster_equals_local(cluster, tmp_path):
-    # CoFusion (lite) is the quickest of the five on 2 CPU cores; the path is the same for all of them.
-    hsi, msi = synthetic_pair(tmp_path, ratio=4, lr_size=(16, 16), bands=8, msi_bands=3)
-    ck = str(tmp_path / "cofusion.pt")
-    api.fuse(hsi, msi, str(tmp_path / "train.tif"), "cofusion",
+@pytest.fixture(scope="module")
+def cofusion_pair(tmp_path_factory):
+    """(hsi, msi, checkpoint): CoFusion (lite), the quickest of the five networks on 2 CPU cores, trained
+    2 iterations on a small pair; the distributed path is the same for all of them."""
+    tmp = tmp_path_factory.mktemp("cofusion")
+    hsi, msi = synthetic_pair(tmp, ratio=4, lr_size=(16, 16), bands=8, msi_bands=3)
+    ck = str(tmp / "cofusion.pt")
+    api.fuse(hsi, msi, str(tmp / "train.tif"), "cofusion",
              {"iterations": 2, "device": "cpu", "save_checkpoint": ck, "batch_size": 1, "patch_size": 32,
               "hyper": {"lite": True}})
+    return hsi, msi, ck
+
+
+def test_network_checkpoint_inference_on_the_cluster_equals_local(cluster, cofusion_pair, tmp_path):
+    hsi, msi, ck = cofusion_pair
     params = {"checkpoint": ck, "device": "cpu"}
     api.fuse(hsi, msi, str(tmp_path / "local.tif"), "cofusion", params, tile_size=32)
     fb = LogFeedback()
@@ -194,6 +202,47 @@ def test_network_checkpoint_inference_on_the_cluster_equals_local(cluster, tmp_p
     assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif")
     ds = gdal.Open(str(tmp_path / "dask.tif"))
     assert ds.GetRasterBand(1).GetMetadataItem("wavelength")  # same writer, same metadata
+
+
+# Shipped to the workers by value (compiled outside any importable module, like the engine's probe).
+_THREADS_SRC = """
+def tile_then_threads(scene, method, core, plan):
+    import torch
+    from distributed import get_worker
+    from hsifusion.engine.distributed import tile_task
+    nthreads = get_worker().state.nthreads
+    if torch.get_num_threads() == nthreads:  # make the check able to fail on a 1-core machine too
+        torch.set_num_threads(nthreads + 2)
+    out, _ = tile_task(scene, method, core, plan)
+    return get_worker().address, nthreads, torch.get_num_threads(), out is not None
+"""
+
+
+def test_network_tile_on_a_worker_uses_one_torch_thread_per_worker_thread(cluster, cofusion_pair):
+    """Measured on the workers themselves: after a network tile task, torch's intra-op thread count is
+    the worker's --nthreads (1 here), not one per core of the machine."""
+    from hsifusion.engine.methods import get_method
+    from hsifusion.engine.pair import validate_pair
+    from hsifusion.engine.raster import raster_info
+    from hsifusion.engine.scene import build_scene
+    from hsifusion.engine.tiling import plan_tiles
+
+    hsi, msi, ck = cofusion_pair
+    scene = build_scene(validate_pair(raster_info(hsi), raster_info(msi)))
+    method = get_method("cofusion", checkpoint=ck, device="cpu")
+    method.fit(scene, LogFeedback())
+    plan, cores = plan_tiles(scene, method, 32, -9999.0)
+    ns = {"__name__": "hsifusion_test_threads"}
+    exec(compile(_THREADS_SRC, "<threads probe>", "exec"), ns)  # noqa: S102 - constant source above
+    with cluster.client(2) as client:
+        workers = sorted(client.nthreads())
+        assert len(workers) == 2
+        futures = [client.submit(ns["tile_then_threads"], scene, method, cores[0], plan, workers=[w],
+                                 allow_other_workers=False, pure=False) for w in workers]
+        reports = client.gather(futures)
+    assert sorted(r[0] for r in reports) == workers
+    for address, nthreads, torch_threads, wrote in reports:
+        assert wrote and nthreads == 1 and torch_threads == nthreads, (address, nthreads, torch_threads)
 
 
 def test_per_tile_geotiffs_and_vrt_mosaic(cluster, pair, tmp_path):
