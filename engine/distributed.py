@@ -199,14 +199,15 @@ def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         raise DistributedError(f"cannot reach the Dask scheduler {address}: {exc.strerror or exc}. "
                                + _reach_hint(address)) from None
     not_dask = "it is not a Dask scheduler (wrong host or port?)"
-    head = b""
+    head, closed = b"", False
     with sock:
         sock.settimeout(timeout)
         deadline = time.monotonic() + timeout
         try:
             while len(head) < 8 and time.monotonic() < deadline:
                 part = sock.recv(8 - len(head))
-                if not part:
+                closed = not part
+                if closed:
                     break
                 head += part
         except socket.timeout:
@@ -214,8 +215,9 @@ def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         except OSError as exc:
             raise DistributedError(f"cannot reach the Dask scheduler {address}: {exc.strerror or exc}") from None
     if not head:
-        raise DistributedError(f"{address} accepts connections but sent no Dask handshake within {timeout:g} s: "
-                               + not_dask)
+        raise DistributedError(f"{address} " + ("closed the connection without a Dask handshake: " if closed else
+                                                f"accepts connections but sent no Dask handshake within "
+                                                f"{timeout:g} s: ") + not_dask)
     # Dask's TCP frames start with their total length (uint64, little-endian); a handshake is a few dozen
     # bytes. Anything else (an SSH banner read as a length asked Dask for 2.8 EiB) is another protocol.
     if len(head) < 8 or not 8 <= int.from_bytes(head, "little") <= HANDSHAKE_MAX_BYTES:
