@@ -136,4 +136,4 @@ def test_an_all_nodata_msi_band_is_named(tmp_path, pair, capsys):
     msi = make_raster(tmp_path / "msi_b2.tif", data, MSI_GT, nodata=NODATA)
     out = tmp_path / "o.tif"
     assert_cli_error(capsys, ["fuse", "gsa", "--hsi", hsi, "--msi", msi, "-o", out],
-                     "MSI band(s) 2 (band 2) hold no valid pixel", output=out)
+                     "holds no valid pixel in the overlap: band(s) 2 hold no valid value there", output=out)
