@@ -17,7 +17,10 @@ from inputs_kit import assert_cli_error, run_cli, with_alpha, with_mask  # noqa:
 
 from hsifusion.engine import api  # noqa: E402
 from hsifusion.engine.errors import NoValidDataError  # noqa: E402
+from hsifusion.engine.feedback import LogFeedback  # noqa: E402
+from hsifusion.engine.pair import validate_pair  # noqa: E402
 from hsifusion.engine.raster import raster_info  # noqa: E402
+from hsifusion.engine.scene import build_scene  # noqa: E402
 from rasterkit import make_raster, read, synthetic_pair  # noqa: E402
 
 NODATA = -9999.0
@@ -107,6 +110,10 @@ def test_one_all_nodata_hsi_band_becomes_a_bad_band(tmp_path, pair, capsys, capl
                for r in caplog.records)
     got = read(tmp_path / "o.tif")
     assert (got[2] == NODATA).all() and (got[np.arange(12) != 2] != NODATA).all()
+    fb = LogFeedback()  # the engine API with a feedback: the warning goes to the run's log
+    scene = build_scene(validate_pair(raster_info(hsi), raster_info(msi)), fb)
+    assert np.flatnonzero(~scene.pair.hsi.good_bands).tolist() == [2]
+    assert any("HSI band(s) 3 (band 3, " in w for w in fb.warnings), fb.warnings
     # control: the same file with band 3 flagged bad (ENVI bbl = 0) up front
     flagged = str(tmp_path / "flagged.tif")
     gdal.Translate(flagged, hsi)
