@@ -459,7 +459,7 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
     """Train a supervised network and write a checkpoint (+ ``<stem>_log.csv``, ``<stem>_loss.png``).
 
     Args:
-        network: registry name of a supervised network (amsfnet, cofusion, ssjcn).
+        network: id of a supervised network in ``models.catalogue``.
         output: checkpoint path (.pt); rewritten after every epoch.
         references: HR-HSI raster(s) (mode a), with sensor / srf_file / bands, ratio and psf.
         pairs: (LR-HSI, HR-MSI) path pairs (mode b); ratio from the grids, psf for the extra degradation.
@@ -476,21 +476,20 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
     """
     import torch
 
-    from ..models.registry import get_spec
+    from ..models.catalogue import SUPERVISED, entry, network_ids
+    from ..models.registry import load_spec
 
     feedback = ensure_feedback(feedback)
     t0 = time.perf_counter()
     limit_cpu_threads()
     try:
-        spec = get_spec(network)
+        net = entry(network)
     except KeyError as exc:
         raise InputError(str(exc).strip("'\"")) from None
-    if not spec.supervised:
-        raise InputError(f"{spec.title} is not trained on examples (unsupervised); corpus training applies to "
-                         "amsfnet, cofusion and ssjcn")
-    import importlib
-
-    module = importlib.import_module(spec.build.__module__)
+    if not net.supervised:
+        raise InputError(f"{net.title} is not trained on examples (unsupervised); corpus training applies to "
+                         f"{', '.join(network_ids(SUPERVISED))}")
+    spec = load_spec(net)
     refs, pair_list = _as_list(references), [tuple(p) for p in (pairs or [])]
     if bool(refs) == bool(pair_list):
         raise InputError("give either reference HR-HSI rasters (simulated pairs) or real LR-HSI + HR-MSI pairs, "
@@ -523,7 +522,7 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
     patch = max(step, (int(patch_size) // step) * step)
     patch = max(patch, -(-spec.min_hr_size(r) // step) * step)
     if patch != int(patch_size):
-        feedback.pushInfo(f"PATCH_SIZE {patch_size} -> {patch} px ({spec.title} needs multiples of {step}, "
+        feedback.pushInfo(f"PATCH_SIZE {patch_size} -> {patch} px ({net.title} needs multiples of {step}, "
                           f"at least {spec.min_hr_size(r)})")
     stream = PatchStream(sources, patch, r, seed)
     stream.keep_log = keep_window_log
@@ -536,7 +535,7 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
         ckpt = load_checkpoint(resume)
         check_compatible(ckpt, network, meta["hsi_bands"], meta["msi_bands"], r, meta["hsi_wavelengths"],
                          meta["msi_wavelengths"])
-        hyper_all = dict(spec.defaults, **ckpt.get("hyper", {}))
+        hyper_all = dict(spec.defaults, **net.checkpoint_fallbacks, **ckpt.get("hyper", {}))
         norm = {k: float(v) for k, v in ckpt["norm"].items()}
         state = ckpt.get("resume")
         if state:
@@ -575,17 +574,17 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
         try:
             model.load_state_dict(ckpt["state_dict"])
         except RuntimeError as exc:
-            raise CheckpointError(f"checkpoint weights do not fit {spec.title}: {str(exc).splitlines()[0]}") \
+            raise CheckpointError(f"checkpoint weights do not fit {net.title}: {str(exc).splitlines()[0]}") \
                 from None
-    opt, sched = make_optimizer(module, model.parameters(), total, learning_rate, start_it, opt_state)
-    loss_fn = module.loss
+    opt, sched = make_optimizer(spec, model.parameters(), total, learning_rate, start_it, opt_state)
+    loss_fn = spec.loss
     val_data, val_where = stream.validation(max_val_patches, feedback) if validation > 0 else ([], [])
     if validation > 0 and not val_data:
         raise InputError("VALIDATION > 0 but no validation patch free of nodata fits in the held-out strips; "
                          "lower PATCH_SIZE, raise VALIDATION, or set VALIDATION to 0")
     log_csv, log_png = log_paths(output)
     feedback.pushInfo(
-        f"train {spec.title} ({mode}) on {dev} ({reason}): {len(sources)} source(s), ratio {r}, "
+        f"train {net.title} ({mode}) on {dev} ({reason}): {len(sources)} source(s), ratio {r}, "
         f"{meta['hsi_bands']} HSI / {meta['msi_bands']} MSI bands, patches {patch} px, batch {batch_size}, "
         f"{spe} steps per epoch, {n_epochs} epoch(s) ({total} iterations), {len(val_data)} validation patches")
 
@@ -672,7 +671,7 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
             last_metrics = {"validation": va, "training": tr, "epoch": epoch + 1}
             save(epoch + 1, last_metrics)
             write_log(log_csv, history)
-            plot_losses(log_png, history, f"{spec.name} training: {mode}")
+            plot_losses(log_png, history, f"{net.id} training: {mode}")
             feedback.pushInfo(_epoch_line(row, n_epochs))
     except Cancelled:
         if counter["it"] > counter["saved"]:

@@ -1,16 +1,17 @@
 """Shared parameter builders, so every fusion algorithm names HSI, MSI, DEVICE, TILE_SIZE the same way."""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterNumber,
+from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString)
 
-from .compat import FLAG_ADVANCED, NUMBER_INTEGER, add_flag
+from ..engine.params import DEVICES, FILE, FILE_OUT
+from .compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
 
 HSI, MSI, OUTPUT, TILE_SIZE, DEVICE, SEED, CREATION_OPTIONS = (
     "HSI", "MSI", "OUTPUT", "TILE_SIZE", "DEVICE", "SEED", "CREATION_OPTIONS")
 DASK_SCHEDULER = "DASK_SCHEDULER"
-DEVICES = ["auto", "cpu", "cuda"]
 
 
 def add_pair_inputs(alg) -> None:
@@ -31,7 +32,7 @@ def add_tile_size(alg, default: int = 256) -> None:
 
 
 def add_device(alg) -> None:
-    p = QgsProcessingParameterEnum(DEVICE, alg.tr("Compute device"), DEVICES, defaultValue=0)
+    p = QgsProcessingParameterEnum(DEVICE, alg.tr("Compute device"), list(DEVICES), defaultValue=0)
     add_flag(p, FLAG_ADVANCED)
     alg.addParameter(p)
 
@@ -85,3 +86,61 @@ def device_value(alg, parameters, context) -> str:
 def creation_options(alg, parameters, context):
     text = alg.parameterAsString(parameters, CREATION_OPTIONS, context) or ""
     return [o.strip() for o in text.split("|") if o.strip()]
+
+
+# -- parameters generated from a method's declaration (engine/params.py) --
+def declared_parameter(alg, p):
+    """The Processing parameter for one declared engine parameter (``p.exposed`` only)."""
+    label = alg.tr(p.label)
+    if p.kind == FILE:
+        return QgsProcessingParameterFile(p.processing_name, label, extension=p.extension, optional=True)
+    if p.kind == FILE_OUT:
+        return QgsProcessingParameterFileDestination(p.processing_name, label, f"*.{p.extension} (*.{p.extension})",
+                                                     optional=True, createByDefault=False)
+    if p.type is bool:
+        return QgsProcessingParameterBoolean(p.processing_name, label, bool(p.default))
+    if p.choices is not None:
+        return QgsProcessingParameterEnum(p.processing_name, label, list(p.choices),
+                                          defaultValue=list(p.choices).index(p.default))
+    if p.type in (int, float):
+        limits = {k: v for k, v in (("minValue", p.minimum), ("maxValue", p.maximum)) if v is not None}
+        kind = NUMBER_INTEGER if p.type is int else NUMBER_DOUBLE
+        return QgsProcessingParameterNumber(p.processing_name, label, kind, p.default, False, **limits)
+    return QgsProcessingParameterString(p.processing_name, label, p.default or "", optional=True)
+
+
+def add_declared(alg, params, outputs: bool = False) -> None:
+    """Add the Processing parameters of the declared ``params``: the inputs, or (``outputs``) the file
+    destinations, which the Toolbox lists after the main OUTPUT."""
+    for p in params:
+        if p.exposed and (p.kind == FILE_OUT) == outputs:
+            param = declared_parameter(alg, p)
+            if p.advanced:
+                add_flag(param, FLAG_ADVANCED)
+            alg.addParameter(param)
+
+
+def declared_values(alg, params, parameters, context) -> dict:
+    """The method parameters the user set in Processing, by engine name (empty paths left out)."""
+    values = {}
+    for p in params:
+        if not p.exposed:
+            continue
+        key = p.processing_name
+        if p.kind == FILE:
+            value = alg.parameterAsFile(parameters, key, context) or None
+        elif p.kind == FILE_OUT:
+            value = alg.parameterAsFileOutput(parameters, key, context) or None
+        elif p.type is bool:
+            value = alg.parameterAsBool(parameters, key, context)
+        elif p.choices is not None:
+            value = p.choices[alg.parameterAsEnum(parameters, key, context)]
+        elif p.type is int:
+            value = alg.parameterAsInt(parameters, key, context)
+        elif p.type is float:
+            value = alg.parameterAsDouble(parameters, key, context)
+        else:
+            value = alg.parameterAsString(parameters, key, context) or None
+        if value is not None:
+            values[p.name] = value
+    return values

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from hsifusion.models import uds2c2
-from hsifusion.models.registry import _REGISTRY, count_parameters
+from hsifusion.models.catalogue import entry
+from hsifusion.models.registry import count_parameters, get_spec
 
 CAVE_SPANS = [list(range(20, 31)), list(range(10, 23)), list(range(0, 12))]
 TINY = (30, 30, 8)
@@ -154,7 +155,7 @@ def test_wrong_srf_and_predict_shape_raise():
 
 
 def test_registry_entry():
-    spec = _REGISTRY["uds2c2"]
-    assert spec.supervised is False and spec.fit is uds2c2.fit
+    spec = get_spec("uds2c2")
+    assert entry("uds2c2").supervised is False and spec.fit is uds2c2.fit
     assert (spec.margin(4), spec.align(4), spec.align(3), spec.min_hr_size(4)) == (4, 4, 3, 16)
     assert isinstance(spec.build(31, 3, 4, psf_kernel="r", k_scf=1), uds2c2.UDS2C2)
