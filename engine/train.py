@@ -206,6 +206,19 @@ def random_core(src: Source, patch: int, ratio: int, rng: np.random.Generator) -
     return Window(tr.col + ratio * int(rng.integers(nc)), tr.row + ratio * int(rng.integers(nr)), patch, patch)
 
 
+def validation_side(sources: List[Source], patch: int, step: int, smallest: int) -> Optional[int]:
+    """Side of the validation patches: ``patch`` when it fits a held-out strip, else the largest multiple
+    of ``step`` (at least ``smallest``) that fits the widest strip; None when nothing fits (a small
+    raster: 20 % of a 256 px pair at ratio 4 is a 12 px strip)."""
+    room = max((min(s.val.width, s.val.height) for s in sources if s.val is not None), default=0)
+    side = min(patch, (room // step) * step)
+    return side if side >= max(step, smallest) else None
+
+
+def _training_fits(sources: List[Source], patch: int) -> bool:
+    return any(s.train.width >= patch and s.train.height >= patch for s in sources)
+
+
 def val_cores(src: Source, patch: int, limit: int) -> List[Window]:
     """Non-overlapping ``patch`` cores tiling ``src.val`` (evenly thinned to ``limit``)."""
     v = src.val
@@ -423,14 +436,17 @@ class PatchStream:
             ys.append(y), zs.append(z), xs.append(x)
         return Batch(np.stack(ys), np.stack(zs), np.stack(xs))
 
-    def validation(self, limit: int, feedback) -> Tuple[List[Tuple[np.ndarray, ...]], List[Tuple[int, Window]]]:
+    def validation(self, limit: int, feedback, side: Optional[int] = None
+                   ) -> Tuple[List[Tuple[np.ndarray, ...]], List[Tuple[int, Window]]]:
+        """Validation (y, z, x) patches of ``side`` px (default the training patch) and where they are."""
+        side = side or self.patch
         data, where = [], []
         per = max(1, limit // max(1, len(self.sources)))
         for i, s in enumerate(self.sources):
-            cores = val_cores(s, self.patch, per)
+            cores = val_cores(s, side, per)
             if s.val is not None and not cores:
                 feedback.pushWarning(f"{s.label}: the validation strip ({s.val.width}x{s.val.height} px) is "
-                                     f"smaller than a patch ({self.patch} px); no validation patch from it")
+                                     f"smaller than a validation patch ({side} px); no validation patch from it")
             for c in cores:
                 got = s.read(c)
                 if got is not None:
@@ -524,6 +540,20 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
     if patch != int(patch_size):
         feedback.pushInfo(f"PATCH_SIZE {patch_size} -> {patch} px ({net.title} needs multiples of {step}, "
                           f"at least {spec.min_hr_size(r)})")
+    val_side = validation_side(sources, patch, step, spec.min_hr_size(r)) if validation > 0 else None
+    if validation > 0 and (val_side is None or not _training_fits(sources, patch)):
+        strips = ", ".join(f"{s.val.width}x{s.val.height}" for s in sources if s.val is not None)
+        why = (f"the held-out strips ({strips} px) are smaller than the smallest {net.title} patch "
+               f"({max(step, spec.min_hr_size(r))} px)" if val_side is None else
+               f"what is left for training ({', '.join(f'{s.train.width}x{s.train.height}' for s in sources)} px) "
+               f"is smaller than a {patch} px patch")
+        feedback.pushWarning(f"VALIDATION {validation:g}: {why}; training on the whole area without validation "
+                             "(use larger rasters, or a smaller PATCH_SIZE, to validate)")
+        validation, val_side = 0.0, None
+        for s in sources:
+            split_regions(s, validation, r)
+    elif val_side is not None and val_side < patch:
+        feedback.pushInfo(f"validation patches of {val_side} px: PATCH_SIZE {patch} does not fit the held-out strips")
     stream = PatchStream(sources, patch, r, seed)
     stream.keep_log = keep_window_log
 
@@ -578,10 +608,10 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
                 from None
     opt, sched = make_optimizer(spec, model.parameters(), total, learning_rate, start_it, opt_state)
     loss_fn = spec.loss
-    val_data, val_where = stream.validation(max_val_patches, feedback) if validation > 0 else ([], [])
+    val_data, val_where = stream.validation(max_val_patches, feedback, val_side) if validation > 0 else ([], [])
     if validation > 0 and not val_data:
-        raise InputError("VALIDATION > 0 but no validation patch free of nodata fits in the held-out strips; "
-                         "lower PATCH_SIZE, raise VALIDATION, or set VALIDATION to 0")
+        feedback.pushWarning("VALIDATION > 0 but every validation patch in the held-out strips holds nodata; "
+                             "training without validation metrics")
     log_csv, log_png = log_paths(output)
     feedback.pushInfo(
         f"train {net.title} ({mode}) on {dev} ({reason}): {len(sources)} source(s), ratio {r}, "
