@@ -31,6 +31,7 @@ class RasterInfo:
     wavelengths: Optional[np.ndarray] = field(default=None, compare=False)
     fwhm: Optional[np.ndarray] = field(default=None, compare=False)
     good_bands: Optional[np.ndarray] = field(default=None, compare=False)
+    has_geotransform: bool = True  # False: GDAL has none (GCPs only, or none); geotransform is its default
 
     @property
     def pixel_size(self) -> Tuple[float, float]:
@@ -75,12 +76,13 @@ def raster_info(path: str, wavelengths=None, ds: Optional[gdal.Dataset] = None) 
         wl, fw = read_wavelengths(ds)
     bands = [ds.GetRasterBand(i) for i in range(1, ds.RasterCount + 1)]
     nodata = bands[0].GetNoDataValue() if bands else None
+    gt = ds.GetGeoTransform(can_return_null=True)
     return RasterInfo(
         path=str(path),
         width=ds.RasterXSize,
         height=ds.RasterYSize,
         bands=ds.RasterCount,
-        geotransform=tuple(float(v) for v in ds.GetGeoTransform()),
+        geotransform=tuple(float(v) for v in (gt or (0.0, 1.0, 0.0, 0.0, 0.0, 1.0))),
         wkt=ds.GetProjection() or "",
         nodata=None if nodata is None else float(nodata),
         scale=tuple(float(b.GetScale() or 1.0) for b in bands),
@@ -89,6 +91,7 @@ def raster_info(path: str, wavelengths=None, ds: Optional[gdal.Dataset] = None) 
         wavelengths=wl,
         fwhm=fw,
         good_bands=read_bad_bands(ds),
+        has_geotransform=gt is not None,
     )
 
 
