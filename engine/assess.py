@@ -24,7 +24,8 @@ from .pair import crs_name, same_crs, validate_pair
 from .raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
 from .tiling import pipeline
 from .windows import Window, intersection
-from .writer import DEFAULT_NODATA, RasterWriter, check_output_path
+from .outputs import check_outputs, raster_driver
+from .writer import DEFAULT_NODATA, RasterWriter
 
 SAM_NODATA = DEFAULT_NODATA
 GT_TOLERANCE = 1e-6   # relative to the pixel size
@@ -120,9 +121,9 @@ def assess(reference: Optional[str], estimate: str, ratio: Optional[float] = Non
     if tile_size <= 0:
         raise InputError(f"TILE_SIZE must be a positive number of pixels, got {tile_size}")
     inputs = [p for p in (reference, estimate, mask, lr_hsi, msi) if p]
-    for p in (out_sam, out_table, out_report):
-        if p:
-            check_output_path(p, inputs)
+    check_outputs({"OUTPUT_SAM": out_sam, "OUTPUT_TABLE": out_table, "OUTPUT_REPORT": out_report}, inputs)
+    if out_sam:
+        raster_driver(out_sam)
     nan = float("nan")
     result: Dict = {k: nan for k in ("PSNR", "SSIM", "SAM", "ERGAS", "RMSE", "CC", "UIQI", "Q2N",
                                      "QNR", "D_LAMBDA", "D_S")}

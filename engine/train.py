@@ -37,6 +37,7 @@ from .device import limit_cpu_threads, resolve_device
 from .errors import Cancelled, CheckpointError, FusionError, InputError, NoValidDataError, OutputError
 from .feedback import Feedback, ensure_feedback
 from .metrics import sam_degrees
+from .outputs import check_outputs
 from .pair import validate_pair
 from .raster import open_raster, raster_info, read_window, valid_mask
 from .simulate import check_ratio, make_psf
@@ -497,12 +498,8 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
                          "not both and not neither")
     if not output:
         raise OutputError("give an OUTPUT checkpoint path (.pt)")
-    inputs = refs + [p for pr in pair_list for p in pr]
-    if any(os.path.abspath(output) == os.path.abspath(p) for p in inputs):
-        raise OutputError(f"OUTPUT {output} would overwrite an input raster")
-    out_dir = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(out_dir):
-        raise OutputError(f"the folder of OUTPUT ({out_dir}) does not exist")
+    inputs = refs + [p for pr in pair_list for p in pr] + ([srf_file] if srf_file else [])
+    check_outputs(dict(zip(("OUTPUT", "LOG", "PLOT"), (output, *log_paths(output)))), inputs)
     validation = float(validation or 0.0)
     if not 0.0 <= validation < 0.9:
         raise InputError(f"VALIDATION must be a fraction between 0 and 0.9, got {validation}")
