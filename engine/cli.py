@@ -263,16 +263,41 @@ def cap_gdal_cache(mib: int = CLI_GDAL_CACHE_MIB) -> None:
         gdal.SetCacheMax(mib * 2**20)
 
 
+class Terminated(BaseException):
+    """SIGTERM / SIGHUP: unwinds at once (not only between tiles), so every writer's ``with`` block
+    removes its temporary file, as a cancel does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
+TERMINATING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def _install_signal_handlers(feedback: CliFeedback) -> Dict:
+    """Ctrl-C cancels like the Toolbox's button; SIGTERM/SIGHUP raise :class:`Terminated`. Returns the
+    previous handlers (empty off the main thread, where Python allows none)."""
+    previous = {}
+    try:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, feedback.cancel)
+        for sig in TERMINATING_SIGNALS:
+            previous[sig] = signal.signal(sig, _terminate)
+    except ValueError:  # not the main thread
+        pass
+    return previous
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     cap_gdal_cache()
     feedback = CliFeedback(args.quiet)
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGINT, feedback.cancel)
-    except ValueError:  # not the main thread
-        pass
+    previous = _install_signal_handlers(feedback)
     try:
         run = {"fuse": _fuse, "simulate": _simulate, "assess": _assess}[args.command]
         result = run(args, feedback)
@@ -282,6 +307,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"hsifusion {args.command}: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except Terminated as exc:
+        print(f"hsifusion {args.command}: stopped by {exc}; partial outputs removed", file=sys.stderr)
+        return 128 + exc.signum
     except FusionError as exc:
         print(f"hsifusion {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -292,8 +320,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"hsifusion {args.command}: error: {exc.name} is not installed; {hint}", file=sys.stderr)
         return EXIT_ERROR
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(json.dumps(plain_data(result), default=str, indent=1))
     return 0
 
