@@ -19,10 +19,10 @@ from .errors import OutputError
 gdal.UseExceptions()
 
 ARCHIVE_PREFIXES = ("/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/")
-# Raster output formats by extension: multi-band Float32 drivers with Create() (GDAL names). An
-# extension whose driver is not in this GDAL build is refused like an unknown one.
-RASTER_FORMATS = {".tif": "GTiff", ".tiff": "GTiff", ".img": "HFA", ".dat": "ENVI", ".bsq": "ENVI",
-                  ".nc": "netCDF", ".kea": "KEA"}
+# Raster output formats by extension: drivers with Create() whose file reopens as ONE multi-band Float32
+# raster with its georeferencing (netCDF does not: Create() makes one variable per band, reopened as
+# subdatasets). ENVI is band-sequential, so only .dat/.bsq name it (.img is Erdas Imagine).
+RASTER_FORMATS = {".tif": "GTiff", ".tiff": "GTiff", ".img": "HFA", ".dat": "ENVI", ".bsq": "ENVI"}
 
 
 def _real(path: str) -> str:

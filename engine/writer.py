@@ -239,7 +239,8 @@ class RasterWriter:
         try:
             ds = gdal.Open(self.tmp_path)
             ok = (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (width, height, bands)
-            ds.GetRasterBand(bands).ReadRaster(width - 1, height - 1, 1, 1)
+            if ok:
+                ds.GetRasterBand(bands).ReadRaster(width - 1, height - 1, 1, 1)
             ds = None
         except RuntimeError as exc:
             raise OutputError(f"{self.path} was not written completely ({exc}); the previous file, "
