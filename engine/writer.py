@@ -8,11 +8,12 @@ input is never overwritten (:mod:`.outputs`), and the whole output is never held
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import os
 import sys
 import uuid
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -74,12 +75,15 @@ def _remove_live_temp_files() -> None:
 atexit.register(_remove_live_temp_files)
 
 
-def close_dataset(ds: gdal.Dataset) -> List[str]:
-    """Flush and close ``ds``; return GDAL's failure messages (disk full shows up here, at close).
+@contextlib.contextmanager
+def collect_gdal_errors(closing: bool = False) -> Iterator[List[str]]:
+    """Collect GDAL's failure messages raised in the block, in this thread (GDAL's handlers are per
+    thread): "File too large" / "No space left" come as a message before the exception's own text.
 
-    GDAL 3.6's Python bindings raise close errors inside a destructor, where Python only prints
-    "Exception ignored"; the messages are collected by an error handler instead (and the unraisable
-    RuntimeError silenced while closing). The caller must hold no other reference to ``ds``.
+    ``closing``: the block destroys a dataset. GDAL 3.6's Python bindings raise close errors inside the
+    destructor, where Python only prints "Exception ignored" and a traceback; that unraisable
+    RuntimeError is silenced (the messages are collected here). Only from one thread at a time: the
+    hook is process-wide.
     """
     errors: List[str] = []
 
@@ -88,23 +92,15 @@ def close_dataset(ds: gdal.Dataset) -> List[str]:
             errors.append(str(message))
 
     hook = sys.unraisablehook
-    sys.unraisablehook = lambda u: None if issubclass(u.exc_type, RuntimeError) else hook(u)
+    if closing:
+        sys.unraisablehook = lambda u: None if issubclass(u.exc_type, RuntimeError) else hook(u)
     gdal.PushErrorHandler(collect)
     try:
-        try:
-            ds.FlushCache()
-        except RuntimeError as exc:
-            errors.append(str(exc))
-        if hasattr(ds, "Close"):  # GDAL >= 3.8
-            try:
-                ds.Close()
-            except RuntimeError as exc:
-                errors.append(str(exc))
-        del ds
+        yield errors
     finally:
         gdal.PopErrorHandler()
-        sys.unraisablehook = hook
-    return list(dict.fromkeys(errors))
+        if closing:
+            sys.unraisablehook = hook
 
 
 def merge_creation_options(user: Optional[Sequence[str]],
@@ -185,14 +181,18 @@ class RasterWriter:
     def write(self, array: np.ndarray, col: int, row: int) -> None:
         """Write a (bands, h, w) block at output pixel (col, row); a full disk is an :class:`OutputError`."""
         arr = np.ascontiguousarray(array, dtype=np.float32)
-        try:
-            # The array itself (buffer protocol), not arr.tobytes(): no extra copy of the block (benchmarks:
-            # half the time of a 224-band 256² write call, one tile less of peak memory).
-            self.ds.WriteRaster(int(col), int(row), arr.shape[2], arr.shape[1], arr,
-                                buf_xsize=arr.shape[2], buf_ysize=arr.shape[1], buf_type=gdal.GDT_Float32)
-            self._flush_whole_blocks(int(col), int(row), arr.shape[2], arr.shape[1])
-        except RuntimeError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc} (disk full or file size limit?)") from None
+        with collect_gdal_errors() as errors:
+            try:
+                # The array itself (buffer protocol), not arr.tobytes(): no extra copy of the block
+                # (benchmarks: half the time of a 224-band 256² write call, one tile less of peak memory).
+                self.ds.WriteRaster(int(col), int(row), arr.shape[2], arr.shape[1], arr,
+                                    buf_xsize=arr.shape[2], buf_ysize=arr.shape[1], buf_type=gdal.GDT_Float32)
+                self._flush_whole_blocks(int(col), int(row), arr.shape[2], arr.shape[1])
+            except RuntimeError as exc:
+                errors.append(str(exc))  # raised below, outside this block: its traceback holds the dataset
+        if errors:
+            raise OutputError(f"cannot write {self.path}: {'; '.join(dict.fromkeys(errors))} "
+                              "(disk full or file size limit?)")
         self._writes += 1
         if self._writes % TRIM_EVERY_WRITES == 0:
             release_free_memory()  # in the writer thread, overlapping compute (engine/memory.py)
@@ -248,6 +248,19 @@ class RasterWriter:
         if not ok:
             raise OutputError(f"{self.path} reopened with another size; the previous file, if any, is unchanged")
 
+    def _close(self) -> List[str]:
+        """Flush and close the dataset (this writer holds the only reference); GDAL's failure messages."""
+        ds, self.ds = self.ds, None
+        with collect_gdal_errors(closing=True) as errors:
+            try:
+                ds.FlushCache()
+                if hasattr(ds, "Close"):  # GDAL >= 3.8 reports close errors here
+                    ds.Close()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+            del ds  # GDAL < 3.8 writes the rest and reports its errors in the destructor
+        return list(dict.fromkeys(errors))
+
     def commit(self) -> str:
         """Close (checking GDAL's errors), verify, then move the file over its final name; returns that path.
 
@@ -262,9 +275,7 @@ class RasterWriter:
         if self.ds is None:
             return
         size = (self.ds.RasterXSize, self.ds.RasterYSize, self.ds.RasterCount)
-        ds, self.ds = self.ds, None
-        errors = close_dataset(ds)
-        del ds
+        errors = self._close()
         try:
             if errors:
                 raise OutputError(f"cannot write {self.path}: {'; '.join(errors)} (disk full or file size "
@@ -292,9 +303,7 @@ class RasterWriter:
     def abort(self) -> None:
         """Drop the temporary file(s) (idempotent)."""
         if self.ds is not None:
-            ds, self.ds = self.ds, None
-            close_dataset(ds)
-            del ds
+            self._close()
         remove_temp_files(self.tmp_path)
 
     def __enter__(self) -> "RasterWriter":
