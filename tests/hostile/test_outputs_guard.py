@@ -176,3 +176,15 @@ def test_cli_names_the_input_and_exits_1(tmp_path, pair, fingerprint, cli_run):
     code, out, err = cli_run("fuse", "upsample", "--hsi", vrt, "--msi", msi, "-o", hsi)
     assert code == 1 and "hsi.tif is one of the inputs" in err and out == ""
     assert fingerprint(tmp_path) == before
+
+
+def test_processing_run_refuses_the_vrt_source_with_qgs_exception(tmp_path, pair, fingerprint, run_alg):
+    from qgis.core import QgsProcessingException
+
+    hsi, msi = pair
+    vrt = str(tmp_path / "m.vrt")
+    gdal.Translate(vrt, msi, format="VRT")
+    before = fingerprint(tmp_path)
+    with pytest.raises(QgsProcessingException, match="msi.tif is one of the inputs"):
+        run_alg("hsifusion:upsample", {"HSI": hsi, "MSI": vrt, "OUTPUT": msi})
+    assert fingerprint(tmp_path) == before
