@@ -8,9 +8,10 @@ Data conventions: Outputs).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import xml.etree.ElementTree as ET
-from typing import Iterable, List, Mapping, Optional, Set
+from typing import Iterable, Iterator, List, Mapping, Optional, Set
 
 from osgeo import gdal
 
@@ -191,3 +192,29 @@ def raster_driver(path: str) -> str:
         what = f"extension {ext!r}" if ext else "no extension"
         raise OutputError(f"raster output {path} has {what}; use one of {allowed}")
     return name
+
+
+@contextlib.contextmanager
+def replacing(path: str, suffix: str = ".partial") -> Iterator[str]:
+    """Write a small output (CSV, report, plot) under ``path + suffix`` and ``os.replace`` it over
+    ``path`` when the block succeeds; on failure remove it (the previous file stays). An ``OSError``
+    in the block (disk full, EFBIG) becomes an :class:`OutputError` naming ``path``."""
+    tmp = f"{path}{suffix}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass

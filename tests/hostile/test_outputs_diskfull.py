@@ -4,7 +4,6 @@ import os
 import subprocess
 
 import numpy as np
-import pytest
 from osgeo import gdal
 
 from rasterkit import make_raster, synthetic_pair
