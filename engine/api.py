@@ -30,7 +30,8 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
 
     Args:
         hsi, msi: raster paths (any GDAL format).
-        output: GeoTIFF path; written under a temporary name and renamed on success.
+        output: raster path, format by extension (:func:`.outputs.raster_driver`); written under a
+            temporary name and moved over ``output`` on success only.
         method: a registered method name or a :class:`FusionMethod` instance.
         method_params: keyword arguments for the method's factory.
         tile_size: HR core tile side (rounded to the method's alignment).

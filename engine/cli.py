@@ -2,7 +2,8 @@
 
 Installed as a console script by ``pip install .`` (pyproject.toml); also ``python -m hsifusion.engine.cli``.
 Nothing on this path imports QGIS. Results are printed as JSON on stdout, messages and progress on
-stderr; bad input exits with status 1 and the same message the Toolbox shows, a cancel (Ctrl-C) with 130.
+stderr; bad input exits with status 1 and the same message the Toolbox shows, a cancel (Ctrl-C) with 130,
+SIGTERM / SIGHUP with 143 / 129 (temporary files removed in every case).
 """
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("method", metavar="METHOD", choices=methods, help="one of: " + ", ".join(methods))
     f.add_argument("--hsi", required=True, help="low-resolution hyperspectral raster (any GDAL path)")
     f.add_argument("--msi", required=True, help="high-resolution multispectral raster (output grid)")
-    f.add_argument("--output", "-o", required=True, help="output GeoTIFF (a .vrt with --tile-dir)")
+    f.add_argument("--output", "-o", required=True,
+                   help="output raster: .tif/.tiff GeoTIFF, .img Erdas Imagine, .dat/.bsq ENVI (a .vrt with --tile-dir)")
     f.add_argument("--tile-size", type=int, default=256, help="tile side in HR pixels (default 256)")
     f.add_argument("--device", default=None, help="networks: auto, cpu, cuda or cuda:N (default auto)")
     f.add_argument("--checkpoint", default=None, help="networks: trained weights (.pt); none = train on the pair")
