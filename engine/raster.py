@@ -35,6 +35,7 @@ class RasterInfo:
     mask_kind: str = ""
     """GDAL bands (1-based) left out as alpha; ``mask_kind`` names a GDAL mask that :func:`read_mask_window`
     applies ('' when validity is nodata/NaN only)."""
+    has_geotransform: bool = True  # False: GDAL has none (GCPs only, or none); geotransform is its default
 
     @property
     def pixel_size(self) -> Tuple[float, float]:
@@ -86,12 +87,13 @@ def raster_info(path: str, wavelengths=None, ds: Optional[gdal.Dataset] = None) 
         wl, fw = read_wavelengths(ds, index)
     bands = [ds.GetRasterBand(i) for i in index]
     nodata = bands[0].GetNoDataValue()
+    gt = ds.GetGeoTransform(can_return_null=True)
     return RasterInfo(
         path=str(path),
         width=ds.RasterXSize,
         height=ds.RasterYSize,
         bands=len(index),
-        geotransform=tuple(float(v) for v in ds.GetGeoTransform()),
+        geotransform=tuple(float(v) for v in (gt or (0.0, 1.0, 0.0, 0.0, 0.0, 1.0))),
         wkt=ds.GetProjection() or "",
         nodata=None if nodata is None else float(nodata),
         scale=tuple(float(b.GetScale() or 1.0) for b in bands),
@@ -102,6 +104,7 @@ def raster_info(path: str, wavelengths=None, ds: Optional[gdal.Dataset] = None) 
         good_bands=read_bad_bands(ds, index),
         alpha_bands=tuple(i for i in range(1, ds.RasterCount + 1) if i not in index),
         mask_kind=mask_kind(ds),
+        has_geotransform=gt is not None,
     )
 
 

@@ -37,6 +37,7 @@ from .device import limit_cpu_threads, resolve_device
 from .errors import Cancelled, CheckpointError, FusionError, InputError, NoValidDataError, OutputError
 from .feedback import Feedback, ensure_feedback
 from .metrics import sam_degrees
+from .outputs import check_outputs, replacing
 from .pair import validate_pair
 from .raster import open_raster, raster_info, read_window, valid_mask
 from .simulate import check_ratio, make_psf
@@ -277,14 +278,12 @@ def log_paths(output: str) -> Tuple[str, str]:
 
 
 def write_log(path: str, history: List[Dict]) -> None:
-    tmp = f"{path}.partial"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(LOG_COLUMNS)
         for h in history:
             w.writerow(["" if h.get(c) is None else (f"{h[c]:.6g}" if isinstance(h[c], float) else h[c])
                         for c in LOG_COLUMNS])
-    os.replace(tmp, path)
 
 
 def plot_losses(path: str, history: List[Dict], title: str) -> Optional[str]:
@@ -318,9 +317,8 @@ def plot_losses(path: str, history: List[Dict], title: str) -> Optional[str]:
         ax2.legend(loc="upper right", fontsize=8)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    tmp = f"{path}.partial.png"
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with replacing(path, ".partial.png") as tmp:
+        fig.savefig(tmp)
     return path
 
 
@@ -512,12 +510,8 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
                          "not both and not neither")
     if not output:
         raise OutputError("give an OUTPUT checkpoint path (.pt)")
-    inputs = refs + [p for pr in pair_list for p in pr]
-    if any(os.path.abspath(output) == os.path.abspath(p) for p in inputs):
-        raise OutputError(f"OUTPUT {output} would overwrite an input raster")
-    out_dir = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(out_dir):
-        raise OutputError(f"the folder of OUTPUT ({out_dir}) does not exist")
+    inputs = refs + [p for pr in pair_list for p in pr] + ([srf_file] if srf_file else [])
+    check_outputs(dict(zip(("OUTPUT", "LOG", "PLOT"), (output, *log_paths(output)))), inputs)
     validation = float(validation or 0.0)
     if not 0.0 <= validation < 0.9:
         raise InputError(f"VALIDATION must be a fraction between 0 and 0.9, got {validation}")

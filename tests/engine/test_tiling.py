@@ -90,7 +90,9 @@ def test_all_nodata_tiles_are_skipped(tmp_path):
     res = api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {}, tile_size=16, feedback=fb)
     assert res["TILES"] == 2 and any("skipped" in m for m in fb.messages)
     out = read(tmp_path / "a.tif")
-    assert (out[:, :, :16] == -1).all() and (out[:, :, 16:] != -1).all()
+    ds = gdal.Open(str(tmp_path / "a.tif"))
+    nodata = ds.GetRasterBand(1).GetNoDataValue()  # -9999, not the input's -1: see writer.float_nodata
+    assert (out[:, :, :16] == nodata).all() and (out[:, :, 16:] != nodata).all()
 
 
 def test_cancelled_run_leaves_no_file(tmp_path):
