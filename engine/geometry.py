@@ -11,13 +11,9 @@ from typing import Tuple
 EDGE_PAD = 16  # HR px of mirrored context kept beyond the region's edge (rounded up to the step)
 
 
-def _lcm(a: int, b: int) -> int:
-    return a * b // math.gcd(a, b)
-
-
 def tile_geometry(method, ratio: int, tile_size: int) -> Tuple[int, int, int]:
     """(step, margin, core tile) in HR pixels: all multiples of the method's alignment and the ratio."""
-    step = _lcm(method.align(ratio), ratio)
+    step = math.lcm(method.align(ratio), ratio)
     margin = -(-method.margin(ratio) // step) * step
     tile = max(step, (int(tile_size) // step) * step)
     tile = max(tile, -(-method.min_hr_size(ratio) // step) * step)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -96,10 +96,6 @@ def choose_bands(wavelengths: Optional[Sequence[float]], preset, tolerance: floa
         return PresetChoice(name, targets, None, None, missing, tolerance)
     bands = tuple(int(p) for p in picks)
     return PresetChoice(name, targets, bands, tuple(float(wl[b]) for b in bands), (), tolerance)
-
-
-def available_presets(wavelengths, tolerance: float = DEFAULT_TOLERANCE_NM, good_bands=None) -> List[PresetChoice]:
-    return [choose_bands(wavelengths, n, tolerance, good_bands) for n in PRESETS]
 
 
 def default_preset(wavelengths, tolerance: float = DEFAULT_TOLERANCE_NM, good_bands=None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -142,8 +142,3 @@ def valid_mask(data: np.ndarray, nodata: Optional[float], good_bands: Optional[n
     if nodata is not None and np.isfinite(nodata):
         ok &= (use != nodata).all(axis=0)
     return ok
-
-
-def band_list_names(info: RasterInfo) -> List[str]:
-    """Band names for an output that inherits the HSI's bands."""
-    return list(info.band_names)

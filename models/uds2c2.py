@@ -317,10 +317,6 @@ class UDS2C2(nn.Module):
         return self.spe_u(z.to(device=p.device, dtype=p.dtype))
 
 
-#: What :func:`fit` returns: the fitted :class:`UDS2C2` module.
-Fitted = UDS2C2
-
-
 def _check(y: torch.Tensor, z: torch.Tensor, ratio: int) -> None:
     if y.dim() != 4 or z.dim() != 4 or y.shape[0] != 1 or z.shape[0] != 1:
         raise ValueError(f"UDS2C2 fits one pair: y (1,C,h,w), z (1,c,H,W); got {tuple(y.shape)}, "
