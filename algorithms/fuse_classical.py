@@ -1,4 +1,4 @@
-"""hsifusion:fuse_gsa / fuse_glp / fuse_sfim / fuse_cnmf — classical HS-MS fusion baselines (issue #8).
+"""hsifusion:fuse_gsa / fuse_glp / fuse_sfim / fuse_cnmf — classical HS-MS fusion baselines.
 
 One small class per method on a shared base: the same HSI, MSI, TILE_SIZE, OUTPUT as every fusion
 algorithm, plus the method's own advanced parameters. Global statistics are estimated once at the LR

@@ -125,6 +125,6 @@ def assess(reference: Optional[str], estimate: str, ratio: Optional[float] = Non
                    mask=mask, border=border, tile_size=tile_size, feedback=feedback, **kwargs)
 
 
-# Corpus training (engine/train.py) and blind SRF/PSF estimation (engine/estimate.py), issue #7.
+# Corpus training (engine/train.py) and blind SRF/PSF estimation (engine/estimate.py).
 from .estimate import estimate_srf_psf  # noqa: E402,F401
 from .train import train  # noqa: E402,F401

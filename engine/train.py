@@ -1,4 +1,4 @@
-"""Corpus training of a supervised network on the user's rasters (``hsifusion:train``, issue #7).
+"""Corpus training of a supervised network on the user's rasters (``hsifusion:train``).
 
 Training data, streamed by GDAL windows (a raster is never read whole):
 

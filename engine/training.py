@@ -1,4 +1,4 @@
-"""Training loops shared by scene-adaptive fusion (issue #6) and corpus training (issue #7).
+"""Training loops shared by scene-adaptive fusion and corpus training.
 
 One loop (:func:`optimise`) for every supervised network: progress per iteration, cancel within one
 step, an optional wall-clock budget, and a history of losses.

@@ -8,7 +8,7 @@ the LR-grid / HR-grid hops use explicit ``resize`` to (h, w) and (H, W) — a RE
 identical to the code at r = 4 (§2.2, §2.6-1). The fixed ``↓4`` / ``↑4`` between h and h/4 stay 4.
 Layers that exist in the code but are never used in its forward pass are not implemented (§2.2).
 Size rule: H, W multiples of 8r (LFE pooling and the 2x2 DRSA windows at h/4).
-Scene-adaptive recipe (REC, issue #6; not in the paper or the spec): the spec's net has no image-level
+Scene-adaptive recipe (REC; not in the paper or the spec): the spec's net has no image-level
 skip from the up-sampled LR-HSI (only the feature-level ``f3 + d``, d = ATT(↑ HSI features)), so it must
 synthesise all 224 bands from Xavier-random weights. Trained for a few hundred steps on the tiny
 degraded pair of a scene, that gave 18.6 dB / 16.7 deg on the bundled sample, far below bicubic

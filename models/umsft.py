@@ -17,7 +17,7 @@ Deviations (documented in the spec): VGG16-BN layers built by hand up to index 2
 always uses batch statistics (the code runs in training mode, batch 1); a map with a single value
 per channel (Skip₁'s deepest level at H = 64) normalises to the BN bias instead of raising.
 
-REC changes for scene-adaptive use (issue #6; not in the paper, HIFtool or the spec), each measured on
+REC changes for scene-adaptive use (not in the paper, HIFtool or the spec), each measured on
 the bundled EnMAP/S2A sample (bicubic 23.56 dB / 12.25 deg), where 100 iterations of the coded recipe
 gave 27.5 dB but SAM 14.3 deg in 225 s:
 - SpeD's per-band ``Conv1d`` smoothing is initialised as the identity (taps 0, 1, 0; bias 0), so each

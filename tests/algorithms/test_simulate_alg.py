@@ -1,4 +1,4 @@
-"""hsifusion:simulate and hsifusion:spectral_resample through QGIS Processing (issue #4)."""
+"""hsifusion:simulate and hsifusion:spectral_resample through QGIS Processing."""
 import json
 
 import numpy as np

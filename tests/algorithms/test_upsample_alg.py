@@ -1,4 +1,4 @@
-"""hsifusion:upsample through QGIS Processing and through headless qgis_process (issue #3)."""
+"""hsifusion:upsample through QGIS Processing and through headless qgis_process."""
 import json
 import os
 import shutil

@@ -1,5 +1,5 @@
 """Without torch the provider still loads, classical algorithms run, and networks name the install
-command (#3)."""
+command."""
 import sys
 
 import pytest

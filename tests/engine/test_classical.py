@@ -1,4 +1,4 @@
-"""Classical HS-MS fusion baselines (issue #8): GSA, MTF-GLP, SFIM, CNMF.
+"""Classical HS-MS fusion baselines: GSA, MTF-GLP, SFIM, CNMF.
 
 * on the bundled real sample at x4 (Wald protocol) each beats bicubic upsampling in PSNR;
 * tiled == untiled bit for bit (small tiles against one big tile);

@@ -1,4 +1,4 @@
-"""The tile engine on a real Dask cluster (issue #11): `dask scheduler` + 2 `dask worker` processes on
+"""The tile engine on a real Dask cluster: `dask scheduler` + 2 `dask worker` processes on
 127.0.0.1, started from the venv; results equal the in-process run, also when a worker dies mid-run."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Blind SRF/PSF estimation (engine/estimate.py, issue #7) on a pair simulated from real EnMAP with the
+"""Blind SRF/PSF estimation (engine/estimate.py) on a pair simulated from real EnMAP with the
 real Sentinel-2A SRF and a known Gaussian PSF."""
 import numpy as np
 import pytest

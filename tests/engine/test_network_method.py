@@ -1,4 +1,4 @@
-"""Networks through the engine: checkpoint round trip, mismatch errors, tiled == untiled, seeds (#6, #7)."""
+"""Networks through the engine: checkpoint round trip, mismatch errors, tiled == untiled, seeds."""
 import numpy as np
 import pytest
 import torch

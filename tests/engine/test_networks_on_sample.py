@@ -1,4 +1,4 @@
-"""The five networks on the bundled real sample (EnMAP, x4, Wald protocol), CI budgets (#6).
+"""The five networks on the bundled real sample (EnMAP, x4, Wald protocol), CI budgets.
 
 Every network runs on the real pair, keeps the MSI's grid and must beat bicubic in PSNR and SAM. Measured
 here (2-core CPU, one torch thread, OMP_NUM_THREADS=1; bicubic 23.56 dB / 12.25 deg): SSJCN 200

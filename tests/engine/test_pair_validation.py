@@ -1,4 +1,4 @@
-"""Bad input -> a typed error naming the problem, and nothing written (issue #3)."""
+"""Bad input -> a typed error naming the problem, and nothing written."""
 import os
 
 import numpy as np

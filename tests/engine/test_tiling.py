@@ -1,4 +1,4 @@
-"""The tile loop: tiled == untiled, nodata handling, partial overlap, cancel leaves nothing (issue #3)."""
+"""The tile loop: tiled == untiled, nodata handling, partial overlap, cancel leaves nothing."""
 import os
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Corpus training (engine/train.py, issue #7) on the bundled real EnMAP sample, with tiny budgets."""
+"""Corpus training (engine/train.py) on the bundled real EnMAP sample, with tiny budgets."""
 import csv
 
 import numpy as np

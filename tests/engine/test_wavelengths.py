@@ -1,4 +1,4 @@
-"""Wavelengths from every convention, normalised to nm (issue #3)."""
+"""Wavelengths from every convention, normalised to nm."""
 import numpy as np
 import pytest
 from osgeo import gdal
