@@ -1,6 +1,6 @@
 """Spatial and noise degradations of Wald's protocol (pure numpy; no I/O).
 
-Conventions (docs: provider/help/simulate.md; networks.md §1.1-1.2):
+Conventions (docs: provider/help/simulate.md; docs/design.md#degradation-model):
 
 - LR pixel ``(i, j)`` covers HR rows ``r*i .. r*i+r-1`` and columns ``r*j .. r*j+r-1`` (GDAL extent
   convention), so the LR geotransform is the HR origin with the pixel size times ``r``.

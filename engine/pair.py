@@ -1,7 +1,7 @@
 """Validate an LR-HSI / HR-MSI pair and derive the output grid (:class:`PairGrid`).
 
 Processing coordinates are HR pixels counted from the HSI origin: LR pixel (i, j) covers HR rows
-r*i .. r*i+r-1 (networks.md §1.1), so every LR window is an HR window divided by r.
+r*i .. r*i+r-1 (docs/design.md#area-convention), so every LR window is an HR window divided by r.
 """
 from __future__ import annotations
 

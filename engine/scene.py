@@ -1,10 +1,9 @@
 """Scene-level reads done once before the tile loop: fill values for nodata and crops for ``fit``.
 
-Fill values are global per band, so a tile's filled nodata never depends on which tile it is in
-(per-tile statistics make tiles disagree; style.md §3). They are computed the first time a window
-holds nodata (bad bands are filled with 0 without them): a scene without nodata never pays for the
-whole-scene pass (0.7 s of a 4 s run on a 2048² x 224-band pair), and the values are the same whenever
-they are computed.
+Fill values are global per band, so a tile's filled nodata never depends on which tile it is in (per-tile
+statistics make tiles disagree; docs/design.md#tiles-and-margins). They are computed the first time a window
+holds nodata (bad bands are filled with 0 without them): a scene without nodata never pays for the whole-scene
+pass (0.7 s of a 4 s run on a 2048² x 224-band pair), and the values are the same whenever they are computed.
 """
 from __future__ import annotations
 

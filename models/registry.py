@@ -25,7 +25,7 @@ class NetSpec:
         supervised: True for nets trained on (Y, Z, X) triples; False for per-pair optimisers.
         build: ``build(hsi_bands, msi_bands, ratio, **hyper) -> nn.Module``. Supervised nets map
             ``forward(y, z) -> x`` with ``y (B,C,h,w)``, ``z (B,c,H,W)``, ``x (B,C,H,W)``.
-        margin: ``margin(ratio) -> int`` HR pixels of context a tile needs (networks.md §1.4).
+        margin: ``margin(ratio) -> int`` HR pixels of context a tile needs (docs/design.md#tiles-and-margins).
         align: ``align(ratio) -> int`` HR size/origin step (a multiple of ratio).
         min_hr_size: ``min_hr_size(ratio) -> int`` smallest HR side the net accepts.
         defaults: default hyper-parameters passed to ``build``.
@@ -80,5 +80,5 @@ def list_networks() -> List[str]:
 
 
 def count_parameters(module: Any) -> int:
-    """Trainable parameters taking part in the forward pass (networks.md §1.5)."""
+    """Trainable parameters taking part in the forward pass (docs/networks.md#shared-blocks)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,43 +1,35 @@
 """UMSFT — Unsupervised Multi-level Spatio-spectral Fusion Transformer (per-pair optimisation).
 
 Paper: X. Cao et al., "Unsupervised Multi-level Spatio-spectral Fusion Transformer for Hyperspectral
-Image Super-resolution", Optics & Laser Technology (~2023); seed 004 = README of ``Caoxuheng/UMSFT``,
-which states the code was merged into FeafusFormer in ``Caoxuheng/HIFtool`` (MIT). **DOC** from that
-code as described in networks.md §6; this file is written from the spec text, no code copied.
+Image Super-resolution", Optics & Laser Technology (~2023); the README of ``Caoxuheng/UMSFT``
+states the code was merged into FeafusFormer in ``Caoxuheng/HIFtool`` (MIT). **DOC** from that
+code as described in docs/networks.md#umsft; written from that description, no code copied.
 
-Structure (§6.3), three levels (H/8, H/2, H): at each level a DIP "skip" U-Net (Spa-FM) gives V from
+Structure, three levels (H/8, H/2, H): at each level a DIP "skip" U-Net (Spa-FM) gives V from
 ``cat[previous estimate, MSI at that level]``; Spe-FCA attends along the spectral axis with Q from
 VGG16-BN features of the MSI and K from those of the up-sampled HSI (code order; ``qk_from="hsi"``
 swaps); an MSI-residual refinement RM (holding the shared SpeD) closes each level. Learned PSF (SpaD)
-and SRF (SpeD) are initialised in three steps and then optimised jointly with the net (§6.4).
+and SRF (SpeD) are initialised in three steps and then optimised jointly with the net
+(docs/networks.md#umsft-losses-and-training).
 
-Deviations (documented in the spec): VGG16-BN layers built by hand up to index 23 with Kaiming init
-(ImageNet weights unavailable offline; ``vgg_weights`` loads a local torchvision-style state dict);
-``lite=True`` (Skip width 64, skip 8) is **not** the paper's configuration, for CPU use. BatchNorm
-always uses batch statistics (the code runs in training mode, batch 1); a map with a single value
+Deviations (docs/networks.md#umsft-what-is-reconstructed): VGG16-BN layers built by hand up to index 23
+with Kaiming init (ImageNet weights unavailable offline; ``vgg_weights`` loads a local torchvision-style
+state dict); ``lite=True`` (Skip width 64, skip 8) is **not** the paper's configuration, for CPU use.
+BatchNorm always uses batch statistics (the code runs in training mode, batch 1); a map with a single value
 per channel (Skip₁'s deepest level at H = 64) normalises to the BN bias instead of raising.
 
-REC changes for scene-adaptive use (not in the paper, HIFtool or the spec), each measured on
-the bundled EnMAP/S2A sample (bicubic 23.56 dB / 12.25 deg), where 100 iterations of the coded recipe
-gave 27.5 dB but SAM 14.3 deg in 225 s:
+REC changes for scene-adaptive use (not in the paper or the code; reasons in
+docs/networks.md#umsft-what-is-reconstructed, measurements in benchmarks/NOTES.md):
 - SpeD's per-band ``Conv1d`` smoothing is initialised as the identity (taps 0, 1, 0; bias 0), so each
-  SRF row starts as the spec's normalised Gaussian. With PyTorch's default init, about half the rows
-  started dead (ReLU of a negative kernel: zero response and no gradient, ever) and the others were
-  dominated by the bias added to every band of the span (row sums ~100 over all-band spans); the
-  SpeD-init L1 then stalled at 0.18 instead of 0.03.
+  SRF row starts as the normalised Gaussian instead of half the rows starting dead.
 - ``hsi_skip=True`` (registry default; ``fit``'s default stays the coded net): Skip₃ drops its sigmoid
   and gets a zero-initialised head, and ``V3 = bicubic(Y) + Skip₃(...)``; the level-3 Spe-FCA output
-  projection and RM's last 1x1 conv are zero-initialised too, so the first X̂ is the bicubic image and
-  the optimisation only learns a correction (from scratch the net needed ~40 iterations to reach
-  bicubic PSNR at all). The returned X̂ is floored at ``min(0, band minimum of Y)``
-  (:func:`~.blocks.floor_at_input_minimum`): negative dark (water) spectra raised SAM above bicubic's.
-- The engine passes SRF spans derived from the band metadata (§1.2 rule; the spec's all-band fallback
-  only without wavelengths).
+  projection and RM's last 1x1 conv are zero-initialised too, so the first X̂ is the bicubic image. The
+  returned X̂ is floored at ``min(0, band minimum of Y)`` (:func:`~.blocks.floor_at_input_minimum`).
+- The engine passes SRF spans derived from the band metadata (docs/design.md#srf-spans; all bands only
+  without wavelengths).
 - ``output_ema`` (registry default 0.7; ``fit``'s default 0 returns the last iterate as coded): X̂ is the
-  exponential average ``a·X̂ + (1 - a)·out`` of the main-loop outputs, the output averaging of Deep
-  Image Prior, on which Spa-FM's skip nets are built. On the sample SAM swung by ±0.7 deg from one
-  iteration to the next and crept up after ~20 iterations while PSNR still rose.
-With all four (lite, 20 iterations): see tests/engine/test_networks_on_sample.py for the numbers.
+  exponential average ``a·X̂ + (1 - a)·out`` of the main-loop outputs (Deep Image Prior's averaging).
 
 Size rule: H, W multiples of ``lcm(64, r)``, Y exactly (H/r, W/r): the caller pads.
 
@@ -64,7 +56,7 @@ from .registry import NetSpec, lcm, register
 REFERENCE = (
     "X. Cao et al., 'Unsupervised Multi-level Spatio-spectral Fusion Transformer for Hyperspectral Image "
     "Super-resolution', Optics & Laser Technology (~2023); code merged into FeafusFormer in "
-    "Caoxuheng/HIFtool (MIT). networks.md §6."
+    "Caoxuheng/HIFtool (MIT). docs/networks.md#umsft."
 )
 
 # VGG16-BN "features" layout up to index 23: conv widths per block; 'M' = max-pool.
@@ -459,7 +451,7 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300,
         device="cpu", vgg_weights: Optional[str] = None, qk_from: str = "msi",
         subspace_rank: int = 3, hsi_skip: bool = False,
         output_ema: float = 0.0) -> Tuple[Optional[torch.Tensor], dict]:
-    """Optimise UMSFT on one pair (networks.md §6.4) and return ``(x_hat, info)``.
+    """Optimise UMSFT on one pair and return ``(x_hat, info)`` (docs/networks.md#umsft-losses-and-training).
 
     Steps: 0 rank-K subspace of Y (Φ = U_K S_K, A = V_Kᵀ); 1 SpeD init (Adam 1e-2, wd 1e-4, StepLR 50/0.9,
     L1 to an LR MSI); 2 SpaD init (Adam 5e-4, StepLR 50/0.5, -PSNR to SpeD(Y)); 3 coupled init (AdamW

@@ -6,7 +6,8 @@ Every classical method works in two passes:
    contiguous crop of the scene of at most ``FIT_LR_SIDE`` LR pixels a side (``Scene.read_crop``),
    so memory is bounded whatever the raster size (256 LR px = 65 536 LR samples, far more than the
    <= 224 unknowns of any regression here). The HR-MSI is brought to the LR scale with the sensor PSF
-   (Gaussian, block-centred decimation: networks.md §1.1) and compared with the LR-HSI pixel by pixel.
+   (Gaussian, block-centred decimation: docs/design.md#area-convention) and compared with the LR-HSI
+   pixel by pixel.
 2. ``apply``: per tile, only pixel-wise or fixed-support operations with global coefficients, so a
    tile's output never depends on where the tile is (tiled == untiled) and memory follows the tile.
 

@@ -4,7 +4,7 @@ Supervised nets (AMSF-Net, CoFusion, SSJCN) run from a checkpoint, or — the no
 weights can ship for every sensor pair — are trained in ``fit`` on the pair itself at reduced resolution
 (scene-adaptive / zero-shot). UDS2C2 is optimised once on a representative crop and its pixel-wise
 inverse map applied per tile. UMSFT, whose attention is global, is optimised per tile (margin 32,
-cropped; networks.md §1.4).
+cropped; docs/networks.md#margins-and-size-rules).
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ class NetworkMethod(FusionMethod):
         self._device = None
         self._reason: Optional[str] = None
 
-    # -- geometry from the spec (networks.md §1.4) --
+    # -- geometry from the registry (docs/networks.md#margins-and-size-rules) --
     def margin(self, ratio: int) -> int:
         return self.spec.margin(ratio)
 
@@ -193,7 +193,8 @@ class NetworkMethod(FusionMethod):
         self.training = {"mode": "unsupervised", "iterations": total}
 
     def _uds2c2_iterations(self):
-        # Stage lengths in the proportions of the fast profile (networks.md §5.3: 4000/4000/2000).
+        # Stage lengths in the proportions 4 : 4 : 2 of the fast profile
+        # (docs/networks.md#uds2c2-losses-and-training).
         n = self.iterations
         return (max(1, int(n * 0.4)), max(1, int(n * 0.4)), max(1, n - 2 * max(1, int(n * 0.4))))
 
@@ -322,10 +323,11 @@ class NetworkMethod(FusionMethod):
 
 
 def metadata_spans(hsi, msi):
-    """UMSFT's SRF band groups from the band metadata (networks.md §1.2): span_k = the HSI bands where a
-    Gaussian band of the MSI's centre/FWHM, resampled to the HSI bands, reaches 1 % of its peak. None
-    (every span = all bands, the spec's fallback) without centres and FWHM on both sides or when the HSI
-    does not cover an MSI band."""
+    """UMSFT's SRF band groups from the band metadata (docs/design.md#srf-spans).
+
+    span_k = the HSI bands where a Gaussian band of the MSI's centre/FWHM, resampled to the HSI bands, reaches
+    1 % of its peak. None (every span = all bands, the spec's fallback) without centres and FWHM on both sides
+    or when the HSI does not cover an MSI band."""
     from ...models.blocks import spans_from_srf
     from ..errors import WavelengthError
     from ..srf import gaussian_sensor, srf_matrix
