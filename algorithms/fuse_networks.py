@@ -6,8 +6,12 @@ iteration and stops within one step on cancel.
 """
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterFile,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber)
+from qgis.core import (
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+)
 
 from ..engine import api
 from ..provider import params as P

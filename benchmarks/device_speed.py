@@ -39,8 +39,22 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (MARK_DB, SAMPLE, SEED, SUPERVISED, curve_summary, fmt, log, machine_info,  # noqa: E402
-                    load_result, md_table, psnr_good_bands, register_package, save_result, training_probe)
+from common import (
+    MARK_DB,
+    SAMPLE,
+    SEED,
+    SUPERVISED,
+    curve_summary,
+    fmt,
+    load_result,
+    log,
+    machine_info,
+    md_table,
+    psnr_good_bands,
+    register_package,
+    save_result,
+    training_probe,
+)
 
 NETS = ["ssjcn", "cofusion", "amsfnet", "uds2c2", "umsft"]
 UMSFT_STEPS = 10   # per-tile optimisation steps (main loop and each init step) in the inference sweep
@@ -49,7 +63,8 @@ UMSFT_STEPS = 10   # per-tile optimisation steps (main loop and each init step) 
 # ------------------------------------------------------------------------------------------ data
 def load_sample(npz: Optional[str] = None) -> Dict:
     """The bundled sample as arrays: lr (C,h,w), msi (c,H,W), ref (C,H,W), good bands, valid pixels,
-    wavelengths/FWHM of both sides. From GDAL when it is there, else from ``npz`` (``--export-npz``)."""
+    wavelengths/FWHM of both sides. From GDAL when it is there, else from ``npz`` (``--export-npz``).
+    """
     if npz:
         with np.load(npz) as f:
             return {k: f[k] for k in f.files}
@@ -73,7 +88,8 @@ def load_sample(npz: Optional[str] = None) -> Dict:
 
 def fill_invalid(arr: np.ndarray, valid: np.ndarray, good: np.ndarray) -> np.ndarray:
     """As the engine reads a window (engine.scene.fill_invalid): invalid pixels take the band's mean
-    over the valid ones, whole bad bands 0."""
+    over the valid ones, whole bad bands 0.
+    """
     out = arr.copy()
     if not valid.all():
         means = arr[:, valid].mean(axis=1) if valid.any() else np.zeros(len(arr))
@@ -126,7 +142,8 @@ def edge_context(method, ratio: int) -> int:
 def apply_whole(method, scene: ArrayScene) -> np.ndarray:
     """The method on the whole sample as one tile, as the tile loop runs a raster smaller than a tile:
     mirrored context of :func:`edge_context` around it (padded further at the bottom/right only if the
-    method's size rule asks for it), then cropped back."""
+    method's size rule asks for it), then cropped back.
+    """
     r = scene.ratio
     m = edge_context(method, r) // r  # LR px
     lr = np.pad(scene.lr, ((0, 0), (m, m), (m, m)), mode="symmetric")

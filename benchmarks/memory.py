@@ -17,9 +17,20 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORKS, SEED, available_methods, fmt, label, log, md_table,  # noqa: E402
-                    method_params, run_child, save_result)
-from bigpair import build_pair  # noqa: E402
+from bigpair import build_pair
+from common import (
+    DEFAULT_WORK,
+    NETWORKS,
+    SEED,
+    available_methods,
+    fmt,
+    label,
+    log,
+    md_table,
+    method_params,
+    run_child,
+    save_result,
+)
 
 CACHES = (None, 256)  # GDAL's default (5 % of RAM) and the CLI's cap (engine/cli.py: cap_gdal_cache)
 

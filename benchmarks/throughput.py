@@ -26,10 +26,26 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (CLASSICAL, DEFAULT_WORK, NETWORKS, SAMPLE, SEED, SUPERVISED,  # noqa: E402
-                    available_methods, fmt, label, load_result, log, md_table, method_params,
-                    register_package, run_child, save_result, time_v)
-from bigpair import build_pair  # noqa: E402
+from bigpair import build_pair
+from common import (
+    CLASSICAL,
+    DEFAULT_WORK,
+    NETWORKS,
+    SAMPLE,
+    SEED,
+    SUPERVISED,
+    available_methods,
+    fmt,
+    label,
+    load_result,
+    log,
+    md_table,
+    method_params,
+    register_package,
+    run_child,
+    save_result,
+    time_v,
+)
 
 PANSHARPEN = "/usr/bin/gdal_pansharpen.py"
 PAN_BAND = 4  # Sentinel-2A B4 (red, 665 nm) in the 12-band MSI

@@ -19,7 +19,7 @@ WAVELENGTH_TOLERANCE_NM = 2.0
 
 
 def plain_data(value: Any) -> Any:
-    """numpy -> lists/numbers, NaN/inf -> None: what weights_only=True loads and JSON writes."""
+    """Numpy -> lists/numbers, NaN/inf -> None: what weights_only=True loads and JSON writes."""
     if isinstance(value, np.ndarray):
         return [plain_data(v) for v in value.tolist()]
     if isinstance(value, (np.floating, np.integer)):
@@ -84,7 +84,7 @@ def load_checkpoint(path: str) -> Dict:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+    except Exception as exc:  # any unpickling failure means a bad file
         raise CheckpointError(f"{path} is not a readable hsifusion checkpoint ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

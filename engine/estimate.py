@@ -196,7 +196,8 @@ def _golden(f, a: float, b: float, tol: float, feedback) -> Tuple[float, float]:
 def band_supports(hsi_wl: np.ndarray, good: np.ndarray, msi_wl, msi_fwhm, pad_nm: float = SUPPORT_PAD_NM
                   ) -> Optional[List[np.ndarray]]:
     """Per MSI band the good-HSI-band indices (into the good list) within FWHM + pad of its centre;
-    None when the MSI does not declare centre and FWHM for every band."""
+    None when the MSI does not declare centre and FWHM for every band.
+    """
     if msi_wl is None or msi_fwhm is None or hsi_wl is None:
         return None
     msi_wl, msi_fwhm = np.asarray(msi_wl, float), np.asarray(msi_fwhm, float)
@@ -218,7 +219,8 @@ def estimate_responses(y: np.ndarray, y_ok: np.ndarray, z: np.ndarray, z_ok: np.
                        search_phase: bool = True, feedback: Optional[Feedback] = None,
                        progress_span=(0.0, 100.0)) -> EstimateResult:
     """Core estimation on arrays: ``y`` (C,h,w) LR-HSI, ``z`` (c, r*h + 2m, r*w + 2m) HR-MSI with
-    ``margin_hr`` = m context pixels. ``fwhm`` fixes the PSF width (only the SRF is fitted)."""
+    ``margin_hr`` = m context pixels. ``fwhm`` fixes the PSF width (only the SRF is fitted).
+    """
     feedback = ensure_feedback(feedback)
     r = int(ratio)
     h, w = y.shape[1:]
@@ -278,7 +280,8 @@ def srf_density(srf_rows: np.ndarray, wavelengths: np.ndarray, fwhm: Optional[np
     """Turn band weights ``R[k, b]`` into response curves on the sorted good-band wavelengths.
 
     ``R[k, b]`` is the response integrated over band ``b``'s (partition-of-unity) band-pass, so the
-    response at ``lambda_b`` is ``R[k, b] / width_b``; peak-normalised per band. Returns (wl, (c, n))."""
+    response at ``lambda_b`` is ``R[k, b] / width_b``; peak-normalised per band. Returns (wl, (c, n)).
+    """
     wl = np.asarray(wavelengths, float)
     gi = np.flatnonzero(good)
     fw = fill_missing_fwhm(wl, fwhm)

@@ -22,5 +22,6 @@ def tile_geometry(method, ratio: int, tile_size: int) -> Tuple[int, int, int]:
 
 def edge_pad(step: int, margin: int) -> int:
     """HR px of mirrored context a tile gets beyond the raster's edge: the margin, but at most
-    ``EDGE_PAD`` rounded up to the step (context far beyond the edge carries no information)."""
+    ``EDGE_PAD`` rounded up to the step (context far beyond the edge carries no information).
+    """
     return min(margin, -(-EDGE_PAD // step) * step)

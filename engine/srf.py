@@ -211,7 +211,7 @@ def list_sensors() -> List[str]:
 
 
 def sensor_titles() -> Dict[str, str]:
-    """key -> ``title [kind]`` of every bundled sensor (for choosers)."""
+    """Key -> ``title [kind]`` of every bundled sensor (for choosers)."""
     out = {}
     for key in list_sensors():
         with open(SENSOR_DIR / f"{key}.csv", encoding="utf-8") as fh:
@@ -240,7 +240,8 @@ def load_sensor(name: str, bands: Optional[Sequence[str]] = None) -> Sensor:
 
 def load_srf_csv(path: str, bands: Optional[Sequence[str]] = None) -> Sensor:
     """A custom sensor from a CSV: header ``wavelength,<band>,...``, one row per wavelength (nm, or µm
-    when all values are below 20), responses >= 0. ``#`` lines are comments (``# title: ...``)."""
+    when all values are below 20), responses >= 0. ``#`` lines are comments (``# title: ...``).
+    """
     p = Path(str(path))
     if not p.is_file():
         raise InputError(f"SRF file {path} does not exist")
@@ -337,7 +338,8 @@ def covered_bands(sensor: Sensor, hsi_wavelengths, hsi_fwhm=None, good_bands=Non
 
 def apply_srf(matrix: np.ndarray, cube: np.ndarray) -> np.ndarray:
     """(c, H, W) float64 = matrix @ cube per pixel, summed band by band in a fixed order, so the result
-    of a pixel does not depend on the tile it was computed in."""
+    of a pixel does not depend on the tile it was computed in.
+    """
     out = np.zeros((matrix.shape[0],) + cube.shape[1:], dtype=np.float64)
     for b in np.flatnonzero(np.any(matrix != 0, axis=0)):
         xb = cube[b].astype(np.float64)

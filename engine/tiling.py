@@ -99,7 +99,7 @@ def apply_with_retry(method, lr: np.ndarray, hr: np.ndarray, ratio: int, step: i
     """
     try:
         return method.apply(lr, hr, ratio, feedback)
-    except Exception as exc:  # noqa: BLE001 - only OOM is handled, everything else re-raised
+    except Exception as exc:  # only OOM is handled, everything else re-raised
         if not is_out_of_memory(exc):
             raise
     top, bottom, left, right = pads
@@ -142,7 +142,8 @@ class TilePlan:
 
         Mirrored context far beyond the raster edge carries no information; the bound is the same for
         every tile, so tiled and untiled runs still see identical context (AMSF-Net's 160-px margin
-        no longer makes a small scene 7x bigger)."""
+        no longer makes a small scene 7x bigger).
+        """
         outer = align_outward(self.region, self.step).pad(self.edge_pad)
         return intersection(core.pad(self.margin), outer)
 
@@ -172,14 +173,15 @@ def plan_tiles(scene: Scene, method, tile_size: int, nodata: float) -> Tuple[Til
 
 def read_tile(scene: Scene, core: Window, plan: TilePlan, hsi_ds=None, msi_ds=None):
     """Read and fill the padded LR/HR windows of ``core``: (lr, hr, hr_valid). Opens the inputs
-    itself when no datasets are given."""
+    itself when no datasets are given.
+    """
     padded = plan.padded(core)
     return read_pair_window(scene, padded.scale_down(plan.ratio), padded, hsi_ds, msi_ds)
 
 
 def finish_tile(method, core: Window, data, plan: TilePlan, feedback: Optional[Feedback] = None
                 ) -> Optional[np.ndarray]:
-    """apply (with OOM retry) -> crop the margin -> mask nodata; None when the tile holds no valid pixel."""
+    """Apply (with OOM retry) -> crop the margin -> mask nodata; None when the tile holds no valid pixel."""
     lr, hr, valid = data
     vs = plan.target(core).slices_in(plan.padded(core))
     if not valid[vs].any():
@@ -201,7 +203,8 @@ def compute_tile(scene: Scene, method, core: Window, plan: TilePlan, feedback: O
                  hsi_ds=None, msi_ds=None) -> Optional[np.ndarray]:
     """The whole per-tile job (read windows -> fill nodata -> apply_with_retry -> crop -> mask), opening
     its own datasets unless given: what a distributed task runs. Returns the block for
-    ``plan.out_window(core)`` or None for an all-nodata tile."""
+    ``plan.out_window(core)`` or None for an all-nodata tile.
+    """
     return finish_tile(method, core, read_tile(scene, core, plan, hsi_ds, msi_ds), plan, feedback)
 
 
@@ -211,7 +214,8 @@ def fuse_tiles(scene: Scene, method, write_block: Callable[[np.ndarray, Window],
     ``write_block(array, window_in_output)``. Returns the number of tiles written.
 
     Local path: :func:`pipeline` runs :func:`read_tile` in its reader thread and :func:`finish_tile`
-    here (the two halves of :func:`compute_tile`, which :mod:`.distributed` runs on workers)."""
+    here (the two halves of :func:`compute_tile`, which :mod:`.distributed` runs on workers).
+    """
     feedback = ensure_feedback(feedback)
     plan, cores = plan_tiles(scene, method, tile_size, nodata)
     feedback.pushInfo(f"{len(cores)} tile(s) of up to {plan.tile} px, margin {plan.margin} px, ratio {plan.ratio}")

@@ -59,7 +59,8 @@ class TrainingDiverged(FusionError):
 @dataclass
 class Source:
     """One raster (mode a) or pair (mode b) on its *target grid* (HR grid for a reference, LR grid of
-    the HSI for a pair). ``train`` and ``val`` are regions of core windows on that grid."""
+    the HSI for a pair). ``train`` and ``val`` are regions of core windows on that grid.
+    """
 
     label: str
     region: Window
@@ -178,7 +179,8 @@ def _decimated(ds, info, side: int) -> np.ndarray:
 
 def split_regions(src: Source, validation: float, ratio: int) -> None:
     """Hold out the last ``validation`` fraction of the longer axis; training cores stop ``margin``
-    (rounded up to ``ratio``) before it so no training read reaches a validation pixel."""
+    (rounded up to ``ratio``) before it so no training read reaches a validation pixel.
+    """
     reg = src.region
     gap = -(-src.margin // ratio) * ratio
     if validation <= 0:
@@ -221,7 +223,8 @@ def val_cores(src: Source, patch: int, limit: int) -> List[Window]:
 # --------------------------------------------------------------------------------------- metrics
 class MetricAccumulator:
     """Loss, PSNR (per band 10 log10(peak^2 / MSE), peak = max of the target band, mean over bands with
-    a positive peak) and SAM (mean over pixels, degrees) on normalised values."""
+    a positive peak) and SAM (mean over pixels, degrees) on normalised values.
+    """
 
     def __init__(self) -> None:
         self.loss_sum, self.loss_n = 0.0, 0
@@ -276,7 +279,8 @@ def write_log(path: str, history: List[Dict]) -> None:
 
 def plot_losses(path: str, history: List[Dict], title: str) -> Optional[str]:
     """Loss (and validation PSNR) per epoch as a PNG (matplotlib Agg, no pyplot state); None when
-    matplotlib is missing."""
+    matplotlib is missing.
+    """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure

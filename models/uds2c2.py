@@ -33,7 +33,6 @@ R 20-30, G 10-22, B 0-11), as in the spec.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -233,7 +232,8 @@ class GCE(nn.Module):
 
 class SpeU(nn.Module):
     """Spectral up-mapping c -> C: PW doublings c -> 2c -> ... -> 2ⁿc (n = ⌊log₂(C/c)⌋, each + LReLU),
-    residual ``f + LReLU(SCFConv(f, k_scf))``, then PW -> C and LReLU(0.2)."""
+    residual ``f + LReLU(SCFConv(f, k_scf))``, then PW -> C and LReLU(0.2).
+    """
 
     def __init__(self, msi_bands: int, hsi_bands: int, k_scf: int = 1) -> None:
         super().__init__()

@@ -110,7 +110,8 @@ class VGGFeatures(nn.Module):
 
     def load_vgg_state(self, state: Dict[str, torch.Tensor]) -> int:
         """Copy matching conv/BN weights from a torchvision ``vgg16_bn`` state dict (``features.N.*`` or
-        ``N.*`` keys); skips the first conv when ``n_in != 3``. Returns the number of tensors copied."""
+        ``N.*`` keys); skips the first conv when ``n_in != 3``. Returns the number of tensors copied.
+        """
         copied = 0
         own = dict(self.layers.named_parameters())
         for key, value in state.items():
@@ -191,7 +192,8 @@ class Skip(nn.Module):
 
 class SpeFCA(nn.Module):
     """Spectral feature cross attention: heads n = 5 of d = ⌊C/5⌋ channels; d x d attention over all
-    pixels, temperature √C; returns ``V + ZM(Lin_o(A v))``."""
+    pixels, temperature √C; returns ``V + ZM(Lin_o(A v))``.
+    """
 
     def __init__(self, bands: int, heads: int = 5) -> None:
         super().__init__()
@@ -232,7 +234,8 @@ class Merge(nn.Module):
 class SpeD(nn.Module):
     """Blind SRF: per MSI band k a vector s_k over span_k (init normalised Gaussian σ = 2 bands) through
     its own ``Conv1d(1->1, 3, same) + ReLU`` -> weights; ``Z_k = Σ_b w_k[b] X[span_k[b]]``.
-    Non-blind (``srf`` given): fixed matrix."""
+    Non-blind (``srf`` given): fixed matrix.
+    """
 
     def __init__(self, hsi_bands: int, msi_bands: int, spans=None, srf=None) -> None:
         super().__init__()
@@ -282,7 +285,8 @@ class SpeD(nn.Module):
 
 class SpaD(nn.Module):
     """Blind PSF, bands as batch: ``AvgPool r (x) + ELU(Conv (r+1)², stride r, circular pad 1 (ZM x))``,
-    kernel init normalised Gaussian (σ = r//2). Non-blind (``psf`` given): block-centred fixed PSF."""
+    kernel init normalised Gaussian (σ = r//2). Non-blind (``psf`` given): block-centred fixed PSF.
+    """
 
     def __init__(self, ratio: int, psf=None) -> None:
         super().__init__()

@@ -19,7 +19,8 @@ HELP_DIR = Path(__file__).resolve().parent / "help"
 
 class HsiAlgorithm(QgsProcessingAlgorithm):
     """Subclasses set ID, NAME, GROUP, GROUP_ID and implement initAlgorithm/execute(parameters, context,
-    feedback) -> dict. ``processAlgorithm`` converts engine errors to QgsProcessingException."""
+    feedback) -> dict. ``processAlgorithm`` converts engine errors to QgsProcessingException.
+    """
 
     ID = ""
     NAME = ""

@@ -1,9 +1,13 @@
 """Shared parameter builders, so every fusion algorithm names HSI, MSI, DEVICE, TILE_SIZE the same way."""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
 from .compat import FLAG_ADVANCED, NUMBER_INTEGER, add_flag
 

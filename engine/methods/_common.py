@@ -99,7 +99,8 @@ def degrade(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int) -> np.ndar
 
 def lowpass(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int, crop: Crop = NO_CROP) -> np.ndarray:
     """MTF-matched low-pass of an HR image: degrade to LR, then the same bicubic upsampling the HSI
-    gets, so ``hr - lowpass(hr)`` holds exactly the detail the upsampled HSI lacks (MTF-GLP)."""
+    gets, so ``hr - lowpass(hr)`` holds exactly the detail the upsampled HSI lacks (MTF-GLP).
+    """
     return bicubic(degrade(hr, ratio, taps, extra), ratio, crop)
 
 
@@ -144,7 +145,8 @@ _SCRATCH = threading.local()
 def scratch(slot: str, shape) -> np.ndarray:
     """A float32 work array of ``shape`` reused by this thread (slot = purpose). The per-chunk
     temporaries of the tile kernels are allocated once per thread instead of thousands of times per
-    tile: fewer page faults, and no heap fragmentation that grew peak memory with the raster size."""
+    tile: fewer page faults, and no heap fragmentation that grew peak memory with the raster size.
+    """
     n = int(np.prod(shape))
     pool = _SCRATCH.__dict__
     buf = pool.get(slot)

@@ -41,7 +41,8 @@ class FusionMethod:
                       feedback=None) -> np.ndarray:
         """The estimate of the tile's core only, contiguous: ``crop`` = (top, bottom, left, right) HR
         pixels of context to drop. Used by the tile loop when ``crops_itself`` is True (CPU methods
-        that can skip computing the context: no wasted work, no crop copy); default: apply + crop."""
+        that can skip computing the context: no wasted work, no crop copy); default: apply + crop.
+        """
         est = self.apply(lr, hr, ratio, feedback)
         top, bottom, left, right = crop
         return np.array(est[:, top:est.shape[1] - bottom, left:est.shape[2] - right], dtype=np.float32)

@@ -17,8 +17,19 @@ from __future__ import annotations
 import numpy as np
 
 from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_detail, as_f32, band_combination,
-                      bicubic, crop_hr, degrade, lowpass_margin_lr, regress)
+from ._common import (
+    DEFAULT_MTF_GAIN,
+    FIT_LR_SIDE,
+    ClassicalMethod,
+    add_detail,
+    as_f32,
+    band_combination,
+    bicubic,
+    crop_hr,
+    degrade,
+    lowpass_margin_lr,
+    regress,
+)
 
 
 class GLP(ClassicalMethod):

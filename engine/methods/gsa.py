@@ -21,8 +21,18 @@ from __future__ import annotations
 import numpy as np
 
 from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_detail, as_f32, assign_bands,
-                      band_combination, bicubic, crop_hr, regress)
+from ._common import (
+    DEFAULT_MTF_GAIN,
+    FIT_LR_SIDE,
+    ClassicalMethod,
+    add_detail,
+    as_f32,
+    assign_bands,
+    band_combination,
+    bicubic,
+    crop_hr,
+    regress,
+)
 
 
 class GSA(ClassicalMethod):

@@ -201,7 +201,8 @@ class NetworkMethod(FusionMethod):
     # -- pickling (distributed workers get the fitted method once, by scatter) --
     def __getstate__(self) -> Dict:
         """Everything but the spec and the model module (looked up again by name) and the device
-        (resolved again on the worker: a GPU worker uses its GPU; tensors travel on the CPU)."""
+        (resolved again on the worker: a GPU worker uses its GPU; tensors travel on the CPU).
+        """
         import copy
 
         state = dict(self.__dict__)
@@ -327,7 +328,8 @@ def metadata_spans(hsi, msi):
 
     span_k = the HSI bands where a Gaussian band of the MSI's centre/FWHM, resampled to the HSI bands, reaches
     1 % of its peak. None (every span = all bands, the spec's fallback) without centres and FWHM on both sides
-    or when the HSI does not cover an MSI band."""
+    or when the HSI does not cover an MSI band.
+    """
     from ...models.blocks import spans_from_srf
     from ..errors import WavelengthError
     from ..srf import gaussian_sensor, srf_matrix
@@ -345,7 +347,8 @@ def mirror_to_step(y: np.ndarray, z: np.ndarray, ratio: int, step: int):
     """Mirror (half-sample symmetric) an LR/HR crop at the bottom/right so the LR side is a multiple of
     ``step``: scene-adaptive training then sees mirrored scene content where the padding of
     ``zero_shot_data`` would repeat the last row (it falls back to that whenever the pad is as large as the
-    crop, e.g. AMSF-Net's 32-px step on a 16-row LR crop)."""
+    crop, e.g. AMSF-Net's 32-px step on a 16-row LR crop).
+    """
     h, w = (y.shape[1] // ratio) * ratio, (y.shape[2] // ratio) * ratio
     ph, pw = (-h) % step, (-w) % step
     if not (ph or pw) or not (h and w):
@@ -357,7 +360,8 @@ def mirror_to_step(y: np.ndarray, z: np.ndarray, ratio: int, step: int):
 
 def pad_to_multiple(lr: np.ndarray, hr: np.ndarray, ratio: int, size_step: int):
     """Reflect-pad an LR/HR tile pair at the bottom/right so the HR side is a multiple of ``size_step``
-    (a multiple of ``ratio``): the network's size rule is met inside the wrapper, never by the user."""
+    (a multiple of ``ratio``): the network's size rule is met inside the wrapper, never by the user.
+    """
     H, W = hr.shape[1:]
     ph, pw = (-H) % size_step, (-W) % size_step
     if not (ph or pw):

@@ -17,8 +17,19 @@ import numpy as np
 
 from ..errors import InputError
 from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, bicubic, crop_hr,
-                      lowpass, lowpass_margin_lr, regress, scratch)
+from ._common import (
+    DEFAULT_MTF_GAIN,
+    FIT_LR_SIDE,
+    ClassicalMethod,
+    add_matmul,
+    as_f32,
+    bicubic,
+    crop_hr,
+    lowpass,
+    lowpass_margin_lr,
+    regress,
+    scratch,
+)
 
 SMOOTHING = ("mtf", "box")
 FLOOR = 0.05

@@ -1,5 +1,6 @@
 """Without torch the provider still loads, classical algorithms run, and networks name the install
-command."""
+command.
+"""
 import sys
 
 import pytest

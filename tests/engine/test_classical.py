@@ -14,14 +14,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classical_pair import (SAMPLE_HSI, SAMPLE_MSI, gaussian_degrade, make_wald_pair, psnr,  # noqa: E402
-                            read, reference_cube)
-
-from hsifusion.engine import api  # noqa: E402
-from hsifusion.engine.feedback import LogFeedback  # noqa: E402
-from hsifusion.engine.methods import get_method, list_methods  # noqa: E402
-from hsifusion.engine.methods import _common as cm  # noqa: E402
-from hsifusion.engine.methods.interpolate import upsample  # noqa: E402
+from classical_pair import SAMPLE_HSI, SAMPLE_MSI, gaussian_degrade, make_wald_pair, psnr, read, reference_cube
+from hsifusion.engine import api
+from hsifusion.engine.feedback import LogFeedback
+from hsifusion.engine.methods import _common as cm
+from hsifusion.engine.methods import get_method, list_methods
+from hsifusion.engine.methods.interpolate import upsample
 
 METHODS = ["gsa", "glp", "sfim", "cnmf"]
 FAST = {"cnmf": {"endmembers": 10, "iterations": 60}}  # keeps the CNMF tests to ~1 s on 2 cores
@@ -102,7 +100,8 @@ def test_bicubic_equals_torch_interpolate():
 
 def test_cropped_bicubic_and_finish_equal_the_full_computation():
     """The tile path computes only a tile's core and finishes band chunks in place: same numbers as
-    upsampling everything, cropping, then adding the HR term with a plain matmul."""
+    upsampling everything, cropping, then adding the HR term with a plain matmul.
+    """
     rng = np.random.default_rng(3)
     x = rng.random((11, 9, 10)).astype(np.float32)
     d = rng.random((3, 9 * 4, 10 * 4)).astype(np.float32)

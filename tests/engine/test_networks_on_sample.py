@@ -26,7 +26,8 @@ MUST_BEAT = {net: ("psnr", "sam") for net in BUDGETS}
 
 def psnr_sam(estimate: np.ndarray, reference: np.ndarray, good: np.ndarray):
     """Mean per-band PSNR (peak = reference band max) and mean SAM in degrees over non-zero spectra;
-    written independently of engine/metrics.py."""
+    written independently of engine/metrics.py.
+    """
     x, r = estimate[good].astype(np.float64), reference[good].astype(np.float64)
     mse = ((x - r) ** 2).mean(axis=(1, 2))
     psnr = float(np.mean(10 * np.log10(r.max(axis=(1, 2)) ** 2 / mse)))

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from hsifusion.engine import api
-from hsifusion.engine.errors import (BandError, CrsMismatchError, GridError, InputError, OutputError,
-                                     RasterOpenError)
+from hsifusion.engine.errors import BandError, CrsMismatchError, GridError, InputError, OutputError, RasterOpenError
 from rasterkit import make_raster, synthetic_pair, utm_wkt
 
 

@@ -6,11 +6,10 @@ import json
 import numpy as np
 import pytest
 
+from conftest import SAMPLE
 from hsifusion.engine import srf
 from hsifusion.engine.errors import InputError, WavelengthError
 from hsifusion.engine.raster import open_raster, raster_info
-
-from conftest import SAMPLE
 
 REF = str(SAMPLE / "enmap_potsdam_reference.tif")
 MSI = str(SAMPLE / "potsdam_msi_s2a.tif")
@@ -84,7 +83,8 @@ def test_flat_spectrum_stays_flat_through_every_sensor(ref):
 
 def _bandpass_integral(sensor_wl, sensor_resp, hsi_wl, hsi_fwhm, spectra, step=0.01):
     """Independent direct integration: integral S(l) * L(l) dl / integral S(l) dl on a 0.01 nm grid, with L
-    the EnMAP spectrum seen through its Gaussian band-passes (normalised per wavelength)."""
+    the EnMAP spectrum seen through its Gaussian band-passes (normalised per wavelength).
+    """
     idx = np.flatnonzero(sensor_resp > 0)
     grid = np.arange(sensor_wl[idx[0] - 1], sensor_wl[idx[-1] + 1] + step / 2, step)
     S = np.interp(grid, sensor_wl, sensor_resp)
@@ -111,7 +111,8 @@ def shared_or_none():
 
 def test_s2_b4_from_enmap_equals_direct_integration(ref, shared_or_none):
     """The bundled MSI (written by the simulate engine) band B4 == the S2A B4 curve integrated over the
-    EnMAP spectrum of each pixel, within 1e-4 relative."""
+    EnMAP spectrum of each pixel, within 1e-4 relative.
+    """
     info, cube = ref
     wl, resp = _s2a_b4_curve(shared_or_none)
     good = info.good_bands
@@ -177,7 +178,8 @@ def test_custom_srf_csv(tmp_path, ref):
 
 def test_overlapping_bands_not_double_counted():
     """Two interleaved band sets (like EnMAP's VNIR/SWIR overlap) with a flat-top sensor: the dense part
-    must not get twice the weight of the sparse part."""
+    must not get twice the weight of the sparse part.
+    """
     wl = np.concatenate([np.arange(800, 1000, 10.0), np.arange(905, 1100, 10.0)])
     order = np.argsort(wl)
     wl = wl[order]

@@ -1,5 +1,6 @@
 """CoFusion (docs/networks.md#cofusion): shapes at several ratios (lite config), spec parameter counts
-(paper config, no forward), gradients, determinism, input checks, SSIM / loss and optimiser recipe."""
+(paper config, no forward), gradients, determinism, input checks, SSIM / loss and optimiser recipe.
+"""
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """SSJCN (docs/networks.md#ssjcn): shapes at ratios 2/3/4/8, parameter count vs the spec, gradients,
-determinism, input checks, registry entry and the optimiser recipe."""
+determinism, input checks, registry entry and the optimiser recipe.
+"""
 from __future__ import annotations
 
 import pytest
