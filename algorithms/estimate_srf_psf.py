@@ -1,5 +1,7 @@
-"""hsifusion:estimate_srf_psf — estimate the MSI's spectral responses and the PSF from an LR-HSI + HR-MSI
-pair (HySure-like); writes the SRF as a custom-SRF CSV (usable as SRF_FILE) and a short report.
+"""hsifusion:estimate_srf_psf.
+
+Estimate the MSI's spectral responses and the PSF from an LR-HSI + HR-MSI pair (HySure-like); writes the SRF
+as a custom-SRF CSV (usable as SRF_FILE) and a short report.
 """
 from __future__ import annotations
 

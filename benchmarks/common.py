@@ -1,5 +1,7 @@
-"""Shared helpers of the benchmark scripts: package import, machine description, child processes,
-result files and Markdown tables. Standard library + numpy/GDAL only (no QGIS).
+"""Shared helpers of the benchmark scripts.
+
+Package import, machine description, child processes, result files and Markdown tables. Standard library +
+numpy/GDAL only (no QGIS).
 """
 from __future__ import annotations
 
@@ -206,10 +208,12 @@ def curve_summary(points: List, bicubic: float) -> Dict:
 
 
 def training_probe(method, iterations: int, every: int, evaluate, sync=None):
-    """A feedback for ``NetworkMethod.fit`` that times training alone: every ``every`` steps (and the
-    last) the clock is paused (after ``sync()``, for queued device work), ``evaluate()`` runs with the
-    model in eval mode and no grad, and ``(step, training seconds, value)`` joins ``probe.points``.
-    Relies on fit calling ``setProgress`` once per training step while the model is in train mode.
+    """A feedback for ``NetworkMethod.fit`` that times training alone.
+
+    Every ``every`` steps (and the last) the clock is paused (after ``sync()``, for queued device work),
+    ``evaluate()`` runs with the model in eval mode and no grad, and ``(step, training seconds, value)`` joins
+    ``probe.points``. Relies on fit calling ``setProgress`` once per training step while the model is in train
+    mode.
     """
     register_package()
     import torch

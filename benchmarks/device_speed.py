@@ -1,5 +1,7 @@
-"""Network speed on one device (a GPU where there is one): inference Mpx/s per tile size, the tile size
-that maximises it, peak device memory, and scene-adaptive training time to bicubic + 3 dB.
+"""Network speed on one device (a GPU where there is one).
+
+Inference Mpx/s per tile size, the tile size that maximises it, peak device memory, and scene-adaptive
+training time to bicubic + 3 dB.
 
     python benchmarks/device_speed.py [--device auto|cuda|cpu] [--tiles 128,256,512,1024]
                                       [--nets ssjcn,cofusion,...] [--quick] [--sample-npz FILE]
@@ -62,8 +64,10 @@ UMSFT_STEPS = 10   # per-tile optimisation steps (main loop and each init step) 
 
 # ------------------------------------------------------------------------------------------ data
 def load_sample(npz: Optional[str] = None) -> Dict:
-    """The bundled sample as arrays: lr (C,h,w), msi (c,H,W), ref (C,H,W), good bands, valid pixels,
-    wavelengths/FWHM of both sides. From GDAL when it is there, else from ``npz`` (``--export-npz``).
+    """The bundled sample as arrays.
+
+    ``lr`` (C,h,w), msi (c,H,W), ref (C,H,W), good bands, valid pixels, wavelengths/FWHM of both sides. From
+    GDAL when it is there, else from ``npz`` (``--export-npz``).
     """
     if npz:
         with np.load(npz) as f:
@@ -87,8 +91,9 @@ def load_sample(npz: Optional[str] = None) -> Dict:
 
 
 def fill_invalid(arr: np.ndarray, valid: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """As the engine reads a window (engine.scene.fill_invalid): invalid pixels take the band's mean
-    over the valid ones, whole bad bands 0.
+    """As the engine reads a window (engine.scene.fill_invalid).
+
+    Invalid pixels take the band's mean over the valid ones, whole bad bands 0.
     """
     out = arr.copy()
     if not valid.all():
@@ -140,8 +145,9 @@ def edge_context(method, ratio: int) -> int:
 
 
 def apply_whole(method, scene: ArrayScene) -> np.ndarray:
-    """The method on the whole sample as one tile, as the tile loop runs a raster smaller than a tile:
-    mirrored context of :func:`edge_context` around it (padded further at the bottom/right only if the
+    """The method on the whole sample as one tile, as the tile loop runs a raster smaller than a tile.
+
+    Mirrored context of :func:`edge_context` around it (padded further at the bottom/right only if the
     method's size rule asks for it), then cropped back.
     """
     r = scene.ratio

@@ -42,9 +42,10 @@ def rss_mib() -> float:
 
 
 def peak_mib() -> float:
-    """Peak RSS of this process image: /proc/self/status VmHWM. (``getrusage(RUSAGE_SELF).ru_maxrss``
-    is only the fallback: Linux carries the parent's high-water mark over ``exec``, so a child started
-    by a big parent would report the parent's size.)
+    """Peak RSS of this process image: /proc/self/status VmHWM.
+
+    (``getrusage(RUSAGE_SELF).ru_maxrss`` is only the fallback: Linux carries the parent's high-water mark
+    over ``exec``, so a child started by a big parent would report the parent's size.)
     """
     peak = _status_mib("VmHWM")
     return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

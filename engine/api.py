@@ -1,5 +1,6 @@
-"""Entry points the QGIS algorithms and the command line call. Each validates, runs, and writes
-atomically; each returns a dict of what it produced.
+"""Entry points the QGIS algorithms and the command line call.
+
+Each validates, runs, and writes atomically; each returns a dict of what it produced.
 """
 from __future__ import annotations
 

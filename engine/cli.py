@@ -31,8 +31,9 @@ PSF_KINDS = ("gaussian", "mtf", "kernel")
 
 
 class CliFeedback:
-    """Feedback on stderr: messages, warnings and progress every 10 %; Ctrl-C cancels like the
-    Toolbox's Cancel button (a second Ctrl-C interrupts at once).
+    """Feedback on stderr: messages, warnings and progress every 10 %.
+
+    Ctrl-C cancels like the Toolbox's Cancel button (a second Ctrl-C interrupts at once).
     """
 
     def __init__(self, quiet: bool = False) -> None:
@@ -255,9 +256,11 @@ CLI_GDAL_CACHE_MIB = 256
 
 
 def cap_gdal_cache(mib: int = CLI_GDAL_CACHE_MIB) -> None:
-    """Cap GDAL's block cache unless the user set GDAL_CACHEMAX: its default (5 % of RAM) is what made
-    peak memory grow with the raster (1.2 GB here, 3.2 GB on a 64 GB machine); the tile loop needs only
-    the input blocks of one row of tiles. Inside QGIS the cache is QGIS's setting, left alone.
+    """Cap GDAL's block cache unless the user set GDAL_CACHEMAX.
+
+    Its default (5 % of RAM) is what made peak memory grow with the raster (1.2 GB here, 3.2 GB on a 64 GB
+    machine); the tile loop needs only the input blocks of one row of tiles. Inside QGIS the cache is QGIS's
+    setting, left alone.
     """
     from osgeo import gdal
 

@@ -84,8 +84,9 @@ def import_distributed():
 
 
 def parse_scheduler(spec) -> Optional[Tuple[str, object]]:
-    """``None``/``""`` -> None (in-process); ``local`` / ``local:N`` -> ("local", N);
-    ``tcp://host:port`` (or tls://, ws://, ...) -> ("address", spec).
+    """``None``/``""`` -> None (in-process).
+
+    ``local`` / ``local:N`` -> ("local", N); ``tcp://host:port`` (or tls://, ws://, ...) -> ("address", spec).
     """
     if spec is None:
         return None
@@ -124,8 +125,10 @@ def worker_python_path() -> str:
 
 
 def _python_for_workers() -> None:
-    """Inside QGIS ``sys.executable`` is the QGIS binary: point multiprocessing's spawn at the Python
-    QGIS embeds, so ``local:N`` starts Python workers, not QGIS windows.
+    """Inside QGIS ``sys.executable`` is the QGIS binary.
+
+    Point multiprocessing's spawn at the Python QGIS embeds, so ``local:N`` starts Python workers, not QGIS
+    windows.
     """
     import multiprocessing
     import shutil
@@ -303,9 +306,10 @@ def tile_file_task(scene, method, core: Window, plan: TilePlan, tile_dir: str, s
 def run_bounded(session: DaskSession, func: Callable, items: Sequence, args: Tuple,
                 on_result: Callable[[object, object], None], feedback: Optional[Feedback] = None,
                 progress_span=(0.0, 100.0), max_in_flight: Optional[int] = None, name: str = "hsif") -> int:
-    """Submit ``func(*args[0], item, *args[1])``, one task per item, with at most ``max_in_flight``
-    pending; ``on_result(item, result)`` on the client as each completes (any order). Cancel stops
-    submitting and cancels pending tasks. Returns the number of completed items.
+    """Submit ``func(*args[0], item, *args[1])``, one task per item, with at most ``max_in_flight`` pending.
+
+    ``on_result(item, result)`` on the client as each completes (any order). Cancel stops submitting and
+    cancels pending tasks. Returns the number of completed items.
     """
     distributed = import_distributed()
     feedback = ensure_feedback(feedback)
@@ -435,8 +439,10 @@ def fuse_tiles_distributed(scene, method, write_block: Callable[[np.ndarray, Win
 
 # --------------------------------------------------------------------------------- per-tile output
 class TileVrtWriter:
-    """Writer-shaped sink for per-tile GeoTIFFs written by the workers: ``commit`` builds a VRT mosaic
-    (temp name, renamed) and applies the band names, wavelengths and metadata set before.
+    """Writer-shaped sink for per-tile GeoTIFFs written by the workers.
+
+    ``commit`` builds a VRT mosaic (temp name, renamed) and applies the band names, wavelengths and metadata
+    set before.
     """
 
     def __init__(self, path: str, width: int, height: int, bands: int, geotransform, wkt: str,

@@ -195,7 +195,8 @@ def _golden(f, a: float, b: float, tol: float, feedback) -> Tuple[float, float]:
 
 def band_supports(hsi_wl: np.ndarray, good: np.ndarray, msi_wl, msi_fwhm, pad_nm: float = SUPPORT_PAD_NM
                   ) -> Optional[List[np.ndarray]]:
-    """Per MSI band the good-HSI-band indices (into the good list) within FWHM + pad of its centre;
+    """Per MSI band the good-HSI-band indices (into the good list) within FWHM + pad of its centre.
+
     None when the MSI does not declare centre and FWHM for every band.
     """
     if msi_wl is None or msi_fwhm is None or hsi_wl is None:
@@ -218,8 +219,10 @@ def estimate_responses(y: np.ndarray, y_ok: np.ndarray, z: np.ndarray, z_ok: np.
                        smoothness: float = DEFAULT_SMOOTHNESS, fwhm: Optional[float] = None,
                        search_phase: bool = True, feedback: Optional[Feedback] = None,
                        progress_span=(0.0, 100.0)) -> EstimateResult:
-    """Core estimation on arrays: ``y`` (C,h,w) LR-HSI, ``z`` (c, r*h + 2m, r*w + 2m) HR-MSI with
-    ``margin_hr`` = m context pixels. ``fwhm`` fixes the PSF width (only the SRF is fitted).
+    """Core estimation on arrays.
+
+    ``y`` (C,h,w) LR-HSI, ``z`` (c, r*h + 2m, r*w + 2m) HR-MSI with ``margin_hr`` = m context pixels. ``fwhm``
+    fixes the PSF width (only the SRF is fitted).
     """
     feedback = ensure_feedback(feedback)
     r = int(ratio)

@@ -21,7 +21,9 @@ def tile_geometry(method, ratio: int, tile_size: int) -> Tuple[int, int, int]:
 
 
 def edge_pad(step: int, margin: int) -> int:
-    """HR px of mirrored context a tile gets beyond the raster's edge: the margin, but at most
-    ``EDGE_PAD`` rounded up to the step (context far beyond the edge carries no information).
+    """HR px of mirrored context a tile gets beyond the raster's edge.
+
+    The margin, but at most ``EDGE_PAD`` rounded up to the step (context far beyond the edge carries no
+    information).
     """
     return min(margin, -(-EDGE_PAD // step) * step)

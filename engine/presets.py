@@ -100,8 +100,9 @@ def choose_bands(wavelengths: Optional[Sequence[float]], preset, tolerance: floa
 
 def default_preset(wavelengths, tolerance: float = DEFAULT_TOLERANCE_NM, good_bands=None
                    ) -> Optional[PresetChoice]:
-    """True colour, else the first available of colour infrared, agriculture, SWIR; None if none fits
-    (then the caller decides, e.g. bands 1/2/3 for a raster without wavelengths).
+    """True colour, else the first available of colour infrared, agriculture, SWIR.
+
+    None if none fits (then the caller decides, e.g. bands 1/2/3 for a raster without wavelengths).
     """
     for name in FALLBACK_ORDER:
         c = choose_bands(wavelengths, name, tolerance, good_bands)

@@ -68,8 +68,9 @@ def _has_bands(bands) -> bool:
 
 
 def _covered_sensor(sens: Sensor, explicit: bool, info, good, max_missing, feedback):
-    """Without an explicit band list keep the bands the HSI covers (warn about the others); with one, or
-    when no band is covered, the coverage error of the first uncovered band is raised.
+    """Without an explicit band list keep the bands the HSI covers (warn about the others).
+
+    With one, or when no band is covered, the coverage error of the first uncovered band is raised.
     """
     if explicit:
         return sens, []

@@ -239,8 +239,10 @@ def load_sensor(name: str, bands: Optional[Sequence[str]] = None) -> Sensor:
 
 
 def load_srf_csv(path: str, bands: Optional[Sequence[str]] = None) -> Sensor:
-    """A custom sensor from a CSV: header ``wavelength,<band>,...``, one row per wavelength (nm, or µm
-    when all values are below 20), responses >= 0. ``#`` lines are comments (``# title: ...``).
+    """A custom sensor from a CSV.
+
+    Header ``wavelength,<band>,...``, one row per wavelength (nm, or µm when all values are below 20),
+    responses >= 0. ``#`` lines are comments (``# title: ...``).
     """
     p = Path(str(path))
     if not p.is_file():

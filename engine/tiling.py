@@ -172,8 +172,9 @@ def plan_tiles(scene: Scene, method, tile_size: int, nodata: float) -> Tuple[Til
 
 
 def read_tile(scene: Scene, core: Window, plan: TilePlan, hsi_ds=None, msi_ds=None):
-    """Read and fill the padded LR/HR windows of ``core``: (lr, hr, hr_valid). Opens the inputs
-    itself when no datasets are given.
+    """Read and fill the padded LR/HR windows of ``core``: (lr, hr, hr_valid).
+
+    Opens the inputs itself when no datasets are given.
     """
     padded = plan.padded(core)
     return read_pair_window(scene, padded.scale_down(plan.ratio), padded, hsi_ds, msi_ds)

@@ -178,8 +178,10 @@ def _decimated(ds, info, side: int) -> np.ndarray:
 
 
 def split_regions(src: Source, validation: float, ratio: int) -> None:
-    """Hold out the last ``validation`` fraction of the longer axis; training cores stop ``margin``
-    (rounded up to ``ratio``) before it so no training read reaches a validation pixel.
+    """Hold out the last ``validation`` fraction of the longer axis.
+
+    Training cores stop ``margin`` (rounded up to ``ratio``) before it so no training read reaches a
+    validation pixel.
     """
     reg = src.region
     gap = -(-src.margin // ratio) * ratio
@@ -278,8 +280,9 @@ def write_log(path: str, history: List[Dict]) -> None:
 
 
 def plot_losses(path: str, history: List[Dict], title: str) -> Optional[str]:
-    """Loss (and validation PSNR) per epoch as a PNG (matplotlib Agg, no pyplot state); None when
-    matplotlib is missing.
+    """Loss (and validation PSNR) per epoch as a PNG (matplotlib Agg, no pyplot state).
+
+    None when matplotlib is missing.
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg

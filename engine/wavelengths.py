@@ -104,8 +104,10 @@ def read_bad_bands(ds) -> np.ndarray:
 
 def parse_user_wavelengths(value: Union[str, Sequence[float], Path, None], bands: int
                            ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """Wavelengths given by the user: a list, a comma string, or a CSV (first numeric column = nm,
-    optional second = FWHM). Raises WavelengthError on a count mismatch.
+    """Wavelengths given by the user.
+
+    A list, a comma string, or a CSV (first numeric column = nm, optional second = FWHM). Raises
+    WavelengthError on a count mismatch.
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None

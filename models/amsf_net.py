@@ -406,8 +406,10 @@ def loss(x_hat: torch.Tensor, x: torch.Tensor, edge_loss: bool = False) -> torch
 
 
 def default_optimizer(params, iterations: int = 20000):
-    """Adam 1e-4 + StepLR(0.95) stepped per iteration: the paper's 500-step period over its 20 000
-    iterations, scaled to the run (``iterations // 40``, REC) so a short run decays as far as the paper's.
+    """Adam 1e-4 + StepLR(0.95) stepped per iteration.
+
+    The paper's 500-step period over its 20 000 iterations, scaled to the run (``iterations // 40``, REC) so a
+    short run decays as far as the paper's.
     """
     opt = torch.optim.Adam(params, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, int(iterations) // 40), gamma=0.95)

@@ -231,8 +231,10 @@ class GCE(nn.Module):
 
 
 class SpeU(nn.Module):
-    """Spectral up-mapping c -> C: PW doublings c -> 2c -> ... -> 2ⁿc (n = ⌊log₂(C/c)⌋, each + LReLU),
-    residual ``f + LReLU(SCFConv(f, k_scf))``, then PW -> C and LReLU(0.2).
+    """Spectral up-mapping c -> C.
+
+    PW doublings c -> 2c -> ... -> 2ⁿc (n = ⌊log₂(C/c)⌋, each + LReLU), residual
+    ``f + LReLU(SCFConv(f, k_scf))``, then PW -> C and LReLU(0.2).
     """
 
     def __init__(self, msi_bands: int, hsi_bands: int, k_scf: int = 1) -> None:

@@ -191,8 +191,10 @@ class Skip(nn.Module):
 
 
 class SpeFCA(nn.Module):
-    """Spectral feature cross attention: heads n = 5 of d = ⌊C/5⌋ channels; d x d attention over all
-    pixels, temperature √C; returns ``V + ZM(Lin_o(A v))``.
+    """Spectral feature cross attention.
+
+    Heads n = 5 of d = ⌊C/5⌋ channels; d x d attention over all pixels, temperature √C; returns
+    ``V + ZM(Lin_o(A v))``.
     """
 
     def __init__(self, bands: int, heads: int = 5) -> None:
@@ -284,8 +286,10 @@ class SpeD(nn.Module):
 
 
 class SpaD(nn.Module):
-    """Blind PSF, bands as batch: ``AvgPool r (x) + ELU(Conv (r+1)², stride r, circular pad 1 (ZM x))``,
-    kernel init normalised Gaussian (σ = r//2). Non-blind (``psf`` given): block-centred fixed PSF.
+    """Blind PSF, bands as batch.
+
+    ``AvgPool r (x) + ELU(Conv (r+1)², stride r, circular pad 1 (ZM x))``, kernel init normalised Gaussian
+    (σ = r//2). Non-blind (``psf`` given): block-centred fixed PSF.
     """
 
     def __init__(self, ratio: int, psf=None) -> None:

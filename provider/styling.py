@@ -116,8 +116,9 @@ def style_layer(layer: QgsRasterLayer, kind: str = "hsi", preset=None, lower: fl
 
 def write_qml(path: str, kind: str = "hsi", preset=None, lower: float = 2.0, upper: float = 98.0,
               tolerance: float = DEFAULT_TOLERANCE_NM) -> Tuple[str, str]:
-    """Write ``<raster without extension>.qml`` next to the raster (QGIS loads it as the default
-    style); returns (qml path, description).
+    """Write ``<raster without extension>.qml`` next to the raster (QGIS loads it as the default style).
+
+    Returns (qml path, description).
     """
     # resolve the preset first: an error raised while a QgsRasterLayer is a local of this frame would
     # keep the layer alive in the traceback until after QGIS exits (a crash at exit)

@@ -1,5 +1,7 @@
-"""Presets rendered headless: the styled fusion output picks EnMAP's true-colour bands, the SAM map
-uses the fixed degree scale; both rendered to PNG with QgsMapRendererParallelJob.
+"""Presets rendered headless.
+
+The styled fusion output picks EnMAP's true-colour bands, the SAM map uses the fixed degree scale; both
+rendered to PNG with QgsMapRendererParallelJob.
 """
 from __future__ import annotations
 

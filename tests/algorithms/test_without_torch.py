@@ -1,6 +1,4 @@
-"""Without torch the provider still loads, classical algorithms run, and networks name the install
-command.
-"""
+"""Without torch the provider still loads, classical algorithms run, and networks name the install command."""
 import sys
 
 import pytest

@@ -99,8 +99,9 @@ def test_bicubic_equals_torch_interpolate():
 
 
 def test_cropped_bicubic_and_finish_equal_the_full_computation():
-    """The tile path computes only a tile's core and finishes band chunks in place: same numbers as
-    upsampling everything, cropping, then adding the HR term with a plain matmul.
+    """The tile path computes only a tile's core and finishes band chunks in place.
+
+    Same numbers as upsampling everything, cropping, then adding the HR term with a plain matmul.
     """
     rng = np.random.default_rng(3)
     x = rng.random((11, 9, 10)).astype(np.float32)

@@ -1,5 +1,7 @@
-"""The tile engine on a real Dask cluster: `dask scheduler` + 2 `dask worker` processes on
-127.0.0.1, started from the venv; results equal the in-process run, also when a worker dies mid-run.
+"""The tile engine on a real Dask cluster.
+
+`dask scheduler` + 2 `dask worker` processes on 127.0.0.1, started from the venv; results equal the in-process
+run, also when a worker dies mid-run.
 """
 from __future__ import annotations
 

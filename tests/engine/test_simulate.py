@@ -98,8 +98,9 @@ def test_bundled_pair_grid_and_metadata(ref_info):
 
 
 def test_lr_is_blur_then_block_centred_decimation(tmp_path, ref_info):
-    """Independent check with scipy: Gaussian filter (sigma = FWHM/2.3548) on the mirrored reference, sampled
-    at the block centres.
+    """Independent check with scipy.
+
+    Gaussian filter (sigma = FWHM/2.3548) on the mirrored reference, sampled at the block centres.
     """
     from scipy.ndimage import gaussian_filter, map_coordinates
     ref = _read(REF)[50]

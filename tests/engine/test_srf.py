@@ -82,8 +82,10 @@ def test_flat_spectrum_stays_flat_through_every_sensor(ref):
 
 
 def _bandpass_integral(sensor_wl, sensor_resp, hsi_wl, hsi_fwhm, spectra, step=0.01):
-    """Independent direct integration: integral S(l) * L(l) dl / integral S(l) dl on a 0.01 nm grid, with L
-    the EnMAP spectrum seen through its Gaussian band-passes (normalised per wavelength).
+    """Independent direct integration.
+
+    Integral S(l) * L(l) dl / integral S(l) dl on a 0.01 nm grid, with L the EnMAP spectrum seen through its
+    Gaussian band-passes (normalised per wavelength).
     """
     idx = np.flatnonzero(sensor_resp > 0)
     grid = np.arange(sensor_wl[idx[0] - 1], sensor_wl[idx[-1] + 1] + step / 2, step)
@@ -177,8 +179,9 @@ def test_custom_srf_csv(tmp_path, ref):
 
 
 def test_overlapping_bands_not_double_counted():
-    """Two interleaved band sets (like EnMAP's VNIR/SWIR overlap) with a flat-top sensor: the dense part
-    must not get twice the weight of the sparse part.
+    """Two interleaved band sets (like EnMAP's VNIR/SWIR overlap) with a flat-top sensor.
+
+    The dense part must not get twice the weight of the sparse part.
     """
     wl = np.concatenate([np.arange(800, 1000, 10.0), np.arange(905, 1100, 10.0)])
     order = np.argsort(wl)

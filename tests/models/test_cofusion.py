@@ -1,5 +1,7 @@
-"""CoFusion (docs/networks.md#cofusion): shapes at several ratios (lite config), spec parameter counts
-(paper config, no forward), gradients, determinism, input checks, SSIM / loss and optimiser recipe.
+"""CoFusion (docs/networks.md#cofusion).
+
+Shapes at several ratios (lite config), spec parameter counts (paper config, no forward), gradients,
+determinism, input checks, SSIM / loss and optimiser recipe.
 """
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""SSJCN (docs/networks.md#ssjcn): shapes at ratios 2/3/4/8, parameter count vs the spec, gradients,
-determinism, input checks, registry entry and the optimiser recipe.
+"""SSJCN (docs/networks.md#ssjcn).
+
+Shapes at ratios 2/3/4/8, parameter count vs the spec, gradients, determinism, input checks, registry entry
+and the optimiser recipe.
 """
 from __future__ import annotations
 

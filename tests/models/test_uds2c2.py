@@ -1,5 +1,7 @@
-"""UDS2C2 (docs/networks.md#uds2c2): module shapes at ratios 2/4/8, the spec's parameter counts, gradients,
-determinism, input checks, and a tiny per-pair fit (loss falls, cancel works, tiles are exact).
+"""UDS2C2 (docs/networks.md#uds2c2).
+
+Module shapes at ratios 2/4/8, the spec's parameter counts, gradients, determinism, input checks, and a tiny
+per-pair fit (loss falls, cancel works, tiles are exact).
 """
 from __future__ import annotations
 

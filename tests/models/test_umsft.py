@@ -1,6 +1,7 @@
-"""UMSFT (docs/networks.md#umsft): lite forward shapes at ratios 2/4/8 (c = 1 and 3), the spec's parameter
-counts (full config, no forward), gradients, determinism, input checks and a tiny lite fit
-(loss falls, cancel works).
+"""UMSFT (docs/networks.md#umsft).
+
+Lite forward shapes at ratios 2/4/8 (c = 1 and 3), the spec's parameter counts (full config, no forward),
+gradients, determinism, input checks and a tiny lite fit (loss falls, cancel works).
 """
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ def _structured_pair(bands, msi, ratio, hr=64, seed=0):
 
 
 def test_parameter_counts_match_spec():
-    """CAVE 31/3 x4 (docs/networks.md#umsft-defaults): non-VGG 6 790 812 excludes SpeD (48) and SpaD (25),
-    although SpeD's parameters also belong to the fusion net through RM; the two truncated VGGs hold
-    3 491 712.
+    """CAVE 31/3 x4 (docs/networks.md#umsft-defaults).
+
+    Non-VGG 6 790 812 excludes SpeD (48) and SpaD (25), although SpeD's parameters also belong to the fusion
+    net through RM; the two truncated VGGs hold 3 491 712.
     """
     m = umsft.UMSFT(31, 3, 4, spans=CAVE_SPANS)
     vgg = count_parameters(m.net.vgg_h) + count_parameters(m.net.vgg_m)
