@@ -186,8 +186,10 @@ MARK_DB = 3.0  # the training benchmarks' mark: bicubic + 3 dB
 
 
 def psnr_good_bands(ref, est, valid, good) -> float:
-    """Mean over good bands of 10 log10(peak² / MSE) on valid pixels, peak = the reference band's max
-    (engine.metrics' definition; tests/benchmarks/test_device_speed.py checks it against that module).
+    """Mean PSNR over good bands on valid pixels, as engine.metrics defines it.
+
+    10 log10(peak² / MSE) per band, peak = the reference band's max (tests/benchmarks/test_device_speed.py
+    checks it against that module).
     """
     import numpy as np
 

@@ -234,8 +234,9 @@ def noise_sigma(mean_square: float, snr_db: Optional[float]) -> float:
 
 @lru_cache(maxsize=4)
 def noise_block(seed: int, image: int, bands: int, block_row: int, block_col: int) -> np.ndarray:
-    """Standard normal (bands, NOISE_BLOCK, NOISE_BLOCK) float32 samples of one fixed block (read-only;
-    the last few are cached, since neighbouring tiles share blocks).
+    """Standard normal float32 samples (bands, NOISE_BLOCK, NOISE_BLOCK) of one fixed block.
+
+    Read-only; the last few are cached, since neighbouring tiles share blocks.
     """
     ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(image), int(block_row), int(block_col)])
     out = np.random.Generator(np.random.Philox(ss)).standard_normal((bands, NOISE_BLOCK, NOISE_BLOCK),

@@ -113,8 +113,10 @@ def _package_root() -> str:
 
 
 def worker_python_path() -> str:
-    """A sys.path entry under which ``import hsifusion`` finds this package (the repo root is the
-    package whatever the clone's folder name: a temp folder with an ``hsifusion`` link otherwise).
+    """A sys.path entry under which ``import hsifusion`` finds this package.
+
+    The repo root is the package whatever the clone's folder name: a temp folder with an ``hsifusion`` link
+    otherwise.
     """
     root = _package_root()
     if os.path.basename(root) == "hsifusion":
@@ -218,8 +220,10 @@ def open_cluster(spec, feedback: Optional[Feedback] = None, inputs: Sequence[str
 
 
 def check_workers(session: DaskSession, inputs: Sequence[str] = ()) -> Dict[str, Dict]:
-    """Every worker must import hsifusion with the client's versions of hsifusion, numpy, torch, GDAL,
-    scipy and Python, and must read the inputs. Raises :class:`WorkerEnvironmentError` naming them.
+    """Check that every worker matches the client and can read the inputs.
+
+    Every worker must import hsifusion with the client's versions of hsifusion, numpy, torch, GDAL, scipy and
+    Python, and must read the inputs. Raises :class:`WorkerEnvironmentError` naming them.
     """
     here = probe_environment(())
     try:

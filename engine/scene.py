@@ -91,9 +91,10 @@ def read_pair_window(scene: Scene, lr_win: Window, hr_win: Window, hsi_ds=None, 
 
 
 def fill_invalid(data: np.ndarray, valid: np.ndarray, fill: Callable[[], np.ndarray], good_bands=None) -> None:
-    """In place: invalid pixels take the per-band fill value and whole bad bands 0 (the fill value
-    :func:`band_means` gives them). ``fill()`` returns the (C,) values; it is called only when a pixel
-    needs filling (the scene statistics are computed on first use).
+    """In place: invalid pixels take the per-band fill value, whole bad bands 0.
+
+    0 is the fill value :func:`band_means` gives bad bands. ``fill()`` returns the (C,) values; it is called
+    only when a pixel needs filling (the scene statistics are computed on first use).
     """
     if not valid.all():
         data[:, ~valid] = fill()[:, None]

@@ -339,8 +339,9 @@ def covered_bands(sensor: Sensor, hsi_wavelengths, hsi_fwhm=None, good_bands=Non
 
 
 def apply_srf(matrix: np.ndarray, cube: np.ndarray) -> np.ndarray:
-    """(c, H, W) float64 = matrix @ cube per pixel, summed band by band in a fixed order, so the result
-    of a pixel does not depend on the tile it was computed in.
+    """(c, H, W) float64 = matrix @ cube per pixel, summed band by band in a fixed order.
+
+    The fixed order makes the result of a pixel independent of the tile it was computed in.
     """
     out = np.zeros((matrix.shape[0],) + cube.shape[1:], dtype=np.float64)
     for b in np.flatnonzero(np.any(matrix != 0, axis=0)):

@@ -92,8 +92,10 @@ def pipeline(items: Sequence[T], read: Callable[[T], object], compute: Callable[
 
 def apply_with_retry(method, lr: np.ndarray, hr: np.ndarray, ratio: int, step: int, margin: int,
                      pads: Tuple[int, int, int, int], feedback: Feedback) -> np.ndarray:
-    """``method.apply``; on GPU out-of-memory halve the tile (2x2 sub-tiles, each with its margin) and,
-    when a tile cannot shrink further, move the method to the CPU with a warning.
+    """``method.apply``, retried smaller on GPU out-of-memory.
+
+    On out-of-memory the tile is halved (2x2 sub-tiles, each with its margin) and, when a tile cannot shrink
+    further, the method moves to the CPU with a warning.
 
     ``pads`` = (top, bottom, left, right) context around the core in ``hr`` (HR px, multiples of step).
     """
@@ -202,8 +204,9 @@ def finish_tile(method, core: Window, data, plan: TilePlan, feedback: Optional[F
 
 def compute_tile(scene: Scene, method, core: Window, plan: TilePlan, feedback: Optional[Feedback] = None,
                  hsi_ds=None, msi_ds=None) -> Optional[np.ndarray]:
-    """The whole per-tile job (read windows -> fill nodata -> apply_with_retry -> crop -> mask), opening
-    its own datasets unless given: what a distributed task runs. Returns the block for
+    """The whole per-tile job: read windows -> fill nodata -> apply_with_retry -> crop -> mask.
+
+    Opens its own datasets unless given: what a distributed task runs. Returns the block for
     ``plan.out_window(core)`` or None for an all-nodata tile.
     """
     return finish_tile(method, core, read_tile(scene, core, plan, hsi_ds, msi_ds), plan, feedback)
@@ -211,7 +214,9 @@ def compute_tile(scene: Scene, method, core: Window, plan: TilePlan, feedback: O
 
 def fuse_tiles(scene: Scene, method, write_block: Callable[[np.ndarray, Window], None], tile_size: int,
                nodata: float, feedback: Optional[Feedback] = None, progress_span=(0.0, 100.0)) -> int:
-    """Tile the output region, apply ``method`` with margins, crop, mask nodata, hand blocks to
+    """Tile the output region and fuse it tile by tile.
+
+    Applies ``method`` with margins, crops, masks nodata, and hands blocks to
     ``write_block(array, window_in_output)``. Returns the number of tiles written.
 
     Local path: :func:`pipeline` runs :func:`read_tile` in its reader thread and :func:`finish_tile`

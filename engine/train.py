@@ -58,8 +58,10 @@ class TrainingDiverged(FusionError):
 # --------------------------------------------------------------------------------------- sources
 @dataclass
 class Source:
-    """One raster (mode a) or pair (mode b) on its *target grid* (HR grid for a reference, LR grid of
-    the HSI for a pair). ``train`` and ``val`` are regions of core windows on that grid.
+    """One raster (mode a) or pair (mode b) on its *target grid*.
+
+    The target grid is the HR grid for a reference, the LR grid of the HSI for a pair. ``train`` and ``val``
+    are regions of core windows on that grid.
     """
 
     label: str
@@ -224,8 +226,10 @@ def val_cores(src: Source, patch: int, limit: int) -> List[Window]:
 
 # --------------------------------------------------------------------------------------- metrics
 class MetricAccumulator:
-    """Loss, PSNR (per band 10 log10(peak^2 / MSE), peak = max of the target band, mean over bands with
-    a positive peak) and SAM (mean over pixels, degrees) on normalised values.
+    """Loss, PSNR and SAM on normalised values.
+
+    PSNR per band 10 log10(peak^2 / MSE), peak = max of the target band, mean over bands with a positive peak;
+    SAM mean over pixels, in degrees.
     """
 
     def __init__(self) -> None:

@@ -116,8 +116,10 @@ class RasterWriter:
             release_free_memory()  # in the writer thread, overlapping compute (engine/memory.py)
 
     def _flush_whole_blocks(self, col: int, row: int, width: int, height: int) -> None:
-        """Hand the blocks just written to the disk now (in the writer thread, overlapping compute) rather
-        than leaving them in GDAL's process-wide block cache (5 % of RAM by default) until ``commit``.
+        """Hand the blocks just written to the disk now, in the writer thread.
+
+        That overlaps the disk writes with compute, rather than leaving the blocks in GDAL's process-wide
+        block cache (5 % of RAM by default) until ``commit``.
 
         Only while every write so far covered whole blocks (the default: 256-px tiles on 256-px blocks),
         so no block is ever flushed half-filled (no read-modify-write, no second compressed copy). The

@@ -343,8 +343,9 @@ class AMSFNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Xavier-uniform on every Conv2d / Linear weight, as the authors do before training
-        (docs/networks.md#amsf-net-losses-and-training).
+        """Xavier-uniform on every Conv2d / Linear weight, as the authors do before training.
+
+        See docs/networks.md#amsf-net-losses-and-training.
 
         Biases keep PyTorch's default init (the spec names the weights only); LayerNorm stays 1 / 0.
         """

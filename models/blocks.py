@@ -76,9 +76,10 @@ def block_kernel(ratio: int) -> tuple:
 
 
 def check_pair(y: torch.Tensor, z: torch.Tensor, hsi_bands: int, msi_bands: int, ratio: int, align: int) -> None:
-    """Raise ValueError unless ``y (B,C,h,w)``, ``z (B,c,H,W)`` have the built band counts, H = r*h,
-    W = r*w, and H, W positive multiples of ``align`` (the engine pads to that step;
-    docs/design.md#tiles-and-margins).
+    """Raise ValueError unless ``y`` and ``z`` fit the built network.
+
+    ``y (B,C,h,w)``, ``z (B,c,H,W)`` must have the built band counts, H = r*h, W = r*w, and H, W positive
+    multiples of ``align`` (the engine pads to that step; docs/design.md#tiles-and-margins).
     """
     if y.dim() != 4 or z.dim() != 4:
         raise ValueError(f"expected 4-D y and z, got y{tuple(y.shape)} z{tuple(z.shape)}")
@@ -176,10 +177,11 @@ def spans_from_srf(srf, hsi_bands: int = None, msi_bands: int = None, threshold:
 
 
 def floor_at_input_minimum(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """No band of ``x`` below ``min(0, that band's minimum in the LR-HSI y)`` (REC, used by the bicubic-skip
-    variants of AMSF-Net and UMSFT on their final estimate): non-negative data (reflectance) get a floor
-    of 0. Their corrections pushed 4-9 % of the dark (water) spectra of the bundled sample below 0, which
-    alone raised SAM above bicubic's.
+    """No band of ``x`` below ``min(0, that band's minimum in the LR-HSI y)``.
+
+    REC, used by the bicubic-skip variants of AMSF-Net and UMSFT on their final estimate: non-negative data
+    (reflectance) get a floor of 0. Their corrections pushed 4-9 % of the dark (water) spectra of the bundled
+    sample below 0, which alone raised SAM above bicubic's.
     """
     lo = y.amin(dim=(-2, -1), keepdim=True).clamp_max(0)
     return torch.maximum(x, lo)

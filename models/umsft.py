@@ -109,8 +109,10 @@ class VGGFeatures(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def load_vgg_state(self, state: Dict[str, torch.Tensor]) -> int:
-        """Copy matching conv/BN weights from a torchvision ``vgg16_bn`` state dict (``features.N.*`` or
-        ``N.*`` keys); skips the first conv when ``n_in != 3``. Returns the number of tensors copied.
+        """Copy matching conv/BN weights from a torchvision ``vgg16_bn`` state dict.
+
+        Accepts ``features.N.*`` or ``N.*`` keys; skips the first conv when ``n_in != 3``. Returns the number
+        of tensors copied.
         """
         copied = 0
         own = dict(self.layers.named_parameters())
@@ -234,9 +236,10 @@ class Merge(nn.Module):
 
 
 class SpeD(nn.Module):
-    """Blind SRF: per MSI band k a vector s_k over span_k (init normalised Gaussian σ = 2 bands) through
-    its own ``Conv1d(1->1, 3, same) + ReLU`` -> weights; ``Z_k = Σ_b w_k[b] X[span_k[b]]``.
-    Non-blind (``srf`` given): fixed matrix.
+    """Blind SRF, or the fixed matrix when ``srf`` is given.
+
+    Blind: per MSI band k a vector s_k over span_k (init normalised Gaussian σ = 2 bands) through its own
+    ``Conv1d(1->1, 3, same) + ReLU`` -> weights; ``Z_k = Σ_b w_k[b] X[span_k[b]]``.
     """
 
     def __init__(self, hsi_bands: int, msi_bands: int, spans=None, srf=None) -> None:

@@ -18,7 +18,9 @@ HELP_DIR = Path(__file__).resolve().parent / "help"
 
 
 class HsiAlgorithm(QgsProcessingAlgorithm):
-    """Subclasses set ID, NAME, GROUP, GROUP_ID and implement initAlgorithm/execute(parameters, context,
+    """Base of every hsifusion algorithm.
+
+    Subclasses set ID, NAME, GROUP, GROUP_ID and implement initAlgorithm/execute(parameters, context,
     feedback) -> dict. ``processAlgorithm`` converts engine errors to QgsProcessingException.
     """
 

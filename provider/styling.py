@@ -1,5 +1,7 @@
-"""Renderers for hyperspectral outputs and SAM maps, ``.qml`` sidecars, and the post-processor that
-styles a layer when Processing loads it.
+"""Styling of hsifusion outputs in QGIS.
+
+Renderers for hyperspectral outputs and SAM maps, ``.qml`` sidecars, and the post-processor that styles a
+layer when Processing loads it.
 
 Band choice by wavelength is QGIS-free (``engine/presets.py``); this module only builds renderers.
 * 'hsi' / 'msi' layers: a multiband colour renderer on the preset's bands (true colour, else the first

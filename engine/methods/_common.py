@@ -159,8 +159,9 @@ def scratch(slot: str, shape) -> np.ndarray:
 
 
 def _cubic_axis(x: np.ndarray, ratio: int, axis: int, lo: int, hi: int, out: np.ndarray) -> None:
-    """``out`` (``hi - lo`` along ``axis``) = samples ``lo .. hi-1`` of ``x`` upsampled ``ratio`` times
-    along ``axis``, phase by phase into ``out`` (a view is fine).
+    """Upsample samples ``lo .. hi-1`` of ``x`` ``ratio`` times along ``axis`` into ``out``.
+
+    ``out`` has ``hi - lo`` samples along ``axis``; filled phase by phase (a view is fine).
 
     Only the samples asked for are computed, so a tile's margin costs nothing here; taps beyond ``x``
     take its edge value (torch clamps the tap indices: same values). Every sample is the same fixed

@@ -200,8 +200,10 @@ class NetworkMethod(FusionMethod):
 
     # -- pickling (distributed workers get the fitted method once, by scatter) --
     def __getstate__(self) -> Dict:
-        """Everything but the spec and the model module (looked up again by name) and the device
-        (resolved again on the worker: a GPU worker uses its GPU; tensors travel on the CPU).
+        """Everything but the spec, the model module and the device.
+
+        The spec and module are looked up again by name; the device is resolved again on the worker (a GPU
+        worker uses its GPU; tensors travel on the CPU).
         """
         import copy
 
@@ -344,8 +346,9 @@ def metadata_spans(hsi, msi):
 
 
 def mirror_to_step(y: np.ndarray, z: np.ndarray, ratio: int, step: int):
-    """Mirror (half-sample symmetric) an LR/HR crop at the bottom/right so the LR side is a multiple of
-    ``step``: scene-adaptive training then sees mirrored scene content where the padding of
+    """Mirror an LR/HR crop at the bottom/right so the LR side is a multiple of ``step``.
+
+    Half-sample symmetric: scene-adaptive training then sees mirrored scene content where the padding of
     ``zero_shot_data`` would repeat the last row (it falls back to that whenever the pad is as large as the
     crop, e.g. AMSF-Net's 32-px step on a 16-row LR crop).
     """
@@ -359,8 +362,10 @@ def mirror_to_step(y: np.ndarray, z: np.ndarray, ratio: int, step: int):
 
 
 def pad_to_multiple(lr: np.ndarray, hr: np.ndarray, ratio: int, size_step: int):
-    """Reflect-pad an LR/HR tile pair at the bottom/right so the HR side is a multiple of ``size_step``
-    (a multiple of ``ratio``): the network's size rule is met inside the wrapper, never by the user.
+    """Reflect-pad an LR/HR tile pair at the bottom/right so the HR side is a multiple of ``size_step``.
+
+    ``size_step`` is a multiple of ``ratio``: the network's size rule is met inside the wrapper, never by the
+    user.
     """
     H, W = hr.shape[1:]
     ph, pw = (-H) % size_step, (-W) % size_step

@@ -112,8 +112,9 @@ def shared_or_none():
 
 
 def test_s2_b4_from_enmap_equals_direct_integration(ref, shared_or_none):
-    """The bundled MSI (written by the simulate engine) band B4 == the S2A B4 curve integrated over the
-    EnMAP spectrum of each pixel, within 1e-4 relative.
+    """The bundled MSI's band B4 equals the S2A B4 curve integrated over each EnMAP spectrum.
+
+    The MSI was written by the simulate engine; the integration is independent of it; within 1e-4 relative.
     """
     info, cube = ref
     wl, resp = _s2a_b4_curve(shared_or_none)
