@@ -49,8 +49,8 @@ class TrainAlgorithm(HsiAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterEnum(NETWORK, self.tr("Network"), NETWORKS,
                                                      defaultValue=NETWORKS.index("ssjcn")))
-        P.add_advanced(self, QgsProcessingParameterBoolean(LITE, self.tr("CoFusion lite configuration (non-paper, faster)"),
-                                                False))
+        P.add_advanced(self, QgsProcessingParameterBoolean(
+            LITE, self.tr("CoFusion lite configuration (non-paper, faster)"), False))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             REFERENCES, self.tr("HR-HSI reference rasters (pairs simulated on the fly)"), SOURCE_RASTER,
             optional=True))
@@ -67,8 +67,8 @@ class TrainAlgorithm(HsiAlgorithm):
                                                optional=True))
         self.addParameter(QgsProcessingParameterNumber(RATIO, self.tr("Resolution ratio (references)"),
                                                        NUMBER_INTEGER, 4, False, 2))
-        P.add_advanced(self, QgsProcessingParameterNumber(PSF_FWHM, self.tr("Gaussian PSF FWHM in HR pixels (0 = ratio)"),
-                                               NUMBER_DOUBLE, 0, False, 0))
+        P.add_advanced(self, QgsProcessingParameterNumber(
+            PSF_FWHM, self.tr("Gaussian PSF FWHM in HR pixels (0 = ratio)"), NUMBER_DOUBLE, 0, False, 0))
         self.addParameter(QgsProcessingParameterNumber(EPOCHS, self.tr("Epochs"), NUMBER_INTEGER, 10, False, 1))
         P.add_advanced(self, QgsProcessingParameterNumber(ITERATIONS, self.tr("Iterations (0 = use epochs)"),
                                                NUMBER_INTEGER, 0, False, 0))

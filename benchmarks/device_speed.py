@@ -16,15 +16,15 @@ command on the CPU gives the CPU row, so both come from one protocol.
 1. **Time to bicubic + 3 dB** (supervised nets, as ``benchmarks/training_speed.py``): ``NetworkMethod.fit``
    on the sample with the engine's default iterations (``--quick``: 60), the training clock paused every
    ``--every`` steps to apply the current weights to the whole sample (one tile with the mirrored
-   context the tile loop gives a small raster: tested equal to the tile loop) and compute PSNR against the real reference
-   (per good band, peak = band max over valid pixels). Device work is synchronised before each reading.
+   context the tile loop gives a small raster: tested equal to the tile loop) and compute PSNR against the
+   real reference (per good band, peak = band max over valid pixels). Device work is synchronised before each reading.
 2. **Inference per tile size**: the sample mirror-tiled to a ``T``² HR tile (its LR tile ``T/r``); one
    warm-up call, then the median of ``--repeats`` calls of ``apply`` (host -> device -> host included,
    as in the tile loop). Mpx/s counts the tile's *core*: ``T - 2 x margin`` a side, what an interior tile
    of the tile loop delivers. Supervised nets use the weights from step 1 (or a short fit when step 1
    did not run them); UDS2C2 is fitted on the sample first; UMSFT optimises every tile (10 + 10 steps,
-   as benchmarks/throughput.py; no warm-up call for it; on a CPU the smallest tile only). On GPU out-of-memory the row says so and larger
-   tiles are skipped.
+   as benchmarks/throughput.py; no warm-up call for it; on a CPU the smallest tile only). On GPU
+   out-of-memory the row says so and larger tiles are skipped.
 
 Writes ``benchmarks/results/device_speed_<device type>.json``; ``run_all.py`` assembles every such file.
 """
@@ -256,7 +256,8 @@ def run(device: str, nets: Sequence[str], tiles: Sequence[int], quick: bool, rep
     s = load_sample(npz)
     ratio = s["msi"].shape[1] // s["lr"].shape[1]
     scene = ArrayScene(s, ratio)
-    bicubic = psnr_good_bands(s["ref"], apply_whole(get_method("upsample", mode="bicubic"), scene), s["ref_valid"], s["ref_good"])
+    bicubic = psnr_good_bands(s["ref"], apply_whole(get_method("upsample", mode="bicubic"), scene), s["ref_valid"],
+                              s["ref_good"])
     info = machine_info()
     if dev.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(dev)
@@ -293,7 +294,8 @@ def markdown(res: Dict) -> str:
     where = (f"{mi.get('device_name')} ({mi.get('device_memory_gib')} GiB)" if res["device"] == "cuda"
              else f"CPU: {mi.get('cpu')}, {mi.get('torch_threads', '?')} torch threads")
     ran = res.get("ran") or {}
-    out = [f"**{where}** — `{ran.get('command', '?')}`, {ran.get('finished', mi.get('date'))}; bicubic on the sample {res['bicubic_psnr']:.2f} dB "
+    out = [f"**{where}** — `{ran.get('command', '?')}`, {ran.get('finished', mi.get('date'))}; "
+           f"bicubic on the sample {res['bicubic_psnr']:.2f} dB "
            f"(whole-sample protocol of this script).\n"]
     rows = []
     for r in res["training"]:

@@ -181,13 +181,15 @@ def markdown(data: Dict) -> str:
         for sc, ratio in cases:
             base = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, "upsample")
                          and "PSNR" in r), None)
-            me = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, m) and "PSNR" in r), None)
+            me = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, m)
+                       and "PSNR" in r), None)
             if base and me:
                 gains.append(me["PSNR"] - base["PSNR"])
                 times.append(me["seconds"])
         if gains:
             lab = next(r["label"] for r in rows if r["method"] == m)
-            summ.append([lab, len(gains), fmt(sum(gains) / len(gains)), fmt(min(gains)), fmt(sum(times) / len(times), 1)])
+            summ.append([lab, len(gains), fmt(sum(gains) / len(gains)), fmt(min(gains)),
+                         fmt(sum(times) / len(times), 1)])
     if data.get("network_cases") != "all":
         out.insert(0, "Quick mode: the networks ran on the bundled sample x4 only (`--all-cases` runs them "
                       "everywhere; the full run does).\n")

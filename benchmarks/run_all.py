@@ -85,7 +85,8 @@ def assemble(meta: dict) -> str:
         ("> **Quick mode** (`--quick`): networks with small iteration budgets and light variants, smaller "
          "rasters. The numbers show the shape of the results, not the final figures; the full run is "
          "`.venv/bin/python benchmarks/run_all.py` (no flag).\n" if quick else ""),
-        f"- **Command**: `{meta['command']}` (from the repository root; {fmt(meta.get('total_seconds', 0) / 60, 1)} min)",
+        f"- **Command**: `{meta['command']}` (from the repository root; "
+        f"{fmt(meta.get('total_seconds', 0) / 60, 1)} min)",
         f"- **Date**: {mi['date']}",
         f"- **Machine**: {mi.get('cpu', '?')}, {mi.get('cores')} cores, {mi.get('ram_gib')} GiB RAM; "
         f"load average at start {', '.join(f'{v:.1f}' for v in mi.get('loadavg', []))}"

@@ -120,7 +120,8 @@ def markdown(res: Dict) -> str:
                        for r in res["rows"] if r.get("points"))
     return (md_table(["network (CPU)", "bicubic PSNR", "mark (+3 dB)", "iterations to mark", "seconds to mark",
                       "last PSNR @ iteration", "training s (total)"], rows) +
-            f"\n\nPSNR curves (iteration→dB): {curves}.\n\nOn a GPU: 'Networks on one device' (benchmarks/device_speed.py).\n")
+            f"\n\nPSNR curves (iteration→dB): {curves}.\n\n"
+            "On a GPU: 'Networks on one device' (benchmarks/device_speed.py).\n")
 
 
 def main(argv=None) -> Dict:

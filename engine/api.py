@@ -30,14 +30,20 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     """Fuse an LR-HSI with an HR-MSI onto the MSI grid, tile by tile.
 
     Args:
-        hsi, msi: raster paths (any GDAL format).
+        hsi: LR-HSI raster path (any GDAL format).
+        msi: HR-MSI raster path (any GDAL format); its grid is the output grid.
         output: GeoTIFF path; written under a temporary name and renamed on success.
         method: a registered method name or a :class:`FusionMethod` instance.
         method_params: keyword arguments for the method's factory.
         tile_size: HR core tile side (rounded to the method's alignment).
+        feedback: progress, messages and cancel (QgsProcessingFeedback's method names).
+        creation_options: GDAL ``KEY=VALUE`` creation options, overriding the defaults key by key.
+        hsi_wavelengths: HSI wavelengths in nm when the raster lacks them (list, string or CSV).
+        msi_wavelengths: MSI wavelengths in nm when the raster lacks them.
         scheduler: None/"" = in-process; ``local:N`` = a Dask LocalCluster of N worker processes;
             ``tcp://host:port`` = a running Dask scheduler (engine/distributed.py); or an open
-            :class:`~.distributed.DaskSession`. ``max_in_flight`` bounds the pending tile tasks.
+            :class:`~.distributed.DaskSession`.
+        max_in_flight: with a scheduler, at most this many pending tile tasks.
         tile_dir: with a scheduler, workers write per-tile GeoTIFFs there and ``output`` (*.vrt) is
             their VRT mosaic (when the client's bandwidth is the limit).
 

@@ -128,8 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--mode", default=None, help="upsample: nearest, bilinear or bicubic (default bicubic)")
     f.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
                    help="any other method parameter (value parsed as JSON, else text); repeatable")
-    f.add_argument("--hsi-wavelengths", default=None, help="HSI wavelengths in nm (list or CSV) if the raster lacks them")
-    f.add_argument("--msi-wavelengths", default=None, help="MSI wavelengths in nm (list or CSV) if the raster lacks them")
+    f.add_argument("--hsi-wavelengths", default=None,
+                   help="HSI wavelengths in nm (list or CSV) if the raster lacks them")
+    f.add_argument("--msi-wavelengths", default=None,
+                   help="MSI wavelengths in nm (list or CSV) if the raster lacks them")
     f.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="none = in-process; local:N = N Dask worker processes here; tcp://host:port = a "
                         "running Dask scheduler (`dask scheduler` / `dask worker`)")

@@ -183,9 +183,12 @@ def blur_decimate(x: np.ndarray, psf: PSF, ratio: int, start: int, n_rows: int, 
 
     Args:
         x: (C, H, W) HR values (float), with the PSF margin around the aligned core.
+        psf: the point spread function.
+        ratio: integer r.
         start: index in ``x`` of the first HR row/col of the core minus ``(K - r)/2`` (>= 0), i.e.
             ``margin - (K - r)//2`` for a window read with ``margin`` extra pixels.
-        n_rows, n_cols: LR output size.
+        n_rows: LR output height.
+        n_cols: LR output width.
         valid: (H, W) bool, None = all valid.
 
     Returns:

@@ -357,12 +357,18 @@ def estimate_srf_psf(hsi: str, msi: str, output_srf: str, output_report: Optiona
     """Estimate the SRF matrix and the Gaussian PSF of a pair; write the SRF CSV and a text report.
 
     Args:
+        hsi: LR-HSI raster path.
+        msi: HR-MSI raster path.
         output_srf: CSV in the custom-SRF format (usable as SRF_FILE by simulate and train).
         output_report: text report; default ``<output_srf stem>_report.txt``.
         smoothness: second-difference penalty weight (on data scaled to ~1).
         fwhm: fix the PSF FWHM (HR px) instead of searching it.
+        search_phase: also search the sampling phase (PSF centre offset from the block centre, HR px).
         use_support: limit each MSI band to HSI bands within FWHM + 20 nm of its declared centre.
         max_lr_side: the fit uses a centred crop of at most this many LR pixels a side.
+        feedback: progress, messages and cancel.
+        hsi_wavelengths: HSI wavelengths in nm when the raster lacks them.
+        msi_wavelengths: MSI wavelengths in nm when the raster lacks them.
 
     Returns:
         dict with OUTPUT_SRF, OUTPUT_REPORT, FWHM, PHASE, RESIDUAL, GAIN, SRF (matrix as lists).

@@ -94,13 +94,23 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
     """Simulate an LR-HSI (``out_hsi``) and an HR-MSI (``out_msi``) from an HR-HSI ``reference``.
 
     Args:
+        reference: HR-HSI raster path.
+        out_hsi: LR-HSI output path, or None to skip it.
+        out_msi: HR-MSI output path, or None to skip it (at least one output is needed).
         ratio: integer >= 2; the LR pixel is ``ratio`` x the reference pixel, same origin.
         psf: :class:`PSF` (default Gaussian, FWHM = ratio HR px) or a dict / kind name.
-        sensor / srf_file / bands: the MSI sensor (bundled key, or a CSV file) and optionally a band
-            subset; without ``bands`` every band the HSI covers is used (others dropped with a warning).
-        snr_hsi, snr_msi: per-image SNR in dB, None = no noise. ``seed``: noise seed.
+        sensor: the MSI sensor (bundled key or :class:`Sensor`).
+        srf_file: a custom-SRF CSV instead of ``sensor``.
+        bands: optional band subset of the sensor; without it every band the HSI covers is used (others
+            dropped with a warning).
+        snr_hsi: SNR of the LR-HSI in dB, None = no noise.
+        snr_msi: SNR of the HR-MSI in dB, None = no noise.
+        seed: noise seed.
+        tile_size: HR tile side of the tile loop.
+        feedback: progress, messages and cancel.
         wavelengths: overrides the reference's wavelengths (list, string or CSV).
-        Either output may be None to skip it (at least one is needed).
+        creation_options: GDAL ``KEY=VALUE`` creation options, overriding the defaults key by key.
+        max_missing: largest fraction of a sensor band's response the HSI may miss (default 1 %).
 
     Returns:
         dict with OUTPUT_HSI, OUTPUT_MSI, RATIO, LR_SIZE, BANDS, NOISE_SIGMA_HSI/MSI, TILES, SECONDS.

@@ -474,13 +474,27 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
         output: checkpoint path (.pt); rewritten after every epoch.
         references: HR-HSI raster(s) (mode a), with sensor / srf_file / bands, ratio and psf.
         pairs: (LR-HSI, HR-MSI) path pairs (mode b); ratio from the grids, psf for the extra degradation.
-        psf: :class:`.degrade.PSF`, dict or kind name; psf_fwhm: Gaussian FWHM in HR px (default ratio).
-        epochs / iterations: total run length (iterations wins when given); steps_per_epoch: default
-            about one pass over the training area, at most 500.
+        sensor: MSI sensor key for simulating pairs from references.
+        srf_file: a custom-SRF CSV instead of ``sensor``.
+        bands: optional band subset of the sensor.
+        ratio: resolution ratio of the simulated pairs (mode a).
+        psf: :class:`.degrade.PSF`, dict or kind name.
+        psf_fwhm: Gaussian FWHM in HR px (default ratio).
+        epochs: total run length in epochs.
+        iterations: total run length in iterations (wins over ``epochs`` when given).
+        steps_per_epoch: default about one pass over the training area, at most 500.
         patch_size: HR side of a training patch (rounded to the network's alignment).
+        batch_size: patches per step.
         learning_rate: replaces the network's paper learning rate (schedule kept).
         validation: fraction of each raster held out (0 = none).
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        seed: seed of the initialisation and the patch sampling.
         resume: a checkpoint to continue (optimizer state + counts) or to fine-tune (weights only).
+        hyper: network hyper-parameters replacing the registry defaults.
+        max_val_patches: validation patches in all, shared among the rasters.
+        feedback: progress, messages and cancel.
+        max_missing: largest fraction of a sensor band's response the HSI may miss (default 1 %).
+        keep_window_log: keep a log of the training windows sampled (tests check none reaches validation).
 
     Returns:
         dict with OUTPUT, LOG, PLOT, EPOCHS, ITERATIONS, METRICS, SECONDS, MODE.

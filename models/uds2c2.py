@@ -374,7 +374,9 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: Sequence[i
             (returns early, ``cancelled=True``).
         seed: seeds the initialisation (the global RNG state is restored afterwards).
         device: torch device for the optimisation.
-        psf_kernel, k_scf, expansion: module options (see :class:`SpaD`, :class:`SpeU`, :class:`GCE`).
+        psf_kernel: blind PSF kernel size, ``"r"`` or ``"kr"`` (see :class:`SpaD`).
+        k_scf: kernel size of SpeU's SCFConv (see :class:`SpeU`).
+        expansion: channel expansion inside GCE (see :class:`GCE`).
         lrs: learning rates of the three stages.
     """
     y = torch.as_tensor(y, dtype=torch.float32)

@@ -472,12 +472,23 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300,
     loss ``|SpaD(X^) - Y| + |SpeD(X^) - Z|``. SpeD is also stepped by the fusion optimiser (DOC).
 
     Args:
-        y: LR-HSI (1, C, h, w) float32 in [0, 1]; z: HR-MSI (1, c, H, W), H, W multiples of lcm(64, r).
-        ratio: r. spans / srf / psf: as :class:`UMSFT`. iterations: main-loop length T (HIFtool 300).
-        init_steps: length of each init step (500). lite: non-paper CPU config.
-        hsi_skip: REC bicubic skip (module docstring). output_ema: REC average of the X̂ iterates (0: off).
+        y: LR-HSI (1, C, h, w) float32 in [0, 1].
+        z: HR-MSI (1, c, H, W), H, W multiples of lcm(64, r).
+        ratio: r.
+        spans: SRF band groups of the blind SpeD, as :class:`UMSFT`.
+        srf: fixed SRF matrix (frozen SpeD), as :class:`UMSFT`.
+        psf: fixed PSF kernel (frozen SpaD), as :class:`UMSFT`.
+        iterations: main-loop length T (HIFtool 300).
+        init_steps: length of each init step (500).
+        lite: non-paper CPU config.
         callback: ``callback(stage, i, n, loss) -> bool``; ``False`` cancels.
-        seed: initialisation seed (global RNG restored afterwards). device: torch device.
+        seed: initialisation seed (global RNG restored afterwards).
+        device: torch device.
+        vgg_weights: path of a local torchvision ``vgg16_bn`` state dict for the feature extractors.
+        qk_from: ``"msi"`` (code order: Q from the MSI features) or ``"hsi"`` (the abstract's order).
+        subspace_rank: K of the rank-K subspace of Y used by the coupled initialisation (3).
+        hsi_skip: REC bicubic skip (module docstring).
+        output_ema: REC average of the X̂ iterates (0: off).
 
     Returns:
         ``x_hat`` (1, C, H, W) detached on ``device`` — X̂ of the last main-loop forward (None when

@@ -19,7 +19,8 @@ DEVICES = ["auto", "cpu", "cuda"]
 
 def add_pair_inputs(alg) -> None:
     alg.addParameter(QgsProcessingParameterRasterLayer(HSI, alg.tr("Low-resolution hyperspectral image (LR-HSI)")))
-    alg.addParameter(QgsProcessingParameterRasterLayer(MSI, alg.tr("High-resolution multispectral image (HR-MSI, output grid)")))
+    alg.addParameter(QgsProcessingParameterRasterLayer(
+        MSI, alg.tr("High-resolution multispectral image (HR-MSI, output grid)")))
 
 
 def add_advanced(alg, param) -> None:

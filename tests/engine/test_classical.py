@@ -109,8 +109,8 @@ def test_cropped_bicubic_and_finish_equal_the_full_computation():
     m = rng.random((11, 3)).astype(np.float32)
     full = cm.bicubic(x, 4)
     for crop in [(0, 0, 0, 0), (8, 8, 8, 8), (1, 3, 5, 2), (0, 0, 7, 0)]:
-        t, b, l, r = crop
-        core = full[:, t:full.shape[1] - b, l:full.shape[2] - r]
+        top, bottom, left, right = crop
+        core = full[:, top:full.shape[1] - bottom, left:full.shape[2] - right]
         np.testing.assert_array_equal(cm.bicubic(x, 4, crop), core)
         dc = cm.crop_hr(d, crop)
         expect = core + np.einsum("bk,kij->bij", m, dc)

@@ -141,7 +141,7 @@ def test_non_blind_fit_and_cancel():
     assert info["cancelled"] and seen == ["main", "main"]  # no init steps with frozen operators
     assert x.shape == (1, 6, 64, 64)
     y, z, _ = _structured_pair(6, 3, 4)
-    x, info = umsft.fit(y, z, 4, iterations=5, init_steps=4, lite=True, callback=lambda s, i, n, l: False)
+    x, info = umsft.fit(y, z, 4, iterations=5, init_steps=4, lite=True, callback=lambda s, i, n, loss: False)
     assert info["cancelled"] and x is None and len(info["losses"]["sped_init"]) == 1
 
 
