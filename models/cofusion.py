@@ -1,14 +1,14 @@
 """CoFusion: MS/HS fusion via spectral coordinate attention (docs/networks.md#cofusion).
 
-B. Li, arXiv 2604.10584v2 (2026), seed 001. No code was published, so the paper fixes only the module
-names and data flow (DOC, docs/networks.md#cofusion-what-the-paper-gives); every tensor-level choice below
-is the project's REC design, which is its definition of the network. Ambiguity resolutions followed
-(docs/networks.md#cofusion-what-is-reconstructed): 1 (SpaCAM max-pool
-3x3 stride 1), 2 (GSB softmax over channels, three GSBs in series, d = 1, 2, 4), 3 (one-level Haar,
-"high" = LH + HL + HH, bilinear ↑2 back, learnable-weighted outer-product expansion, Eq. 4 taken
-literally with K = 8), 4 (LKA softmax across the 3x3/5x5 pair, masks gate the HSI-stream features and V
-the MSI-stream ones, mask dropout in training only), 5 (block counts N chosen to match the paper's 4.91 M;
-ablation deltas ignored), 6 (local MSI-guided stream -> SpaCAM, global HSI-driven stream -> SpeCAM).
+B. Li, arXiv 2604.10584v2 (2026). No code was published, so the paper fixes only the module names and data
+flow (DOC, docs/networks.md#cofusion-what-the-paper-gives); every tensor-level choice below is the project's
+REC design, which is its definition of the network. Ambiguity resolutions followed
+(docs/networks.md#cofusion-what-is-reconstructed): SpaCAM max-pool 3x3 stride 1; GSB softmax over channels,
+three GSBs in series, d = 1, 2, 4; one-level Haar, "high" = LH + HL + HH, bilinear ↑2 back, learnable-weighted
+outer-product expansion, Eq. 4 taken literally with K = 8; LKA softmax across the 3x3/5x5 pair, masks gate the
+HSI-stream features and V the MSI-stream ones, mask dropout in training only; block counts N chosen to match
+the paper's 4.91 M (ablation deltas ignored); local MSI-guided stream -> SpaCAM, global HSI-driven stream ->
+SpeCAM.
 Size rule: H, W multiples of lcm(8, r) (two ↓2 levels and a Haar split at H/4).
 """
 from __future__ import annotations
