@@ -1,9 +1,14 @@
 """hsifusion:simulate and hsifusion:spectral_resample — Wald-protocol simulation from an HR-HSI reference."""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
 from ..engine import api
 from ..engine.srf import list_sensors, sensor_titles

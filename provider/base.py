@@ -5,7 +5,6 @@ class is the counter-example).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
@@ -19,8 +18,11 @@ HELP_DIR = Path(__file__).resolve().parent / "help"
 
 
 class HsiAlgorithm(QgsProcessingAlgorithm):
-    """Subclasses set ID, NAME, GROUP, GROUP_ID and implement initAlgorithm/execute(parameters, context,
-    feedback) -> dict. ``processAlgorithm`` converts engine errors to QgsProcessingException."""
+    """Base of every hsifusion algorithm.
+
+    Subclasses set ID, NAME, GROUP, GROUP_ID and implement initAlgorithm/execute(parameters, context,
+    feedback) -> dict. ``processAlgorithm`` converts engine errors to QgsProcessingException.
+    """
 
     ID = ""
     NAME = ""
@@ -75,15 +77,3 @@ def missing_dependency_message(exc: ImportError) -> str:
                 "python3 -m pip install --user torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu "
                 f"(or a CUDA build). Original error: {exc}")
     return f"missing Python package {name}: install it with python3 -m pip install --user {name} ({exc})"
-
-
-def torch_available() -> bool:
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -1,5 +1,7 @@
-"""What happens to a written raster back in QGIS: a readable layer name and, when styling is
-available, a style preset applied on load (see styling.py)."""
+"""What happens to a written raster back in QGIS.
+
+A readable layer name and, when styling is available, a style preset applied on load (see styling.py).
+"""
 from __future__ import annotations
 
 

@@ -1,10 +1,16 @@
 """Shared parameter builders, so every fusion algorithm names HSI, MSI, DEVICE, TILE_SIZE the same way."""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
 from ..engine.params import DEVICES, FILE, FILE_OUT
 from .compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
@@ -16,7 +22,8 @@ DASK_SCHEDULER = "DASK_SCHEDULER"
 
 def add_pair_inputs(alg) -> None:
     alg.addParameter(QgsProcessingParameterRasterLayer(HSI, alg.tr("Low-resolution hyperspectral image (LR-HSI)")))
-    alg.addParameter(QgsProcessingParameterRasterLayer(MSI, alg.tr("High-resolution multispectral image (HR-MSI, output grid)")))
+    alg.addParameter(QgsProcessingParameterRasterLayer(
+        MSI, alg.tr("High-resolution multispectral image (HR-MSI, output grid)")))
 
 
 def add_advanced(alg, param) -> None:
@@ -111,7 +118,8 @@ def declared_parameter(alg, p):
 
 def add_declared(alg, params, outputs: bool = False) -> None:
     """Add the Processing parameters of the declared ``params``: the inputs, or (``outputs``) the file
-    destinations, which the Toolbox lists after the main OUTPUT."""
+    destinations, which the Toolbox lists after the main OUTPUT.
+    """
     for p in params:
         if p.exposed and (p.kind == FILE_OUT) == outputs:
             param = declared_parameter(alg, p)

@@ -1,5 +1,7 @@
-"""Renderers for hyperspectral outputs and SAM maps, ``.qml`` sidecars, and the post-processor that
-styles a layer when Processing loads it.
+"""Styling of hsifusion outputs in QGIS.
+
+Renderers for hyperspectral outputs and SAM maps, ``.qml`` sidecars, and the post-processor that styles a
+layer when Processing loads it.
 
 Band choice by wavelength is QGIS-free (``engine/presets.py``); this module only builds renderers.
 * 'hsi' / 'msi' layers: a multiband colour renderer on the preset's bands (true colour, else the first
@@ -14,13 +16,25 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence, Tuple
 
-from qgis.core import (QgsColorRampShader, QgsContrastEnhancement, QgsMultiBandColorRenderer,
-                       QgsProcessingLayerPostProcessorInterface, QgsRasterLayer, QgsRasterShader,
-                       QgsSingleBandPseudoColorRenderer)
+from qgis.core import (
+    QgsColorRampShader,
+    QgsContrastEnhancement,
+    QgsMultiBandColorRenderer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+)
 from qgis.PyQt.QtGui import QColor
 
-from ..engine.presets import (DEFAULT_TOLERANCE_NM, PresetChoice, cumulative_cut, default_preset,
-                              read_preview, require_preset)
+from ..engine.presets import (
+    DEFAULT_TOLERANCE_NM,
+    PresetChoice,
+    cumulative_cut,
+    default_preset,
+    read_preview,
+    require_preset,
+)
 from ..engine.raster import raster_info
 from ..engine.report import SAM_RAMP, SAM_SCALE_MAX
 from .compat import COLOR_RAMP_INTERPOLATED, STRETCH_TO_MINMAX
@@ -104,8 +118,10 @@ def style_layer(layer: QgsRasterLayer, kind: str = "hsi", preset=None, lower: fl
 
 def write_qml(path: str, kind: str = "hsi", preset=None, lower: float = 2.0, upper: float = 98.0,
               tolerance: float = DEFAULT_TOLERANCE_NM) -> Tuple[str, str]:
-    """Write ``<raster without extension>.qml`` next to the raster (QGIS loads it as the default
-    style); returns (qml path, description)."""
+    """Write ``<raster without extension>.qml`` next to the raster (QGIS loads it as the default style).
+
+    Returns (qml path, description).
+    """
     # resolve the preset first: an error raised while a QgsRasterLayer is a local of this frame would
     # keep the layer alive in the traceback until after QGIS exits (a crash at exit)
     if kind != "sam":
@@ -138,7 +154,7 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
             return
         try:
             self.description = style_layer(layer, self.kind)
-        except Exception as exc:  # noqa: BLE001 - a styling failure must never fail the algorithm
+        except Exception as exc:  # a styling failure must never fail the algorithm
             if feedback is not None:
                 feedback.pushWarning(f"could not style {layer.name()}: {exc}")
             return
