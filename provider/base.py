@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
 from qgis.PyQt.QtCore import QCoreApplication
@@ -15,7 +16,20 @@ from qgis.PyQt.QtGui import QIcon
 from ..engine.errors import Cancelled, FusionError
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
-HELP_DIR = Path(__file__).resolve().parent / "help"
+
+# Packages an algorithm may need that QGIS' Python can lack: only these are reported as "missing, install
+# it"; any other ImportError is a mistake in the plugin and surfaces as one.
+OPTIONAL_PACKAGES = {
+    "torch": ("PyTorch is not installed for QGIS' Python. Install it with: python3 -m pip install --user "
+              "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu (or a CUDA build)."),
+    "dask": "Dask is not installed for QGIS' Python: python3 -m pip install --user \"dask[distributed]\".",
+    "distributed": "Dask distributed is not installed for QGIS' Python: python3 -m pip install --user "
+                   "\"dask[distributed]\".",
+    "matplotlib": "matplotlib is not installed for QGIS' Python: python3 -m pip install --user matplotlib "
+                  "(on Debian: apt install python3-matplotlib).",
+    "scipy": "SciPy is not installed for QGIS' Python: python3 -m pip install --user scipy "
+             "(on Debian: apt install python3-scipy).",
+}
 
 
 class HsiAlgorithm(QgsProcessingAlgorithm):
@@ -49,8 +63,9 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
         return QIcon(str(PLUGIN_DIR / "icons" / "hsifusion.svg"))
 
     def shortHelpString(self):  # noqa: N802
-        path = HELP_DIR / f"{self.ID}.md"
-        return path.read_text(encoding="utf-8") if path.exists() else ""
+        from .helptext import help_string
+
+        return help_string(self)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         try:
@@ -61,20 +76,26 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
         except FusionError as exc:
             raise QgsProcessingException(str(exc)) from None
         except ImportError as exc:
+            if missing_optional_package(exc) is None:
+                raise
             raise QgsProcessingException(missing_dependency_message(exc)) from None
 
     def execute(self, parameters, context, feedback):
         raise NotImplementedError
 
 
+def missing_optional_package(exc: ImportError) -> Optional[str]:
+    """The declared optional package whose absence raised ``exc``, or None (then it is a real error)."""
+    top = (getattr(exc, "name", None) or "").split(".")[0]
+    return top if top in OPTIONAL_PACKAGES else None
+
+
 def missing_dependency_message(exc: ImportError) -> str:
     """Readable message naming the install command for a missing optional package."""
-    name = getattr(exc, "name", None) or str(exc)
-    if "torch" in str(name):
-        return ("PyTorch is not installed for QGIS' Python. Install it with: "
-                "python3 -m pip install --user torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu "
-                f"(or a CUDA build). Original error: {exc}")
-    return f"missing Python package {name}: install it with python3 -m pip install --user {name} ({exc})"
+    package = missing_optional_package(exc)
+    if package is None:
+        raise ValueError(f"not a missing optional package: {exc!r}")
+    return f"{OPTIONAL_PACKAGES[package]} Original error: {exc}"
 
 
 def torch_available() -> bool:
