@@ -14,7 +14,12 @@ from typing import Dict, List, Optional, Tuple
 
 HELP_DIR = Path(__file__).resolve().parent / "help"
 
-_LINE_START_ID = re.compile(r"[A-Z][A-Z0-9_]+(?![\w-])")
+_ID = r"[A-Z][A-Z0-9_]+"
+_NOTE = r"(?: \([^()]*\))?"
+# a line that defines parameters starts with their ids: "TILE_SIZE: ...", "SNR_HSI, SNR_MSI: ...",
+# "LOWER, UPPER (advanced): ...", "LR_HSI + HR_MSI: ..."
+_DEFINITION = re.compile(rf"^{_ID}{_NOTE}(?:(?:, | and | or | \+ ){_ID}{_NOTE})*(?=:)", re.M)
+OTHERS_HEADING = "Other parameters in the dialog:"
 
 
 def help_source(alg_id: str) -> str:
@@ -23,37 +28,21 @@ def help_source(alg_id: str) -> str:
     return path.read_text(encoding="utf-8") if path.exists() else ""
 
 
-def _mentions(text: str, name: str) -> List[int]:
-    """Offsets where ``name`` stands as a parameter id (not inside HR-MSI, hsifusion:simulate, FOO_BAR ...)."""
-    pattern = re.compile(r"(?<![\w\-'./:<])" + re.escape(name) + r"(?![\w\-'])")
-    return [m.start() for m in pattern.finditer(text)]
-
-
-def _definition_heads(text: str) -> List[Tuple[int, int]]:
-    """(start, end) of each line's leading key list, e.g. ``SNR_HSI, SNR_MSI`` in "SNR_HSI, SNR_MSI: ..."."""
-    heads, offset = [], 0
-    for line in text.split("\n"):
-        if _LINE_START_ID.match(line):
-            ends = [i for i in (line.find(":"), line.find(". ")) if i >= 0]
-            heads.append((offset, offset + (min(ends) if ends else len(line))))
-        offset += len(line) + 1
-    return heads
-
-
 def label_parameters(text: str, labels: Dict[str, str]) -> str:
-    """Write one mention of each parameter id as "Label [ID]": the one in a line that defines it
-    ("ID: ...", "ID, ID2 (advanced): ..."), else the first mention; the other mentions stay ids."""
-    heads = _definition_heads(text)
-    chosen = {}
-    for name, label in labels.items():
-        where = _mentions(text, name)
-        if not where or not label:
-            continue
-        defining = [i for i in where if any(a <= i < b for a, b in heads)]
-        chosen[(defining or where)[0]] = (name, label)
-    for pos in sorted(chosen, reverse=True):
-        name, label = chosen[pos]
-        text = f"{text[:pos]}{label} [{name}]{text[pos + len(name):]}"
+    """Show each parameter as "Label [ID]": where a line defines it ("ID: ...", "ID, ID2 (advanced): ..."),
+    else in a generated closing line listing the others. Ids in running text stay ids."""
+    spans = {}
+    for head in _DEFINITION.finditer(text):
+        keys = re.sub(r"\([^()]*\)", lambda note: " " * len(note.group(0)), head.group(0))  # not in notes
+        for m in re.finditer(rf"(?<!\w){_ID}(?!\w)", keys):
+            if labels.get(m.group(0)) and m.group(0) not in spans.values():
+                spans[head.start() + m.start()] = m.group(0)
+    for pos in sorted(spans, reverse=True):
+        name = spans[pos]
+        text = f"{text[:pos]}{labels[name]} [{name}]{text[pos + len(name):]}"
+    others = [f"{label} [{name}]" for name, label in labels.items() if label and name not in spans.values()]
+    if others:
+        text = f"{text.rstrip()}\n\n{OTHERS_HEADING} {'; '.join(others)}.\n"
     return text
 
 
