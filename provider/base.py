@@ -56,6 +56,19 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
     def groupId(self):  # noqa: N802
         return self.GROUP_ID
 
+    def addParameter(self, definition, createOutput=True):  # noqa: N802
+        """Every decimal number field shows the digits its default needs ("0.20", not "0.200000") unless
+        the algorithm set its own (params.set_decimals)."""
+        from qgis.core import QgsProcessingParameterNumber
+
+        from .compat import NUMBER_DOUBLE
+        from .params import default_decimals, set_decimals
+
+        if (isinstance(definition, QgsProcessingParameterNumber) and definition.dataType() == NUMBER_DOUBLE
+                and "decimals" not in dict(definition.metadata().get("widget_wrapper") or {})):
+            set_decimals(definition, default_decimals(definition))
+        return super().addParameter(definition, createOutput)
+
     def tr(self, text):
         return QCoreApplication.translate("hsifusion", text)
 
@@ -66,6 +79,20 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
         from .helptext import help_string
 
         return help_string(self)
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """QGIS' own checks, then the algorithm's cross-parameter ones: the dialog (and qgis_process,
+        processing.run) reports the problem before the run starts."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok:
+            problem = self.cross_check(parameters, context)
+            if problem:
+                return False, problem
+        return ok, message
+
+    def cross_check(self, parameters, context) -> Optional[str]:
+        """What is wrong with a combination of parameter values (None = nothing); subclasses extend."""
+        return None
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         try:
