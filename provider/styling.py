@@ -63,6 +63,7 @@ def sam_renderer(layer: QgsRasterLayer, vmax: float = SAM_SCALE_MAX):
     ramp.setColorRampType(COLOR_RAMP_INTERPOLATED)
     items = [QgsColorRampShader.ColorRampItem(v * vmax / SAM_SCALE_MAX, QColor(c), f"{v * vmax / SAM_SCALE_MAX:g}°")
              for v, c in SAM_RAMP]
+    items[-1].label = f"≥ {items[-1].label}"          # values above the scale take the top colour
     ramp.setColorRampItemList(items)
     ramp.setClip(False)
     legend = QgsColorRampLegendNodeSettings()

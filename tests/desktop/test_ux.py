@@ -167,7 +167,7 @@ def test_sam_legend_reads_degrees(tmp_path):
     model = QgsLayerTreeModel(project.layerTreeRoot())
     texts = [n.data(Qt.DisplayRole) for n in model.layerLegendNodes(project.layerTreeRoot().findLayer(layer.id()))]
     assert texts[0] == SAM_LEGEND_TITLE and "Band 1" not in texts[0] and "Gray" not in texts[0]
-    assert texts[1:] == ["0°", "2°", "5°", "10°", "15°", "20°"]
+    assert texts[1:] == ["0°", "2°", "5°", "10°", "15°", "≥ 20°"]
 
 
 # --- import errors -----------------------------------------------------------------------------------
