@@ -101,18 +101,10 @@ def build(registry=None) -> QgsProcessingModelAlgorithm:
 
 
 if __name__ == "__main__":
-    app = QgsApplication([], False)
-    app.initQgis()
     sys.path.insert(0, str(ROOT / "tools"))
-    from repo_package import register_package
+    from qgis_app import start_app
 
-    register_package()
-    sys.path.insert(0, "/usr/share/qgis/python/plugins")
-    from processing.core.Processing import Processing
-    Processing.initialize()
-    from hsifusion.provider.provider import HsiFusionProvider
-    provider = HsiFusionProvider()  # keep a reference: the registry does not own a Python provider
-    QgsApplication.processingRegistry().addProvider(provider)
+    app, provider = start_app(gui=False)
     model = build()
     ok, issues = model.validate()
     assert ok, issues

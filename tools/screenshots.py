@@ -16,26 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MAX_WIDTH = 1000
 
-
-def start_app():
-    """GUI QgsApplication with Processing and the hsifusion provider; returns (app, provider)."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    from repo_package import register_package
-
-    register_package()
-    from qgis.core import QgsApplication
-
-    app = QgsApplication([], True)
-    app.initQgis()
-    sys.path.insert(0, QgsApplication.pkgDataPath() + "/python/plugins")
-    from processing.core.Processing import Processing
-
-    Processing.initialize()
-    from hsifusion.provider.provider import HsiFusionProvider
-
-    provider = HsiFusionProvider()
-    QgsApplication.processingRegistry().addProvider(provider)
-    return app, provider
+sys.path.insert(0, str(ROOT / "tools"))
+from qgis_app import start_app  # noqa: E402
 
 
 def settle(app, rounds: int = 20) -> None:

@@ -14,26 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "modeler" / "wald_protocol_cofusion.model3"
 
-
-def start_app():
-    """A GUI-enabled QgsApplication with Processing and the hsifusion provider; (app, provider)."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    from repo_package import register_package
-
-    register_package()
-    from qgis.core import QgsApplication
-
-    app = QgsApplication([], True)
-    app.initQgis()
-    sys.path.insert(0, QgsApplication.pkgDataPath() + "/python/plugins")
-    from processing.core.Processing import Processing
-
-    Processing.initialize()
-    from hsifusion.provider.provider import HsiFusionProvider
-
-    provider = HsiFusionProvider()
-    QgsApplication.processingRegistry().addProvider(provider)
-    return app, provider
+sys.path.insert(0, str(ROOT / "tools"))
+from qgis_app import start_app  # noqa: E402
 
 
 def dialog_help(alg) -> dict:
