@@ -5,8 +5,10 @@ from __future__ import annotations
 import html
 import os
 import shutil
+import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from qgis.core import (QgsLayerTreeModel, QgsProcessingContext, QgsProcessingException,
@@ -41,6 +43,19 @@ def test_help_is_escaped_for_the_dialog_and_plain_for_qgis_process(hsifusion_pro
     for_dialog, for_cli = help_string(alg, "desktop"), help_string(alg, "qgis_process")
     assert "arccos(<x,y>" in for_cli and "<x,y>" not in for_dialog
     assert html.unescape(for_dialog) == for_cli
+
+
+def test_qgis_process_prints_the_help_as_plain_text(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "algorithms"))
+    from test_upsample_alg import QGIS_PROCESS, qgis_process_env
+
+    if not os.path.exists(QGIS_PROCESS):
+        pytest.skip("qgis_process.bin not installed")
+    proc = subprocess.run([QGIS_PROCESS, "help", "hsifusion:assess"], env=qgis_process_env(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "arccos(<x,y> / (|x| |y|))" in proc.stdout and "&lt;" not in proc.stdout
+    assert "Tile size (HR pixels) [TILE_SIZE]" in proc.stdout
 
 
 # --- style output ------------------------------------------------------------------------------------
@@ -163,8 +178,8 @@ def test_sam_legend_reads_degrees(tmp_path):
     project.addMapLayer(layer)
     context = QgsProcessingContext()
     context.setProject(project)
+    model = QgsLayerTreeModel(project.layerTreeRoot())     # the Layers panel exists before the result loads
     post_processor_for(str(path), "sam").postProcessLayer(layer, context, None)
-    model = QgsLayerTreeModel(project.layerTreeRoot())
     texts = [n.data(Qt.DisplayRole) for n in model.layerLegendNodes(project.layerTreeRoot().findLayer(layer.id()))]
     assert texts[0] == SAM_LEGEND_TITLE and "Band 1" not in texts[0] and "Gray" not in texts[0]
     assert texts[1:] == ["0°", "2°", "5°", "10°", "15°", "≥ 20°"]
