@@ -11,7 +11,7 @@ from ..engine.presets import DEFAULT_TOLERANCE_NM, PRESETS
 from ..engine.raster import same_file
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
-from ..provider.compat import ALG_FLAG_NO_THREADING, FLAG_ADVANCED, FLAG_OPTIONAL, NUMBER_DOUBLE, add_flag
+from ..provider.compat import ALG_FLAG_NO_THREADING, FLAG_ADVANCED, NUMBER_DOUBLE, add_flag
 from ..provider.styling import style_layer, write_qml
 
 CHOICES = [("true_colour", "True colour (640/550/470 nm)"), ("colour_infrared", "Colour infrared (860/650/550 nm)"),
@@ -48,7 +48,6 @@ class StyleAlgorithm(HsiAlgorithm):
         out = QgsProcessingParameterFileDestination(
             self.OUTPUT, self.tr("Style file (.qml); skipped = next to the raster, named like it"),
             self.tr("QGIS layer style (*.qml)"), optional=True, createByDefault=False)
-        add_flag(out, FLAG_OPTIONAL)
         self.addParameter(out)
         self.addOutput(QgsProcessingOutputString(self.BANDS, self.tr("Bands chosen")))
 
