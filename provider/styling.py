@@ -17,8 +17,10 @@ import os
 from typing import Optional, Sequence, Tuple
 
 from qgis.core import (
+    QgsColorRampLegendNodeSettings,
     QgsColorRampShader,
     QgsContrastEnhancement,
+    QgsMapLayerLegendUtils,
     QgsMultiBandColorRenderer,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterLayer,
@@ -76,8 +78,12 @@ def sam_renderer(layer: QgsRasterLayer, vmax: float = SAM_SCALE_MAX):
     ramp.setColorRampType(COLOR_RAMP_INTERPOLATED)
     items = [QgsColorRampShader.ColorRampItem(v * vmax / SAM_SCALE_MAX, QColor(c), f"{v * vmax / SAM_SCALE_MAX:g}°")
              for v, c in SAM_RAMP]
+    items[-1].label = f"≥ {items[-1].label}"          # values above the scale take the top colour
     ramp.setColorRampItemList(items)
     ramp.setClip(False)
+    legend = QgsColorRampLegendNodeSettings()
+    legend.setUseContinuousLegend(False)      # one entry per class, labelled in degrees like the report
+    ramp.setLegendSettings(legend)
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(ramp)
     r = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
@@ -116,27 +122,36 @@ def style_layer(layer: QgsRasterLayer, kind: str = "hsi", preset=None, lower: fl
     return desc
 
 
-def write_qml(path: str, kind: str = "hsi", preset=None, lower: float = 2.0, upper: float = 98.0,
-              tolerance: float = DEFAULT_TOLERANCE_NM) -> Tuple[str, str]:
-    """Write ``<raster without extension>.qml`` next to the raster (QGIS loads it as the default style).
+def sidecar_qml(path: str) -> str:
+    """``<raster without extension>.qml``: the style QGIS loads by default with the raster."""
+    return os.path.splitext(path)[0] + ".qml"
 
-    Returns (qml path, description).
+
+def write_qml(path: str, kind: str = "hsi", preset=None, lower: float = 2.0, upper: float = 98.0,
+              tolerance: float = DEFAULT_TOLERANCE_NM, qml: Optional[str] = None) -> Tuple[str, str]:
+    """Write the style of the raster at ``path`` to ``qml`` (default :func:`sidecar_qml`, which QGIS
+    loads as the raster's default style); returns (qml path, description).
     """
+    from ..engine.errors import OutputError, RasterOpenError
+    from ..engine.raster import same_file
+
+    qml = qml or sidecar_qml(path)
+    if same_file(qml, path):
+        raise OutputError(f"the style file {qml} would overwrite the raster itself")
+    folder = os.path.dirname(os.path.abspath(qml))
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write the style file {qml}: the folder {folder} is not writable; "
+                          "choose another style file (OUTPUT)")
     # resolve the preset first: an error raised while a QgsRasterLayer is a local of this frame would
     # keep the layer alive in the traceback until after QGIS exits (a crash at exit)
     if kind != "sam":
         preset = choose_display(path, preset, tolerance)
     layer = QgsRasterLayer(path, os.path.basename(path), "gdal")
     if not layer.isValid():
-        from ..engine.errors import RasterOpenError
-
         raise RasterOpenError(f"QGIS cannot open {path}")
     desc = style_layer(layer, kind, preset, lower, upper, tolerance)
-    qml = os.path.splitext(path)[0] + ".qml"
     msg, ok = layer.saveNamedStyle(qml)
     if not ok:
-        from ..engine.errors import OutputError
-
         raise OutputError(f"cannot write {qml}: {msg}")
     return qml, desc
 
@@ -160,6 +175,22 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
             return
         if feedback is not None and self.description:
             feedback.pushInfo(f"{layer.name()}: {self.description}")
+        if self.kind == "sam" and context is not None:
+            label_legend_header(context.project(), layer, SAM_LEGEND_TITLE)
+
+
+SAM_LEGEND_TITLE = "SAM (degrees)"
+
+
+def label_legend_header(project, layer, text: str) -> None:
+    """Replace the legend's first line (QGIS writes the band as "Band 1: <description> (Gray)") by
+    ``text``, on the layer's node in the project's layer tree (where QGIS keeps legend labels).
+    """
+    node = project.layerTreeRoot().findLayer(layer.id()) if project is not None else None
+    if node is None:
+        return
+    QgsMapLayerLegendUtils.setLegendNodeUserLabel(node, 0, text)
+    layer.legend().itemsChanged.emit()
 
 
 # Processing keeps only a raw pointer to a post-processor: the Python object must outlive the

@@ -109,7 +109,7 @@ def test_sam_map_renders_on_fixed_scale(run_alg, tmp_path):
     layer = QgsRasterLayer(str(path), "sam")
     post_processor_for(str(path), "sam").postProcessLayer(layer, None, None)
     legend = [item.label for item in layer.renderer().shader().rasterShaderFunction().colorRampItemList()]
-    assert legend == ["0°", "2°", "5°", "10°", "15°", "20°"]
+    assert legend == ["0°", "2°", "5°", "10°", "15°", "≥ 20°"]
     img = render(layer, tmp_path / "sam.png", (64, 32))
     left = QColor(img.pixel(16, 20)).getRgb()[:3]
     right = QColor(img.pixel(48, 20)).getRgb()[:3]
