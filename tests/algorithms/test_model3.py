@@ -7,9 +7,9 @@ import subprocess
 import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm
-from test_upsample_alg import QGIS_PROCESS, qgis_process_env
 
 from rasterkit import REFERENCE, ROOT
+from test_upsample_alg import QGIS_PROCESS, qgis_process_env
 
 MODEL = ROOT / "modeler" / "wald_protocol_cofusion.model3"
 
