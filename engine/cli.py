@@ -2,7 +2,8 @@
 
 Installed as a console script by ``pip install .`` (pyproject.toml); also ``python -m hsifusion.engine.cli``.
 Nothing on this path imports QGIS. Results are printed as JSON on stdout, messages and progress on
-stderr; bad input exits with status 1 and the same message the Toolbox shows, a cancel (Ctrl-C) with 130.
+stderr; bad input exits with status 1 and the same message the Toolbox shows, a cancel (Ctrl-C) with 130,
+SIGTERM / SIGHUP with 143 / 129 (temporary files removed in every case).
 """
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ PSF_KINDS = ("gaussian", "mtf", "kernel")
 
 
 class CliFeedback:
-    """Feedback on stderr: messages, warnings and progress every 10 %; Ctrl-C cancels like the
-    Toolbox's Cancel button (a second Ctrl-C interrupts at once)."""
+    """Feedback on stderr: messages, warnings and progress every 10 %.
+
+    Ctrl-C cancels like the Toolbox's Cancel button (a second Ctrl-C interrupts at once).
+    """
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -113,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("method", metavar="METHOD", choices=methods, help="one of: " + ", ".join(methods))
     f.add_argument("--hsi", required=True, help="low-resolution hyperspectral raster (any GDAL path)")
     f.add_argument("--msi", required=True, help="high-resolution multispectral raster (output grid)")
-    f.add_argument("--output", "-o", required=True, help="output GeoTIFF (a .vrt with --tile-dir)")
+    f.add_argument("--output", "-o", required=True,
+                   help="output raster: .tif/.tiff GeoTIFF, .img Erdas Imagine, .dat/.bsq ENVI (a .vrt with --tile-dir)")
     f.add_argument("--tile-size", type=int, default=256, help="tile side in HR pixels (default 256)")
     add_method_options(f)
     f.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
@@ -177,7 +181,7 @@ def _sensors() -> List[str]:
         from .srf import list_sensors
 
         return list_sensors()
-    except Exception:  # noqa: BLE001 - help text only
+    except Exception:  # help text only
         return []
 
 
@@ -189,7 +193,8 @@ def _version() -> str:
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:
     """One ``--option`` per parameter any method declares (engine/params.py), with its type and choices;
-    the help names the methods that take it. Unset options stay None (= the method's default)."""
+    the help names the methods that take it. Unset options stay None (= the method's default).
+    """
     from .methods import method_specs
     from .params import DEVICE
 
@@ -219,7 +224,8 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
 
 def method_options(args, method: str) -> Dict:
     """The method options set on the command line, refused (InputError) when ``method`` does not take
-    them: the message names the methods that do."""
+    them: the message names the methods that do.
+    """
     from .methods import method_spec, method_specs
     from .params import declared_names
 
@@ -278,13 +284,47 @@ CLI_GDAL_CACHE_MIB = 256
 
 
 def cap_gdal_cache(mib: int = CLI_GDAL_CACHE_MIB) -> None:
-    """Cap GDAL's block cache unless the user set GDAL_CACHEMAX: its default (5 % of RAM) is what made
-    peak memory grow with the raster (1.2 GB here, 3.2 GB on a 64 GB machine); the tile loop needs only
-    the input blocks of one row of tiles. Inside QGIS the cache is QGIS's setting, left alone."""
+    """Cap GDAL's block cache unless the user set GDAL_CACHEMAX.
+
+    Its default (5 % of RAM) is what made peak memory grow with the raster (1.2 GB here, 3.2 GB on a 64 GB
+    machine); the tile loop needs only the input blocks of one row of tiles. Inside QGIS the cache is QGIS's
+    setting, left alone.
+    """
     from osgeo import gdal
 
     if not os.environ.get("GDAL_CACHEMAX") and gdal.GetCacheMax() > mib * 2**20:
         gdal.SetCacheMax(mib * 2**20)
+
+
+class Terminated(BaseException):
+    """SIGTERM / SIGHUP: unwinds at once (not only between tiles), so every writer's ``with`` block
+    removes its temporary file, as a cancel does.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
+TERMINATING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def _install_signal_handlers(feedback: CliFeedback) -> Dict:
+    """Ctrl-C cancels like the Toolbox's button; SIGTERM/SIGHUP raise :class:`Terminated`. Returns the
+    previous handlers (empty off the main thread, where Python allows none).
+    """
+    previous = {}
+    try:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, feedback.cancel)
+        for sig in TERMINATING_SIGNALS:
+            previous[sig] = signal.signal(sig, _terminate)
+    except ValueError:  # not the main thread
+        pass
+    return previous
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -292,11 +332,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     cap_gdal_cache()
     feedback = CliFeedback(args.quiet)
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGINT, feedback.cancel)
-    except ValueError:  # not the main thread
-        pass
+    previous = _install_signal_handlers(feedback)
     try:
         run = {"fuse": _fuse, "simulate": _simulate, "assess": _assess}[args.command]
         result = run(args, feedback)
@@ -306,6 +342,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"hsifusion {args.command}: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except Terminated as exc:
+        print(f"hsifusion {args.command}: stopped by {exc}; partial outputs removed", file=sys.stderr)
+        return 128 + exc.signum
     except FusionError as exc:
         print(f"hsifusion {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -316,8 +355,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"hsifusion {args.command}: error: {exc.name} is not installed; {hint}", file=sys.stderr)
         return EXIT_ERROR
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(json.dumps(plain_data(result), default=str, indent=1))
     return 0
 

@@ -1,10 +1,18 @@
 """Shared parameter builders, so every fusion algorithm names HSI, MSI, DEVICE, TILE_SIZE the same way."""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from typing import List, Sequence, Tuple
+
+from qgis.core import (
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
 from ..engine.params import DEVICES, FILE, FILE_OUT
 from .compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
@@ -12,11 +20,15 @@ from .compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
 HSI, MSI, OUTPUT, TILE_SIZE, DEVICE, SEED, CREATION_OPTIONS = (
     "HSI", "MSI", "OUTPUT", "TILE_SIZE", "DEVICE", "SEED", "CREATION_OPTIONS")
 DASK_SCHEDULER = "DASK_SCHEDULER"
+_DEVICE_LABELS = {"auto": "Automatic (CUDA GPU when available, else CPU)", "cpu": "CPU", "cuda": "CUDA GPU"}
+DEVICE_CHOICES = [(key, _DEVICE_LABELS[key]) for key in DEVICES]
+SENSOR, DEFAULT_SENSOR = "SENSOR", "sentinel2a_msi"
 
 
 def add_pair_inputs(alg) -> None:
     alg.addParameter(QgsProcessingParameterRasterLayer(HSI, alg.tr("Low-resolution hyperspectral image (LR-HSI)")))
-    alg.addParameter(QgsProcessingParameterRasterLayer(MSI, alg.tr("High-resolution multispectral image (HR-MSI, output grid)")))
+    alg.addParameter(QgsProcessingParameterRasterLayer(
+        MSI, alg.tr("High-resolution multispectral image (HR-MSI, output grid)")))
 
 
 def add_advanced(alg, param) -> None:
@@ -32,9 +44,7 @@ def add_tile_size(alg, default: int = 256) -> None:
 
 
 def add_device(alg) -> None:
-    p = QgsProcessingParameterEnum(DEVICE, alg.tr("Compute device"), list(DEVICES), defaultValue=0)
-    add_flag(p, FLAG_ADVANCED)
-    alg.addParameter(p)
+    add_choice(alg, DEVICE, "Compute device", DEVICE_CHOICES, "auto", advanced=True)
 
 
 def add_seed(alg) -> None:
@@ -80,7 +90,7 @@ def raster_path(alg, parameters, name: str, context) -> str:
 
 
 def device_value(alg, parameters, context) -> str:
-    return DEVICES[alg.parameterAsEnum(parameters, DEVICE, context)]
+    return choice_value(alg, parameters, DEVICE, context, DEVICE_CHOICES)
 
 
 def creation_options(alg, parameters, context):
@@ -111,7 +121,8 @@ def declared_parameter(alg, p):
 
 def add_declared(alg, params, outputs: bool = False) -> None:
     """Add the Processing parameters of the declared ``params``: the inputs, or (``outputs``) the file
-    destinations, which the Toolbox lists after the main OUTPUT."""
+    destinations, which the Toolbox lists after the main OUTPUT.
+    """
     for p in params:
         if p.exposed and (p.kind == FILE_OUT) == outputs:
             param = declared_parameter(alg, p)
@@ -144,3 +155,56 @@ def declared_values(alg, params, parameters, context) -> dict:
         if value is not None:
             values[p.name] = value
     return values
+# --- drop-downs: the user sees labels, scripts and models pass the index (of the key order) -----------
+
+Choices = Sequence[Tuple[str, str]]
+
+
+def add_choice(alg, name: str, label: str, choices: Choices, default: str, advanced: bool = False) -> None:
+    """A drop-down of ``choices`` ((key, label) pairs) showing the labels; ``default`` is a key."""
+    keys = [key for key, _ in choices]
+    p = QgsProcessingParameterEnum(name, alg.tr(label), [alg.tr(text) for _, text in choices],
+                                   defaultValue=keys.index(default))
+    if advanced:
+        add_flag(p, FLAG_ADVANCED)
+    alg.addParameter(p)
+
+
+def choice_value(alg, parameters, name: str, context, choices: Choices) -> str:
+    """The key of the chosen entry of a drop-down made by :func:`add_choice`."""
+    return choices[alg.parameterAsEnum(parameters, name, context)][0]
+
+
+def sensor_choices(exclude: Sequence[str] = ()) -> List[Tuple[str, str]]:
+    """(key, "Title [measured | Gaussian ...]") of the bundled sensors, in key order."""
+    from ..engine.srf import sensor_titles
+
+    return [(key, title) for key, title in sorted(sensor_titles().items()) if key not in exclude]
+
+
+def add_sensor(alg, label: str = "Multispectral sensor", exclude: Sequence[str] = ()) -> None:
+    """SENSOR: the bundled multispectral sensors by title (default Sentinel-2A MSI)."""
+    add_choice(alg, SENSOR, label, sensor_choices(exclude), DEFAULT_SENSOR)
+
+
+def sensor_value(alg, parameters, context, exclude: Sequence[str] = ()) -> str:
+    """The key of the sensor chosen in SENSOR."""
+    return choice_value(alg, parameters, SENSOR, context, sensor_choices(exclude))
+
+
+def set_decimals(param, decimals: int):
+    """Digits a number field shows and accepts (QGIS 3.22 has no setter; the widget reads metadata)."""
+    meta = dict(param.metadata())
+    meta["widget_wrapper"] = {**dict(meta.get("widget_wrapper") or {}), "decimals": int(decimals)}
+    param.setMetadata(meta)
+    return param
+
+
+def default_decimals(param) -> int:
+    """Fewest decimals (2 to 8) that show the default and the finite bounds of ``param`` exactly."""
+    values = [v for v in (param.defaultValue(), param.minimum(), param.maximum())
+              if isinstance(v, (int, float)) and abs(v) < 1e12]
+    for decimals in range(2, 9):
+        if all(abs(round(v, decimals) - v) <= 1e-12 * max(1.0, abs(v)) for v in values):
+            return decimals
+    return 8

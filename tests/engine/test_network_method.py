@@ -1,4 +1,4 @@
-"""Networks through the engine: checkpoint round trip, mismatch errors, tiled == untiled, seeds (#6, #7)."""
+"""Networks through the engine: checkpoint round trip, mismatch errors, tiled == untiled, seeds."""
 import numpy as np
 import pytest
 import torch
@@ -10,6 +10,7 @@ from hsifusion.engine.feedback import LogFeedback
 from hsifusion.engine.methods import list_methods, method_specs
 from hsifusion.models.catalogue import NETWORKS, SUPERVISED, network_ids
 from hsifusion.models.registry import list_networks
+from invariance import assert_tile_invariant
 from rasterkit import read, synthetic_pair
 
 # Every supervised network, in its quickest configuration; CKPT_NET is the one the checkpoint tests train.
@@ -51,7 +52,7 @@ def test_checkpoint_inference_tiled_equals_untiled(pair, net_ckpt, tmp_path):
     a, b = str(tmp_path / "a.tif"), str(tmp_path / "b.tif")
     api.fuse(hsi, msi, a, CKPT_NET, {"checkpoint": net_ckpt, "device": "cpu"}, tile_size=1024)
     api.fuse(hsi, msi, b, CKPT_NET, {"checkpoint": net_ckpt, "device": "cpu"}, tile_size=16)
-    np.testing.assert_allclose(read(a), read(b), rtol=0, atol=1e-4 * np.abs(read(a)).max())
+    assert_tile_invariant(read(b), read(a), CKPT_NET)
 
 
 def test_checkpoint_with_other_band_count_is_refused(net_ckpt, tmp_path):
@@ -110,7 +111,7 @@ def test_mirror_to_step_pads_with_scene_content():
 
 
 def test_metadata_spans_follow_the_band_centres():
-    """UMSFT's SRF spans from wavelengths/FWHM (networks.md §1.2); None without MSI FWHM."""
+    """UMSFT's SRF spans from wavelengths/FWHM (docs/design.md#srf-spans); None without MSI FWHM."""
     from types import SimpleNamespace
 
     from hsifusion.engine.methods.network import metadata_spans
