@@ -12,6 +12,7 @@ from ..engine import api
 from ..engine.params import FILE_OUT, MethodSpec, help_text
 from . import params as P
 from .base import HsiAlgorithm
+from .helptext import help_source, help_string
 from .outputs import finish_raster_output
 
 
@@ -34,7 +35,8 @@ class DeclaredFusionAlgorithm(HsiAlgorithm):
         P.add_declared(self, self.SPEC.params, outputs=True)
 
     def shortHelpString(self):  # noqa: N802
-        return super().shortHelpString() or help_text(self.SPEC)
+        """``help/<id>.md`` when it exists, else the help generated from the method's declaration."""
+        return help_string(self, source=help_source(self.ID) or help_text(self.SPEC))
 
     def execute(self, parameters, context, feedback):
         out = self.parameterAsOutputLayer(parameters, P.OUTPUT, context)

@@ -54,9 +54,11 @@ def parameter_labels(alg) -> Dict[str, str]:
     return {p.name(): re.sub(r"^(?:or|and)\b:?\s*", "", p.description()) for p in alg.parameterDefinitions()}
 
 
-def help_string(alg, platform: Optional[str] = None) -> str:
-    """``alg``'s help as QGIS should get it: labelled, and HTML-escaped unless printed by qgis_process."""
-    text = label_parameters(help_source(alg.name()), parameter_labels(alg))
+def help_string(alg, platform: Optional[str] = None, source: Optional[str] = None) -> str:
+    """``alg``'s help as QGIS should get it: labelled, and HTML-escaped unless printed by qgis_process.
+    ``source`` replaces the help file's text (algorithms generated from a declaration).
+    """
+    text = label_parameters(help_source(alg.name()) if source is None else source, parameter_labels(alg))
     if platform is None:
         from qgis.core import QgsApplication
 

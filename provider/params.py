@@ -14,14 +14,13 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..engine.params import DEVICES, FILE, FILE_OUT
+from ..engine.params import DEVICE_LABELS, DEVICES, FILE, FILE_OUT
 from .compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
 
 HSI, MSI, OUTPUT, TILE_SIZE, DEVICE, SEED, CREATION_OPTIONS = (
     "HSI", "MSI", "OUTPUT", "TILE_SIZE", "DEVICE", "SEED", "CREATION_OPTIONS")
 DASK_SCHEDULER = "DASK_SCHEDULER"
-_DEVICE_LABELS = {"auto": "Automatic (CUDA GPU when available, else CPU)", "cpu": "CPU", "cuda": "CUDA GPU"}
-DEVICE_CHOICES = [(key, _DEVICE_LABELS[key]) for key in DEVICES]
+DEVICE_CHOICES = list(zip(DEVICES, DEVICE_LABELS))
 SENSOR, DEFAULT_SENSOR = "SENSOR", "sentinel2a_msi"
 
 
@@ -110,7 +109,7 @@ def declared_parameter(alg, p):
     if p.type is bool:
         return QgsProcessingParameterBoolean(p.processing_name, label, bool(p.default))
     if p.choices is not None:
-        return QgsProcessingParameterEnum(p.processing_name, label, list(p.choices),
+        return QgsProcessingParameterEnum(p.processing_name, label, [alg.tr(t) for t in p.choice_labels or p.choices],
                                           defaultValue=list(p.choices).index(p.default))
     if p.type in (int, float):
         limits = {k: v for k, v in (("minValue", p.minimum), ("maxValue", p.maximum)) if v is not None}
@@ -155,6 +154,8 @@ def declared_values(alg, params, parameters, context) -> dict:
         if value is not None:
             values[p.name] = value
     return values
+
+
 # --- drop-downs: the user sees labels, scripts and models pass the index (of the key order) -----------
 
 Choices = Sequence[Tuple[str, str]]

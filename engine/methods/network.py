@@ -19,7 +19,7 @@ from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from ..device import limit_cpu_threads, resolve_device
 from ..errors import CheckpointError, InputError
 from ..feedback import check_cancel, ensure_feedback
-from ..params import DEVICE, DEVICES, FILE, FILE_OUT, MethodSpec, Param
+from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
 from ..training import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from .base import FusionMethod
 
@@ -378,7 +378,7 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
         params.append(Param("checkpoint", str, None, "Checkpoint (.pt); empty = scene-adaptive training on this pair",
                             kind=FILE, extension="pt", advanced=False))
     params += [
-        Param("device", str, "auto", "Compute device", choices=DEVICES, kind=DEVICE,
+        Param("device", str, "auto", "Compute device", choices=DEVICES, choice_labels=DEVICE_LABELS, kind=DEVICE,
               help="cuda:N picks one GPU (command line)"),
         Param("seed", int, 0, "Random seed", minimum=0),
         Param("iterations", int, e.iterations, "Training / optimisation iterations", minimum=1),

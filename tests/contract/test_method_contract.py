@@ -11,6 +11,7 @@ import pytest
 from hsifusion.engine import api
 from hsifusion.engine.errors import InputError
 from hsifusion.engine.methods import get_method, list_methods, method_spec
+from hsifusion.engine.params import help_text
 from hsifusion.models.catalogue import PER_TILE, entry, network_ids
 from rasterkit import read, synthetic_pair
 
@@ -47,6 +48,16 @@ def test_declared_defaults_satisfy_their_own_rules(method):
         if p.choices is not None:
             assert p.default in p.choices, p.name
         assert p.label, p.name
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_generated_help_explains_every_exposed_parameter(method):
+    """The help a method gets when it has no help file: one "NAME: label (--flag; default ...)" line each."""
+    text = help_text(method_spec(method)).splitlines()
+    for p in method_spec(method).params:
+        lines = [line for line in text if line.startswith(f"{p.processing_name}: ")]
+        assert len(lines) == (1 if p.exposed else 0), p.name
+        assert not p.exposed or (p.label in lines[0] and p.cli_flag in lines[0]), p.name
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -8,6 +8,7 @@ import pytest
 from hsifusion.engine.methods import list_methods, method_spec
 from hsifusion.engine.params import FILE, FILE_OUT
 from hsifusion.models.catalogue import DEFAULT_TRAINING_NETWORK, NETWORKS, SUPERVISED
+from hsifusion.provider.helptext import help_source
 
 METHODS = list_methods()
 
@@ -28,6 +29,7 @@ def test_declared_parameters_are_processing_parameters(algorithms, method):
     spec = method_spec(method)
     alg = algorithms[algorithm_id(method)]
     assert alg.displayName() == spec.toolbox_name
+    written = help_source(alg.name())  # optional; when there is one it must explain every parameter
     help_text = alg.shortHelpString()
     for p in spec.params:
         if not p.exposed:
@@ -36,11 +38,13 @@ def test_declared_parameters_are_processing_parameters(algorithms, method):
         d = alg.parameterDefinition(p.processing_name)
         assert d is not None, p.name
         assert bool(d.flags() & FLAG_ADVANCED) == p.advanced, p.name
-        assert p.processing_name in help_text, f"help of {alg.name()} does not mention {p.processing_name}"
+        assert p.processing_name in help_text, p.name
+        assert not written or p.processing_name in written, f"help/{alg.name()}.md does not explain {p.processing_name}"
         if p.kind in (FILE, FILE_OUT):
             assert d.defaultValue() in (None, ""), p.name
         elif p.choices is not None:
-            assert list(d.options()) == list(p.choices) and d.defaultValue() == p.choices.index(p.default), p.name
+            assert list(d.options()) == list(p.choice_labels or p.choices), p.name
+            assert d.defaultValue() == p.choices.index(p.default), p.name
         elif p.type in (int, float):
             assert d.defaultValue() == p.default, p.name
             if p.minimum is not None:
