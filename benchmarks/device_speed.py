@@ -221,7 +221,7 @@ def sweep(method, s: Dict, scene: ArrayScene, tiles: Sequence[int], repeats: int
         if dev is not None and dev.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(dev)
-        warm = 0 if method.name in PER_TILE else 1  # a per-tile net's 40 optimisation steps per call warm up by themselves
+        warm = 0 if method.name in PER_TILE else 1  # a per-tile net's 40 steps per call warm up by themselves
         try:
             times = []
             for k in range(repeats + warm):  # a first call warms up (kernels, allocator)

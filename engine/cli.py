@@ -192,8 +192,9 @@ def _version() -> str:
 
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:
-    """One ``--option`` per parameter any method declares (engine/params.py), with its type and choices;
-    the help names the methods that take it. Unset options stay None (= the method's default).
+    """One ``--option`` per parameter any method declares (engine/params.py), with its type and choices.
+
+    The help names the methods that take it. Unset options stay None (= the method's default).
     """
     from .methods import method_specs
     from .params import DEVICE
@@ -223,8 +224,9 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
 
 
 def method_options(args, method: str) -> Dict:
-    """The method options set on the command line, refused (InputError) when ``method`` does not take
-    them: the message names the methods that do.
+    """The method options set on the command line.
+
+    Refused (InputError) when ``method`` does not take them: the message names the methods that do.
     """
     from .methods import method_spec, method_specs
     from .params import declared_names

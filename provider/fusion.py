@@ -17,8 +17,10 @@ from .outputs import finish_raster_output
 
 
 class DeclaredFusionAlgorithm(HsiAlgorithm):
-    """Subclasses (made by :func:`fusion_algorithm`) set SPEC, ID, NAME, GROUP, GROUP_ID, OUTPUT_LABEL
-    (the output parameter's label) and LAYER_NAME (the output layer's name).
+    """The Toolbox algorithm of one declared method.
+
+    Subclasses (made by :func:`fusion_algorithm`) set SPEC, ID, NAME, GROUP, GROUP_ID, OUTPUT_LABEL (the
+    output parameter's label) and LAYER_NAME (the output layer's name).
     """
 
     SPEC: Optional[MethodSpec] = None
@@ -56,8 +58,9 @@ class DeclaredFusionAlgorithm(HsiAlgorithm):
 
 def fusion_algorithm(spec: MethodSpec, group: str, group_id: str, algorithm_id: str = "",
                      output_label: str = DeclaredFusionAlgorithm.OUTPUT_LABEL, layer_name: str = "") -> type:
-    """The algorithm class of one declared method (Toolbox id ``fuse_<id>``, layer "<title> fusion"
-    unless given).
+    """The algorithm class of one declared method.
+
+    Toolbox id ``fuse_<id>`` and layer name "<title> fusion" unless given.
     """
     return type(f"Fuse_{spec.id}_Algorithm", (DeclaredFusionAlgorithm,), {
         "SPEC": spec, "ID": algorithm_id or f"fuse_{spec.id}", "NAME": spec.toolbox_name, "GROUP": group,

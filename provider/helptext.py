@@ -56,6 +56,7 @@ def parameter_labels(alg) -> Dict[str, str]:
 
 def help_string(alg, platform: Optional[str] = None, source: Optional[str] = None) -> str:
     """``alg``'s help as QGIS should get it: labelled, and HTML-escaped unless printed by qgis_process.
+
     ``source`` replaces the help file's text (algorithms generated from a declaration).
     """
     text = label_parameters(help_source(alg.name()) if source is None else source, parameter_labels(alg))

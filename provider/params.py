@@ -119,8 +119,9 @@ def declared_parameter(alg, p):
 
 
 def add_declared(alg, params, outputs: bool = False) -> None:
-    """Add the Processing parameters of the declared ``params``: the inputs, or (``outputs``) the file
-    destinations, which the Toolbox lists after the main OUTPUT.
+    """Add the Processing parameters of the declared ``params``.
+
+    The inputs, or (``outputs``) the file destinations, which the Toolbox lists after the main OUTPUT.
     """
     for p in params:
         if p.exposed and (p.kind == FILE_OUT) == outputs:

@@ -194,8 +194,9 @@ class NetworkMethod(FusionMethod):
         self.training = {"mode": "unsupervised", "iterations": total}
 
     def stage_iterations(self) -> Tuple[int, ...]:
-        """ITERATIONS split over the model's fit stages in the catalogue's ``stage_shares`` (every stage
-        at least 1; the last takes the rest).
+        """ITERATIONS split over the model's fit stages in the catalogue's ``stage_shares``.
+
+        Every stage gets at least 1; the last takes the rest.
         """
         n, shares = self.iterations, self.entry.stage_shares or (1.0,)
         head = [max(1, int(n * s)) for s in shares[:-1]]
@@ -203,8 +204,9 @@ class NetworkMethod(FusionMethod):
 
     # -- pickling (distributed workers get the fitted method once, by scatter) --
     def __getstate__(self) -> Dict:
-        """Everything but the spec (looked up again by name) and the device (resolved again on the
-        worker: a GPU worker uses its GPU; tensors travel on the CPU).
+        """Everything but the spec (looked up again by name) and the device.
+
+        The device is resolved again on the worker: a GPU worker uses its GPU; tensors travel on the CPU.
         """
         import copy
 
@@ -321,10 +323,11 @@ class NetworkMethod(FusionMethod):
 
 
 def metadata_spans(hsi, msi):
-    """A per-tile net's SRF band groups from the band metadata: span_k = the HSI bands where a
-    Gaussian band of the MSI's centre/FWHM, resampled to the HSI bands, reaches 1 % of its peak. None
-    (every span = all bands, the spec's fallback) without centres and FWHM on both sides or when the HSI
-    does not cover an MSI band.
+    """A per-tile net's SRF band groups from the band metadata.
+
+    span_k = the HSI bands where a Gaussian band of the MSI's centre/FWHM, resampled to the HSI bands,
+    reaches 1 % of its peak. None (every span = all bands, the spec's fallback) without centres and FWHM
+    on both sides or when the HSI does not cover an MSI band.
     """
     from ...models.blocks import spans_from_srf
     from ..errors import WavelengthError

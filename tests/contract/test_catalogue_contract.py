@@ -1,5 +1,8 @@
-"""The network catalogue is the one place a network is named: torch-free, complete, and consistent with
-each model's NetSpec and the method declarations (checked per entry, no hand-kept list)."""
+"""The network catalogue is the one place a network is named.
+
+Torch-free, complete, and consistent with each model's NetSpec and the method declarations (checked per
+entry, no hand-kept list).
+"""
 from __future__ import annotations
 
 import os
@@ -70,8 +73,8 @@ def test_no_network_id_outside_the_catalogue_models_their_tests_and_docs():
     """Algorithms, engine, provider, benchmarks and the other tests derive from the catalogue."""
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, IDS)) + r")\b")
     found = []
-    for folder in ("algorithms", "engine", "provider", "benchmarks", "tests/contract", "tests/algorithms/test_dask_param.py",
-                   "tests/engine/test_network_method.py"):
+    for folder in ("algorithms", "engine", "provider", "benchmarks", "tests/contract",
+                   "tests/algorithms/test_dask_param.py", "tests/engine/test_network_method.py"):
         path = ROOT / folder
         files = [path] if path.is_file() else sorted(path.rglob("*.py"))
         for f in files:

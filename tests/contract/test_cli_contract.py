@@ -1,6 +1,8 @@
-"""The command line's method options are generated from the declarations: one option per declared
-parameter, argparse choices for declared choices, and a typed error (exit 1, no traceback) naming the
-valid parameters for a misspelt ``-p`` name or an option of another method."""
+"""The command line's method options are generated from the declarations.
+
+One option per declared parameter, argparse choices for declared choices, and a typed error (exit 1, no
+traceback) naming the valid parameters for a misspelt ``-p`` name or an option of another method.
+"""
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,8 @@
-"""What every registered fusion method owes the engine, checked for each one without a hand-kept list:
-declared defaults within their declared rules, unknown or misspelt parameters refused by name, sane tile
-geometry, a describe() for the output metadata, and tiled == untiled."""
+"""What every registered fusion method owes the engine, checked for each one without a hand-kept list.
+
+Declared defaults within their declared rules, unknown or misspelt parameters refused by name, sane tile
+geometry, a describe() for the output metadata, generated help, and tiled == untiled.
+"""
 from __future__ import annotations
 
 import json
@@ -107,8 +109,10 @@ def test_geometry_and_description(method):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_tiled_equals_untiled(pair, tmp_path, method):
-    """Within 1e-4 of the output's range (float32 sums in another order per tile shape). Per-tile
-    networks are exempt by declaration: they are optimised on each tile."""
+    """Within 1e-4 of the output's range (float32 sums in another order per tile shape).
+
+    Per-tile networks are exempt by declaration: they are optimised on each tile.
+    """
     if method in network_ids() and entry(method).kind == PER_TILE:
         pytest.skip("per-tile optimisation: each tile is its own optimisation problem")
     hsi, msi = pair

@@ -1,6 +1,8 @@
-"""Every registered method has its Toolbox algorithm, with a Processing parameter for each declared one
-(same default, range, choices, Advanced flag) and help that names it; ``train`` offers every supervised
-network of the catalogue by title. Parametrised over the registry: a new method is covered unedited."""
+"""Every registered method has its Toolbox algorithm, with a Processing parameter per declared one.
+
+Same default, range, choices and Advanced flag, and help that names it; ``train`` offers every supervised
+network of the catalogue by title. Parametrised over the registry: a new method is covered unedited.
+"""
 from __future__ import annotations
 
 import pytest
