@@ -5,6 +5,7 @@ entry, no hand-kept list).
 """
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -82,3 +83,27 @@ def test_no_network_id_outside_the_catalogue_models_their_tests_and_docs():
                 if pattern.search(line):
                     found.append(f"{f.relative_to(ROOT)}:{n}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def _relative_imports(path):
+    """(level, module, names) of every relative import in a source file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [(n.level, n.module or "", [a.name for a in n.names]) for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.level]
+
+
+def test_no_import_cycles_between_registries_and_their_members():
+    """Members do not import what finds them.
+
+    Model modules do not import the registry; method modules import no names from the package that
+    discovers them (``from . import register_method`` was the old cycle).
+    """
+    for e in NETWORKS:
+        imports = _relative_imports(ROOT / "models" / f"{e.module}.py")
+        assert all(not (level == 1 and module == "registry") for level, module, _ in imports), e.module
+    for path in sorted((ROOT / "engine" / "methods").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        for level, module, names in _relative_imports(path):
+            if level == 1 and module == "":  # "from . import x": only sibling modules, never __init__'s names
+                assert all((path.parent / f"{n}.py").exists() for n in names), (path.name, names)
