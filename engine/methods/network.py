@@ -23,10 +23,6 @@ from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec,
 from ..training import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from .base import FusionMethod
 
-# Small CPU budgets at which every network beats bicubic upsampling in PSNR and SAM on the bundled sample
-# (the catalogue's sample_budget): asserted by tests/engine/test_networks_on_sample.py and used by the
-# benchmark's standard run on every real scene (benchmarks/common.py).
-SAMPLE_BUDGETS = {e.id: e.sample_budget for e in NETWORKS}
 DEFAULT_CROP_LR = 128  # LR pixels a side used by fit(): 512 HR px at x4
 DEFAULT_PATCH, DEFAULT_BATCH = 64, 4  # scene-adaptive training patch (HR px) and batch
 # Scene-adaptive runs last hundreds of steps, not the papers' 20 000: the recipes' base rates (1e-4 Adam,
