@@ -1,7 +1,6 @@
 """Open GDAL rasters, describe them (:class:`RasterInfo`), and read windows with edge reflection."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
@@ -93,16 +92,6 @@ def raster_info(path: str, wavelengths=None, ds: Optional[gdal.Dataset] = None) 
         good_bands=read_bad_bands(ds),
         has_geotransform=gt is not None,
     )
-
-
-def same_file(a: str, b: str) -> bool:
-    """True when two paths name the same file (resolving links), also for not-yet-existing ones."""
-    try:
-        if os.path.exists(a) and os.path.exists(b):
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def read_window(ds: gdal.Dataset, col: int, row: int, width: int, height: int,
