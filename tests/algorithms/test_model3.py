@@ -1,4 +1,4 @@
-"""The example model (simulate -> fuse_cofusion -> assess) runs in Processing and headless (#6)."""
+"""The example model (simulate -> fuse_cofusion -> assess) runs in Processing and headless."""
 import json
 import os
 import shutil
@@ -7,9 +7,9 @@ import subprocess
 import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm
+from test_upsample_alg import QGIS_PROCESS, qgis_process_env
 
 from rasterkit import REFERENCE, ROOT
-from test_upsample_alg import QGIS_PROCESS, qgis_process_env
 
 MODEL = ROOT / "modeler" / "wald_protocol_cofusion.model3"
 
