@@ -77,8 +77,10 @@ atexit.register(_remove_live_temp_files)
 
 @contextlib.contextmanager
 def collect_gdal_errors(closing: bool = False) -> Iterator[List[str]]:
-    """Collect GDAL's failure messages raised in the block, in this thread (GDAL's handlers are per
-    thread): "File too large" / "No space left" come as a message before the exception's own text.
+    """Collect GDAL's failure messages raised in the block, in this thread.
+
+    GDAL's handlers are per thread; "File too large" / "No space left" come as a message before the
+    exception's own text.
 
     ``closing``: the block destroys a dataset. GDAL 3.6's Python bindings raise close errors inside the
     destructor, where Python only prints "Exception ignored" and a traceback; that unraisable
@@ -227,8 +229,10 @@ class RasterWriter:
         return files + [aux] if os.path.exists(aux) and aux not in files else files
 
     def _final_name(self, tmp_file: str) -> str:
-        """Where a temporary file goes: ``.out.bsq.ab12.partial`` -> ``out.bsq``, its
-        ``.out.bsq.ab12.hdr`` -> ``out.hdr``, ``….partial.aux.xml`` -> ``out.bsq.aux.xml``.
+        """Where a temporary file goes.
+
+        ``.out.bsq.ab12.partial`` -> ``out.bsq``, its ``.out.bsq.ab12.hdr`` -> ``out.hdr``,
+        ``….partial.aux.xml`` -> ``out.bsq.aux.xml``.
         """
         if tmp_file.startswith(self.tmp_path):
             return self.path + tmp_file[len(self.tmp_path):]
@@ -274,6 +278,7 @@ class RasterWriter:
 
     def finish(self) -> None:
         """First half of :meth:`commit`: close checking GDAL's errors and verify the temporary file.
+
         Writers of outputs that belong together finish all, then publish all.
         """
         if self.ds is None:

@@ -1,6 +1,9 @@
-"""A full disk never loses the previous output or leaves a corrupt file behind (unprivileged: the child
-process gets ``RLIMIT_FSIZE`` with SIGXFSZ ignored, so write() fails with EFBIG as on a full disk).
+"""A full disk never loses the previous output or leaves a corrupt file behind.
+
+Unprivileged: the child process gets ``RLIMIT_FSIZE`` with SIGXFSZ ignored, so write() fails with
+EFBIG as on a full disk.
 """
+
 import os
 import subprocess
 

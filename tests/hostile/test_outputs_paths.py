@@ -1,7 +1,9 @@
-"""Output paths that cannot work are refused before any work (no progress reported), and the output
-format follows the extension (or is refused naming the allowed ones); Float32 nodata stays out of the
-data's range.
+"""Output paths that cannot work are refused before any work; the format follows the extension.
+
+No progress is reported before a refusal; an extension without a supported format is refused naming
+the allowed ones; Float32 nodata stays out of the data's range.
 """
+
 import math
 import os
 
