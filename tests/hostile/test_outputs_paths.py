@@ -127,3 +127,13 @@ def test_uint16_nodata_zero_input_gives_a_minus_9999_float_output(tmp_path):
     valid = np.ones(fused.shape[1:], bool)
     valid[8:12, 12:16] = False
     assert np.array_equal(fused[:, valid], np.repeat(np.repeat(lr, 4, 1), 4, 2)[:, valid].astype(np.float32))
+
+
+def test_simulate_with_one_unsupported_extension_writes_nothing(tmp_path):
+    rng = np.random.default_rng(8)
+    ref = make_raster(tmp_path / "ref.tif", rng.random((12, 16, 16)) + 1, (0, 10, 0, 160, 0, -10),
+                      wavelengths=np.linspace(450, 900, 12))
+    with pytest.raises(OutputError, match=r"ms\.jpg has extension '\.jpg'; use one of"):
+        api.simulate(ref, str(tmp_path / "lr.tif"), str(tmp_path / "ms.jpg"), ratio=2,
+                     sensor="sentinel2a_msi", bands="B2,B3,B4")
+    assert os.listdir(tmp_path) == ["ref.tif"]
