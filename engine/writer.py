@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import sys
+import threading
 import uuid
 from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -33,6 +34,7 @@ DEFAULT_NODATA = -9999.0
 TRIM_EVERY_WRITES = 8  # blocks written between two returns of free heap memory to the OS
 TEMP_SUFFIX = ".partial"  # not a raster extension: file browsers and QGIS do not list it as a raster
 _LIVE_TEMP_FILES: Set[str] = set()  # temporary files of open writers, removed at exit if still there
+_CLOSING = threading.Lock()  # see collect_gdal_errors
 
 
 def float_nodata(input_nodata: Optional[float]) -> float:
@@ -84,8 +86,8 @@ def collect_gdal_errors(closing: bool = False) -> Iterator[List[str]]:
 
     ``closing``: the block destroys a dataset. GDAL 3.6's Python bindings raise close errors inside the
     destructor, where Python only prints "Exception ignored" and a traceback; that unraisable
-    RuntimeError is silenced (the messages are collected here). Only from one thread at a time: the
-    hook is process-wide.
+    RuntimeError is silenced (the messages are collected here). The hook is process-wide, so closing
+    blocks run one at a time (QGIS may run two algorithms at once).
     """
     errors: List[str] = []
 
@@ -93,16 +95,18 @@ def collect_gdal_errors(closing: bool = False) -> Iterator[List[str]]:
         if err_class >= gdal.CE_Failure:
             errors.append(str(message))
 
-    hook = sys.unraisablehook
-    if closing:
-        sys.unraisablehook = lambda u: None if issubclass(u.exc_type, RuntimeError) else hook(u)
-    gdal.PushErrorHandler(collect)
-    try:
-        yield errors
-    finally:
-        gdal.PopErrorHandler()
+    lock = _CLOSING if closing else contextlib.nullcontext()
+    with lock:
+        hook = sys.unraisablehook
         if closing:
-            sys.unraisablehook = hook
+            sys.unraisablehook = lambda u: None if issubclass(u.exc_type, RuntimeError) else hook(u)
+        gdal.PushErrorHandler(collect)
+        try:
+            yield errors
+        finally:
+            gdal.PopErrorHandler()
+            if closing:
+                sys.unraisablehook = hook
 
 
 def merge_creation_options(user: Optional[Sequence[str]],
