@@ -137,3 +137,13 @@ def test_simulate_with_one_unsupported_extension_writes_nothing(tmp_path):
         api.simulate(ref, str(tmp_path / "lr.tif"), str(tmp_path / "ms.jpg"), ratio=2,
                      sensor="sentinel2a_msi", bands="B2,B3,B4")
     assert os.listdir(tmp_path) == ["ref.tif"]
+
+
+def test_processing_run_writes_the_format_of_the_extension(tmp_path, pair, run_alg):
+    hsi, msi = pair
+    out = str(tmp_path / "fused.img")
+    res = run_alg("hsifusion:upsample", {"HSI": hsi, "MSI": msi, "OUTPUT": out})
+    assert res["OUTPUT"] == out
+    ds = gdal.Open(out)
+    assert ds.GetDriver().ShortName == "HFA" and ds.RasterCount == 8
+    assert not [n for n in os.listdir(tmp_path) if "partial" in n]
