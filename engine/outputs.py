@@ -191,13 +191,18 @@ def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Iterable[str] = 
     return checked
 
 
+def raster_extensions() -> List[str]:
+    """Extensions (without the dot) of the raster formats this GDAL build can write, GeoTIFF first."""
+    return [e[1:] for e, d in RASTER_FORMATS.items() if gdal.GetDriverByName(d) is not None]
+
+
 def raster_driver(path: str) -> str:
     """GDAL driver for a raster output, chosen by its extension; refuse others naming those allowed."""
     ext = os.path.splitext(str(path))[1].lower()
     name = RASTER_FORMATS.get(ext)
     driver = gdal.GetDriverByName(name) if name else None
     if driver is None or driver.GetMetadataItem(gdal.DCAP_CREATE) != "YES":
-        allowed = ", ".join(sorted(e for e, d in RASTER_FORMATS.items() if gdal.GetDriverByName(d)))
+        allowed = ", ".join("." + e for e in raster_extensions())
         what = f"extension {ext!r}" if ext else "no extension"
         raise OutputError(f"raster output {path} has {what}; use one of {allowed}")
     return name

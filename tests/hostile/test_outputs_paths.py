@@ -147,3 +147,22 @@ def test_processing_run_writes_the_format_of_the_extension(tmp_path, pair, run_a
     ds = gdal.Open(out)
     assert ds.GetDriver().ShortName == "HFA" and ds.RasterCount == 8
     assert not [n for n in os.listdir(tmp_path) if "partial" in n]
+
+
+@pytest.mark.parametrize("name", ["fused.nc", "fused.jpg"])
+def test_processing_run_refuses_an_unsupported_extension(tmp_path, pair, run_alg, name):
+    from qgis.core import QgsProcessingException
+
+    hsi, msi = pair
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(QgsProcessingException, match=r"use one of \.tif, \.tiff, \.img, \.dat, \.bsq"):
+        run_alg("hsifusion:upsample", {"HSI": hsi, "MSI": msi, "OUTPUT": str(tmp_path / name)})
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_provider_offers_the_engine_formats(hsifusion_provider):
+    from hsifusion.engine.outputs import RASTER_FORMATS
+
+    offered = hsifusion_provider.supportedOutputRasterLayerExtensions()
+    assert offered[0] == "tif" and {"." + e for e in offered} <= set(RASTER_FORMATS)
+    assert hsifusion_provider.defaultRasterFileExtension() == "tif"
