@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--hsi", required=True, help="low-resolution hyperspectral raster (any GDAL path)")
     f.add_argument("--msi", required=True, help="high-resolution multispectral raster (output grid)")
     f.add_argument("--output", "-o", required=True,
-                   help="output raster: .tif/.tiff GeoTIFF, .img Erdas Imagine, .dat/.bsq ENVI (a .vrt with --tile-dir)")
+                   help="output raster: .tif/.tiff GeoTIFF, .img Erdas Imagine, .dat/.bsq ENVI "
+                        "(a .vrt with --tile-dir)")
     f.add_argument("--tile-size", type=int, default=256, help="tile side in HR pixels (default 256)")
     add_method_options(f)
     f.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
@@ -299,8 +300,10 @@ def cap_gdal_cache(mib: int = CLI_GDAL_CACHE_MIB) -> None:
 
 
 class Terminated(BaseException):
-    """SIGTERM / SIGHUP: unwinds at once (not only between tiles), so every writer's ``with`` block
-    removes its temporary file, as a cancel does.
+    """SIGTERM / SIGHUP received.
+
+    Unwinds at once (not only between tiles), so every writer's ``with`` block removes its temporary
+    file, as a cancel does.
     """
 
     def __init__(self, signum: int) -> None:
@@ -316,8 +319,9 @@ TERMINATING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if
 
 
 def _install_signal_handlers(feedback: CliFeedback) -> Dict:
-    """Ctrl-C cancels like the Toolbox's button; SIGTERM/SIGHUP raise :class:`Terminated`. Returns the
-    previous handlers (empty off the main thread, where Python allows none).
+    """Ctrl-C cancels like the Toolbox's button; SIGTERM/SIGHUP raise :class:`Terminated`.
+
+    Returns the previous handlers (empty off the main thread, where Python allows none).
     """
     previous = {}
     try:

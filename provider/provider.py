@@ -49,6 +49,15 @@ class HsiFusionProvider(QgsProcessingProvider):
     def icon(self):
         return QIcon(str(PLUGIN_DIR / "icons" / "hsifusion.svg"))
 
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+        """The formats the engine writes (engine/outputs.py): QGIS refuses others before the run."""
+        from ..engine.outputs import raster_extensions
+
+        return raster_extensions()
+
+    def defaultRasterFileExtension(self):  # noqa: N802
+        return "tif"
+
     def loadAlgorithms(self):  # noqa: N802
         classes, errors = discover_algorithm_classes()
         for module, message in errors:
