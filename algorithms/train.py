@@ -13,12 +13,13 @@ from qgis.core import (Qgis, QgsProcessing, QgsProcessingException, QgsProcessin
                        QgsProcessingParameterNumber, QgsProcessingParameterString)
 
 from ..engine import api
+from ..models.catalogue import DEFAULT_TRAINING_NETWORK, NETWORKS, SUPERVISED
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
 from ..provider.compat import NUMBER_DOUBLE, NUMBER_INTEGER, _enum
 
 SOURCE_RASTER = _enum(Qgis, "ProcessingSourceType", "Raster", QgsProcessing, "TypeRaster")
-NETWORKS = ["amsfnet", "cofusion", "ssjcn"]
+TRAINABLE = [e for e in NETWORKS if e.kind == SUPERVISED]  # drop-down: titles shown, ids passed on
 (NETWORK, LITE, REFERENCES, LR_HSI, HR_MSI, SENSOR, SRF_FILE, BANDS, RATIO, PSF_FWHM, EPOCHS, ITERATIONS,
  STEPS_PER_EPOCH, PATCH_SIZE, BATCH_SIZE, LEARNING_RATE, VALIDATION, RESUME, OUTPUT, LOG, PLOT) = (
     "NETWORK", "LITE", "REFERENCES", "LR_HSI", "HR_MSI", "SENSOR", "SRF_FILE", "BANDS", "RATIO", "PSF_FWHM",
@@ -35,10 +36,12 @@ class TrainAlgorithm(HsiAlgorithm):
     GROUP, GROUP_ID = "Training", "training"
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterEnum(NETWORK, self.tr("Network"), NETWORKS,
-                                                     defaultValue=NETWORKS.index("ssjcn")))
-        P.add_advanced(self, QgsProcessingParameterBoolean(LITE, self.tr("CoFusion lite configuration (non-paper, faster)"),
-                                                False))
+        ids = [e.id for e in TRAINABLE]
+        self.addParameter(QgsProcessingParameterEnum(NETWORK, self.tr("Network"), [e.title for e in TRAINABLE],
+                                                     defaultValue=ids.index(DEFAULT_TRAINING_NETWORK)))
+        lite = ", ".join(e.title for e in TRAINABLE if e.lite)
+        P.add_advanced(self, QgsProcessingParameterBoolean(
+            LITE, self.tr(f"Lite configuration (non-paper, faster; {lite})"), False))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             REFERENCES, self.tr("HR-HSI reference rasters (pairs simulated on the fly)"), SOURCE_RASTER,
             optional=True))
@@ -64,8 +67,8 @@ class TrainAlgorithm(HsiAlgorithm):
                                                        64, False, 8))
         self.addParameter(QgsProcessingParameterNumber(BATCH_SIZE, self.tr("Batch size"), NUMBER_INTEGER, 4,
                                                        False, 1))
-        P.add_advanced(self, P.set_decimals(QgsProcessingParameterNumber(
-            LEARNING_RATE, self.tr("Learning rate (empty or 0 = the paper's)"), NUMBER_DOUBLE, None, True, 0), 6))
+        P.add_advanced(self, QgsProcessingParameterNumber(
+            LEARNING_RATE, self.tr("Learning rate (empty or 0 = the paper's)"), NUMBER_DOUBLE, None, True, 0))
         self.addParameter(QgsProcessingParameterNumber(VALIDATION, self.tr("Validation fraction"), NUMBER_DOUBLE,
                                                        0.2, False, 0, 0.8))
         P.add_device(self)
@@ -85,11 +88,11 @@ class TrainAlgorithm(HsiAlgorithm):
         if len(lrs) != len(mss):
             raise QgsProcessingException(f"{len(lrs)} LR-HSI and {len(mss)} HR-MSI rasters given; pairs need "
                                          "one MSI per HSI, in the same order")
-        network = NETWORKS[self.parameterAsEnum(parameters, NETWORK, context)]
-        hyper = {"lite": True} if network == "cofusion" and self.parameterAsBool(parameters, LITE, context) else None
+        net = TRAINABLE[self.parameterAsEnum(parameters, NETWORK, context)]
+        hyper = {"lite": True} if net.lite and self.parameterAsBool(parameters, LITE, context) else None
         out = self.parameterAsFileOutput(parameters, OUTPUT, context)
         res = api.train(
-            network, out, references=refs or None, pairs=list(zip(lrs, mss)) or None,
+            net.id, out, references=refs or None, pairs=list(zip(lrs, mss)) or None,
             sensor=P.sensor_value(self, parameters, context, exclude=HSI_SENSORS),
             srf_file=self.parameterAsFile(parameters, SRF_FILE, context) or None,
             bands=self.parameterAsString(parameters, BANDS, context) or None,

@@ -2,7 +2,7 @@
 that maximises it, peak device memory, and scene-adaptive training time to bicubic + 3 dB.
 
     python benchmarks/device_speed.py [--device auto|cuda|cpu] [--tiles 128,256,512,1024]
-                                      [--nets ssjcn,cofusion,...] [--quick] [--sample-npz FILE]
+                                      [--nets ID,ID,...] [--quick] [--sample-npz FILE]
     python benchmarks/device_speed.py --export-npz FILE     # the bundled sample as arrays (needs GDAL)
 
 Why a script of its own: the GPU machine lent to some sessions has torch but no GDAL. Everything here
@@ -39,11 +39,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (MARK_DB, SAMPLE, SEED, SUPERVISED, curve_summary, fmt, log, machine_info,  # noqa: E402
-                    load_result, md_table, psnr_good_bands, register_package, save_result, training_probe)
+from common import (MARK_DB, NETWORKS, PER_TILE, SAMPLE, SEED, SUPERVISED, catalogue, curve_summary, fmt,  # noqa: E402
+                    log, load_result, machine_info, md_table, psnr_good_bands, register_package, save_result,
+                    training_probe)
 
-NETS = ["ssjcn", "cofusion", "amsfnet", "uds2c2", "umsft"]
-UMSFT_STEPS = 10   # per-tile optimisation steps (main loop and each init step) in the inference sweep
+PER_TILE_STEPS = 10   # per-tile nets: optimisation steps (main loop and each init step) in the inference sweep
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -168,8 +168,8 @@ def fitted_method(net: str, scene: ArrayScene, device: str, quick: bool):
     from hsifusion.engine.methods import get_method
 
     params: Dict = {"device": device, "seed": SEED, "iterations": 20 if quick else 60}
-    if net == "umsft":
-        params.update(iterations=UMSFT_STEPS, hyper={"init_steps": UMSFT_STEPS})
+    if net in PER_TILE:
+        params.update(iterations=PER_TILE_STEPS, hyper={"init_steps": PER_TILE_STEPS})
     method = get_method(net, **params)
     method.fit(scene, None)
     return method
@@ -196,7 +196,7 @@ def sweep(method, s: Dict, scene: ArrayScene, tiles: Sequence[int], repeats: int
         if dev is not None and dev.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(dev)
-        warm = 0 if method.name == "umsft" else 1  # UMSFT's 40 optimisation steps per call warm up by themselves
+        warm = 0 if method.name in PER_TILE else 1  # a per-tile net's 40 optimisation steps per call warm up by themselves
         try:
             times = []
             for k in range(repeats + warm):  # a first call warms up (kernels, allocator)
@@ -227,7 +227,6 @@ def run(device: str, nets: Sequence[str], tiles: Sequence[int], quick: bool, rep
 
     from hsifusion.engine.device import resolve_device
     from hsifusion.engine.methods import get_method
-    from hsifusion.engine.methods.network import DEFAULT_ITERATIONS
 
     dev, why = resolve_device(device)
     s = load_sample(npz)
@@ -243,15 +242,15 @@ def run(device: str, nets: Sequence[str], tiles: Sequence[int], quick: bool, rep
     log(f"device speed on {dev} ({why}); bicubic {bicubic:.2f} dB")
     methods = {}
     for n in [n for n in nets if n in SUPERVISED]:
-        its = 60 if quick else DEFAULT_ITERATIONS.get(n, 300)
+        its = 60 if quick else catalogue.entry(n).iterations
         log(f"{n}: training to bicubic + {MARK_DB} dB ({its} iterations, PSNR every {every})")
         methods[n], row = train_to_mark(n, s, scene, str(dev), its, every, bicubic)
         res["training"].append(row)
         log(f"  -> {row['seconds_to_mark']} s to mark, final {row['final_psnr']:.2f} dB")
     for n in nets:
         method = methods.get(n) or fitted_method(n, scene, str(dev), quick)
-        # UMSFT optimises every tile: on a CPU one 512² tile takes ~20 min, so only the smallest is run there
-        its_tiles = tiles[:1] if n == "umsft" and dev.type == "cpu" else tiles
+        # A per-tile net optimises every tile (UMSFT: ~20 min for one 512² tile on a CPU): smallest tile only there
+        its_tiles = tiles[:1] if n in PER_TILE and dev.type == "cpu" else tiles
         log(f"{n}: inference sweep {list(its_tiles)}")
         res["inference"].append({"net": n, "rows": sweep(method, s, scene, its_tiles, repeats)})
         del method
@@ -305,7 +304,7 @@ def export_npz(path: str) -> None:
 def main(argv=None) -> Optional[Dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--nets", default=",".join(NETS))
+    ap.add_argument("--nets", default=",".join(NETWORKS))
     ap.add_argument("--tiles", help="HR tile sides (default: GPU 128,256,512,1024,2048; CPU 256,512)")
     ap.add_argument("--quick", action="store_true", help="60 training iterations instead of the defaults")
     ap.add_argument("--repeats", type=int, default=3)

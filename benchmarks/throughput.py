@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (CLASSICAL, DEFAULT_WORK, NETWORKS, SAMPLE, SEED, SUPERVISED,  # noqa: E402
+from common import (CLASSICAL, DEFAULT_WORK, NETWORKS, PER_TILE, SAMPLE, SEED, SUPERVISED,  # noqa: E402
                     available_methods, fmt, label, load_result, log, md_table, method_params,
                     register_package, run_child, save_result, time_v)
 from bigpair import build_pair  # noqa: E402
@@ -159,12 +159,12 @@ def run(quick: bool, work: Path, size: int, methods: List[str], net_size: int, t
         crop = crop_pair(pair, net_size, work)
         cks = train_checkpoints(work, True, [n for n in nets if n in SUPERVISED])
         for n in nets:
-            # UMSFT's per-tile optimisation at 10 iterations (+ 10 init steps): its speed per iteration is what
-            # counts; the quick budget (50 + 50 per 256-px tile, ~8 s a step on 2 cores) would run ~50 min here
-            params = method_params(n, True, iterations=10 if n == "umsft" else None)
+            # A per-tile net's optimisation at 10 iterations (+ 10 init steps): its speed per iteration is what
+            # counts; UMSFT's quick budget (50 + 50 per 256-px tile, ~8 s a step on 2 cores) would run ~50 min
+            params = method_params(n, True, iterations=10 if n in PER_TILE else None)
             if n in cks:
                 params = {"checkpoint": cks[n], "device": "cpu", "seed": SEED,
-                          **({"hyper": params["hyper"]} if "hyper" in params else {})}
+                          **{k: params[k] for k in ("hyper", "lite") if k in params}}
             log(f"throughput: {n} inference on {net_size}²")
             j = run_child(["fuse", "--hsi", crop["hsi"], "--msi", crop["msi"], "--out", out, "--tile", tile,
                            "--method", n, "--params", json.dumps(params), "--phases"])

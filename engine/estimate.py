@@ -33,6 +33,7 @@ from .. import __version__
 from .degrade import FWHM_TO_SIGMA, PSF, blur_decimate
 from .errors import InputError, NoValidDataError, OutputError, WavelengthError
 from .feedback import Feedback, check_cancel, ensure_feedback
+from .outputs import check_outputs, replacing
 from .pair import validate_pair
 from .raster import open_raster, raster_info, read_window, valid_mask
 from .srf import hsi_bandpasses
@@ -312,10 +313,8 @@ def write_srf_csv(path: str, band_names: Sequence[str], wavelengths: np.ndarray,
     lines.append("wavelength_nm," + ",".join(names))
     for i, x in enumerate(wavelengths):
         lines.append(f"{x:.3f}," + ",".join(f"{max(0.0, v):.6g}" for v in responses[:, i]))
-    tmp = f"{path}.partial"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
     return path
 
 
@@ -369,9 +368,8 @@ def estimate_srf_psf(hsi: str, msi: str, output_srf: str, output_report: Optiona
         raise InputError(f"SMOOTHNESS must be >= 0, got {smoothness}")
     if fwhm is not None and not fwhm > 0:
         fwhm = None
-    for p in (output_srf, output_report):
-        if p and os.path.abspath(p) in (os.path.abspath(hsi), os.path.abspath(msi)):
-            raise OutputError(f"output {p} would overwrite an input")
+    report = output_report or os.path.splitext(output_srf)[0] + "_report.txt"
+    check_outputs({"OUTPUT_SRF": output_srf, "OUTPUT_REPORT": report}, (hsi, msi))
     hi0 = raster_info(hsi, hsi_wavelengths)
     mi0 = raster_info(msi, msi_wavelengths)
     r = validate_pair(hi0, mi0).ratio
@@ -396,15 +394,12 @@ def estimate_srf_psf(hsi: str, msi: str, output_srf: str, output_report: Optiona
     write_srf_csv(output_srf, minfo.band_names, x, dens, title=f"SRF estimated from {os.path.basename(msi)}",
                   source=f"hsifusion {__version__} estimate_srf_psf from {os.path.basename(hsi)} + "
                          f"{os.path.basename(msi)}; PSF FWHM {res.fwhm:.3f} HR px")
-    report = output_report or os.path.splitext(output_srf)[0] + "_report.txt"
     info = {"hsi": hsi, "msi": msi, "crop": f"{lr_win.width}x{lr_win.height} at ({lr_win.col}, {lr_win.row})"}
-    tmp = f"{report}.partial"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with replacing(report) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(_report_text(res, info))
         fh.write("\nJSON: " + json.dumps({"fwhm_hr_px": res.fwhm, "phase_hr_px": list(res.phase),
                                            "ratio": r, "gain": [round(float(g), 6) for g in res.gain],
                                            "residual": res.residual}) + "\n")
-    os.replace(tmp, report)
     seconds = time.perf_counter() - t0
     feedback.setProgress(100.0)
     feedback.pushInfo(f"PSF FWHM {res.fwhm:.3f} HR px, phase {res.phase}, residual {res.residual:.4g}; "

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import LN2d, check_pair, floor_at_input_minimum
-from .registry import NetSpec, register
+from .spec import NetSpec
 
 WIDTH = 32
 
@@ -419,20 +419,17 @@ def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> AMSFNet:
                    hsi_skip=bool(hyper.get("hsi_skip", True)))
 
 
-SPEC = register(
-    NetSpec(
-        name="amsfnet",
-        title="AMSF-Net",
-        supervised=True,
-        build=build,
-        margin=AMSFNet.margin,
-        align=AMSFNet.align,
-        min_hr_size=AMSFNet.min_hr_size,
-        defaults={"width": WIDTH, "hsi_skip": True},
-        paper_params=None,
-        reference=(
-            "S. Liu, T. Shao, S. Liu, B. Li, Y.-D. Zhang, 'AMSF-Net: Asymptotic Multiscale Symmetric "
-            "Fusion Network for hyperspectral and multispectral image fusion', IEEE TGRS 63 (2025) 5503016"
-        ),
-    )
+SPEC = NetSpec(
+    build=build,
+    loss=loss,
+    default_optimizer=default_optimizer,
+    margin=AMSFNet.margin,
+    align=AMSFNet.align,
+    min_hr_size=AMSFNet.min_hr_size,
+    defaults={"width": WIDTH, "hsi_skip": True},
+    paper_params=None,
+    reference=(
+        "S. Liu, T. Shao, S. Liu, B. Li, Y.-D. Zhang, 'AMSF-Net: Asymptotic Multiscale Symmetric "
+        "Fusion Network for hyperspectral and multispectral image fusion', IEEE TGRS 63 (2025) 5503016"
+    ),
 )

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import LN2d, check_pair, haar
-from .registry import NetSpec, lcm, register
+from .spec import NetSpec, lcm
 
 WIDTH = 64
 TOP_K = 8
@@ -282,20 +282,17 @@ def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> CoFusion:
     )
 
 
-SPEC = register(
-    NetSpec(
-        name="cofusion",
-        title="CoFusion",
-        supervised=True,
-        build=build,
-        margin=CoFusion.margin,
-        align=CoFusion.align,
-        min_hr_size=CoFusion.min_hr_size,
-        defaults={"blocks": PAPER_BLOCKS, "lite": False},
-        paper_params=4_910_000,
-        reference=(
-            "B. Li, 'CoFusion: Multispectral and Hyperspectral Image Fusion via Spectral Coordinate "
-            "Attention', arXiv:2604.10584v2 (2026)"
-        ),
-    )
+SPEC = NetSpec(
+    build=build,
+    loss=loss,
+    default_optimizer=default_optimizer,
+    margin=CoFusion.margin,
+    align=CoFusion.align,
+    min_hr_size=CoFusion.min_hr_size,
+    defaults={"blocks": PAPER_BLOCKS, "lite": False},
+    paper_params=4_910_000,
+    reference=(
+        "B. Li, 'CoFusion: Multispectral and Hyperspectral Image Fusion via Spectral Coordinate "
+        "Attention', arXiv:2604.10584v2 (2026)"
+    ),
 )

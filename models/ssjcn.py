@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import SA7, SE, block_kernel
-from .registry import NetSpec, lcm, register
+from .spec import NetSpec, lcm
 
 REFERENCE = (
     "SSJCN: spatial-spectral joint correction network for hyperspectral and multispectral image fusion "
@@ -209,17 +209,14 @@ def _min_hr_size(r: int) -> int:
     return -(-max(16, a) // a) * a
 
 
-SPEC = register(
-    NetSpec(
-        name="ssjcn",
-        title="SSJCN (spatial-spectral joint correction network)",
-        supervised=True,
-        build=build,
-        margin=_margin,
-        align=_align,
-        min_hr_size=_min_hr_size,
-        defaults={"width": 64, "share_stages": False},
-        paper_params=None,
-        reference=REFERENCE,
-    )
+SPEC = NetSpec(
+    build=build,
+    loss=loss,
+    default_optimizer=default_optimizer,
+    margin=_margin,
+    align=_align,
+    min_hr_size=_min_hr_size,
+    defaults={"width": 64, "share_stages": False},
+    paper_params=None,
+    reference=REFERENCE,
 )

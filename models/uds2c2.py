@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import block_kernel, gaussian_kernel2d, psf_downsample, psf_geometry, spans_from_srf, srf_apply
-from .registry import NetSpec, register
+from .spec import NetSpec
 
 __all__ = [
     "SpaD", "SpeD", "SCFConv", "GCE", "SpeU", "UDS2C2", "fit", "spans_from_srf",
@@ -445,18 +445,13 @@ def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> UDS2C2:
     return UDS2C2(hsi_bands, msi_bands, ratio, **hyper)
 
 
-SPEC = register(
-    NetSpec(
-        name="uds2c2",
-        title="UDS2C2 (unsupervised, deep spectral-spatial collaborative constraint)",
-        supervised=False,
-        build=build,
-        margin=UDS2C2.margin,
-        align=UDS2C2.align,
-        min_hr_size=UDS2C2.min_hr_size,
-        defaults={"psf_kernel": "r", "k_scf": 1, "expansion": 4, "iterations": FAST_ITERATIONS},
-        paper_params=None,
-        reference=REFERENCE,
-        fit=fit,
-    )
+SPEC = NetSpec(
+    build=build,
+    margin=UDS2C2.margin,
+    align=UDS2C2.align,
+    min_hr_size=UDS2C2.min_hr_size,
+    defaults={"psf_kernel": "r", "k_scf": 1, "expansion": 4},
+    paper_params=None,
+    reference=REFERENCE,
+    fit=fit,
 )

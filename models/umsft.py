@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import floor_at_input_minimum, psf_downsample, psf_geometry, spans_from_srf, srf_apply, zero_mean
-from .registry import NetSpec, lcm, register
+from .spec import NetSpec, lcm
 
 REFERENCE = (
     "X. Cao et al., 'Unsupervised Multi-level Spatio-spectral Fusion Transformer for Hyperspectral Image "
@@ -587,19 +587,14 @@ def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> UMSFT:
     return UMSFT(hsi_bands, msi_bands, ratio, **hyper)
 
 
-SPEC = register(
-    NetSpec(
-        name="umsft",
-        title="UMSFT (unsupervised multi-level spatio-spectral fusion transformer)",
-        supervised=False,
-        build=build,
-        margin=UMSFT.margin,
-        align=UMSFT.align,
-        min_hr_size=UMSFT.min_hr_size,
-        defaults={"lite": False, "qk_from": "msi", "iterations": 300, "init_steps": 500, "hsi_skip": True,
-                  "output_ema": 0.7},
-        paper_params=None,
-        reference=REFERENCE,
-        fit=fit,
-    )
+SPEC = NetSpec(
+    build=build,
+    margin=UMSFT.margin,
+    align=UMSFT.align,
+    min_hr_size=UMSFT.min_hr_size,
+    defaults={"lite": False, "qk_from": "msi", "init_steps": 500, "hsi_skip": True,
+              "output_ema": 0.7},
+    paper_params=None,
+    reference=REFERENCE,
+    fit=fit,
 )

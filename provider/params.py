@@ -3,18 +3,26 @@ from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterNumber,
+from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString)
 
-from .compat import FLAG_ADVANCED, NUMBER_INTEGER, add_flag
+from ..engine.params import DEVICES, FILE, FILE_OUT
+from .compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
 
 HSI, MSI, OUTPUT, TILE_SIZE, DEVICE, SEED, CREATION_OPTIONS = (
     "HSI", "MSI", "OUTPUT", "TILE_SIZE", "DEVICE", "SEED", "CREATION_OPTIONS")
 DASK_SCHEDULER = "DASK_SCHEDULER"
-DEVICE_CHOICES = [("auto", "Automatic (CUDA GPU when available, else CPU)"), ("cpu", "CPU"), ("cuda", "CUDA GPU")]
-DEVICES = [key for key, _ in DEVICE_CHOICES]
+DEVICE_LABELS = {"auto": "Automatic (CUDA GPU when available, else CPU)", "cpu": "CPU", "cuda": "CUDA GPU"}
+DEVICE_CHOICES = [(key, DEVICE_LABELS[key]) for key in DEVICES]
 SENSOR, DEFAULT_SENSOR = "SENSOR", "sentinel2a_msi"
+# what a drop-down of declared choices shows for each value (by Processing name); values not listed show as is
+CHOICE_LABELS = {
+    DEVICE: DEVICE_LABELS,
+    "METHOD": {"nearest": "Nearest neighbour", "bilinear": "Bilinear", "bicubic": "Bicubic"},
+    "SMOOTHING": {"mtf": "Gaussian matched to the sensor MTF", "box": "Mean filter of width ratio (Liu)"},
+}
 
 
 def add_pair_inputs(alg) -> None:
@@ -89,6 +97,65 @@ def creation_options(alg, parameters, context):
     return [o.strip() for o in text.split("|") if o.strip()]
 
 
+# -- parameters generated from a method's declaration (engine/params.py) --
+def declared_parameter(alg, p):
+    """The Processing parameter for one declared engine parameter (``p.exposed`` only)."""
+    label = alg.tr(p.label)
+    if p.kind == FILE:
+        return QgsProcessingParameterFile(p.processing_name, label, extension=p.extension, optional=True)
+    if p.kind == FILE_OUT:
+        return QgsProcessingParameterFileDestination(p.processing_name, label, f"*.{p.extension} (*.{p.extension})",
+                                                     optional=True, createByDefault=False)
+    if p.type is bool:
+        return QgsProcessingParameterBoolean(p.processing_name, label, bool(p.default))
+    if p.choices is not None:
+        shown = CHOICE_LABELS.get(p.processing_name, {})
+        return QgsProcessingParameterEnum(p.processing_name, label, [alg.tr(shown.get(c, c)) for c in p.choices],
+                                          defaultValue=list(p.choices).index(p.default))
+    if p.type in (int, float):
+        limits = {k: v for k, v in (("minValue", p.minimum), ("maxValue", p.maximum)) if v is not None}
+        kind = NUMBER_INTEGER if p.type is int else NUMBER_DOUBLE
+        return QgsProcessingParameterNumber(p.processing_name, label, kind, p.default, False, **limits)
+    return QgsProcessingParameterString(p.processing_name, label, p.default or "", optional=True)
+
+
+def add_declared(alg, params, outputs: bool = False) -> None:
+    """Add the Processing parameters of the declared ``params``: the inputs, or (``outputs``) the file
+    destinations, which the Toolbox lists after the main OUTPUT."""
+    for p in params:
+        if p.exposed and (p.kind == FILE_OUT) == outputs:
+            param = declared_parameter(alg, p)
+            if p.advanced:
+                add_flag(param, FLAG_ADVANCED)
+            alg.addParameter(param)
+
+
+def declared_values(alg, params, parameters, context) -> dict:
+    """The method parameters the user set in Processing, by engine name (empty paths left out)."""
+    values = {}
+    for p in params:
+        if not p.exposed:
+            continue
+        key = p.processing_name
+        if p.kind == FILE:
+            value = alg.parameterAsFile(parameters, key, context) or None
+        elif p.kind == FILE_OUT:
+            value = alg.parameterAsFileOutput(parameters, key, context) or None
+        elif p.type is bool:
+            value = alg.parameterAsBool(parameters, key, context)
+        elif p.choices is not None:
+            value = p.choices[alg.parameterAsEnum(parameters, key, context)]
+        elif p.type is int:
+            value = alg.parameterAsInt(parameters, key, context)
+        elif p.type is float:
+            value = alg.parameterAsDouble(parameters, key, context)
+        else:
+            value = alg.parameterAsString(parameters, key, context) or None
+        if value is not None:
+            values[p.name] = value
+    return values
+
+
 # --- drop-downs: the user sees labels, scripts and models pass the index (of the key order) -----------
 
 Choices = Sequence[Tuple[str, str]]
@@ -134,8 +201,16 @@ def set_decimals(param, decimals: int):
     return param
 
 
+# numbers whose useful values are far finer than their default or bounds show (a learning rate of 1e-4
+# next to a default of 0): they keep enough decimals to be typed
+FINE_DECIMALS = {"LEARNING_RATE": 6}
+
+
 def default_decimals(param) -> int:
-    """Fewest decimals (2 to 8) that show the default and the finite bounds of ``param`` exactly."""
+    """Fewest decimals (2 to 8) that show the default and the finite bounds of ``param`` exactly, or
+    the number FINE_DECIMALS gives its name."""
+    if param.name() in FINE_DECIMALS:
+        return FINE_DECIMALS[param.name()]
     values = [v for v in (param.defaultValue(), param.minimum(), param.maximum())
               if isinstance(v, (int, float)) and abs(v) < 1e12]
     for decimals in range(2, 9):

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_detail, as_f32, band_combination,
-                      bicubic, crop_hr, degrade, lowpass_margin_lr, regress)
+from ..params import MethodSpec
+from ._classical_params import classical_params
+from ._common import (ClassicalMethod, add_detail, as_f32, band_combination, bicubic, crop_hr, degrade,
+                      lowpass_margin_lr, regress)
 
 
 class GLP(ClassicalMethod):
@@ -41,8 +42,6 @@ class GLP(ClassicalMethod):
         return bicubic(base, ratio, crop, finish=add_detail(self.weights, crop_hr(hr, crop)))
 
 
-def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, **_) -> GLP:
-    return GLP(mtf_gain=mtf_gain, fit_lr_side=fit_lr_side)
-
-
-register_method("glp", _factory)
+METHODS = [MethodSpec("glp", "MTF-GLP", GLP, classical_params(), "classical",
+                      display_name="Fuse with MTF-GLP (hypersharpening)",
+                      summary="MTF-matched generalised Laplacian pyramid / hypersharpening (Aiazzi 2006, Selva 2015).")]

@@ -187,3 +187,48 @@ def test_overlapping_bands_not_double_counted():
     R = srf.srf_matrix(s, wl, fw)
     ramp = wl.copy()  # spectrum = wavelength: the band value must be the response-weighted mean wavelength
     assert abs(R[0] @ ramp - 950.0) < 1.0
+
+
+@pytest.mark.parametrize("step", [None, 1.0])
+def test_coarse_and_fine_tables_integrate_the_whole_triangle(tmp_path, step):
+    """A triangular response (0 at 500, 1 at 520, 0 at 600 nm), tabulated as the 3 corner rows or every
+    1 nm: the band-pass is the linear interpolation of the table over its whole support, ramps to the
+    zero samples included. Through dense narrow HSI bands, a spectrum equal to the wavelength (and to its
+    square) must give the analytic mean (and second moment) of that triangle."""
+    a, c, b = 500.0, 520.0, 600.0
+    x = np.array([a, c, b]) if step is None else np.arange(a, b + step / 2, step)
+    y = np.interp(x, [a, c, b], [0.0, 1.0, 0.0])
+    p = tmp_path / "tri.csv"
+    p.write_text("wavelength,tri\n" + "".join(f"{w:g},{v:.12g}\n" for w, v in zip(x, y)))
+    sensor = srf.load_srf_csv(str(p))
+    assert sensor.support(0) == (a, b)
+    wl = np.arange(440.0, 661.0, 2.0)
+    R = srf.srf_matrix(sensor, wl, np.full(wl.size, 2.0))[0]
+    mean = (a + b + c) / 3  # triangular distribution
+    var = (a * a + b * b + c * c - a * b - a * c - b * c) / 18
+    assert R @ wl == pytest.approx(mean, abs=0.05)
+    # the Gaussian partition of unity over 2-nm bands adds ~ spacing^2/12 of variance: 0.1 % of 467 nm^2
+    assert R @ wl ** 2 - (R @ wl) ** 2 == pytest.approx(var, rel=2e-3)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("band,centre,fwhm\nB1,560,abc\n", r"row 2 \(band B1\) holds a non-numeric centre or FWHM: '560', 'abc'"),
+    ("band,centre,fwhm\nB1,560,30\nB2,665\n", r"row 3 has 2 value\(s\) \(B2,665\)"),
+    ("band,centre,fwhm\nB1,560,1e9\n", r"row 2 \(band B1\): FWHM 1e9 nm must be > 0 and at most"),
+    ("band,centre,fwhm\nB1,560,0\n", r"FWHM 0 nm must be > 0"),
+    ("band,centre,fwhm\nB1,-5,20\n", r"centre -5 nm is outside"),
+    ("band,centre,fwhm\n", r"no band rows"),
+])
+def test_centre_fwhm_file_errors_name_file_row_and_value(tmp_path, text, match):
+    p = tmp_path / "cf.csv"
+    p.write_text("# format: centre_fwhm\n" + text)
+    with pytest.raises(InputError, match=match) as err:
+        srf.load_srf_csv(str(p))
+    assert str(p) in str(err.value)
+
+
+def test_table_beyond_the_optical_range_is_refused(tmp_path):
+    p = tmp_path / "far.csv"
+    p.write_text("wavelength,a\n500,0\n550,1\n1e9,0\n")
+    with pytest.raises(WavelengthError, match=r"wavelength 1e\+09 nm \(row 4\) is outside"):
+        srf.load_srf_csv(str(p))

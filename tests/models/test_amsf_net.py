@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from hsifusion.models import amsf_net
-from hsifusion.models.registry import _REGISTRY, count_parameters
+from hsifusion.models.catalogue import entry
+from hsifusion.models.registry import count_parameters, get_spec
 
 
 def _pair(bands, msi, ratio, hr, batch=1, seed=0):
@@ -110,8 +111,8 @@ def test_loss_and_optimizer_recipe():
 
 
 def test_spec_registered():
-    spec = _REGISTRY["amsfnet"]
-    assert spec is amsf_net.SPEC and spec.supervised and spec.paper_params is None
+    spec = get_spec("amsfnet")
+    assert spec is amsf_net.SPEC and entry("amsfnet").supervised and spec.paper_params is None
     for r in (2, 3, 4, 8):
         assert spec.align(r) == 8 * r and spec.margin(r) == 40 * r and spec.min_hr_size(r) == 8 * r
         assert spec.margin(r) % spec.align(r) == 0

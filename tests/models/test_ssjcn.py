@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from hsifusion.models import ssjcn
-from hsifusion.models.registry import _REGISTRY, count_parameters
+from hsifusion.models.catalogue import entry
+from hsifusion.models.registry import count_parameters, get_spec
 
 
 def _pair(bands, msi, ratio, hr, batch=1, seed=0):
@@ -92,8 +93,8 @@ def test_wrong_shapes_raise(y_shape, z_shape, match):
 
 
 def test_registry_entry():
-    spec = _REGISTRY["ssjcn"]
-    assert spec.supervised is True and spec.fit is None
+    spec = get_spec("ssjcn")
+    assert entry("ssjcn").supervised is True and spec.fit is None
     assert (spec.margin(4), spec.margin(8), spec.margin(3), spec.margin(2)) == (64, 96, 72, 64)
     assert (spec.align(4), spec.align(8), spec.align(3)) == (4, 8, 12)
     assert (spec.min_hr_size(4), spec.min_hr_size(8), spec.min_hr_size(3)) == (16, 16, 24)

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from hsifusion.models import umsft
-from hsifusion.models.registry import _REGISTRY, count_parameters
+from hsifusion.models.catalogue import entry
+from hsifusion.models.registry import count_parameters, get_spec
 
 CAVE_SPANS = [list(range(20, 31)), list(range(10, 23)), list(range(0, 12))]
 
@@ -152,8 +153,8 @@ def test_vgg_weights_round_trip(tmp_path):
 
 
 def test_registry_entry():
-    spec = _REGISTRY["umsft"]
-    assert spec.supervised is False and spec.fit is umsft.fit
+    spec = get_spec("umsft")
+    assert entry("umsft").supervised is False and spec.fit is umsft.fit
     assert (spec.margin(4), spec.align(4), spec.align(3), spec.min_hr_size(8)) == (32, 64, 192, 64)
     assert isinstance(spec.build(6, 3, 4, lite=True), umsft.UMSFT)
 
