@@ -262,3 +262,20 @@ def test_style_cuts_are_checked_before_the_run(hsifusion_provider):
     assert not ok and "lower cut" in msg
     ok, msg = alg.checkParameterValues({"INPUT": str(REFERENCE), "PRESET": 4}, QgsProcessingContext())
     assert not ok and "three wavelengths" in msg
+
+
+def test_assess_and_simulate_inputs_are_checked_before_the_run(hsifusion_provider, tmp_path):
+    hsi, msi = synthetic_pair(tmp_path)
+    assess = hsifusion_provider.algorithm("assess")
+    ok, msg = assess.checkParameterValues({"ESTIMATE": str(REFERENCE)}, QgsProcessingContext())
+    assert not ok and "reference" in msg
+    ok, msg = assess.checkParameterValues({"ESTIMATE": str(REFERENCE), "LR_HSI": hsi}, QgsProcessingContext())
+    assert not ok and "both" in msg
+    ok, msg = assess.checkParameterValues({"ESTIMATE": str(REFERENCE), "LR_HSI": hsi, "MSI": msi},
+                                          QgsProcessingContext())
+    assert ok, msg
+    simulate = hsifusion_provider.algorithm("simulate")
+    params = {"REFERENCE": str(REFERENCE), "PSF": 2, "OUTPUT_HSI": str(tmp_path / "lr.tif"),
+              "OUTPUT_MSI": str(tmp_path / "ms.tif")}
+    ok, msg = simulate.checkParameterValues(params, QgsProcessingContext())
+    assert not ok and "kernel file" in msg
