@@ -1,9 +1,13 @@
 """hsifusion:simulate and hsifusion:spectral_resample — Wald-protocol simulation from an HR-HSI reference."""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingParameterFile, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
 from ..engine import api
 from ..provider import params as P

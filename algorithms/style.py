@@ -1,10 +1,17 @@
-"""hsifusion:style — a band-combination preset by wavelength: written as a .qml style file and applied
-to the raster's layers in the open project."""
+"""hsifusion:style — a band-combination preset by wavelength.
+
+Written as a .qml style file and applied to the raster's layers in the open project.
+"""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString, QgsRasterLayer)
+from qgis.core import (
+    QgsProcessingOutputString,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsRasterLayer,
+)
 
 from ..engine.errors import InputError
 from ..engine.presets import DEFAULT_TOLERANCE_NM, PRESETS

@@ -7,10 +7,19 @@ to the checkpoint.
 """
 from __future__ import annotations
 
-from qgis.core import (Qgis, QgsProcessing, QgsProcessingException, QgsProcessingOutputFile,
-                       QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterMultipleLayers,
-                       QgsProcessingParameterNumber, QgsProcessingParameterString)
+from qgis.core import (
+    Qgis,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputFile,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
 
 from ..engine import api
 from ..models.catalogue import DEFAULT_TRAINING_NETWORK, NETWORKS, SUPERVISED
@@ -56,8 +65,8 @@ class TrainAlgorithm(HsiAlgorithm):
                                                optional=True))
         self.addParameter(QgsProcessingParameterNumber(RATIO, self.tr("Resolution ratio (references)"),
                                                        NUMBER_INTEGER, 4, False, 2))
-        P.add_advanced(self, QgsProcessingParameterNumber(PSF_FWHM, self.tr("Gaussian PSF FWHM in HR pixels (0 = ratio)"),
-                                               NUMBER_DOUBLE, 0, False, 0))
+        P.add_advanced(self, QgsProcessingParameterNumber(
+            PSF_FWHM, self.tr("Gaussian PSF FWHM in HR pixels (0 = ratio)"), NUMBER_DOUBLE, 0, False, 0))
         self.addParameter(QgsProcessingParameterNumber(EPOCHS, self.tr("Epochs"), NUMBER_INTEGER, 10, False, 1))
         P.add_advanced(self, QgsProcessingParameterNumber(ITERATIONS, self.tr("Iterations (0 = use epochs)"),
                                                NUMBER_INTEGER, 0, False, 0))

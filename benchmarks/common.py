@@ -1,5 +1,8 @@
-"""Shared helpers of the benchmark scripts: package import, machine description, child processes,
-result files and Markdown tables. Standard library + numpy/GDAL only (no QGIS)."""
+"""Shared helpers of the benchmark scripts.
+
+Package import, machine description, child processes, result files and Markdown tables. Standard library +
+numpy/GDAL only (no QGIS).
+"""
 from __future__ import annotations
 
 import copy
@@ -138,7 +141,8 @@ def run_child(args: Sequence[str], timeout: Optional[float] = None, env: Optiona
     """Run ``python benchmarks/job.py ARGS`` in a fresh process; return the JSON of its last line.
 
     The child reports its own peak RSS (VmHWM of /proc/self/status), so each method's memory is its
-    own. On failure the dict holds ``error``."""
+    own. On failure the dict holds ``error``.
+    """
     cmd = [PYTHON, str(BENCH / "job.py"), *map(str, args)]
     # Every job starts with no dirty pages of an earlier job's output left for the kernel to write back
     # (that writeback ran during the next job and slowed its writes 2-3x, whichever job came next).
@@ -185,8 +189,11 @@ MARK_DB = 3.0  # the training benchmarks' mark: bicubic + 3 dB
 
 
 def psnr_good_bands(ref, est, valid, good) -> float:
-    """Mean over good bands of 10 log10(peak² / MSE) on valid pixels, peak = the reference band's max
-    (engine.metrics' definition; tests/benchmarks/test_device_speed.py checks it against that module)."""
+    """Mean PSNR over good bands on valid pixels, as engine.metrics defines it.
+
+    10 log10(peak² / MSE) per band, peak = the reference band's max (tests/benchmarks/test_device_speed.py
+    checks it against that module).
+    """
     import numpy as np
 
     x, y = ref[good][:, valid].astype(np.float64), est[good][:, valid].astype(np.float64)
@@ -206,10 +213,13 @@ def curve_summary(points: List, bicubic: float) -> Dict:
 
 
 def training_probe(method, iterations: int, every: int, evaluate, sync=None):
-    """A feedback for ``NetworkMethod.fit`` that times training alone: every ``every`` steps (and the
-    last) the clock is paused (after ``sync()``, for queued device work), ``evaluate()`` runs with the
-    model in eval mode and no grad, and ``(step, training seconds, value)`` joins ``probe.points``.
-    Relies on fit calling ``setProgress`` once per training step while the model is in train mode."""
+    """A feedback for ``NetworkMethod.fit`` that times training alone.
+
+    Every ``every`` steps (and the last) the clock is paused (after ``sync()``, for queued device work),
+    ``evaluate()`` runs with the model in eval mode and no grad, and ``(step, training seconds, value)`` joins
+    ``probe.points``. Relies on fit calling ``setProgress`` once per training step while the model is in train
+    mode.
+    """
     register_package()
     import torch
 

@@ -1,5 +1,7 @@
-"""Network speed on one device (a GPU where there is one): inference Mpx/s per tile size, the tile size
-that maximises it, peak device memory, and scene-adaptive training time to bicubic + 3 dB.
+"""Network speed on one device (a GPU where there is one).
+
+Inference Mpx/s per tile size, the tile size that maximises it, peak device memory, and scene-adaptive
+training time to bicubic + 3 dB.
 
     python benchmarks/device_speed.py [--device auto|cuda|cpu] [--tiles 128,256,512,1024]
                                       [--nets ID,ID,...] [--quick] [--sample-npz FILE]
@@ -14,15 +16,15 @@ command on the CPU gives the CPU row, so both come from one protocol.
 1. **Time to bicubic + 3 dB** (supervised nets, as ``benchmarks/training_speed.py``): ``NetworkMethod.fit``
    on the sample with the engine's default iterations (``--quick``: 60), the training clock paused every
    ``--every`` steps to apply the current weights to the whole sample (one tile with the mirrored
-   context the tile loop gives a small raster: tested equal to the tile loop) and compute PSNR against the real reference
-   (per good band, peak = band max over valid pixels). Device work is synchronised before each reading.
+   context the tile loop gives a small raster: tested equal to the tile loop) and compute PSNR against the
+   real reference (per good band, peak = band max over valid pixels). Device work is synchronised before each reading.
 2. **Inference per tile size**: the sample mirror-tiled to a ``T``² HR tile (its LR tile ``T/r``); one
    warm-up call, then the median of ``--repeats`` calls of ``apply`` (host -> device -> host included,
    as in the tile loop). Mpx/s counts the tile's *core*: ``T - 2 x margin`` a side, what an interior tile
    of the tile loop delivers. Supervised nets use the weights from step 1 (or a short fit when step 1
    did not run them); UDS2C2 is fitted on the sample first; UMSFT optimises every tile (10 + 10 steps,
-   as benchmarks/throughput.py; no warm-up call for it; on a CPU the smallest tile only). On GPU out-of-memory the row says so and larger
-   tiles are skipped.
+   as benchmarks/throughput.py; no warm-up call for it; on a CPU the smallest tile only). On GPU
+   out-of-memory the row says so and larger tiles are skipped.
 
 Writes ``benchmarks/results/device_speed_<device type>.json``; ``run_all.py`` assembles every such file.
 """
@@ -39,17 +41,36 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (MARK_DB, NETWORKS, PER_TILE, SAMPLE, SEED, SUPERVISED, catalogue, curve_summary, fmt,  # noqa: E402
-                    log, load_result, machine_info, md_table, psnr_good_bands, register_package, save_result,
-                    training_probe)
+from common import (
+    MARK_DB,
+    NETWORKS,
+    PER_TILE,
+    SAMPLE,
+    SEED,
+    SUPERVISED,
+    catalogue,
+    curve_summary,
+    fmt,
+    load_result,
+    log,
+    machine_info,
+    md_table,
+    psnr_good_bands,
+    register_package,
+    save_result,
+    training_probe,
+)
 
 PER_TILE_STEPS = 10   # per-tile nets: optimisation steps (main loop and each init step) in the inference sweep
 
 
 # ------------------------------------------------------------------------------------------ data
 def load_sample(npz: Optional[str] = None) -> Dict:
-    """The bundled sample as arrays: lr (C,h,w), msi (c,H,W), ref (C,H,W), good bands, valid pixels,
-    wavelengths/FWHM of both sides. From GDAL when it is there, else from ``npz`` (``--export-npz``)."""
+    """The bundled sample as arrays.
+
+    ``lr`` (C,h,w), msi (c,H,W), ref (C,H,W), good bands, valid pixels, wavelengths/FWHM of both sides. From
+    GDAL when it is there, else from ``npz`` (``--export-npz``).
+    """
     if npz:
         with np.load(npz) as f:
             return {k: f[k] for k in f.files}
@@ -72,8 +93,10 @@ def load_sample(npz: Optional[str] = None) -> Dict:
 
 
 def fill_invalid(arr: np.ndarray, valid: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """As the engine reads a window (engine.scene.fill_invalid): invalid pixels take the band's mean
-    over the valid ones, whole bad bands 0."""
+    """As the engine reads a window (engine.scene.fill_invalid).
+
+    Invalid pixels take the band's mean over the valid ones, whole bad bands 0.
+    """
     out = arr.copy()
     if not valid.all():
         means = arr[:, valid].mean(axis=1) if valid.any() else np.zeros(len(arr))
@@ -124,9 +147,11 @@ def edge_context(method, ratio: int) -> int:
 
 
 def apply_whole(method, scene: ArrayScene) -> np.ndarray:
-    """The method on the whole sample as one tile, as the tile loop runs a raster smaller than a tile:
-    mirrored context of :func:`edge_context` around it (padded further at the bottom/right only if the
-    method's size rule asks for it), then cropped back."""
+    """The method on the whole sample as one tile, as the tile loop runs a raster smaller than a tile.
+
+    Mirrored context of :func:`edge_context` around it (padded further at the bottom/right only if the
+    method's size rule asks for it), then cropped back.
+    """
     r = scene.ratio
     m = edge_context(method, r) // r  # LR px
     lr = np.pad(scene.lr, ((0, 0), (m, m), (m, m)), mode="symmetric")
@@ -232,7 +257,8 @@ def run(device: str, nets: Sequence[str], tiles: Sequence[int], quick: bool, rep
     s = load_sample(npz)
     ratio = s["msi"].shape[1] // s["lr"].shape[1]
     scene = ArrayScene(s, ratio)
-    bicubic = psnr_good_bands(s["ref"], apply_whole(get_method("upsample", mode="bicubic"), scene), s["ref_valid"], s["ref_good"])
+    bicubic = psnr_good_bands(s["ref"], apply_whole(get_method("upsample", mode="bicubic"), scene), s["ref_valid"],
+                              s["ref_good"])
     info = machine_info()
     if dev.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(dev)
@@ -269,7 +295,8 @@ def markdown(res: Dict) -> str:
     where = (f"{mi.get('device_name')} ({mi.get('device_memory_gib')} GiB)" if res["device"] == "cuda"
              else f"CPU: {mi.get('cpu')}, {mi.get('torch_threads', '?')} torch threads")
     ran = res.get("ran") or {}
-    out = [f"**{where}** — `{ran.get('command', '?')}`, {ran.get('finished', mi.get('date'))}; bicubic on the sample {res['bicubic_psnr']:.2f} dB "
+    out = [f"**{where}** — `{ran.get('command', '?')}`, {ran.get('finished', mi.get('date'))}; "
+           f"bicubic on the sample {res['bicubic_psnr']:.2f} dB "
            f"(whole-sample protocol of this script).\n"]
     rows = []
     for r in res["training"]:

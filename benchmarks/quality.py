@@ -20,9 +20,22 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORK_BUDGET, NETWORKS, ROOT, SEED, available_methods, fmt, label, log,  # noqa: E402
-                    md_table, method_params, register_package, save_result)
-from scenes import scenes  # noqa: E402
+from common import (
+    DEFAULT_WORK,
+    NETWORK_BUDGET,
+    NETWORKS,
+    ROOT,
+    SEED,
+    available_methods,
+    fmt,
+    label,
+    log,
+    md_table,
+    method_params,
+    register_package,
+    save_result,
+)
+from scenes import scenes
 
 PLOT = ROOT / "docs" / "benchmarks_psnr_time.png"
 METRICS = ("PSNR", "SSIM", "SAM", "ERGAS", "Q2N")
@@ -49,8 +62,8 @@ def make_pair(scene: Dict, ratio: int, work: Path):
 def warm_up(work: Path) -> None:
     """Import everything once (torch, scipy, GDAL drivers) so the first timed method pays no imports."""
     register_package()
-    from hsifusion.engine import api
     from common import SAMPLE
+    from hsifusion.engine import api
 
     out = work / "warmup.tif"
     for m in ("upsample", "gsa"):
@@ -63,8 +76,9 @@ QUICK_NET_CASES = {("enmap_128x64", 4)}
 
 def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases: bool = False) -> Dict:
     register_package()
-    from hsifusion.engine import api
     import torch
+
+    from hsifusion.engine import api
 
     torch.manual_seed(SEED)
     work = work / "quality"
@@ -93,7 +107,7 @@ def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases
                     row["iterations"] = res.get("iterations")
                     a = api.assess(sc["reference"], str(out), r)
                     row.update({k: float(a[k]) for k in METRICS})
-                except Exception as exc:  # noqa: BLE001 - a failing method is a row, not a crash
+                except Exception as exc:  # a failing method is a row, not a crash
                     row["error"] = f"{type(exc).__name__}: {exc}"
                     traceback.print_exc()
                 finally:
@@ -167,13 +181,15 @@ def markdown(data: Dict) -> str:
         for sc, ratio in cases:
             base = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, "upsample")
                          and "PSNR" in r), None)
-            me = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, m) and "PSNR" in r), None)
+            me = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, m)
+                       and "PSNR" in r), None)
             if base and me:
                 gains.append(me["PSNR"] - base["PSNR"])
                 times.append(me["seconds"])
         if gains:
             lab = next(r["label"] for r in rows if r["method"] == m)
-            summ.append([lab, len(gains), fmt(sum(gains) / len(gains)), fmt(min(gains)), fmt(sum(times) / len(times), 1)])
+            summ.append([lab, len(gains), fmt(sum(gains) / len(gains)), fmt(min(gains)),
+                         fmt(sum(times) / len(times), 1)])
     if data.get("network_cases") != "all":
         out.insert(0, "Quick mode: the networks ran on the bundled sample x4 only (`--all-cases` runs them "
                       "everywhere; the full run does).\n")

@@ -19,8 +19,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORK_BUDGET, QUICK_ITERATIONS, ROOT, SEED, command_line, fmt,  # noqa: E402
-                    load_result, log, machine_info, save_result)
+from common import (
+    DEFAULT_WORK,
+    NETWORK_BUDGET,
+    QUICK_ITERATIONS,
+    ROOT,
+    SEED,
+    command_line,
+    fmt,
+    load_result,
+    log,
+    machine_info,
+    save_result,
+)
 
 DOC = ROOT / "docs" / "benchmarks.md"
 PARTS = ("quality", "throughput", "memory", "training", "device")
@@ -59,10 +70,10 @@ def gpu_line() -> str:
 
 
 def assemble(meta: dict) -> str:
-    import quality
-    import throughput
     import device_speed
     import memory
+    import quality
+    import throughput
     import training_speed
 
     q, t, m, tr = (load_result(n) for n in ("quality", "throughput", "memory", "training_speed"))
@@ -74,7 +85,8 @@ def assemble(meta: dict) -> str:
         ("> **Quick mode** (`--quick`): networks with small iteration budgets and light variants, smaller "
          "rasters. The numbers show the shape of the results, not the final figures; the full run is "
          "`.venv/bin/python benchmarks/run_all.py` (no flag).\n" if quick else ""),
-        f"- **Command**: `{meta['command']}` (from the repository root; {fmt(meta.get('total_seconds', 0) / 60, 1)} min)",
+        f"- **Command**: `{meta['command']}` (from the repository root; "
+        f"{fmt(meta.get('total_seconds', 0) / 60, 1)} min)",
         f"- **Date**: {mi['date']}",
         f"- **Machine**: {mi.get('cpu', '?')}, {mi.get('cores')} cores, {mi.get('ram_gib')} GiB RAM; "
         f"load average at start {', '.join(f'{v:.1f}' for v in mi.get('loadavg', []))}"
@@ -146,10 +158,10 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         q = ["--quick"] if a.quick else []
         w = ["--work", str(a.work)]
-        import quality
-        import throughput
         import device_speed
         import memory
+        import quality
+        import throughput
         import training_speed
 
         times = {}

@@ -17,8 +17,20 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (LITE, SAMPLE, SEED, SUPERVISED, fmt, log, md_table, register_package,  # noqa: E402
-                    curve_summary, psnr_good_bands, save_result, training_probe)
+from common import (
+    LITE,
+    SAMPLE,
+    SEED,
+    SUPERVISED,
+    curve_summary,
+    fmt,
+    log,
+    md_table,
+    psnr_good_bands,
+    register_package,
+    save_result,
+    training_probe,
+)
 
 
 class _Eval:
@@ -83,7 +95,7 @@ def run(quick: bool, nets: List[str], iterations: int = None, every: int = None)
         log(f"training speed: {n}, {its} iterations, PSNR every {ev}")
         try:
             rows.append(curve(n, its, ev, quick))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rows.append({"net": n, "error": f"{type(exc).__name__}: {exc}"})
         log(f"  -> {rows[-1].get('seconds_to_mark')} s to mark, final {rows[-1].get('final_psnr')}")
     res = {"quick": quick, "rows": rows, "device": "cpu"}
@@ -108,7 +120,8 @@ def markdown(res: Dict) -> str:
                        for r in res["rows"] if r.get("points"))
     return (md_table(["network (CPU)", "bicubic PSNR", "mark (+3 dB)", "iterations to mark", "seconds to mark",
                       "last PSNR @ iteration", "training s (total)"], rows) +
-            f"\n\nPSNR curves (iteration→dB): {curves}.\n\nOn a GPU: 'Networks on one device' (benchmarks/device_speed.py).\n")
+            f"\n\nPSNR curves (iteration→dB): {curves}.\n\n"
+            "On a GPU: 'Networks on one device' (benchmarks/device_speed.py).\n")
 
 
 def main(argv=None) -> Dict:

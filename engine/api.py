@@ -1,5 +1,7 @@
-"""Entry points the QGIS algorithms and the command line call. Each validates, runs, and writes
-atomically; each returns a dict of what it produced."""
+"""Entry points the QGIS algorithms and the command line call.
+
+Each validates, runs, and writes atomically; each returns a dict of what it produced.
+"""
 from __future__ import annotations
 
 import functools
@@ -13,11 +15,11 @@ from .feedback import Feedback, ensure_feedback
 from .memory import TILE_BUFFERS
 from .methods import get_method
 from .methods.base import FusionMethod
+from .outputs import check_output_folder, check_outputs, raster_driver
 from .pair import require_positive_tile, validate_pair
 from .raster import raster_info
 from .scene import build_scene
 from .tiling import fuse_tiles
-from .outputs import check_output_folder, check_outputs, raster_driver
 from .writer import RasterWriter, float_nodata
 
 
@@ -35,9 +37,14 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
         method: a registered method name or a :class:`FusionMethod` instance.
         method_params: keyword arguments for the method's factory.
         tile_size: HR core tile side (rounded to the method's alignment).
+        feedback: progress, messages and cancel (QgsProcessingFeedback's method names).
+        creation_options: GDAL ``KEY=VALUE`` creation options, overriding the defaults key by key.
+        hsi_wavelengths: HSI wavelengths in nm when the raster lacks them (list, string or CSV).
+        msi_wavelengths: MSI wavelengths in nm when the raster lacks them.
         scheduler: None/"" = in-process; ``local:N`` = a Dask LocalCluster of N worker processes;
             ``tcp://host:port`` = a running Dask scheduler (engine/distributed.py); or an open
-            :class:`~.distributed.DaskSession`. ``max_in_flight`` bounds the pending tile tasks.
+            :class:`~.distributed.DaskSession`.
+        max_in_flight: with a scheduler, at most this many pending tile tasks.
         tile_dir: with a scheduler, workers write per-tile GeoTIFFs there and ``output`` (*.vrt) is
             their VRT mosaic (when the client's bandwidth is the limit).
 
@@ -110,7 +117,8 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
 def check_fuse_outputs(output: str, inputs: Sequence[str], tile_dir: Optional[str] = None,
                        save_checkpoint: Optional[str] = None) -> None:
     """Every file a fusion run writes, checked before any work: the raster (a format GDAL can create,
-    or a .vrt mosaic with ``tile_dir``), the tile folder and a network's checkpoint."""
+    or a .vrt mosaic with ``tile_dir``), the tile folder and a network's checkpoint.
+    """
     check_outputs({"OUTPUT": output, "SAVE_CHECKPOINT": save_checkpoint}, inputs)
     if tile_dir:
         check_output_folder(tile_dir, inputs, "tile folder")
@@ -136,6 +144,6 @@ def assess(reference: Optional[str], estimate: str, ratio: Optional[float] = Non
                    mask=mask, border=border, tile_size=tile_size, feedback=feedback, **kwargs)
 
 
-# Corpus training (engine/train.py) and blind SRF/PSF estimation (engine/estimate.py), issue #7.
+# Corpus training (engine/train.py) and blind SRF/PSF estimation (engine/estimate.py).
 from .estimate import estimate_srf_psf  # noqa: E402,F401
 from .train import train  # noqa: E402,F401

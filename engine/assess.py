@@ -19,11 +19,11 @@ from .. import __version__
 from . import metrics as M
 from .errors import BandError, CrsMismatchError, GridError, InputError, NoValidDataError
 from .feedback import Feedback, ensure_feedback
+from .outputs import check_outputs, raster_driver, replacing
 from .pair import crs_name, same_crs, validate_pair
 from .raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
 from .tiling import pipeline
 from .windows import Window, intersection
-from .outputs import check_outputs, raster_driver, replacing
 from .writer import DEFAULT_NODATA, RasterWriter
 
 SAM_NODATA = DEFAULT_NODATA

@@ -32,8 +32,10 @@ PSF_KINDS = ("gaussian", "mtf", "kernel")
 
 
 class CliFeedback:
-    """Feedback on stderr: messages, warnings and progress every 10 %; Ctrl-C cancels like the
-    Toolbox's Cancel button (a second Ctrl-C interrupts at once)."""
+    """Feedback on stderr: messages, warnings and progress every 10 %.
+
+    Ctrl-C cancels like the Toolbox's Cancel button (a second Ctrl-C interrupts at once).
+    """
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -179,7 +181,7 @@ def _sensors() -> List[str]:
         from .srf import list_sensors
 
         return list_sensors()
-    except Exception:  # noqa: BLE001 - help text only
+    except Exception:  # help text only
         return []
 
 
@@ -191,7 +193,8 @@ def _version() -> str:
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:
     """One ``--option`` per parameter any method declares (engine/params.py), with its type and choices;
-    the help names the methods that take it. Unset options stay None (= the method's default)."""
+    the help names the methods that take it. Unset options stay None (= the method's default).
+    """
     from .methods import method_specs
     from .params import DEVICE
 
@@ -221,7 +224,8 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
 
 def method_options(args, method: str) -> Dict:
     """The method options set on the command line, refused (InputError) when ``method`` does not take
-    them: the message names the methods that do."""
+    them: the message names the methods that do.
+    """
     from .methods import method_spec, method_specs
     from .params import declared_names
 
@@ -280,9 +284,12 @@ CLI_GDAL_CACHE_MIB = 256
 
 
 def cap_gdal_cache(mib: int = CLI_GDAL_CACHE_MIB) -> None:
-    """Cap GDAL's block cache unless the user set GDAL_CACHEMAX: its default (5 % of RAM) is what made
-    peak memory grow with the raster (1.2 GB here, 3.2 GB on a 64 GB machine); the tile loop needs only
-    the input blocks of one row of tiles. Inside QGIS the cache is QGIS's setting, left alone."""
+    """Cap GDAL's block cache unless the user set GDAL_CACHEMAX.
+
+    Its default (5 % of RAM) is what made peak memory grow with the raster (1.2 GB here, 3.2 GB on a 64 GB
+    machine); the tile loop needs only the input blocks of one row of tiles. Inside QGIS the cache is QGIS's
+    setting, left alone.
+    """
     from osgeo import gdal
 
     if not os.environ.get("GDAL_CACHEMAX") and gdal.GetCacheMax() > mib * 2**20:
@@ -291,7 +298,8 @@ def cap_gdal_cache(mib: int = CLI_GDAL_CACHE_MIB) -> None:
 
 class Terminated(BaseException):
     """SIGTERM / SIGHUP: unwinds at once (not only between tiles), so every writer's ``with`` block
-    removes its temporary file, as a cancel does."""
+    removes its temporary file, as a cancel does.
+    """
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -307,7 +315,8 @@ TERMINATING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if
 
 def _install_signal_handlers(feedback: CliFeedback) -> Dict:
     """Ctrl-C cancels like the Toolbox's button; SIGTERM/SIGHUP raise :class:`Terminated`. Returns the
-    previous handlers (empty off the main thread, where Python allows none)."""
+    previous handlers (empty off the main thread, where Python allows none).
+    """
     previous = {}
     try:
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, feedback.cancel)

@@ -77,7 +77,8 @@ def _vrt_sources(ds: gdal.Dataset, vrt_path: str) -> List[str]:
 def input_files(path: str, _seen: Optional[Set[str]] = None) -> Set[str]:
     """Every local file (resolved) that reading ``path`` touches: the file itself, the files GDAL lists
     for it, VRT sources recursively and the archive of a ``/vsizip/``-style path. A path GDAL cannot
-    open (a CSV, a checkpoint) is just itself."""
+    open (a CSV, a checkpoint) is just itself.
+    """
     seen = set() if _seen is None else _seen
     files: Set[str] = set()
     own = _local_file(path)
@@ -126,7 +127,8 @@ def _own_files(path: str) -> List[str]:
 
 def check_output_path(path: str, inputs: Iterable[str] = (), what: str = "output") -> str:
     """Refuse an output that is or shares a file with an input, is a folder, or sits in a missing or
-    read-only folder; returns the absolute path."""
+    read-only folder; returns the absolute path.
+    """
     if not path or not str(path).strip():
         raise OutputError(f"no {what} path given")
     path = os.path.abspath(str(path))
@@ -149,7 +151,8 @@ def check_output_path(path: str, inputs: Iterable[str] = (), what: str = "output
 
 def check_output_folder(path: str, inputs: Iterable[str] = (), what: str = "output folder") -> str:
     """A folder an algorithm writes into (created if missing): not an input's file, not a plain file,
-    and its parent exists and is writable; returns the absolute path."""
+    and its parent exists and is writable; returns the absolute path.
+    """
     if not path or not str(path).strip():
         raise OutputError(f"no {what} given")
     path = os.path.abspath(str(path))
@@ -168,7 +171,8 @@ def check_output_folder(path: str, inputs: Iterable[str] = (), what: str = "outp
 
 def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Iterable[str] = ()) -> dict:
     """Check every named output (``{"OUTPUT_SAM": path, ...}``; None = not written) against the inputs
-    and against each other; returns ``{name: absolute path}`` of those given."""
+    and against each other; returns ``{name: absolute path}`` of those given.
+    """
     inputs = [str(p) for p in inputs if p]
     checked = {}
     for name, p in outputs.items():
@@ -198,7 +202,8 @@ def raster_driver(path: str) -> str:
 def replacing(path: str, suffix: str = ".partial") -> Iterator[str]:
     """Write a small output (CSV, report, plot) under ``path + suffix`` and ``os.replace`` it over
     ``path`` when the block succeeds; on failure remove it (the previous file stays). An ``OSError``
-    in the block (disk full, EFBIG) becomes an :class:`OutputError` naming ``path``."""
+    in the block (disk full, EFBIG) becomes an :class:`OutputError` naming ``path``.
+    """
     tmp = f"{path}{suffix}"
     try:
         yield tmp

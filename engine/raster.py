@@ -175,7 +175,8 @@ def read_window(ds: gdal.Dataset, col: int, row: int, width: int, height: int,
 def read_mask_window(ds: gdal.Dataset, col: int, row: int, width: int, height: int) -> Optional[np.ndarray]:
     """(height, width) bool where the GDAL mask (alpha band, .msk / internal dataset mask, per-band
     masks: every one must pass) marks a pixel valid, mirrored like :func:`read_window`; None when
-    validity is nodata/NaN only."""
+    validity is nodata/NaN only.
+    """
     masked = _masked_bands(ds)
     if not masked:
         return None
@@ -214,7 +215,8 @@ def _clamp_span(start: int, size: int, limit: int) -> Tuple[int, int]:
 def valid_mask(data: np.ndarray, nodata: Optional[float], good_bands: Optional[np.ndarray] = None,
                mask: Optional[np.ndarray] = None) -> np.ndarray:
     """Pixels (H, W) where every good band is finite and differs from nodata, and the GDAL ``mask``
-    (from :func:`read_mask_window`) is set."""
+    (from :func:`read_mask_window`) is set.
+    """
     use = data if good_bands is None or good_bands.all() else data[good_bands]
     ok = np.isfinite(use).all(axis=0)
     if nodata is not None and np.isfinite(nodata):
@@ -222,8 +224,3 @@ def valid_mask(data: np.ndarray, nodata: Optional[float], good_bands: Optional[n
     if mask is not None:
         ok &= mask
     return ok
-
-
-def band_list_names(info: RasterInfo) -> List[str]:
-    """Band names for an output that inherits the HSI's bands."""
-    return list(info.band_names)

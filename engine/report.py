@@ -48,7 +48,8 @@ def _png(fig) -> str:
 
 
 def _img(src: str, caption: str) -> str:
-    return f'<figure><img src="{src}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+    return (f'<figure><img src="{src}" alt="{html.escape(caption)}">'
+            f'<figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
 def _fmt(v) -> str:

@@ -18,12 +18,12 @@ from .. import __version__
 from .degrade import NOISE_BLOCK, PSF, blur_decimate, noise_block, noise_sigma, noise_window
 from .errors import GridError, InputError, OutputError, WavelengthError
 from .feedback import Feedback, ensure_feedback
+from .outputs import check_outputs
 from .pair import require_positive_tile
 from .raster import open_raster, raster_info, read_window, valid_mask
 from .srf import DEFAULT_MAX_MISSING, Sensor, apply_srf, covered_bands, resolve_sensor, srf_matrix
 from .tiling import pipeline
 from .windows import Window, intersection, tiles
-from .outputs import check_outputs
 from .writer import RasterWriter, float_nodata
 
 SIM_KEY = "HSIFUSION_SIMULATION"
@@ -69,8 +69,10 @@ def _has_bands(bands) -> bool:
 
 
 def _covered_sensor(sens: Sensor, explicit: bool, info, good, max_missing, feedback):
-    """Without an explicit band list keep the bands the HSI covers (warn about the others); with one, or
-    when no band is covered, the coverage error of the first uncovered band is raised."""
+    """Without an explicit band list keep the bands the HSI covers (warn about the others).
+
+    With one, or when no band is covered, the coverage error of the first uncovered band is raised.
+    """
     if explicit:
         return sens, []
     keep = covered_bands(sens, info.wavelengths, info.fwhm, good, max_missing)
@@ -93,13 +95,23 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
     """Simulate an LR-HSI (``out_hsi``) and an HR-MSI (``out_msi``) from an HR-HSI ``reference``.
 
     Args:
+        reference: HR-HSI raster path.
+        out_hsi: LR-HSI output path, or None to skip it.
+        out_msi: HR-MSI output path, or None to skip it (at least one output is needed).
         ratio: integer >= 2; the LR pixel is ``ratio`` x the reference pixel, same origin.
         psf: :class:`PSF` (default Gaussian, FWHM = ratio HR px) or a dict / kind name.
-        sensor / srf_file / bands: the MSI sensor (bundled key, or a CSV file) and optionally a band
-            subset; without ``bands`` every band the HSI covers is used (others dropped with a warning).
-        snr_hsi, snr_msi: per-image SNR in dB, None = no noise. ``seed``: noise seed.
+        sensor: the MSI sensor (bundled key or :class:`Sensor`).
+        srf_file: a custom-SRF CSV instead of ``sensor``.
+        bands: optional band subset of the sensor; without it every band the HSI covers is used (others
+            dropped with a warning).
+        snr_hsi: SNR of the LR-HSI in dB, None = no noise.
+        snr_msi: SNR of the HR-MSI in dB, None = no noise.
+        seed: noise seed.
+        tile_size: HR tile side of the tile loop.
+        feedback: progress, messages and cancel.
         wavelengths: overrides the reference's wavelengths (list, string or CSV).
-        Either output may be None to skip it (at least one is needed).
+        creation_options: GDAL ``KEY=VALUE`` creation options, overriding the defaults key by key.
+        max_missing: largest fraction of a sensor band's response the HSI may miss (default 1 %).
 
     Returns:
         dict with OUTPUT_HSI, OUTPUT_MSI, RATIO, LR_SIZE, BANDS, NOISE_SIGMA_HSI/MSI, TILES, SECONDS.

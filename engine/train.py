@@ -1,4 +1,4 @@
-"""Corpus training of a supervised network on the user's rasters (``hsifusion:train``, issue #7).
+"""Corpus training of a supervised network on the user's rasters (``hsifusion:train``).
 
 Training data, streamed by GDAL windows (a raster is never read whole):
 
@@ -59,8 +59,11 @@ class TrainingDiverged(FusionError):
 # --------------------------------------------------------------------------------------- sources
 @dataclass
 class Source:
-    """One raster (mode a) or pair (mode b) on its *target grid* (HR grid for a reference, LR grid of
-    the HSI for a pair). ``train`` and ``val`` are regions of core windows on that grid."""
+    """One raster (mode a) or pair (mode b) on its *target grid*.
+
+    The target grid is the HR grid for a reference, the LR grid of the HSI for a pair. ``train`` and ``val``
+    are regions of core windows on that grid.
+    """
 
     label: str
     region: Window
@@ -178,8 +181,11 @@ def _decimated(ds, info, side: int) -> np.ndarray:
 
 
 def split_regions(src: Source, validation: float, ratio: int) -> None:
-    """Hold out the last ``validation`` fraction of the longer axis; training cores stop ``margin``
-    (rounded up to ``ratio``) before it so no training read reaches a validation pixel."""
+    """Hold out the last ``validation`` fraction of the longer axis.
+
+    Training cores stop ``margin`` (rounded up to ``ratio``) before it so no training read reaches a
+    validation pixel.
+    """
     reg = src.region
     gap = -(-src.margin // ratio) * ratio
     if validation <= 0:
@@ -210,7 +216,8 @@ def random_core(src: Source, patch: int, ratio: int, rng: np.random.Generator) -
 def validation_side(sources: List[Source], patch: int, step: int, smallest: int) -> Optional[int]:
     """Side of the validation patches: ``patch`` when it fits a held-out strip, else the largest multiple
     of ``step`` (at least ``smallest``) that fits the widest strip; None when nothing fits (a small
-    raster: 20 % of a 256 px pair at ratio 4 is a 12 px strip)."""
+    raster: 20 % of a 256 px pair at ratio 4 is a 12 px strip).
+    """
     room = max((min(s.val.width, s.val.height) for s in sources if s.val is not None), default=0)
     side = min(patch, (room // step) * step)
     return side if side >= max(step, smallest) else None
@@ -234,8 +241,11 @@ def val_cores(src: Source, patch: int, limit: int) -> List[Window]:
 
 # --------------------------------------------------------------------------------------- metrics
 class MetricAccumulator:
-    """Loss, PSNR (per band 10 log10(peak^2 / MSE), peak = max of the target band, mean over bands with
-    a positive peak) and SAM (mean over pixels, degrees) on normalised values."""
+    """Loss, PSNR and SAM on normalised values.
+
+    PSNR per band 10 log10(peak^2 / MSE), peak = max of the target band, mean over bands with a positive peak;
+    SAM mean over pixels, in degrees.
+    """
 
     def __init__(self) -> None:
         self.loss_sum, self.loss_n = 0.0, 0
@@ -287,8 +297,10 @@ def write_log(path: str, history: List[Dict]) -> None:
 
 
 def plot_losses(path: str, history: List[Dict], title: str) -> Optional[str]:
-    """Loss (and validation PSNR) per epoch as a PNG (matplotlib Agg, no pyplot state); None when
-    matplotlib is missing."""
+    """Loss (and validation PSNR) per epoch as a PNG (matplotlib Agg, no pyplot state).
+
+    None when matplotlib is missing.
+    """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -477,13 +489,27 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
         output: checkpoint path (.pt); rewritten after every epoch.
         references: HR-HSI raster(s) (mode a), with sensor / srf_file / bands, ratio and psf.
         pairs: (LR-HSI, HR-MSI) path pairs (mode b); ratio from the grids, psf for the extra degradation.
-        psf: :class:`.degrade.PSF`, dict or kind name; psf_fwhm: Gaussian FWHM in HR px (default ratio).
-        epochs / iterations: total run length (iterations wins when given); steps_per_epoch: default
-            about one pass over the training area, at most 500.
+        sensor: MSI sensor key for simulating pairs from references.
+        srf_file: a custom-SRF CSV instead of ``sensor``.
+        bands: optional band subset of the sensor.
+        ratio: resolution ratio of the simulated pairs (mode a).
+        psf: :class:`.degrade.PSF`, dict or kind name.
+        psf_fwhm: Gaussian FWHM in HR px (default ratio).
+        epochs: total run length in epochs.
+        iterations: total run length in iterations (wins over ``epochs`` when given).
+        steps_per_epoch: default about one pass over the training area, at most 500.
         patch_size: HR side of a training patch (rounded to the network's alignment).
+        batch_size: patches per step.
         learning_rate: replaces the network's paper learning rate (schedule kept).
         validation: fraction of each raster held out (0 = none).
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        seed: seed of the initialisation and the patch sampling.
         resume: a checkpoint to continue (optimizer state + counts) or to fine-tune (weights only).
+        hyper: network hyper-parameters replacing the registry defaults.
+        max_val_patches: validation patches in all, shared among the rasters.
+        feedback: progress, messages and cancel.
+        max_missing: largest fraction of a sensor band's response the HSI may miss (default 1 %).
+        keep_window_log: keep a log of the training windows sampled (tests check none reaches validation).
 
     Returns:
         dict with OUTPUT, LOG, PLOT, EPOCHS, ITERATIONS, METRICS, SECONDS, MODE.

@@ -198,8 +198,10 @@ class RasterWriter:
             release_free_memory()  # in the writer thread, overlapping compute (engine/memory.py)
 
     def _flush_whole_blocks(self, col: int, row: int, width: int, height: int) -> None:
-        """Hand the blocks just written to the disk now (in the writer thread, overlapping compute) rather
-        than leaving them in GDAL's process-wide block cache (5 % of RAM by default) until ``commit``.
+        """Hand the blocks just written to the disk now, in the writer thread.
+
+        That overlaps the disk writes with compute, rather than leaving the blocks in GDAL's process-wide
+        block cache (5 % of RAM by default) until ``commit``.
 
         Only while every write so far covered whole blocks (the default: 256-px tiles on 256-px blocks),
         so no block is ever flushed half-filled (no read-modify-write, no second compressed copy). The
@@ -226,7 +228,8 @@ class RasterWriter:
 
     def _final_name(self, tmp_file: str) -> str:
         """Where a temporary file goes: ``.out.bsq.ab12.partial`` -> ``out.bsq``, its
-        ``.out.bsq.ab12.hdr`` -> ``out.hdr``, ``….partial.aux.xml`` -> ``out.bsq.aux.xml``."""
+        ``.out.bsq.ab12.hdr`` -> ``out.hdr``, ``….partial.aux.xml`` -> ``out.bsq.aux.xml``.
+        """
         if tmp_file.startswith(self.tmp_path):
             return self.path + tmp_file[len(self.tmp_path):]
         stem = self.tmp_path[:-len(TEMP_SUFFIX)]
@@ -271,7 +274,8 @@ class RasterWriter:
 
     def finish(self) -> None:
         """First half of :meth:`commit`: close checking GDAL's errors and verify the temporary file.
-        Writers of outputs that belong together finish all, then publish all."""
+        Writers of outputs that belong together finish all, then publish all.
+        """
         if self.ds is None:
             return
         size = (self.ds.RasterXSize, self.ds.RasterYSize, self.ds.RasterCount)

@@ -5,7 +5,6 @@ class is the counter-example).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -33,8 +32,11 @@ OPTIONAL_PACKAGES = {
 
 
 class HsiAlgorithm(QgsProcessingAlgorithm):
-    """Subclasses set ID, NAME, GROUP, GROUP_ID and implement initAlgorithm/execute(parameters, context,
-    feedback) -> dict. ``processAlgorithm`` converts engine errors to QgsProcessingException."""
+    """Base of every hsifusion algorithm.
+
+    Subclasses set ID, NAME, GROUP, GROUP_ID and implement initAlgorithm/execute(parameters, context,
+    feedback) -> dict. ``processAlgorithm`` converts engine errors to QgsProcessingException.
+    """
 
     ID = ""
     NAME = ""
@@ -56,9 +58,11 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
     def groupId(self):  # noqa: N802
         return self.GROUP_ID
 
-    def addParameter(self, definition, createOutput=True):  # noqa: N802
-        """Every decimal number field shows the digits its default needs ("0.20", not "0.200000") unless
-        the algorithm set its own (params.set_decimals)."""
+    def addParameter(self, definition, create_output=True):  # noqa: N802
+        """Add ``definition``; a decimal number field gets the digits its default needs.
+
+        "0.20", not "0.200000", unless the algorithm set its own (params.set_decimals).
+        """
         from qgis.core import QgsProcessingParameterNumber
 
         from .compat import NUMBER_DOUBLE
@@ -67,7 +71,7 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
         if (isinstance(definition, QgsProcessingParameterNumber) and definition.dataType() == NUMBER_DOUBLE
                 and "decimals" not in dict(definition.metadata().get("widget_wrapper") or {})):
             set_decimals(definition, default_decimals(definition))
-        return super().addParameter(definition, createOutput)
+        return super().addParameter(definition, create_output)
 
     def tr(self, text):
         return QCoreApplication.translate("hsifusion", text)
@@ -81,8 +85,10 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
         return help_string(self)
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
-        """QGIS' own checks, then the algorithm's cross-parameter ones: the dialog (and qgis_process,
-        processing.run) reports the problem before the run starts."""
+        """QGIS' own checks, then the algorithm's cross-parameter ones (:meth:`cross_check`).
+
+        The dialog (and qgis_process, processing.run) reports the problem before the run starts.
+        """
         ok, message = super().checkParameterValues(parameters, context)
         if ok:
             problem = self.cross_check(parameters, context)
@@ -123,15 +129,3 @@ def missing_dependency_message(exc: ImportError) -> str:
     if package is None:
         raise ValueError(f"not a missing optional package: {exc!r}")
     return f"{OPTIONAL_PACKAGES[package]} Original error: {exc}"
-
-
-def torch_available() -> bool:
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

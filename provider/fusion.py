@@ -17,7 +17,8 @@ from .outputs import finish_raster_output
 
 class DeclaredFusionAlgorithm(HsiAlgorithm):
     """Subclasses (made by :func:`fusion_algorithm`) set SPEC, ID, NAME, GROUP, GROUP_ID, OUTPUT_LABEL
-    (the output parameter's label) and LAYER_NAME (the output layer's name)."""
+    (the output parameter's label) and LAYER_NAME (the output layer's name).
+    """
 
     SPEC: Optional[MethodSpec] = None
     OUTPUT_LABEL = "Fused HR-HSI"
@@ -54,7 +55,8 @@ class DeclaredFusionAlgorithm(HsiAlgorithm):
 def fusion_algorithm(spec: MethodSpec, group: str, group_id: str, algorithm_id: str = "",
                      output_label: str = DeclaredFusionAlgorithm.OUTPUT_LABEL, layer_name: str = "") -> type:
     """The algorithm class of one declared method (Toolbox id ``fuse_<id>``, layer "<title> fusion"
-    unless given)."""
+    unless given).
+    """
     return type(f"Fuse_{spec.id}_Algorithm", (DeclaredFusionAlgorithm,), {
         "SPEC": spec, "ID": algorithm_id or f"fuse_{spec.id}", "NAME": spec.toolbox_name, "GROUP": group,
         "GROUP_ID": group_id, "OUTPUT_LABEL": output_label, "LAYER_NAME": layer_name or f"{spec.title} fusion"})

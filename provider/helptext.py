@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional
 
 HELP_DIR = Path(__file__).resolve().parent / "help"
 
@@ -29,8 +29,11 @@ def help_source(alg_id: str) -> str:
 
 
 def label_parameters(text: str, labels: Dict[str, str]) -> str:
-    """Show each parameter as "Label [ID]": where a line defines it ("ID: ...", "ID, ID2 (advanced): ..."),
-    else in a generated closing line listing the others. Ids in running text stay ids."""
+    """Show each parameter as "Label [ID]" once.
+
+    Where a line defines it ("ID: ...", "ID, ID2 (advanced): ..."), else in a generated closing line
+    listing the others. Ids in running text stay ids.
+    """
     spans = {}
     for head in _DEFINITION.finditer(text):
         keys = re.sub(r"\([^()]*\)", lambda note: " " * len(note.group(0)), head.group(0))  # not in notes
@@ -47,8 +50,10 @@ def label_parameters(text: str, labels: Dict[str, str]) -> str:
 
 
 def parameter_labels(alg) -> Dict[str, str]:
-    """Parameter id -> the label the dialog shows (less a leading "or:" / "and" that links it to the
-    parameter above it in the dialog), in the algorithm's order."""
+    """Parameter id -> the label the dialog shows, in the algorithm's order.
+
+    Less a leading "or:" / "and", which links a label to the parameter above it in the dialog.
+    """
     return {p.name(): re.sub(r"^(?:or|and)\b:?\s*", "", p.description()) for p in alg.parameterDefinitions()}
 
 

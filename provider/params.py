@@ -3,10 +3,16 @@ from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
-from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
 from ..engine.params import DEVICES, FILE, FILE_OUT
 from .compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
@@ -27,7 +33,8 @@ CHOICE_LABELS = {
 
 def add_pair_inputs(alg) -> None:
     alg.addParameter(QgsProcessingParameterRasterLayer(HSI, alg.tr("Low-resolution hyperspectral image (LR-HSI)")))
-    alg.addParameter(QgsProcessingParameterRasterLayer(MSI, alg.tr("High-resolution multispectral image (HR-MSI, output grid)")))
+    alg.addParameter(QgsProcessingParameterRasterLayer(
+        MSI, alg.tr("High-resolution multispectral image (HR-MSI, output grid)")))
 
 
 def add_advanced(alg, param) -> None:
@@ -121,7 +128,8 @@ def declared_parameter(alg, p):
 
 def add_declared(alg, params, outputs: bool = False) -> None:
     """Add the Processing parameters of the declared ``params``: the inputs, or (``outputs``) the file
-    destinations, which the Toolbox lists after the main OUTPUT."""
+    destinations, which the Toolbox lists after the main OUTPUT.
+    """
     for p in params:
         if p.exposed and (p.kind == FILE_OUT) == outputs:
             param = declared_parameter(alg, p)
@@ -207,8 +215,10 @@ FINE_DECIMALS = {"LEARNING_RATE": 6}
 
 
 def default_decimals(param) -> int:
-    """Fewest decimals (2 to 8) that show the default and the finite bounds of ``param`` exactly, or
-    the number FINE_DECIMALS gives its name."""
+    """Fewest decimals (2 to 8) that show the default and the finite bounds of ``param`` exactly.
+
+    A name in FINE_DECIMALS gets the number given there.
+    """
     if param.name() in FINE_DECIMALS:
         return FINE_DECIMALS[param.name()]
     values = [v for v in (param.defaultValue(), param.minimum(), param.maximum())

@@ -1,5 +1,7 @@
-"""Renderers for hyperspectral outputs and SAM maps, ``.qml`` sidecars, and the post-processor that
-styles a layer when Processing loads it.
+"""Styling of hsifusion outputs in QGIS.
+
+Renderers for hyperspectral outputs and SAM maps, ``.qml`` sidecars, and the post-processor that styles a
+layer when Processing loads it.
 
 Band choice by wavelength is QGIS-free (``engine/presets.py``); this module only builds renderers.
 * 'hsi' / 'msi' layers: a multiband colour renderer on the preset's bands (true colour, else the first
@@ -14,14 +16,27 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence, Tuple
 
-from qgis.core import (QgsColorRampLegendNodeSettings, QgsColorRampShader, QgsContrastEnhancement,
-                       QgsMapLayerLegendUtils, QgsMultiBandColorRenderer,
-                       QgsProcessingLayerPostProcessorInterface, QgsRasterLayer, QgsRasterShader,
-                       QgsSingleBandPseudoColorRenderer)
+from qgis.core import (
+    QgsColorRampLegendNodeSettings,
+    QgsColorRampShader,
+    QgsContrastEnhancement,
+    QgsMapLayerLegendUtils,
+    QgsMultiBandColorRenderer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+)
 from qgis.PyQt.QtGui import QColor
 
-from ..engine.presets import (DEFAULT_TOLERANCE_NM, PresetChoice, cumulative_cut, default_preset,
-                              read_preview, require_preset)
+from ..engine.presets import (
+    DEFAULT_TOLERANCE_NM,
+    PresetChoice,
+    cumulative_cut,
+    default_preset,
+    read_preview,
+    require_preset,
+)
 from ..engine.raster import raster_info
 from ..engine.report import SAM_RAMP, SAM_SCALE_MAX
 from .compat import COLOR_RAMP_INTERPOLATED, STRETCH_TO_MINMAX
@@ -114,8 +129,10 @@ def sidecar_qml(path: str) -> str:
 
 def write_qml(path: str, kind: str = "hsi", preset=None, lower: float = 2.0, upper: float = 98.0,
               tolerance: float = DEFAULT_TOLERANCE_NM, qml: Optional[str] = None) -> Tuple[str, str]:
-    """Write the style of the raster at ``path`` to ``qml`` (default :func:`sidecar_qml`, which QGIS
-    loads as the raster's default style); returns (qml path, description)."""
+    """Write the style of the raster at ``path`` to ``qml``; returns (qml path, description).
+
+    The default, :func:`sidecar_qml`, is what QGIS loads as the raster's default style.
+    """
     from ..engine.errors import OutputError, RasterOpenError
     from ..engine.raster import same_file
 
@@ -153,7 +170,7 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
             return
         try:
             self.description = style_layer(layer, self.kind)
-        except Exception as exc:  # noqa: BLE001 - a styling failure must never fail the algorithm
+        except Exception as exc:  # a styling failure must never fail the algorithm
             if feedback is not None:
                 feedback.pushWarning(f"could not style {layer.name()}: {exc}")
             return
@@ -167,8 +184,11 @@ SAM_LEGEND_TITLE = "SAM (degrees)"
 
 
 def label_legend_header(project, layer, text: str) -> None:
-    """Replace the legend's first line (QGIS writes the band as "Band 1: <description> (Gray)") by
-    ``text``, on the layer's node in the project's layer tree (where QGIS keeps legend labels)."""
+    """Replace the legend's first line by ``text``.
+
+    QGIS writes it as "Band 1: <description> (Gray)"; the label is set on the layer's node in the
+    project's layer tree, where QGIS keeps legend labels.
+    """
     node = project.layerTreeRoot().findLayer(layer.id()) if project is not None else None
     if node is None:
         return

@@ -9,10 +9,17 @@ component has its own place on the canvas (all at (0, 0) they are drawn on top o
 import sys
 from pathlib import Path
 
-from qgis.core import (QgsApplication, QgsProcessingDestinationParameter, QgsProcessingModelAlgorithm,
-                       QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
-                       QgsProcessingModelOutput, QgsProcessingModelParameter, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import (
+    QgsApplication,
+    QgsProcessingDestinationParameter,
+    QgsProcessingModelAlgorithm,
+    QgsProcessingModelChildAlgorithm,
+    QgsProcessingModelChildParameterSource,
+    QgsProcessingModelOutput,
+    QgsProcessingModelParameter,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
 from qgis.PyQt.QtCore import QPointF, QSizeF
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,8 +36,10 @@ def _grid(column: float, row: float) -> QPointF:
 
 
 def static_defaults(child: QgsProcessingModelChildAlgorithm, registry) -> None:
-    """Give every parameter the child does not set yet its algorithm's default as a static value
-    (optional parameters without a default stay unset; destinations are left to the model)."""
+    """Give every parameter the child does not set yet its algorithm's default as a static value.
+
+    Optional parameters without a default stay unset; destinations are left to the model.
+    """
     from hsifusion.provider.compat import FLAG_OPTIONAL
 
     alg = registry.algorithmById(child.algorithmId())

@@ -1,5 +1,7 @@
-"""Screenshots of the plugin in QGIS' own widgets for the README: the Processing Toolbox, an algorithm
-dialog, a fused result styled on load with its SAM map and legend, and the example model in the modeler.
+"""Screenshots of the plugin in QGIS' own widgets for the README.
+
+The Processing Toolbox, an algorithm dialog, a fused result styled on load with its SAM map and legend,
+and the example model in the modeler.
 
 Run headless from the repository root (a standalone GUI QgsApplication; no QGIS window needed):
     QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshots.py [docs]
@@ -77,12 +79,19 @@ def dialog(app, out: Path, alg_id: str, params: dict) -> Path:
 
 
 def fused_result(app, out: Path, work: Path):
-    """GSA on the bundled sample and its assessment, loaded as the desktop loads results (names and
-    styles from the plugin); returns the layers in the project."""
+    """GSA on the bundled sample and its assessment, loaded as the desktop loads results.
+
+    Names and styles come from the plugin; returns the layers in the project.
+    """
     import processing
     from processing.gui.Postprocessing import handleAlgorithmResults
-    from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback,
-                           QgsProcessingOutputLayerDefinition, QgsProject)
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+    )
 
     project = QgsProject.instance()
     sample = ROOT / "sample"

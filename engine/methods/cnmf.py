@@ -58,9 +58,11 @@ def update_abundances(A, EtX, EtE, iterations: int):
 
 
 def update_abundances_chunked(A, EtX, EtE, iterations: int, chunk: int = 1024):
-    """``update_abundances`` on numpy column chunks that stay in cache for all iterations (pixel-wise,
-    so the result is the same as one pass over all columns; numpy's single thread beat torch's two
-    here by 3-5x on these small matrices)."""
+    """``update_abundances`` on numpy column chunks that stay in cache for all iterations.
+
+    Pixel-wise, so the result is the same as one pass over all columns; numpy's single thread beat torch's two
+    here by 3-5x on these small matrices.
+    """
     for j0 in range(0, A.shape[1], chunk):
         a = np.ascontiguousarray(A[:, j0:j0 + chunk])
         update_abundances(a, np.ascontiguousarray(EtX[:, j0:j0 + chunk]), EtE, iterations)

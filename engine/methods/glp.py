@@ -18,8 +18,17 @@ import numpy as np
 
 from ..params import MethodSpec
 from ._classical_params import classical_params
-from ._common import (ClassicalMethod, add_detail, as_f32, band_combination, bicubic, crop_hr, degrade,
-                      lowpass_margin_lr, regress)
+from ._common import (
+    ClassicalMethod,
+    add_detail,
+    as_f32,
+    band_combination,
+    bicubic,
+    crop_hr,
+    degrade,
+    lowpass_margin_lr,
+    regress,
+)
 
 
 class GLP(ClassicalMethod):

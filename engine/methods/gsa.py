@@ -22,8 +22,7 @@ import numpy as np
 
 from ..params import MethodSpec
 from ._classical_params import classical_params
-from ._common import (ClassicalMethod, add_detail, as_f32, assign_bands, band_combination, bicubic, crop_hr,
-                      regress)
+from ._common import ClassicalMethod, add_detail, as_f32, assign_bands, band_combination, bicubic, crop_hr, regress
 
 
 class GSA(ClassicalMethod):

@@ -14,11 +14,11 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ... import __version__
+from ...models.catalogue import FIT_ONCE, NETWORKS, PER_TILE, SUPERVISED, NetworkEntry, entry
 from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from ..device import limit_cpu_threads, resolve_device
 from ..errors import CheckpointError, InputError
 from ..feedback import check_cancel, ensure_feedback
-from ...models.catalogue import FIT_ONCE, NETWORKS, PER_TILE, SUPERVISED, NetworkEntry, entry
 from ..params import DEVICE, DEVICES, FILE, FILE_OUT, MethodSpec, Param
 from ..training import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from .base import FusionMethod
@@ -195,7 +195,8 @@ class NetworkMethod(FusionMethod):
 
     def stage_iterations(self) -> Tuple[int, ...]:
         """ITERATIONS split over the model's fit stages in the catalogue's ``stage_shares`` (every stage
-        at least 1; the last takes the rest)."""
+        at least 1; the last takes the rest).
+        """
         n, shares = self.iterations, self.entry.stage_shares or (1.0,)
         head = [max(1, int(n * s)) for s in shares[:-1]]
         return tuple(head) + (max(1, n - sum(head)),)
@@ -203,7 +204,8 @@ class NetworkMethod(FusionMethod):
     # -- pickling (distributed workers get the fitted method once, by scatter) --
     def __getstate__(self) -> Dict:
         """Everything but the spec (looked up again by name) and the device (resolved again on the
-        worker: a GPU worker uses its GPU; tensors travel on the CPU)."""
+        worker: a GPU worker uses its GPU; tensors travel on the CPU).
+        """
         import copy
 
         state = dict(self.__dict__)
@@ -322,7 +324,8 @@ def metadata_spans(hsi, msi):
     """A per-tile net's SRF band groups from the band metadata: span_k = the HSI bands where a
     Gaussian band of the MSI's centre/FWHM, resampled to the HSI bands, reaches 1 % of its peak. None
     (every span = all bands, the spec's fallback) without centres and FWHM on both sides or when the HSI
-    does not cover an MSI band."""
+    does not cover an MSI band.
+    """
     from ...models.blocks import spans_from_srf
     from ..errors import WavelengthError
     from ..srf import gaussian_sensor, srf_matrix
@@ -337,10 +340,12 @@ def metadata_spans(hsi, msi):
 
 
 def mirror_to_step(y: np.ndarray, z: np.ndarray, ratio: int, step: int):
-    """Mirror (half-sample symmetric) an LR/HR crop at the bottom/right so the LR side is a multiple of
-    ``step``: scene-adaptive training then sees mirrored scene content where the padding of
+    """Mirror an LR/HR crop at the bottom/right so the LR side is a multiple of ``step``.
+
+    Half-sample symmetric: scene-adaptive training then sees mirrored scene content where the padding of
     ``zero_shot_data`` would repeat the last row (it falls back to that whenever the pad is as large as the
-    crop, e.g. AMSF-Net's 32-px step on a 16-row LR crop)."""
+    crop, e.g. AMSF-Net's 32-px step on a 16-row LR crop).
+    """
     h, w = (y.shape[1] // ratio) * ratio, (y.shape[2] // ratio) * ratio
     ph, pw = (-h) % step, (-w) % step
     if not (ph or pw) or not (h and w):
@@ -351,8 +356,11 @@ def mirror_to_step(y: np.ndarray, z: np.ndarray, ratio: int, step: int):
 
 
 def pad_to_multiple(lr: np.ndarray, hr: np.ndarray, ratio: int, size_step: int):
-    """Reflect-pad an LR/HR tile pair at the bottom/right so the HR side is a multiple of ``size_step``
-    (a multiple of ``ratio``): the network's size rule is met inside the wrapper, never by the user."""
+    """Reflect-pad an LR/HR tile pair at the bottom/right so the HR side is a multiple of ``size_step``.
+
+    ``size_step`` is a multiple of ``ratio``: the network's size rule is met inside the wrapper, never by the
+    user.
+    """
     H, W = hr.shape[1:]
     ph, pw = (-H) % size_step, (-W) % size_step
     if not (ph or pw):

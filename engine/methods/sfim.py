@@ -18,8 +18,7 @@ import numpy as np
 from ..errors import InputError
 from ..params import MethodSpec, Param
 from ._classical_params import classical_params
-from ._common import (ClassicalMethod, add_matmul, as_f32, bicubic, crop_hr, lowpass, lowpass_margin_lr, regress,
-                      scratch)
+from ._common import ClassicalMethod, add_matmul, as_f32, bicubic, crop_hr, lowpass, lowpass_margin_lr, regress, scratch
 
 SMOOTHING = ("mtf", "box")
 FLOOR = 0.05

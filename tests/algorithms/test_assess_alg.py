@@ -6,9 +6,16 @@ import math
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import (QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback,
-                       QgsProcessingOutputHtml, QgsProcessingOutputLayerDefinition, QgsProcessingOutputNumber,
-                       QgsProject, QgsRasterLayer)
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputHtml,
+    QgsProcessingOutputLayerDefinition,
+    QgsProcessingOutputNumber,
+    QgsProject,
+    QgsRasterLayer,
+)
 
 from conftest import SAMPLE
 

@@ -1,4 +1,4 @@
-"""DASK_SCHEDULER (issue #11): an advanced parameter of every fusion algorithm, same path as --scheduler."""
+"""DASK_SCHEDULER: an advanced parameter of every fusion algorithm, same path as --scheduler."""
 import pytest
 from qgis.core import QgsProcessingException
 

@@ -1,5 +1,8 @@
-"""Presets rendered headless: the styled fusion output picks EnMAP's true-colour bands, the SAM map
-uses the fixed degree scale; both rendered to PNG with QgsMapRendererParallelJob."""
+"""Presets rendered headless.
+
+The styled fusion output picks EnMAP's true-colour bands, the SAM map uses the fixed degree scale; both
+rendered to PNG with QgsMapRendererParallelJob.
+"""
 from __future__ import annotations
 
 import shutil
@@ -7,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import (QgsMapRendererParallelJob, QgsMapSettings, QgsProcessingException, QgsRasterLayer)
+from qgis.core import QgsMapRendererParallelJob, QgsMapSettings, QgsProcessingException, QgsRasterLayer
 from qgis.PyQt.QtCore import QSize
 from qgis.PyQt.QtGui import QColor, QImage
 

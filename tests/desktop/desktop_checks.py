@@ -1,6 +1,7 @@
-"""Desktop checks in a QGIS application with its GUI (the test session's own app has none): run as a
-script by test_desktop.py, prints one JSON object with what it found. Headless through Qt's offscreen
-platform (or under xvfb-run).
+"""Desktop checks in a QGIS application with its GUI (the test session's own app has none).
+
+Run as a script by test_desktop.py; writes one JSON object with what it found. Headless through Qt's
+offscreen platform (or under xvfb-run).
 
 Usage: python desktop_checks.py OUT_DIR [--run-model]
 """
@@ -102,7 +103,7 @@ def main() -> int:
 
         try:
             state = dialog_help(alg)
-        except Exception:  # noqa: BLE001 - reported per algorithm, the test names it
+        except Exception:
             report["errors"][alg.id()] = traceback.format_exc()
             continue
         state["source"] = help_source(alg.name())
@@ -110,12 +111,12 @@ def main() -> int:
         report["algorithms"][alg.id()] = state
     try:
         report["modeler"] = modeler_state()
-    except Exception:  # noqa: BLE001
+    except Exception:
         report["errors"]["modeler"] = traceback.format_exc()
     if "--run-model" in sys.argv:
         try:
             report["model_run"] = run_model(out_dir)
-        except Exception:  # noqa: BLE001
+        except Exception:
             report["errors"]["model_run"] = traceback.format_exc()
     (out_dir / "desktop_report.json").write_text(json.dumps(report, indent=1))
     return 0

@@ -1,5 +1,7 @@
-"""Desktop smoke test: every algorithm's dialog builds and shows its whole help, the shipped model opens
-in the graphical modeler valid and laid out, and runs with its defaults through the Processing API.
+"""Desktop smoke test: dialogs, their help, the shipped model in the modeler and run with defaults.
+
+Every algorithm's dialog builds and shows its whole help, the shipped model opens in the graphical
+modeler valid and laid out, and runs with its defaults through the Processing API.
 
 The GUI parts run in a child process (desktop_checks.py) with a GUI-enabled QgsApplication on Qt's
 offscreen platform: this test session's app is built without GUI (pytest.ini qgis_gui_enabled=false).

@@ -1,5 +1,8 @@
-"""What the desktop shows, checked without a GUI: help text, style output, layer names, drop-down labels,
-decimals, the SAM legend, import errors and cross-parameter checks."""
+"""What the desktop shows, checked without a GUI.
+
+Help text, style output, layer names, drop-down labels, decimals, the SAM legend, import errors and
+cross-parameter checks.
+"""
 from __future__ import annotations
 
 import html
@@ -11,9 +14,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from qgis.core import (QgsLayerTreeModel, QgsProcessingContext, QgsProcessingException,
-                       QgsProcessingOutputLayerDefinition, QgsProcessingParameterNumber, QgsProject,
-                       QgsRasterLayer)
+from qgis.core import (
+    QgsLayerTreeModel,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingOutputLayerDefinition,
+    QgsProcessingParameterNumber,
+    QgsProject,
+    QgsRasterLayer,
+)
 from qgis.PyQt.QtCore import Qt
 
 from rasterkit import REFERENCE, synthetic_pair

@@ -1,4 +1,4 @@
-"""Networks through the engine: checkpoint round trip, mismatch errors, tiled == untiled, seeds (#6, #7)."""
+"""Networks through the engine: checkpoint round trip, mismatch errors, tiled == untiled, seeds."""
 import numpy as np
 import pytest
 import torch
@@ -111,7 +111,7 @@ def test_mirror_to_step_pads_with_scene_content():
 
 
 def test_metadata_spans_follow_the_band_centres():
-    """UMSFT's SRF spans from wavelengths/FWHM (networks.md §1.2); None without MSI FWHM."""
+    """UMSFT's SRF spans from wavelengths/FWHM (docs/design.md#srf-spans); None without MSI FWHM."""
     from types import SimpleNamespace
 
     from hsifusion.engine.methods.network import metadata_spans

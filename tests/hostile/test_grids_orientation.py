@@ -1,6 +1,7 @@
 """Grids that are not north-up — a negative x or positive y pixel size, rotation terms, no geotransform
 (GCPs only) — are refused by name whether or not the raster has a CRS; a north-up pair without a CRS,
-and a pair simulated from an ungeoreferenced reference, fuse onto the right grid."""
+and a pair simulated from an ungeoreferenced reference, fuse onto the right grid.
+"""
 import os
 
 import numpy as np

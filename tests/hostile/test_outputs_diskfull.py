@@ -1,5 +1,6 @@
 """A full disk never loses the previous output or leaves a corrupt file behind (unprivileged: the child
-process gets ``RLIMIT_FSIZE`` with SIGXFSZ ignored, so write() fails with EFBIG as on a full disk)."""
+process gets ``RLIMIT_FSIZE`` with SIGXFSZ ignored, so write() fails with EFBIG as on a full disk).
+"""
 import os
 import subprocess
 

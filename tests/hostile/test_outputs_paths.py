@@ -1,6 +1,7 @@
 """Output paths that cannot work are refused before any work (no progress reported), and the output
 format follows the extension (or is refused naming the allowed ones); Float32 nodata stays out of the
-data's range."""
+data's range.
+"""
 import math
 import os
 

@@ -1,5 +1,6 @@
 """A run stopped by SIGTERM or SIGHUP (a closed terminal, a job scheduler) leaves no temporary raster,
-as Ctrl-C does; a temporary file is never named like a raster and is removed at interpreter exit."""
+as Ctrl-C does; a temporary file is never named like a raster and is removed at interpreter exit.
+"""
 import os
 import signal
 import subprocess

@@ -1,5 +1,8 @@
-"""AMSF-Net (networks.md §2): shapes at several ratios, spec parameter counts, gradients, determinism,
-input checks, loss and optimiser recipe."""
+"""AMSF-Net (docs/networks.md#amsf-net).
+
+Shapes at several ratios, spec parameter counts, gradients, determinism, input checks, loss and optimiser
+recipe.
+"""
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,8 @@
-"""CoFusion (networks.md §3): shapes at several ratios (lite config), spec parameter counts (paper config,
-no forward), gradients, determinism, input checks, SSIM / loss and optimiser recipe."""
+"""CoFusion (docs/networks.md#cofusion).
+
+Shapes at several ratios (lite config), spec parameter counts (paper config, no forward), gradients,
+determinism, input checks, SSIM / loss and optimiser recipe.
+"""
 from __future__ import annotations
 
 import numpy as np

@@ -1,16 +1,18 @@
-"""UDS2C2 (networks.md §5): module shapes at ratios 2/4/8, the spec's parameter counts, gradients,
-determinism, input checks, and a tiny per-pair fit (loss falls, cancel works, tiles are exact)."""
+"""UDS2C2 (docs/networks.md#uds2c2).
+
+Module shapes at ratios 2/4/8, the spec's parameter counts, gradients, determinism, input checks, and a tiny
+per-pair fit (loss falls, cancel works, tiles are exact).
+"""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from invariance import assert_tile_invariant
-
 from hsifusion.models import uds2c2
 from hsifusion.models.catalogue import entry
 from hsifusion.models.registry import count_parameters, get_spec
+from invariance import assert_tile_invariant
 
 CAVE_SPANS = [list(range(20, 31)), list(range(10, 23)), list(range(0, 12))]
 TINY = (30, 30, 8)
