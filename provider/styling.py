@@ -140,6 +140,8 @@ def write_qml(path: str, kind: str = "hsi", preset=None, lower: float = 2.0, upp
     if same_file(qml, path):
         raise OutputError(f"the style file {qml} would overwrite the raster itself")
     folder = os.path.dirname(os.path.abspath(qml))
+    if not os.path.isdir(folder):
+        raise OutputError(f"cannot write the style file {qml}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise OutputError(f"cannot write the style file {qml}: the folder {folder} is not writable; "
                           "choose another style file (OUTPUT)")

@@ -99,9 +99,20 @@ def test_style_writes_to_output_and_restyles_the_project_layer(run_alg, raster_i
     assert reloaded.renderer().redBand() == after[0]
 
 
-def test_style_to_an_unwritable_place_names_it(run_alg, raster_in_folder, tmp_path):
-    with pytest.raises(QgsProcessingException, match="not writable"):
+def test_style_to_an_unwritable_place_names_it(run_alg, raster_in_folder, tmp_path, monkeypatch):
+    with pytest.raises(QgsProcessingException, match="does not exist"):
         run_alg("hsifusion:style", {"INPUT": str(raster_in_folder), "OUTPUT": str(tmp_path / "no" / "x.qml")})
+    # a read-only data folder (faked: root may write anywhere): the default style file cannot go next to it
+    from hsifusion.provider import styling
+
+    real_access = os.access
+    monkeypatch.setattr(styling.os, "access", lambda path, mode: (
+        False if os.path.realpath(path) == os.path.realpath(raster_in_folder.parent) else real_access(path, mode)))
+    with pytest.raises(QgsProcessingException, match=r"data is not writable.*\(OUTPUT\)"):
+        run_alg("hsifusion:style", {"INPUT": str(raster_in_folder)})
+    assert not [f for f in os.listdir(raster_in_folder.parent) if f.endswith(".qml")]
+    res = run_alg("hsifusion:style", {"INPUT": str(raster_in_folder), "OUTPUT": str(tmp_path / "elsewhere.qml")})
+    assert os.path.exists(res["OUTPUT"])
 
 
 # --- layer names -------------------------------------------------------------------------------------
