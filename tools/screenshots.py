@@ -36,7 +36,7 @@ def save(widget_or_image, path: Path, max_width: int = MAX_WIDTH) -> Path:
     if not isinstance(image, (QImage, QPixmap)):
         image = widget_or_image.grab()
     if image.width() > max_width:
-        image = image.scaledToWidth(max_width, Qt.SmoothTransformation)
+        image = image.scaledToWidth(max_width, Qt.TransformationMode.SmoothTransformation)
     assert image.save(str(path), "PNG"), path
     print(path, f"{path.stat().st_size // 1024} KB")
     return path

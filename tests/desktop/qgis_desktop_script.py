@@ -20,7 +20,8 @@ SAMPLE = Path(os.environ["HSIFUSION_SAMPLE"])
 
 def legend_lines(layer, count=3):
     node = QgsProject.instance().layerTreeRoot().findLayer(layer.id())
-    return [n.data(Qt.DisplayRole) for n in iface.layerTreeView().layerTreeModel().layerLegendNodes(node)][:count]
+    nodes = iface.layerTreeView().layerTreeModel().layerLegendNodes(node)
+    return [n.data(Qt.ItemDataRole.DisplayRole) for n in nodes][:count]
 
 
 def check():

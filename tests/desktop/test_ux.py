@@ -200,7 +200,8 @@ def test_sam_legend_reads_degrees(tmp_path):
     context.setProject(project)
     model = QgsLayerTreeModel(project.layerTreeRoot())     # the Layers panel exists before the result loads
     post_processor_for(str(path), "sam").postProcessLayer(layer, context, None)
-    texts = [n.data(Qt.DisplayRole) for n in model.layerLegendNodes(project.layerTreeRoot().findLayer(layer.id()))]
+    nodes = model.layerLegendNodes(project.layerTreeRoot().findLayer(layer.id()))
+    texts = [n.data(Qt.ItemDataRole.DisplayRole) for n in nodes]
     assert texts[0] == SAM_LEGEND_TITLE and "Band 1" not in texts[0] and "Gray" not in texts[0]
     assert texts[1:] == ["0°", "2°", "5°", "10°", "15°", "≥ 20°"]
 
