@@ -16,8 +16,9 @@ from .base import PLUGIN_DIR, missing_dependency_message, missing_optional_packa
 
 
 def discover_algorithm_classes(package_name: str = ""):
-    """All algorithm classes of the ``algorithms`` package (or ``package_name``), plus the modules
-    skipped for a missing optional package as (module, message).
+    """All algorithm classes of the ``algorithms`` package (or ``package_name``), and the skipped modules.
+
+    Skipped: modules whose optional package is missing, as (module, message).
     """
     package = importlib.import_module(package_name or __name__.rsplit(".", 2)[0] + ".algorithms")
     classes, errors = [], []
