@@ -352,20 +352,27 @@ def lr_sample(scene, ratio: int, taps: np.ndarray, extra: int, max_lr_side: int 
 
 
 # ----------------------------------------------------------------------------------- base class
+GAINS = ("reduced_scale", "classic")  # injection gains: fitted at the reduced scale (default) or the method's own
+
+
 class ClassicalMethod(FusionMethod):
-    """Common PSF handling, fit-crop size and description for GSA / GLP / SFIM / CNMF."""
+    """Common PSF handling, fit-crop size, injection gains and description for GSA / GLP / SFIM / CNMF."""
 
     name = "classical"
     needs_torch = False  # numpy/scipy only; torch, when present, only speeds up add_matmul
     thread_safe = True  # apply() only reads what fit() stored: two tiles may be computed at once
     crops_itself = True  # apply_cropped computes the tile's core only
 
-    def __init__(self, mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE) -> None:
+    def __init__(self, mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE,
+                 gains: str = "reduced_scale") -> None:
         mtf_sigma(2, mtf_gain)  # validates the gain
         if int(fit_lr_side) < 8:
             raise InputError(f"fit crop side must be at least 8 LR pixels, got {fit_lr_side}")
+        if gains not in GAINS:
+            raise InputError(f"unknown GAINS {gains!r}; use one of {', '.join(GAINS)}")
         self.mtf_gain = float(mtf_gain)
         self.fit_lr_side = int(fit_lr_side)
+        self.gains_mode = gains
         self._ratio: Optional[int] = None
         self._taps: Optional[np.ndarray] = None
         self._extra = 0
@@ -386,8 +393,43 @@ class ClassicalMethod(FusionMethod):
                               f"({s.y.shape[1]} valid LR pixels)")
         return s
 
+    def reduced_scale_gains(self, s: LRSample, feedback=None) -> np.ndarray:
+        """(C,) per band gains on the detail the method adds to bicubic, fitted by MMSE at the reduced
+        scale (engine.selfval: the fit crop degraded once more, scored against the LR-HSI) and shrunk
+        towards 0 where the MSI's detail does not predict the HSI's; ones with ``gains="classic"``.
+
+        Call at the end of ``fit`` with the method's unit-gain coefficients in place: it runs ``apply``
+        on the reduced crop. Global (one crop), so tiled == untiled.
+        """
+        from ..selfval import can_reduce, injection_gains, reduce_pair
+
+        C = s.lr.shape[0]
+        r = self._ratio
+        h, w = s.lr_valid.shape
+        if self.gains_mode == "classic":
+            return np.ones(C)
+        if not can_reduce(h, w, r):
+            if feedback is not None:
+                feedback.pushInfo(f"{self.name}: the {w}x{h} LR fit crop is too small for reduced-scale gains "
+                                  f"at ratio {r}; the method's own gains are used")
+            return np.ones(C)
+        pair = reduce_pair(s.lr, s.hr, r, s.lr_valid, s.good, self.mtf_gain)
+        inner = pair.valid.copy()
+        inner[:r], inner[-r:], inner[:, :r], inner[:, -r:] = False, False, False, False
+        valid = inner if inner.sum() >= 16 else pair.valid  # the crop's border saw reflected context
+        base = np.array(bicubic(pair.lr, r))
+        detail = np.array(self.apply(pair.lr, pair.hr, r)) - base
+        g = injection_gains(base, detail, pair.target, valid)
+        g[~s.good] = 0.0
+        if feedback is not None:
+            gg = g[s.good]
+            feedback.pushInfo(f"{self.name}: reduced-scale injection gains (median {np.median(gg):.2f}, "
+                              f"{int((gg < 0.5).sum())} of {gg.size} bands below 0.5, {int((gg == 0).sum())} "
+                              f"at 0: their MSI detail does not predict the HSI's)")
+        return g
+
     def describe(self):
-        return {"method": self.name, "mtf_gain": f"{self.mtf_gain:g}"}
+        return {"method": self.name, "mtf_gain": f"{self.mtf_gain:g}", "gains": self.gains_mode}
 
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
         return self.apply_cropped(lr, hr, ratio, NO_CROP, feedback)

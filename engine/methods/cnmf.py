@@ -91,6 +91,7 @@ def nmf(X, E, A, iterations: int, fix_e: bool = False, fix_a: bool = False):
 
 class CNMF(ClassicalMethod):
     name = "cnmf"
+    alpha = None  # (C, 1, 1) per band blend of the unmixing estimate with bicubic (None: estimate as is)
 
     def __init__(self, endmembers: int = 20, iterations: int = 100, outer: int = 2, **kw) -> None:
         super().__init__(**kw)
@@ -142,7 +143,9 @@ class CNMF(ClassicalMethod):
         self.E_m = as_f32(E_m)  # (c, p)
         self.good = good
         self.offset = as_f32(o)
+        self.alpha = None
         self._fitted = True
+        self.alpha = as_f32(self.reduced_scale_gains(s, feedback)[:, None, None])
 
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
         self._need_fit()
@@ -159,17 +162,25 @@ class CNMF(ClassicalMethod):
         Z = as_f32(hr).reshape(c, H * W) - self.offset[:, None]
         np.maximum(Z, 0, out=Z)
         Em = self.E_m
-        update_abundances_chunked(A, as_f32(Em.T @ Z), as_f32(Em.T @ Em), self.iterations)
-        return (self.E @ A).reshape(C, H, W)
+        EmtZ = band_combination(Em.T, Z)  # fixed-order sums: BLAS would round by the tile's width
+        update_abundances_chunked(A, EmtZ, as_f32(Em.T @ Em), self.iterations)
+        est = (self.E @ A).reshape(C, H, W)
+        if self.alpha is None:
+            return est
+        base = bicubic(lr, ratio)  # per band blend with interpolation, by the reduced-scale gain
+        est -= base
+        est *= self.alpha
+        est += base
+        return est
 
     def describe(self):
         return {**super().describe(), "endmembers": str(self.endmembers), "iterations": str(self.iterations)}
 
 
 def _factory(endmembers: int = 20, iterations: int = 100, mtf_gain: float = DEFAULT_MTF_GAIN,
-             fit_lr_side: int = 128, outer: int = 2, **_) -> CNMF:
+             fit_lr_side: int = 128, outer: int = 2, gains: str = "reduced_scale", **_) -> CNMF:
     return CNMF(endmembers=endmembers, iterations=iterations, outer=outer, mtf_gain=mtf_gain,
-                fit_lr_side=fit_lr_side)
+                fit_lr_side=fit_lr_side, gains=gains)
 
 
 register_method("cnmf", _factory)

@@ -33,6 +33,7 @@ class GLP(ClassicalMethod):
         W[~s.good] = 0.0
         self.weights = as_f32(W)
         self._fitted = True
+        self.weights = as_f32(W * self.reduced_scale_gains(s, feedback)[:, None])
 
     def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
         self._need_fit()
@@ -41,8 +42,9 @@ class GLP(ClassicalMethod):
         return bicubic(base, ratio, crop, finish=add_detail(self.weights, crop_hr(hr, crop)))
 
 
-def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, **_) -> GLP:
-    return GLP(mtf_gain=mtf_gain, fit_lr_side=fit_lr_side)
+def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, gains: str = "reduced_scale",
+             **_) -> GLP:
+    return GLP(mtf_gain=mtf_gain, fit_lr_side=fit_lr_side, gains=gains)
 
 
 register_method("glp", _factory)

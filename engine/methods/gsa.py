@@ -47,6 +47,7 @@ class GSA(ClassicalMethod):
         gains[np.arange(C), k] = g
         self.srf, self.offset, self.gains, self.assignment = as_f32(R), as_f32(o), as_f32(gains), k
         self._fitted = True
+        self.gains = as_f32(gains * self.reduced_scale_gains(s, feedback)[:, None])
 
     def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
         self._need_fit()
@@ -56,8 +57,9 @@ class GSA(ClassicalMethod):
         return bicubic(base, ratio, crop, finish=add_detail(self.gains, crop_hr(hr, crop)))
 
 
-def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, **_) -> GSA:
-    return GSA(mtf_gain=mtf_gain, fit_lr_side=fit_lr_side)
+def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, gains: str = "reduced_scale",
+             **_) -> GSA:
+    return GSA(mtf_gain=mtf_gain, fit_lr_side=fit_lr_side, gains=gains)
 
 
 register_method("gsa", _factory)

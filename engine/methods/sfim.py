@@ -44,6 +44,7 @@ def box_smooth(hr: np.ndarray, ratio: int) -> np.ndarray:
 
 class SFIM(ClassicalMethod):
     name = "sfim"
+    alpha = None  # (C, 1) injection gains on the modulation (None: 1)
 
     def __init__(self, smoothing: str = "mtf", **kw) -> None:
         super().__init__(**kw)
@@ -64,7 +65,9 @@ class SFIM(ClassicalMethod):
         W[off], b[off] = 0.0, 1.0  # ratio 1: the band is only upsampled
         self.weights, self.bias = as_f32(W), as_f32(b)
         self.floor = as_f32(np.where(off, 1.0, FLOOR * np.maximum(mean_y, 1e-12)))
+        self.alpha = None
         self._fitted = True
+        self.alpha = as_f32(self.reduced_scale_gains(s, feedback)[:, None])
 
     def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
         self._need_fit()
@@ -75,7 +78,7 @@ class SFIM(ClassicalMethod):
             smooth = lowpass(hr, ratio, taps, extra, crop)
         hr = as_f32(crop_hr(hr, crop)).reshape(hr.shape[0], -1)
         smooth = as_f32(smooth).reshape(hr.shape[0], -1)
-        w, b, floor = self.weights, self.bias[:, None], self.floor[:, None]
+        w, b, floor, alpha = self.weights, self.bias[:, None], self.floor[:, None], self.alpha
 
         def modulate(chunk: np.ndarray, b0: int, b1: int) -> None:  # on bands b0:b1 while in cache
             num = scratch("sfim_num", (b1 - b0, hr.shape[1]))
@@ -86,6 +89,10 @@ class SFIM(ClassicalMethod):
             add_matmul(den, w[b0:b1], smooth)
             np.maximum(den, floor[b0:b1], out=den)
             num /= den
+            if alpha is not None:  # modulation 1 + alpha (S / smooth(S) - 1): alpha = the injection gain
+                num -= 1.0
+                num *= alpha[b0:b1]
+                num += 1.0
             chunk *= num.reshape(chunk.shape)
 
         return bicubic(lr, ratio, crop, finish=modulate)
@@ -95,8 +102,8 @@ class SFIM(ClassicalMethod):
 
 
 def _factory(smoothing: str = "mtf", mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE,
-             **_) -> SFIM:
-    return SFIM(smoothing=smoothing, mtf_gain=mtf_gain, fit_lr_side=fit_lr_side)
+             gains: str = "reduced_scale", **_) -> SFIM:
+    return SFIM(smoothing=smoothing, mtf_gain=mtf_gain, fit_lr_side=fit_lr_side, gains=gains)
 
 
 register_method("sfim", _factory)

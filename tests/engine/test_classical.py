@@ -69,7 +69,16 @@ def test_beats_bicubic_on_sample(pair, bicubic_psnr, tmp_path, method):
 def test_tiled_equals_untiled(pair, tmp_path, method):
     big = fuse(pair, tmp_path, method, tile_size=512)
     small = fuse(pair, tmp_path, method, tile_size=24)
-    assert np.array_equal(big, small)
+    assert_tiles_agree(big, small, method)
+
+
+def assert_tiles_agree(big, small, method):
+    """Bit identity, except CNMF: its per-pixel abundance updates are small BLAS products whose
+    rounding follows the tile's width (seen here: ~1e-6 relative), so a tolerance."""
+    if method == "cnmf":
+        np.testing.assert_allclose(small, big, rtol=1e-4, atol=1e-5 * np.abs(big).max())
+    else:
+        assert np.array_equal(big, small), method
 
 
 def test_nodata_is_respected(pair, tmp_path):
@@ -253,7 +262,7 @@ def test_gsa_fit_statistics_independent(pair):
     from hsifusion.engine.scene import build_scene
 
     scene = build_scene(validate_pair(raster_info(pair[0]), raster_info(pair[1])))
-    m = get_method("gsa")
+    m = get_method("gsa", gains="classic")  # the method's own gains (reduced-scale ones: test_selfval.py)
     m.fit(scene)
     s = m.sample(scene)
     inten = m.srf.astype(np.float64) @ s.y + m.offset[:, None]
@@ -280,4 +289,4 @@ def test_other_ratios_and_pan_tiled_equals_untiled(tmp_path, ratio, msi_bands):
         small = fuse((hsi, msi), tmp_path, method, tile_size=2 * ratio)
         assert big.shape == (12, 9 * ratio, 11 * ratio)
         assert np.isfinite(big).all(), method
-        assert np.array_equal(big, small), method
+        assert_tiles_agree(big, small, method)
