@@ -24,7 +24,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
          method_params: Optional[Dict] = None, tile_size: int = 256,
          feedback: Optional[Feedback] = None, creation_options: Optional[Sequence[str]] = None,
          hsi_wavelengths=None, msi_wavelengths=None, scheduler=None, max_in_flight: Optional[int] = None,
-         tile_dir: Optional[str] = None) -> Dict:
+         tile_dir: Optional[str] = None, metadata: Optional[Dict[str, str]] = None) -> Dict:
     """Fuse an LR-HSI with an HR-MSI onto the MSI grid, tile by tile.
 
     Args:
@@ -38,6 +38,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
             :class:`~.distributed.DaskSession`. ``max_in_flight`` bounds the pending tile tasks.
         tile_dir: with a scheduler, workers write per-tile GeoTIFFs there and ``output`` (*.vrt) is
             their VRT mosaic (when the client's bandwidth is the limit).
+        metadata: extra items for the output's metadata (e.g. fuse auto's table).
 
     Returns:
         dict with OUTPUT, RATIO, TILES, SECONDS and the method's description.
@@ -62,7 +63,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
                 return fuse(hsi, msi, output, method, tile_size=tile_size, feedback=feedback,
                             creation_options=creation_options, hsi_wavelengths=hsi_wavelengths,
                             msi_wavelengths=msi_wavelengths, scheduler=session, max_in_flight=max_in_flight,
-                            tile_dir=tile_dir)
+                            tile_dir=tile_dir, metadata=metadata)
     if isinstance(method, str):
         method = get_method(method, **(method_params or {}))
     feedback.pushInfo(f"{method.name}: HSI {hsi_info.width}x{hsi_info.height}x{hsi_info.bands}, "
@@ -85,7 +86,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
         writer.set_scale_offset(hsi_info.scale, hsi_info.offset)
         writer.set_metadata({"HSIFUSION_VERSION": __version__, "HSIFUSION_HSI": hsi, "HSIFUSION_MSI": msi,
                              "HSIFUSION_RATIO": str(pair.ratio),
-                             "HSIFUSION_METHOD": json.dumps(method.describe())})
+                             "HSIFUSION_METHOD": json.dumps(method.describe()), **(metadata or {})})
         span = (100.0 * getattr(method, "fit_share", 0.0), 100.0)
         if scheduler is not None:
             from .distributed import fuse_tiles_distributed
@@ -124,6 +125,9 @@ def assess(reference: Optional[str], estimate: str, ratio: Optional[float] = Non
     return _assess(reference, estimate, ratio, out_sam=out_sam, out_table=out_table, out_report=out_report,
                    mask=mask, border=border, tile_size=tile_size, feedback=feedback, **kwargs)
 
+
+# Method chosen by self-validation at the reduced scale (engine/auto.py, engine/selfval.py).
+from .auto import fuse_auto  # noqa: E402,F401
 
 # Corpus training (engine/train.py) and blind SRF/PSF estimation (engine/estimate.py), issue #7.
 from .estimate import estimate_srf_psf  # noqa: E402,F401

@@ -113,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fuse an LR-HSI with an HR-MSI onto the MSI grid, tile by tile. "
                                    "Networks (" + ", ".join(nets) + ") train scene-adaptively on the pair "
                                    "unless a --checkpoint is given.")
-    f.add_argument("method", metavar="METHOD", choices=methods, help="one of: " + ", ".join(methods))
+    f.add_argument("method", metavar="METHOD", choices=methods + ["auto"],
+                   help="one of: " + ", ".join(methods) + "; auto = the candidate that scores best at the "
+                        "reduced scale (self-validation on the pair)")
     f.add_argument("--hsi", required=True, help="low-resolution hyperspectral raster (any GDAL path)")
     f.add_argument("--msi", required=True, help="high-resolution multispectral raster (output grid)")
     f.add_argument("--output", "-o", required=True, help="output GeoTIFF (a .vrt with --tile-dir)")
@@ -136,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--tile-dir", default=None,
                    help="with --scheduler: workers write per-tile GeoTIFFs into this folder (shared storage) "
                         "and OUTPUT (*.vrt) is their mosaic")
+    f.add_argument("--candidates", default=None, help="auto: comma-separated methods to score "
+                   "(default upsample,gsa,glp,sfim,cnmf)")
+    f.add_argument("--network-seconds", type=float, default=None,
+                   help="auto: time budget of each network candidate (needed to include one)")
+    f.add_argument("--output-table", default=None, help="auto: CSV of the self-validation table")
+    f.add_argument("--output-report", default=None, help="auto: HTML report of the self-validation table")
     _common(f)
 
     s = sub.add_parser("simulate", help="simulate an LR-HSI and an HR-MSI from an HR-HSI (Wald protocol)")
@@ -195,9 +203,30 @@ def _version() -> str:
     return __version__
 
 
+def _fuse_auto(args, feedback) -> Dict:
+    from . import api
+
+    if args.param or args.checkpoint or args.save_checkpoint or args.mode or args.scheduler:
+        raise InputError("fuse auto runs each candidate with its defaults: --param, --mode, --checkpoint, "
+                         "--save-checkpoint and --scheduler do not apply")
+    return api.fuse_auto(args.hsi, args.msi, args.output,
+                         candidates=args.candidates.split(",") if args.candidates else None,
+                         network_seconds=args.network_seconds, out_table=args.output_table,
+                         out_report=args.output_report, tile_size=args.tile_size, feedback=feedback,
+                         creation_options=args.creation_option, hsi_wavelengths=args.hsi_wavelengths,
+                         msi_wavelengths=args.msi_wavelengths)
+
+
 def _fuse(args, feedback) -> Dict:
     from . import api
 
+    if args.method == "auto":
+        return _fuse_auto(args, feedback)
+    auto_only = [o for o, v in (("--candidates", args.candidates), ("--network-seconds", args.network_seconds),
+                                ("--output-table", args.output_table), ("--output-report", args.output_report))
+                 if v is not None]
+    if auto_only:
+        raise InputError(f"{', '.join(auto_only)}: only for fuse auto")
     params = _key_values(args.param, "--param")
     nets = _networks()
     net_only = {"device": args.device, "checkpoint": args.checkpoint, "save_checkpoint": args.save_checkpoint,
