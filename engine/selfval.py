@@ -137,12 +137,28 @@ class ReducedScene:
         return p.lr[:, :h, :w].copy(), p.hr[:, :h * r, :w * r].copy(), p.valid[:h * r, :w * r].copy()
 
 
+def apply_mirrored(method, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None,
+                   margin_hr: Optional[int] = None) -> np.ndarray:
+    """``method.apply`` on a whole pair with the context the tile loop gives a tile at a raster edge:
+    ``margin(ratio)`` HR px (rounded up to whole LR px) of half-sample symmetric mirror, as
+    ``engine.raster.read_window`` reads beyond a raster (the mirror consistent between both grids);
+    the estimate is cropped back to (C, r h, r w)."""
+    margin = method.margin(ratio) if margin_hr is None else margin_hr
+    e = -(-int(margin) // ratio)
+    h, w = lr.shape[1:]
+    if e:
+        lr = np.pad(lr, ((0, 0), (e, e), (e, e)), mode="symmetric")
+        hr = np.pad(hr, ((0, 0), (e * ratio, e * ratio), (e * ratio, e * ratio)), mode="symmetric")
+    est = method.apply(np.ascontiguousarray(lr), np.ascontiguousarray(hr), ratio, feedback)
+    o = e * ratio
+    return np.array(est[:, o:o + h * ratio, o:o + w * ratio], dtype=np.float32)
+
+
 def run_reduced(method, pair: ReducedPair, feedback=None, infos=None) -> np.ndarray:
     """Fit ``method`` on the reduced pair and apply it to all of it: the (C, h, w) estimate of the
     target. The method never sees the target (the LR-HSI)."""
     method.fit(ReducedScene(pair, infos), feedback)
-    est = method.apply(pair.lr, pair.hr, pair.ratio, feedback)
-    return np.asarray(est, dtype=np.float32)[:, :pair.target.shape[1], :pair.target.shape[2]]
+    return apply_mirrored(method, pair.lr, pair.hr, pair.ratio, feedback)
 
 
 def score(estimate: np.ndarray, pair: ReducedPair) -> Score:

@@ -401,7 +401,7 @@ class ClassicalMethod(FusionMethod):
         Call at the end of ``fit`` with the method's unit-gain coefficients in place: it runs ``apply``
         on the reduced crop. Global (one crop), so tiled == untiled.
         """
-        from ..selfval import can_reduce, injection_gains, reduce_pair
+        from ..selfval import apply_mirrored, can_reduce, injection_gains, reduce_pair
 
         C = s.lr.shape[0]
         r = self._ratio
@@ -417,8 +417,9 @@ class ClassicalMethod(FusionMethod):
         inner = pair.valid.copy()
         inner[:r], inner[-r:], inner[:, :r], inner[:, -r:] = False, False, False, False
         valid = inner if inner.sum() >= 16 else pair.valid  # the crop's border saw reflected context
-        base = np.array(bicubic(pair.lr, r))
-        detail = np.array(self.apply(pair.lr, pair.hr, r)) - base
+        margin = self.margin(r)
+        base = apply_mirrored(_Bicubic(), pair.lr, pair.hr, r, margin_hr=margin)
+        detail = apply_mirrored(self, pair.lr, pair.hr, r, margin_hr=margin) - base
         g = injection_gains(base, detail, pair.target, valid)
         g[~s.good] = 0.0
         if feedback is not None:
@@ -437,6 +438,14 @@ class ClassicalMethod(FusionMethod):
     def _need_fit(self):
         if not getattr(self, "_fitted", False):
             raise RuntimeError(f"{self.name}: call fit(scene) before apply()")
+
+
+class _Bicubic:
+    """The interpolation every detail is added to, as a method (for selfval.apply_mirrored)."""
+
+    @staticmethod
+    def apply(lr, hr, ratio, feedback=None):
+        return bicubic(lr, ratio)
 
 
 def as_f32(a) -> np.ndarray:

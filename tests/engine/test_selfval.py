@@ -22,7 +22,6 @@ from hsifusion.engine import selfval  # noqa: E402
 from hsifusion.engine.errors import InputError  # noqa: E402
 from hsifusion.engine.methods import _common as cm  # noqa: E402
 from hsifusion.engine.methods import get_method  # noqa: E402
-from hsifusion.engine.methods.interpolate import upsample  # noqa: E402
 
 CLASSICAL = ["gsa", "glp", "sfim", "cnmf"]
 FAST = {"cnmf": {"endmembers": 10, "iterations": 60}}
@@ -99,8 +98,10 @@ def test_reduced_scale_gains_no_band_worse_than_bicubic(scene, method):
     inner = p.valid.copy()
     inner[:r], inner[-r:], inner[:, :r], inner[:, -r:] = False, False, False, False
     p.valid = inner if inner.sum() >= 16 else p.valid
-    est = selfval.score(m.apply(p.lr, p.hr, r), p)
-    bic = selfval.score(upsample(p.lr, r, "bicubic"), p)
+    margin = m.margin(r)  # the context the gains were fitted with (the tile loop's mirror at an edge)
+    est = selfval.score(selfval.apply_mirrored(m, p.lr, p.hr, r), p)
+    bic = selfval.score(selfval.apply_mirrored(get_method("upsample", mode="bicubic"), p.lr, p.hr, r,
+                                               margin_hr=margin), p)
     good = s.good
     assert np.all(est.mse[good] <= bic.mse[good] * (1 + 1e-4) + 1e-9), np.flatnonzero(est.mse > bic.mse)
     assert est.psnr > bic.psnr  # and the pair's detail does help on this sample
@@ -117,3 +118,88 @@ def test_validate_and_rank(scene):
     assert psnrs == sorted(psnrs, reverse=True) and ranked[0]["method"] == "glp"
     tie = selfval.rank([{"method": "a", "PSNR": 30.001, "SAM": 3.0}, {"method": "b", "PSNR": 30.0, "SAM": 2.0}])
     assert [r["method"] for r in tie] == ["b", "a"]  # equal to 0.01 dB: the smaller angle wins
+
+
+def _write_like(path, data, template, pixel_factor):
+    """GeoTIFF of ``data`` on ``template``'s grid with the pixel ``pixel_factor`` times larger."""
+    from osgeo import gdal
+
+    t = gdal.Open(str(template))
+    gt = list(t.GetGeoTransform())
+    gt[1] *= pixel_factor
+    gt[5] *= pixel_factor
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), data.shape[2], data.shape[1], data.shape[0],
+                                              gdal.GDT_Float32)
+    ds.SetGeoTransform(gt)
+    ds.SetProjection(t.GetProjection())
+    for i in range(data.shape[0]):
+        b, tb = ds.GetRasterBand(i + 1), t.GetRasterBand(i + 1)
+        b.WriteArray(data[i])
+        b.SetMetadata(tb.GetMetadata())
+        b.SetScale(tb.GetScale() or 1.0)
+        b.SetOffset(tb.GetOffset() or 0.0)
+        if tb.GetNoDataValue() is not None:
+            b.SetNoDataValue(tb.GetNoDataValue())
+    ds = None
+    return str(path)
+
+
+def test_fuse_auto_picks_what_the_reduced_scale_ranks_first(tmp_path):
+    """Independent ranking: the reduced pair written as rasters (dense PSF), each candidate fused by
+    api.fuse and scored by api.assess against the LR-HSI; fuse auto must choose the best of these."""
+    import json
+
+    from osgeo import gdal
+
+    from hsifusion.engine import api
+    from hsifusion.engine.auto import TABLE_KEY
+
+    r = 4
+    lr = gdal.Open(str(SAMPLE_HSI)).ReadAsArray().astype(np.float32)
+    hr = gdal.Open(str(SAMPLE_MSI)).ReadAsArray().astype(np.float32)
+    extra = cm.psf_taps(r, cm.mtf_sigma(r, cm.DEFAULT_MTF_GAIN))[1]
+    fwhm = 2.0 * np.sqrt(2.0 * np.log(2.0)) * cm.mtf_sigma(r, cm.DEFAULT_MTF_GAIN)
+    red_hsi = _write_like(tmp_path / "red_hsi.tif", gaussian_degrade(lr, r, fwhm, extra), SAMPLE_HSI, r)
+    red_msi = _write_like(tmp_path / "red_msi.tif", gaussian_degrade(hr, r, fwhm, extra), SAMPLE_MSI, r)
+    candidates = ["upsample", "gsa", "glp", "sfim"]
+    psnr = {}
+    for m in candidates:
+        out = tmp_path / f"red_{m}.tif"
+        api.fuse(red_hsi, red_msi, str(out), m, {"mode": "bicubic"} if m == "upsample" else {})
+        psnr[m] = api.assess(str(SAMPLE_HSI), str(out), r)["PSNR"]
+    res = api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "auto.tif"), candidates,
+                        out_table=str(tmp_path / "t.csv"), out_report=str(tmp_path / "t.html"))
+    assert res["CHOSEN"] == max(psnr, key=psnr.get), (res["TABLE"], psnr)
+    table = json.loads(gdal.Open(res["OUTPUT"]).GetMetadataItem(TABLE_KEY))
+    assert [row["method"] for row in table] == [row["method"] for row in res["TABLE"]]
+    assert table[0]["method"] == res["CHOSEN"] and sorted(row["method"] for row in table) == sorted(candidates)
+    for row in table:  # the table's PSNRs agree with the independent ones
+        assert row["PSNR"] == pytest.approx(psnr[row["method"]], abs=0.1)
+    assert (tmp_path / "t.csv").read_text().splitlines()[1].startswith(f"1,{res['CHOSEN']},")
+    assert res["CHOSEN"] in (tmp_path / "t.html").read_text()
+    meta = json.loads(gdal.Open(res["OUTPUT"]).GetMetadataItem("HSIFUSION_METHOD"))
+    assert meta["method"] == res["CHOSEN"]
+
+
+def test_fuse_auto_bad_input(tmp_path):
+    from hsifusion.engine import api
+
+    with pytest.raises(InputError, match="unknown candidate"):
+        api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), ["gsa", "nope"])
+    with pytest.raises(InputError, match="time budget"):
+        api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), ["gsa", "ssjcn"])
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_fuse_auto(tmp_path, capsys):
+    import json
+
+    from hsifusion.engine.cli import main
+
+    out = tmp_path / "o.tif"
+    assert main(["fuse", "auto", "--hsi", str(SAMPLE_HSI), "--msi", str(SAMPLE_MSI), "-o", str(out),
+                 "--candidates", "upsample,glp", "-q"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["CHOSEN"] == "glp" and out.exists()
+    assert main(["fuse", "gsa", "--hsi", str(SAMPLE_HSI), "--msi", str(SAMPLE_MSI), "-o", str(tmp_path / "g.tif"),
+                 "--candidates", "gsa"]) == 1
