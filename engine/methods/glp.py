@@ -6,7 +6,10 @@ MS and Pan imagery", PE&RS 72(5); Selva, Aiazzi, Butera, Chiarantini & Baronti (
 
 fit (LR scale, global): for each HSI band a synthetic HR band ``S_b = W_b . P + c_b`` — least-squares
 regression of the LR-HSI band on the MSI bands degraded to the LR scale by the sensor MTF (Gaussian of
-gain ``mtf_gain`` at Nyquist).
+gain ``mtf_gain`` at Nyquist), with ``W_b >= 0`` by default (``nonneg``): free signs let a band take
+the negative of another band's detail (NIR from red on an RGB MSI), which fits each band's level but
+raised the spectral angle above bicubic's (Samson x4: SAM 3.72 vs 2.68 degrees; non-negative 2.53,
+PSNR 37.2 vs 38.0 dB). Then the per band reduced-scale gains (``gains``, _common.py).
 apply (per tile): ``X_b = up(Y_b) + (S_b - LP(S_b)) = up(Y_b) + W_b . (P - LP(P))`` with
 ``LP = bicubic-up(degrade(.))``, the same MTF and the same interpolator as the HSI, so the injected
 detail is exactly what the upsampled HSI lacks (unit injection gain: the regression already scales it).
@@ -24,12 +27,16 @@ from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_detail
 class GLP(ClassicalMethod):
     name = "glp"
 
+    def __init__(self, nonneg: bool = True, **kw) -> None:
+        super().__init__(**kw)
+        self.nonneg = bool(nonneg)
+
     def margin(self, ratio: int) -> int:
         return lowpass_margin_lr(ratio, self.psf(ratio)[1]) * ratio
 
     def fit(self, scene, feedback=None) -> None:
         s = self.sample(scene, feedback)
-        W, _ = regress(s.z, s.y)  # (C, c)
+        W, _ = regress(s.z, s.y, nonneg=self.nonneg)  # (C, c)
         W[~s.good] = 0.0
         self.weights = as_f32(W)
         self._fitted = True
@@ -42,9 +49,13 @@ class GLP(ClassicalMethod):
         return bicubic(base, ratio, crop, finish=add_detail(self.weights, crop_hr(hr, crop)))
 
 
+    def describe(self):
+        return {**super().describe(), "nonneg": str(self.nonneg).lower()}
+
+
 def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, gains: str = "reduced_scale",
-             **_) -> GLP:
-    return GLP(mtf_gain=mtf_gain, fit_lr_side=fit_lr_side, gains=gains)
+             nonneg: bool = True, **_) -> GLP:
+    return GLP(mtf_gain=mtf_gain, fit_lr_side=fit_lr_side, gains=gains, nonneg=nonneg)
 
 
 register_method("glp", _factory)
