@@ -360,6 +360,30 @@ def lr_sample(scene, ratio: int, taps: np.ndarray, extra: int, max_lr_side: int 
     return LRSample(lr=lr, hr=hr, lr_valid=ok, y=lr[:, ok][:, ::step], z=zl[:, ok][:, ::step], good=good)
 
 
+LOW_CORRELATION = 0.5  # below this an MSI band barely predicts any HSI band (registration, band order)
+
+
+def report_radiometry(name: str, s: LRSample, feedback) -> None:
+    """Say what the methods assume of the two sensors' radiometry, and warn when it looks wrong.
+
+    The HSI and the MSI need not share units, scale or offset (two sensors, not cross-calibrated):
+    every regression has a free gain and intercept per band, so only a linear relation is assumed.
+    An MSI band that correlates weakly with every HSI band at the LR scale (misregistration, wrong
+    band order, clouds in one image only) is named in a warning.
+    """
+    y, z = s.y[s.good], s.z
+    best = np.abs(correlation(z, y)).max(axis=1) if y.shape[0] else np.zeros(z.shape[0])
+    feedback.pushInfo(f"{name}: radiometry: HSI values {np.percentile(y, 1):.4g}..{np.percentile(y, 99):.4g}, "
+                      f"MSI {np.percentile(z, 1):.4g}..{np.percentile(z, 99):.4g} (1-99 %); assumed: a linear "
+                      f"relation (free gain and offset per band), so different units or offsets are absorbed; "
+                      f"best correlation of each MSI band with the HSI {best.min():.2f}..{best.max():.2f}")
+    weak = np.flatnonzero(best < LOW_CORRELATION)
+    if weak.size:
+        feedback.pushWarning(f"{name}: MSI band(s) {', '.join(str(int(k) + 1) for k in weak)} correlate at most "
+                             f"{best[weak].max():.2f} with any HSI band at the LR scale: check registration, band "
+                             f"order and clouds; their detail gets little or no weight")
+
+
 # ----------------------------------------------------------------------------------- base class
 GAINS = ("reduced_scale", "classic")  # injection gains: fitted at the reduced scale (default) or the method's own
 
@@ -400,6 +424,7 @@ class ClassicalMethod(FusionMethod):
             h, w = s.lr_valid.shape
             feedback.pushInfo(f"{self.name}: global statistics from a {w}x{h} LR crop "
                               f"({s.y.shape[1]} valid LR pixels)")
+            report_radiometry(self.name, s, feedback)
         return s
 
     def reduced_scale_gains(self, s: LRSample, feedback=None) -> np.ndarray:
