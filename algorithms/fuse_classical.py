@@ -6,16 +6,17 @@ scale, then the tiles are streamed through the engine (CPU, no GPU needed).
 """
 from __future__ import annotations
 
-from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber
+from qgis.core import QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterNumber
 
 from ..engine import api
-from ..engine.methods._common import DEFAULT_MTF_GAIN, FIT_LR_SIDE
+from ..engine.methods._common import DEFAULT_MTF_GAIN, FIT_LR_SIDE, GAINS
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
 from ..provider.compat import NUMBER_DOUBLE, NUMBER_INTEGER
 from ..provider.outputs import finish_raster_output
 
 MTF_GAIN, FIT_SIZE, ITERATIONS, ENDMEMBERS, SMOOTHING = "MTF_GAIN", "FIT_SIZE", "ITERATIONS", "ENDMEMBERS", "SMOOTHING"
+GAINS_PARAM, NONNEG = "GAINS", "NONNEG"
 SMOOTHINGS = ["mtf", "box"]
 
 
@@ -35,6 +36,9 @@ class ClassicalFusionAlgorithm(HsiAlgorithm):
         P.add_advanced(self, QgsProcessingParameterNumber(
             FIT_SIZE, self.tr("Crop for the global statistics (LR px a side)"), NUMBER_INTEGER,
             self.FIT_DEFAULT, False, 8))
+        P.add_advanced(self, QgsProcessingParameterEnum(
+            GAINS_PARAM, self.tr("Injection gains (reduced_scale: fitted per band on the pair one scale down; "
+                                 "classic: the method's own)"), list(GAINS), defaultValue=0))
         self.add_method_parameters()
         P.add_dask_scheduler(self)
         P.add_creation_options(self)
@@ -46,7 +50,8 @@ class ClassicalFusionAlgorithm(HsiAlgorithm):
 
     def method_params(self, parameters, context) -> dict:
         return {"mtf_gain": self.parameterAsDouble(parameters, MTF_GAIN, context),
-                "fit_lr_side": self.parameterAsInt(parameters, FIT_SIZE, context)}
+                "fit_lr_side": self.parameterAsInt(parameters, FIT_SIZE, context),
+                "gains": GAINS[self.parameterAsEnum(parameters, GAINS_PARAM, context)]}
 
     def execute(self, parameters, context, feedback):
         out = self.parameterAsOutputLayer(parameters, P.OUTPUT, context)
@@ -66,6 +71,15 @@ class FuseGsaAlgorithm(ClassicalFusionAlgorithm):
 
 class FuseGlpAlgorithm(ClassicalFusionAlgorithm):
     ID, NAME, METHOD, TITLE = "fuse_glp", "Fuse with MTF-GLP (hypersharpening)", "glp", "MTF-GLP"
+
+    def add_method_parameters(self) -> None:
+        P.add_advanced(self, QgsProcessingParameterBoolean(
+            NONNEG, self.tr("Non-negative regression weights (no band takes the negative of another's detail)"),
+            True))
+
+    def method_params(self, parameters, context) -> dict:
+        return {**super().method_params(parameters, context),
+                "nonneg": self.parameterAsBool(parameters, NONNEG, context)}
 
 
 class FuseSfimAlgorithm(ClassicalFusionAlgorithm):

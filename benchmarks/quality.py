@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORK_BUDGET, NETWORKS, ROOT, SEED, available_methods, fmt, label, log,  # noqa: E402
-                    md_table, method_params, register_package, save_result)
+from common import (DEFAULT_WORK, NETWORK_BUDGET, NETWORKS, ROOT, SEED, available_methods, fmt, label, load_result,  # noqa: E402,E501
+                    log, md_table, method_params, register_package, save_result)
 from scenes import scenes  # noqa: E402
 
 PLOT = ROOT / "docs" / "benchmarks_psnr_time.png"
@@ -61,7 +61,21 @@ def warm_up(work: Path) -> None:
 QUICK_NET_CASES = {("enmap_128x64", 4)}
 
 
-def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases: bool = False) -> Dict:
+def merged(new: Dict) -> Dict:
+    """The previous results/quality.json with this run's rows in place of its rows of the same scene,
+    ratio and method (each row keeps its own figures; ``remeasured`` names this run's methods)."""
+    old = load_result("quality")
+    if not old:
+        return new
+    key = lambda r: (r["scene"], r["ratio"], r["method"])  # noqa: E731
+    fresh = {key(r): r for r in new["rows"]}
+    rows = [fresh.pop(key(r), r) for r in old["rows"]] + list(fresh.values())
+    return {**old, "rows": rows, "methods": list(dict.fromkeys(old["methods"] + new["methods"])),
+            "remeasured": {"methods": new["methods"], "quick": new["quick"]}}
+
+
+def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases: bool = False,
+        merge: bool = False) -> Dict:
     register_package()
     from hsifusion.engine import api
     import torch
@@ -102,6 +116,8 @@ def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases
                 rows.append(row)
     data = {"quick": quick, "rows": rows, "methods": methods,
             "network_cases": "all" if (all_cases or not quick) else sorted(QUICK_NET_CASES)}
+    if merge:
+        data = merged(data)
     save_result("quality", data)
     plot(data)
     return data
@@ -192,10 +208,12 @@ def main(argv=None) -> Dict:
     ap.add_argument("--scenes", help="comma-separated scene keys (enmap_128x64, enmap_64x128, samson, paris)")
     ap.add_argument("--budget", choices=("sample", "default"), default="sample",
                     help="network budgets without --quick (see common.NETWORK_BUDGET)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the previous results' other rows (e.g. rerun only the classical methods)")
     a = ap.parse_args(argv)
     NETWORK_BUDGET["mode"] = a.budget
     methods = a.methods.split(",") if a.methods else available_methods()
-    data = run(a.quick, a.work, methods, a.scenes.split(",") if a.scenes else None, a.all_cases)
+    data = run(a.quick, a.work, methods, a.scenes.split(",") if a.scenes else None, a.all_cases, a.merge)
     print(markdown(data))
     return data
 

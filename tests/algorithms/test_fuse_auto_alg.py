@@ -17,3 +17,14 @@ def test_fuse_auto_via_processing(run_alg, tmp_path, hsifusion_provider):
     rows = json.loads(gdal.Open(out).GetMetadataItem("HSIFUSION_AUTO_TABLE"))
     assert rows[0]["method"] == res["CHOSEN"] and {r["method"] for r in rows} == {"upsample", "glp"}
     assert open(table).read().splitlines()[0].startswith("rank,method,PSNR,SAM")
+
+
+def test_gains_and_nonneg_reach_the_engine(run_alg, tmp_path):
+    hsi, msi = synthetic_pair(tmp_path)
+    for alg_id, extra, want in [("hsifusion:fuse_gsa", {}, {"gains": "reduced_scale"}),
+                                ("hsifusion:fuse_sfim", {"GAINS": 1}, {"gains": "classic"}),
+                                ("hsifusion:fuse_glp", {"NONNEG": False}, {"nonneg": "false"})]:
+        out = str(tmp_path / f"{alg_id[-4:]}.tif")
+        run_alg(alg_id, {"HSI": hsi, "MSI": msi, "OUTPUT": out, **extra})
+        meta = json.loads(gdal.Open(out).GetMetadataItem("HSIFUSION_METHOD"))
+        assert want.items() <= meta.items(), (alg_id, meta)
