@@ -6,17 +6,18 @@ scale, then the tiles are streamed through the engine (CPU, no GPU needed).
 """
 from __future__ import annotations
 
-from qgis.core import QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterNumber
+from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber
 
 from ..engine import api
 from ..engine.methods._common import DEFAULT_MTF_GAIN, FIT_LR_SIDE, GAINS
+from ..engine.methods.glp import WEIGHTS
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
 from ..provider.compat import NUMBER_DOUBLE, NUMBER_INTEGER
 from ..provider.outputs import finish_raster_output
 
 MTF_GAIN, FIT_SIZE, ITERATIONS, ENDMEMBERS, SMOOTHING = "MTF_GAIN", "FIT_SIZE", "ITERATIONS", "ENDMEMBERS", "SMOOTHING"
-GAINS_PARAM, NONNEG = "GAINS", "NONNEG"
+GAINS_PARAM, WEIGHTS_PARAM = "GAINS", "WEIGHTS"
 SMOOTHINGS = ["mtf", "box"]
 
 
@@ -73,13 +74,13 @@ class FuseGlpAlgorithm(ClassicalFusionAlgorithm):
     ID, NAME, METHOD, TITLE = "fuse_glp", "Fuse with MTF-GLP (hypersharpening)", "glp", "MTF-GLP"
 
     def add_method_parameters(self) -> None:
-        P.add_advanced(self, QgsProcessingParameterBoolean(
-            NONNEG, self.tr("Non-negative regression weights (no band takes the negative of another's detail)"),
-            True))
+        P.add_advanced(self, QgsProcessingParameterEnum(
+            WEIGHTS_PARAM, self.tr("Regression weights (nonneg; free signs; auto: the better one scale down)"),
+            list(WEIGHTS), defaultValue=0))
 
     def method_params(self, parameters, context) -> dict:
         return {**super().method_params(parameters, context),
-                "nonneg": self.parameterAsBool(parameters, NONNEG, context)}
+                "weights": WEIGHTS[self.parameterAsEnum(parameters, WEIGHTS_PARAM, context)]}
 
 
 class FuseSfimAlgorithm(ClassicalFusionAlgorithm):

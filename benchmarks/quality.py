@@ -61,6 +61,28 @@ def warm_up(work: Path) -> None:
 QUICK_NET_CASES = {("enmap_128x64", 4)}
 
 
+def fuse_and_assess(row: Dict, hsi: str, msi: str, reference: str, ratio: int, method: str, params: Dict,
+                    out: Path) -> Dict:
+    """``row`` plus seconds (the fuse call), iterations and METRICS against ``reference``, or ``error``:
+    a failing method is a row, not a crash. The output is deleted afterwards."""
+    from hsifusion.engine import api
+
+    try:
+        t0 = time.perf_counter()
+        res = api.fuse(hsi, msi, str(out), method, params)
+        row["seconds"] = time.perf_counter() - t0
+        row["iterations"] = res.get("iterations")
+        a = api.assess(reference, str(out), ratio)
+        row.update({k: float(a[k]) for k in METRICS})
+    except Exception as exc:  # noqa: BLE001
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    finally:
+        if out.exists():
+            out.unlink()
+    return row
+
+
 def merged(new: Dict) -> Dict:
     """The previous results/quality.json with this run's rows in place of its rows of the same scene,
     ratio and method (each row keeps its own figures; ``remeasured`` names this run's methods)."""
@@ -77,7 +99,6 @@ def merged(new: Dict) -> Dict:
 def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases: bool = False,
         merge: bool = False) -> Dict:
     register_package()
-    from hsifusion.engine import api
     import torch
 
     torch.manual_seed(SEED)
@@ -100,20 +121,7 @@ def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases
                 row = {"scene": sc["key"], "title": sc["title"], "ratio": r, "method": m, "label": label(m, params),
                        "params": params, "pair": how, "sensor": sc["sensor"]}
                 log(f"quality: {sc['key']} x{r} {m}")
-                try:
-                    t0 = time.perf_counter()
-                    res = api.fuse(hsi, msi, str(out), m, params)
-                    row["seconds"] = time.perf_counter() - t0
-                    row["iterations"] = res.get("iterations")
-                    a = api.assess(sc["reference"], str(out), r)
-                    row.update({k: float(a[k]) for k in METRICS})
-                except Exception as exc:  # noqa: BLE001 - a failing method is a row, not a crash
-                    row["error"] = f"{type(exc).__name__}: {exc}"
-                    traceback.print_exc()
-                finally:
-                    if out.exists():
-                        out.unlink()
-                rows.append(row)
+                rows.append(fuse_and_assess(row, hsi, msi, sc["reference"], r, m, params, out))
     data = {"quick": quick, "rows": rows, "methods": methods,
             "network_cases": "all" if (all_cases or not quick) else sorted(QUICK_NET_CASES)}
     if merge:

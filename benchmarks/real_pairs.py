@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import time
-import traceback
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -38,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (CLASSICAL, DEFAULT_WORK, NETWORKS, SHARED, fmt, log, md_table, register_package,  # noqa: E402
                     save_result)
+from quality import fuse_and_assess  # noqa: E402
 
 PARIS = SHARED / "paris_hyperion_ali"
 PIXEL_M = 30.0
@@ -45,7 +44,6 @@ PIXEL_M = 30.0
 ALI_MS_NM = [(433, 453), (450, 515), (525, 605), (630, 690), (775, 805), (845, 890), (1200, 1300),
              (1550, 1750), (2080, 2350)]
 ALI_PAN_NM = [(480, 690)]
-METRICS = ("PSNR", "SSIM", "SAM", "ERGAS", "Q2N")
 DEFAULT_METHODS = ["upsample"] + CLASSICAL
 
 
@@ -155,8 +153,6 @@ def method_params(method: str, max_seconds: Optional[float]) -> Dict:
 def run(work: Path, methods: List[str], only: Optional[List[str]] = None,
         max_seconds: Optional[float] = None) -> Dict:
     register_package()
-    from hsifusion.engine import api
-
     work = work / "real_pairs"
     rows = []
     for case in build_cases(work):
@@ -170,19 +166,8 @@ def run(work: Path, methods: List[str], only: Optional[List[str]] = None,
             row = {"case": case["key"], "title": case["title"], "ratio": case["ratio"], "method": m,
                    "params": params}
             log(f"real pairs: {case['key']} {m}")
-            try:
-                t0 = time.perf_counter()
-                api.fuse(case["hsi"], case["msi"], str(out), m, params)
-                row["seconds"] = time.perf_counter() - t0
-                a = api.assess(case["reference"], str(out), case["ratio"])
-                row.update({k: float(a[k]) for k in METRICS})
-            except Exception as exc:  # noqa: BLE001 - a failing method is a row, not a crash
-                row["error"] = f"{type(exc).__name__}: {exc}"
-                traceback.print_exc()
-            finally:
-                if out.exists():
-                    out.unlink()
-            rows.append(row)
+            rows.append(fuse_and_assess(row, case["hsi"], case["msi"], case["reference"], case["ratio"], m, params,
+                                        out))
     data = {"rows": rows, "methods": methods, "max_seconds": max_seconds if any(m in NETWORKS for m in methods)
             else None}
     save_result("real_pairs", data)

@@ -435,11 +435,14 @@ class ClassicalMethod(FusionMethod):
         Call at the end of ``fit`` with the method's unit-gain coefficients in place: it runs ``apply``
         on the reduced crop. Global (one crop), so tiled == untiled.
         """
-        from ..selfval import apply_mirrored, can_reduce, injection_gains, reduce_pair
+        from dataclasses import replace
+
+        from ..selfval import apply_mirrored, can_reduce, injection_gains, reduce_pair, score
 
         C = s.lr.shape[0]
         r = self._ratio
         h, w = s.lr_valid.shape
+        self.reduced_score = None  # selfval.Score of the gains' result at the reduced scale, when fitted
         if self.gains_mode == "classic":
             return np.ones(C)
         if not can_reduce(h, w, r):
@@ -457,6 +460,7 @@ class ClassicalMethod(FusionMethod):
         g = injection_gains(base, detail, pair.target, valid)
         g[~s.good] = 0.0
         g *= spectral_angle_guard(base, detail, g, pair.target, valid, s.good)
+        self.reduced_score = score(base + g[:, None, None] * detail, replace(pair, valid=valid))
         if feedback is not None:
             gg = g[s.good]
             feedback.pushInfo(f"{self.name}: reduced-scale injection gains (median {np.median(gg):.2f}, "

@@ -19,11 +19,11 @@ def test_fuse_auto_via_processing(run_alg, tmp_path, hsifusion_provider):
     assert open(table).read().splitlines()[0].startswith("rank,method,PSNR,SAM")
 
 
-def test_gains_and_nonneg_reach_the_engine(run_alg, tmp_path):
+def test_gains_and_weights_reach_the_engine(run_alg, tmp_path):
     hsi, msi = synthetic_pair(tmp_path)
     for alg_id, extra, want in [("hsifusion:fuse_gsa", {}, {"gains": "reduced_scale"}),
                                 ("hsifusion:fuse_sfim", {"GAINS": 1}, {"gains": "classic"}),
-                                ("hsifusion:fuse_glp", {"NONNEG": False}, {"nonneg": "false"})]:
+                                ("hsifusion:fuse_glp", {"WEIGHTS": 1}, {"weights": "free"})]:
         out = str(tmp_path / f"{alg_id[-4:]}.tif")
         run_alg(alg_id, {"HSI": hsi, "MSI": msi, "OUTPUT": out, **extra})
         meta = json.loads(gdal.Open(out).GetMetadataItem("HSIFUSION_METHOD"))

@@ -203,3 +203,15 @@ def test_cli_fuse_auto(tmp_path, capsys):
     assert res["CHOSEN"] == "glp" and out.exists()
     assert main(["fuse", "gsa", "--hsi", str(SAMPLE_HSI), "--msi", str(SAMPLE_MSI), "-o", str(tmp_path / "g.tif"),
                  "--candidates", "gsa"]) == 1
+
+
+def test_glp_auto_weights_keep_the_better_at_the_reduced_scale(scene):
+    scores = {}
+    for mode in ("nonneg", "free"):
+        m = get_method("glp", weights=mode)
+        m.fit(scene)
+        scores[mode] = m.reduced_score.psnr
+    auto = get_method("glp", weights="auto")
+    auto.fit(scene)
+    assert auto.chosen_weights == max(scores, key=scores.get)
+    assert auto.describe()["weights_chosen"] == auto.chosen_weights
