@@ -64,12 +64,17 @@ QUICK_NET_CASES = {("enmap_128x64", 4)}
 def fuse_and_assess(row: Dict, hsi: str, msi: str, reference: str, ratio: int, method: str, params: Dict,
                     out: Path) -> Dict:
     """``row`` plus seconds (the fuse call), iterations and METRICS against ``reference``, or ``error``:
-    a failing method is a row, not a crash. The output is deleted afterwards."""
+    a failing method is a row, not a crash. The output is deleted afterwards. ``method`` "auto" runs
+    ``api.fuse_auto`` (``params`` are its keyword arguments) and records the method it chose."""
     from hsifusion.engine import api
 
     try:
         t0 = time.perf_counter()
-        res = api.fuse(hsi, msi, str(out), method, params)
+        if method == "auto":
+            res = api.fuse_auto(hsi, msi, str(out), **params)
+            row["chosen"] = res["CHOSEN"]
+        else:
+            res = api.fuse(hsi, msi, str(out), method, params)
         row["seconds"] = time.perf_counter() - t0
         row["iterations"] = res.get("iterations")
         a = api.assess(reference, str(out), ratio)

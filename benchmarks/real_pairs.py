@@ -44,7 +44,7 @@ PIXEL_M = 30.0
 ALI_MS_NM = [(433, 453), (450, 515), (525, 605), (630, 690), (775, 805), (845, 890), (1200, 1300),
              (1550, 1750), (2080, 2350)]
 ALI_PAN_NM = [(480, 690)]
-DEFAULT_METHODS = ["upsample"] + CLASSICAL
+DEFAULT_METHODS = ["upsample"] + CLASSICAL + ["auto"] + [f"{m}:classic" for m in CLASSICAL]
 
 
 def hyperion_wavelengths() -> np.ndarray:
@@ -142,10 +142,20 @@ INTRO = (
     "`fuse auto` picks by the same self-validation.")
 
 
+CLASSIC = {"gains": "classic"}  # the classical methods before the reduced-scale gains (GLP: + free weights)
+
+
 def method_params(method: str, max_seconds: Optional[float]) -> Dict:
-    if method == "upsample":
+    """Parameters of a method entry: ``name`` (defaults), ``name:classic`` (the behaviour before the
+    reduced-scale gains) or ``auto`` (fuse auto over bicubic and the classical methods)."""
+    name, _, variant = method.partition(":")
+    if name == "upsample":
         return {"mode": "bicubic"}
-    if method in NETWORKS and max_seconds:
+    if name == "auto":
+        return {}
+    if variant == "classic":
+        return {**CLASSIC, **({"weights": "free"} if name == "glp" else {})}
+    if name in NETWORKS and max_seconds:
         return {"max_seconds": float(max_seconds)}
     return {}
 
@@ -160,14 +170,14 @@ def run(work: Path, methods: List[str], only: Optional[List[str]] = None,
             continue
         for m in methods:
             params = method_params(m, max_seconds)
-            out = work / f"{case['key']}_{m}.tif"
+            out = work / f"{case['key']}_{m.replace(':', '_')}.tif"
             if out.exists():
                 out.unlink()
             row = {"case": case["key"], "title": case["title"], "ratio": case["ratio"], "method": m,
                    "params": params}
             log(f"real pairs: {case['key']} {m}")
-            rows.append(fuse_and_assess(row, case["hsi"], case["msi"], case["reference"], case["ratio"], m, params,
-                                        out))
+            rows.append(fuse_and_assess(row, case["hsi"], case["msi"], case["reference"], case["ratio"],
+                                        m.partition(":")[0], params, out))
     data = {"rows": rows, "methods": methods, "max_seconds": max_seconds if any(m in NETWORKS for m in methods)
             else None}
     save_result("real_pairs", data)
@@ -177,6 +187,11 @@ def run(work: Path, methods: List[str], only: Optional[List[str]] = None,
 def label(row: Dict) -> str:
     if row["method"] == "upsample":
         return "bicubic"
+    if row["method"] == "auto":
+        return f"fuse auto (chose {row.get('chosen', '?')})"
+    if row["method"].endswith(":classic"):
+        return row["method"].split(":")[0] + " (before: classic gains" + \
+            (", free weights)" if row["method"].startswith("glp") else ")")
     cap = row.get("params", {}).get("max_seconds")
     return f"{row['method']} (defaults, at most {cap:g} s)" if cap else row["method"]
 
