@@ -203,6 +203,10 @@ def markdown(data: Dict) -> str:
         if gains:
             lab = next(r["label"] for r in rows if r["method"] == m)
             summ.append([lab, len(gains), fmt(sum(gains) / len(gains)), fmt(min(gains)), fmt(sum(times) / len(times), 1)])
+    if data.get("remeasured"):
+        out.insert(0, f"Rows of {', '.join(data['remeasured']['methods'])} re-measured by the command named at the "
+                      "end of this section (`--merge`); the other rows are from the run before it (git history of "
+                      "benchmarks/results/quality.json).\n")
     if data.get("network_cases") != "all":
         out.insert(0, "Quick mode: the networks ran on the bundled sample x4 only (`--all-cases` runs them "
                       "everywhere; the full run does).\n")
