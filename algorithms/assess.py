@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import math
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
 
 from ..engine import api
 from ..provider import params as P

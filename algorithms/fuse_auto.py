@@ -11,12 +11,18 @@ from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterEnum, Qg
 
 from ..engine import api
 from ..engine.auto import DEFAULT_CANDIDATES, NETWORKS
+from ..engine.methods import method_spec
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
 from ..provider.compat import NUMBER_DOUBLE
 from ..provider.outputs import finish_raster_output
 
 CHOICES = list(DEFAULT_CANDIDATES) + list(NETWORKS)
+
+
+def choice_label(name: str) -> str:
+    """What the drop-down shows: the method's title (bicubic for the baseline, which auto runs bicubic)."""
+    return "Bicubic upsampling" if name == "upsample" else method_spec(name).title
 
 
 class FuseAutoAlgorithm(HsiAlgorithm):
@@ -29,7 +35,7 @@ class FuseAutoAlgorithm(HsiAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         P.add_pair_inputs(self)
         self.addParameter(QgsProcessingParameterEnum(
-            self.CANDIDATES, self.tr("Candidate methods"), CHOICES, allowMultiple=True,
+            self.CANDIDATES, self.tr("Candidate methods"), [choice_label(c) for c in CHOICES], allowMultiple=True,
             defaultValue=list(range(len(DEFAULT_CANDIDATES)))))
         P.add_advanced(self, QgsProcessingParameterNumber(
             self.NETWORK_SECONDS, self.tr("Time budget of each network candidate (s; needed to include a network)"),

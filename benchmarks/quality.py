@@ -20,9 +20,23 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORK_BUDGET, NETWORKS, ROOT, SEED, available_methods, fmt, label, load_result,  # noqa: E402,E501
-                    log, md_table, method_params, register_package, save_result)
-from scenes import scenes  # noqa: E402
+from common import (
+    DEFAULT_WORK,
+    NETWORK_BUDGET,
+    NETWORKS,
+    ROOT,
+    SEED,
+    available_methods,
+    fmt,
+    label,
+    load_result,
+    log,
+    md_table,
+    method_params,
+    register_package,
+    save_result,
+)
+from scenes import scenes
 
 PLOT = ROOT / "docs" / "benchmarks_psnr_time.png"
 METRICS = ("PSNR", "SSIM", "SAM", "ERGAS", "Q2N")
@@ -49,8 +63,8 @@ def make_pair(scene: Dict, ratio: int, work: Path):
 def warm_up(work: Path) -> None:
     """Import everything once (torch, scipy, GDAL drivers) so the first timed method pays no imports."""
     register_package()
-    from hsifusion.engine import api
     from common import SAMPLE
+    from hsifusion.engine import api
 
     out = work / "warmup.tif"
     for m in ("upsample", "gsa"):
@@ -105,6 +119,8 @@ def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases
         merge: bool = False) -> Dict:
     register_package()
     import torch
+
+    from hsifusion.engine import api
 
     torch.manual_seed(SEED)
     work = work / "quality"
@@ -196,13 +212,15 @@ def markdown(data: Dict) -> str:
         for sc, ratio in cases:
             base = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, "upsample")
                          and "PSNR" in r), None)
-            me = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, m) and "PSNR" in r), None)
+            me = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, m)
+                       and "PSNR" in r), None)
             if base and me:
                 gains.append(me["PSNR"] - base["PSNR"])
                 times.append(me["seconds"])
         if gains:
             lab = next(r["label"] for r in rows if r["method"] == m)
-            summ.append([lab, len(gains), fmt(sum(gains) / len(gains)), fmt(min(gains)), fmt(sum(times) / len(times), 1)])
+            summ.append([lab, len(gains), fmt(sum(gains) / len(gains)), fmt(min(gains)),
+                         fmt(sum(times) / len(times), 1)])
     if data.get("remeasured"):
         out.insert(0, f"Rows of {', '.join(data['remeasured']['methods'])} re-measured by the command named at the "
                       "end of this section (`--merge`); the other rows are from the run before it (git history of "

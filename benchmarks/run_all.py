@@ -20,8 +20,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORK_BUDGET, QUICK_ITERATIONS, ROOT, SEED, command_line, fmt,  # noqa: E402
-                    load_result, log, machine_info, save_result)
+from common import (
+    DEFAULT_WORK,
+    NETWORK_BUDGET,
+    QUICK_ITERATIONS,
+    ROOT,
+    SEED,
+    command_line,
+    fmt,
+    load_result,
+    log,
+    machine_info,
+    save_result,
+)
 
 DOC = ROOT / "docs" / "benchmarks.md"
 PARTS = ("quality", "real_pairs", "throughput", "memory", "training", "device")
@@ -61,11 +72,11 @@ def gpu_line() -> str:
 
 
 def assemble(meta: dict) -> str:
+    import device_speed
+    import memory
     import quality
     import real_pairs
     import throughput
-    import device_speed
-    import memory
     import training_speed
 
     q, t, m, tr = (load_result(n) for n in ("quality", "throughput", "memory", "training_speed"))
@@ -77,7 +88,8 @@ def assemble(meta: dict) -> str:
         ("> **Quick mode** (`--quick`): networks with small iteration budgets and light variants, smaller "
          "rasters. The numbers show the shape of the results, not the final figures; the full run is "
          "`.venv/bin/python benchmarks/run_all.py` (no flag).\n" if quick else ""),
-        f"- **Command**: `{meta['command']}` (from the repository root; {fmt(meta.get('total_seconds', 0) / 60, 1)} min)",
+        f"- **Command**: `{meta['command']}` (from the repository root; "
+        f"{fmt(meta.get('total_seconds', 0) / 60, 1)} min)",
         f"- **Date**: {mi['date']}",
         f"- **Machine**: {mi.get('cpu', '?')}, {mi.get('cores')} cores, {mi.get('ram_gib')} GiB RAM; "
         f"load average at start {', '.join(f'{v:.1f}' for v in mi.get('loadavg', []))}"
@@ -152,11 +164,11 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         q = ["--quick"] if a.quick else []
         w = ["--work", str(a.work)]
+        import device_speed
+        import memory
         import quality
         import real_pairs
         import throughput
-        import device_speed
-        import memory
         import training_speed
 
         times = {}
@@ -170,9 +182,8 @@ def main(argv=None) -> None:
         if "memory" in parts:
             times["memory"] = _section_timing("memory", memory.main, q + w)
         if "training" in parts:
-            # quick: two nets (CoFusion lite, SSJCN); full: the three supervised nets
-            times["training"] = _section_timing("training", training_speed.main,
-                                                q + (["--nets", "cofusion,ssjcn"] if a.quick else []))
+            # every supervised net of the catalogue (quick: 60 iterations, lite variants)
+            times["training"] = _section_timing("training", training_speed.main, q)
         if "device" in parts:
             times["device"] = _section_timing("device", device_speed.main, q)
         meta["section_seconds"] = times

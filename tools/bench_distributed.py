@@ -94,7 +94,8 @@ def main() -> None:
 
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{args.size}x{args.size} HR px, {args.bands} bands, ratio 4, tile {args.tile_size}\n")
-    print("| method | execution | tiles | cluster start (s) | wall (s) | HR Mpx/s | speedup vs 1 worker | where the time goes |")
+    print("| method | execution | tiles | cluster start (s) | wall (s) | HR Mpx/s | speedup vs 1 worker "
+          "| where the time goes |")
     print("|---|---|---|---|---|---|---|---|")
     for m, how, tiles, start, wall, tp, sp, where in rows:
         print(f"| {m} | {how} | {tiles} | {start:.1f} | {wall:.1f} | {tp:.3f} | "

@@ -6,7 +6,8 @@ Every classical method works in two passes:
    contiguous crop of the scene of at most ``FIT_LR_SIDE`` LR pixels a side (``Scene.read_crop``),
    so memory is bounded whatever the raster size (256 LR px = 65 536 LR samples, far more than the
    <= 224 unknowns of any regression here). The HR-MSI is brought to the LR scale with the sensor PSF
-   (Gaussian, block-centred decimation: networks.md §1.1) and compared with the LR-HSI pixel by pixel.
+   (Gaussian, block-centred decimation: docs/design.md#area-convention) and compared with the LR-HSI
+   pixel by pixel.
 2. ``apply``: per tile, only pixel-wise or fixed-support operations with global coefficients, so a
    tile's output never depends on where the tile is (tiled == untiled) and memory follows the tile.
 
@@ -106,8 +107,11 @@ def degrade(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int) -> np.ndar
 
 
 def lowpass(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int, crop: Crop = NO_CROP) -> np.ndarray:
-    """MTF-matched low-pass of an HR image: degrade to LR, then the same bicubic upsampling the HSI
-    gets, so ``hr - lowpass(hr)`` holds exactly the detail the upsampled HSI lacks (MTF-GLP)."""
+    """MTF-matched low-pass of an HR image.
+
+    Degrade to LR, then the same bicubic upsampling the HSI gets, so ``hr - lowpass(hr)`` holds exactly the
+    detail the upsampled HSI lacks (MTF-GLP).
+    """
     return bicubic(degrade(hr, ratio, taps, extra), ratio, crop)
 
 
@@ -150,9 +154,11 @@ _SCRATCH = threading.local()
 
 
 def scratch(slot: str, shape) -> np.ndarray:
-    """A float32 work array of ``shape`` reused by this thread (slot = purpose). The per-chunk
-    temporaries of the tile kernels are allocated once per thread instead of thousands of times per
-    tile: fewer page faults, and no heap fragmentation that grew peak memory with the raster size."""
+    """A float32 work array of ``shape`` reused by this thread (slot = purpose).
+
+    The per-chunk temporaries of the tile kernels are allocated once per thread instead of thousands of times
+    per tile: fewer page faults, and no heap fragmentation that grew peak memory with the raster size.
+    """
     n = int(np.prod(shape))
     pool = _SCRATCH.__dict__
     buf = pool.get(slot)
@@ -162,8 +168,9 @@ def scratch(slot: str, shape) -> np.ndarray:
 
 
 def _cubic_axis(x: np.ndarray, ratio: int, axis: int, lo: int, hi: int, out: np.ndarray) -> None:
-    """``out`` (``hi - lo`` along ``axis``) = samples ``lo .. hi-1`` of ``x`` upsampled ``ratio`` times
-    along ``axis``, phase by phase into ``out`` (a view is fine).
+    """Upsample samples ``lo .. hi-1`` of ``x`` ``ratio`` times along ``axis`` into ``out``.
+
+    ``out`` has ``hi - lo`` samples along ``axis``; filled phase by phase (a view is fine).
 
     Only the samples asked for are computed, so a tile's margin costs nothing here; taps beyond ``x``
     take its edge value (torch clamps the tap indices: same values). Every sample is the same fixed
@@ -201,9 +208,11 @@ def _cubic_axis(x: np.ndarray, ratio: int, axis: int, lo: int, hi: int, out: np.
 
 def bicubic(x: np.ndarray, ratio: int, crop: Crop = NO_CROP,
             finish: Optional[Callable[[np.ndarray, int, int], None]] = None) -> np.ndarray:
-    """(C, h, w) -> (C, r*h - top - bottom, r*w - left - right): the same bicubic as
-    :func:`interpolate.upsample` (equal to float32 rounding), computed separably by polyphase
-    multiply-adds, without the ``crop`` = (top, bottom, left, right) HR pixels of the tile's context.
+    """(C, h, w) -> (C, r*h - top - bottom, r*w - left - right).
+
+    The same bicubic as :func:`interpolate.upsample` (equal to float32 rounding), computed separably by
+    polyphase multiply-adds, without the ``crop`` = (top, bottom, left, right) HR pixels of the tile's
+    context.
 
     ``finish(chunk, b0, b1)`` completes bands ``b0:b1`` in place while they are still in cache (the HR
     detail injection of GSA/GLP, SFIM's modulation: one pass over the output, not two); with it the
@@ -534,8 +543,10 @@ MIN_GEMM_COLUMNS = 64  # torch's addmm takes another path (other rounding) below
 
 
 def add_matmul(out: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """In place ``out (C,H,W) += m (C,c) @ d (c,H,W)`` (``d`` may also be (c, H*W)): torch's addmm (one
-    pass over ``out``) when torch is installed, else numpy. The classical methods need no torch otherwise.
+    """In place ``out (C,H,W) += m (C,c) @ d (c,H,W)`` (``d`` may also be (c, H*W)).
+
+    Torch's addmm (one pass over ``out``) when torch is installed, else numpy. The classical methods need no
+    torch otherwise.
 
     Fewer than ``MIN_GEMM_COLUMNS`` pixels are zero-padded to that many: torch rounds narrow products
     differently, and a small edge tile must get the same values as the whole raster.

@@ -28,8 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from . import register_method
-from ._common import DEFAULT_MTF_GAIN, ClassicalMethod, as_f32, band_combination, bicubic, degrade, regress
+from ..params import MethodSpec, Param
+from ._classical_params import classical_params
+from ._common import ClassicalMethod, as_f32, band_combination, bicubic, degrade, regress
 
 FLOOR = 1e-4  # abundance floor: multiplicative updates cannot revive an exact zero
 TINY = 1e-12
@@ -61,9 +62,11 @@ def update_abundances(A, EtX, EtE, iterations: int):
 
 
 def update_abundances_chunked(A, EtX, EtE, iterations: int, chunk: int = 1024):
-    """``update_abundances`` on numpy column chunks that stay in cache for all iterations (pixel-wise,
-    so the result is the same as one pass over all columns; numpy's single thread beat torch's two
-    here by 3-5x on these small matrices)."""
+    """``update_abundances`` on numpy column chunks that stay in cache for all iterations.
+
+    Pixel-wise, so the result is the same as one pass over all columns; numpy's single thread beat torch's two
+    here by 3-5x on these small matrices.
+    """
     for j0 in range(0, A.shape[1], chunk):
         a = np.ascontiguousarray(A[:, j0:j0 + chunk])
         update_abundances(a, np.ascontiguousarray(EtX[:, j0:j0 + chunk]), EtE, iterations)
@@ -185,10 +188,11 @@ class CNMF(ClassicalMethod):
         return {**super().describe(), "endmembers": str(self.endmembers), "iterations": str(self.iterations)}
 
 
-def _factory(endmembers: int = 20, iterations: int = 100, mtf_gain: float = DEFAULT_MTF_GAIN,
-             fit_lr_side: int = 128, outer: int = 2, gains: str = "reduced_scale", **_) -> CNMF:
-    return CNMF(endmembers=endmembers, iterations=iterations, outer=outer, mtf_gain=mtf_gain,
-                fit_lr_side=fit_lr_side, gains=gains)
-
-
-register_method("cnmf", _factory)
+METHODS = [MethodSpec(
+    "cnmf", "CNMF", CNMF,
+    classical_params(fit_lr_side=128) + (
+        Param("endmembers", int, 20, "Number of endmembers", minimum=1, maximum=200),
+        Param("iterations", int, 100, "Iterations per unmixing step", minimum=1),
+        Param("outer", int, 2, "Outer CNMF alternations (MSI step + HSI step) in the fit", minimum=1)),
+    "classical", display_name="Fuse with CNMF (coupled NMF unmixing)",
+    summary="Coupled non-negative matrix factorisation unmixing (Yokoya 2012).")]

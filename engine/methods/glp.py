@@ -24,12 +24,28 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_detail, as_f32, band_combination,
-                      bicubic, crop_hr, degrade, lowpass_margin_lr, regress)
+from ..params import MethodSpec, Param
+from ._classical_params import classical_params
+from ._common import (
+    ClassicalMethod,
+    add_detail,
+    as_f32,
+    band_combination,
+    bicubic,
+    crop_hr,
+    degrade,
+    lowpass_margin_lr,
+    regress,
+)
 
 
 WEIGHTS = ("nonneg", "free", "auto")  # regression weights: W >= 0, free signs, the better at the reduced scale
+WEIGHTS_PARAM = Param("weights", str, WEIGHTS[0], "Regression weights (nonneg; free signs; auto: the better one "
+                      "scale down)", choices=WEIGHTS,
+                      help="nonneg: non-negative regression weights; free: any sign (earlier versions), where a "
+                           "band may take the negative of another band's detail, which fits each band but can "
+                           "raise the spectral angle above interpolation's; auto: both are fitted and the one "
+                           "scoring the higher PSNR one scale down is kept.")
 
 
 class GLP(ClassicalMethod):
@@ -70,15 +86,11 @@ class GLP(ClassicalMethod):
         base = lr - band_combination(self.weights, degrade(hr, ratio, taps, extra))
         return bicubic(base, ratio, crop, finish=add_detail(self.weights, crop_hr(hr, crop)))
 
-
     def describe(self):
         return {**super().describe(), "weights": self.weights_mode,
                 **({"weights_chosen": self.chosen_weights} if self.chosen_weights else {})}
 
 
-def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, gains: str = "reduced_scale",
-             weights: str = "nonneg", **_) -> GLP:
-    return GLP(mtf_gain=mtf_gain, fit_lr_side=fit_lr_side, gains=gains, weights=weights)
-
-
-register_method("glp", _factory)
+METHODS = [MethodSpec("glp", "MTF-GLP", GLP, classical_params() + (WEIGHTS_PARAM,), "classical",
+                      display_name="Fuse with MTF-GLP (hypersharpening)",
+                      summary="MTF-matched generalised Laplacian pyramid / hypersharpening (Aiazzi 2006, Selva 2015).")]

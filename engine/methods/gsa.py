@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_detail, as_f32, assign_bands,
-                      band_combination, bicubic, crop_hr, regress)
+from ..params import MethodSpec
+from ._classical_params import classical_params
+from ._common import ClassicalMethod, add_detail, as_f32, assign_bands, band_combination, bicubic, crop_hr, regress
 
 
 class GSA(ClassicalMethod):
@@ -58,9 +58,6 @@ class GSA(ClassicalMethod):
         return bicubic(base, ratio, crop, finish=add_detail(self.gains, crop_hr(hr, crop)))
 
 
-def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, gains: str = "reduced_scale",
-             **_) -> GSA:
-    return GSA(mtf_gain=mtf_gain, fit_lr_side=fit_lr_side, gains=gains)
-
-
-register_method("gsa", _factory)
+METHODS = [MethodSpec("gsa", "GSA", GSA, classical_params(), "classical",
+                      display_name="Fuse with GSA (Gram-Schmidt adaptive)",
+                      summary="Gram-Schmidt adaptive component substitution (Aiazzi 2007), regression at LR scale.")]

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, bicubic, crop_hr,
-                      lowpass, lowpass_margin_lr, regress, scratch)
+from ..params import MethodSpec, Param
+from ._classical_params import classical_params
+from ._common import ClassicalMethod, add_matmul, as_f32, bicubic, crop_hr, lowpass, lowpass_margin_lr, regress, scratch
 
 SMOOTHING = ("mtf", "box")
 FLOOR = 0.05
@@ -102,9 +102,9 @@ class SFIM(ClassicalMethod):
         return {**super().describe(), "smoothing": self.smoothing}
 
 
-def _factory(smoothing: str = "mtf", mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE,
-             gains: str = "reduced_scale", **_) -> SFIM:
-    return SFIM(smoothing=smoothing, mtf_gain=mtf_gain, fit_lr_side=fit_lr_side, gains=gains)
-
-
-register_method("sfim", _factory)
+METHODS = [MethodSpec(
+    "sfim", "SFIM", SFIM,
+    classical_params() + (Param("smoothing", str, SMOOTHING[0], "Smoothing filter", choices=SMOOTHING,
+                                help="mtf: the MTF-matched low-pass; box: Liu's mean filter of width r"),),
+    "classical", display_name="Fuse with SFIM (smoothing-filter intensity modulation)",
+    summary="Smoothing-filter-based intensity modulation (Liu 2000), hypersharpening form.")]

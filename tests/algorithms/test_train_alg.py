@@ -1,4 +1,4 @@
-"""hsifusion:train through QGIS Processing (issue #7), tiny budget on the bundled sample."""
+"""hsifusion:train through QGIS Processing, tiny budget on the bundled sample."""
 import pytest
 import torch
 from qgis.core import QgsProcessingException

@@ -1,4 +1,4 @@
-"""``hsifusion`` command line (issue #11): help, exit codes and messages, results equal the engine's."""
+"""``hsifusion`` command line: help, exit codes and messages, results equal the engine's."""
 from __future__ import annotations
 
 import json

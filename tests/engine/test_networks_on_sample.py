@@ -1,4 +1,4 @@
-"""The five networks on the bundled real sample (EnMAP, x4, Wald protocol), CI budgets (#6).
+"""The five networks on the bundled real sample (EnMAP, x4, Wald protocol), CI budgets.
 
 Every network runs on the real pair, keeps the MSI's grid and must beat bicubic in PSNR and SAM. Measured
 here (2-core CPU, one torch thread, OMP_NUM_THREADS=1; bicubic 23.56 dB / 12.25 deg): SSJCN 200
@@ -25,8 +25,10 @@ MUST_BEAT = {net: ("psnr", "sam") for net in BUDGETS}
 
 
 def psnr_sam(estimate: np.ndarray, reference: np.ndarray, good: np.ndarray):
-    """Mean per-band PSNR (peak = reference band max) and mean SAM in degrees over non-zero spectra;
-    written independently of engine/metrics.py."""
+    """Mean per-band PSNR (peak = reference band max) and mean SAM in degrees over non-zero spectra.
+
+    Written independently of engine/metrics.py.
+    """
     x, r = estimate[good].astype(np.float64), reference[good].astype(np.float64)
     mse = ((x - r) ** 2).mean(axis=(1, 2))
     psnr = float(np.mean(10 * np.log10(r.max(axis=(1, 2)) ** 2 / mse)))
