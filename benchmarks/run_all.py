@@ -1,10 +1,11 @@
 """Run every benchmark and write docs/benchmarks.md (one command).
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--work DIR]
-                                           [--only quality,throughput,memory,training,device] [--assemble-only]
+                                           [--only quality,real_pairs,throughput,memory,training,device]
+                                           [--assemble-only]
 
 Runs, one after the other (never two measurements at once): benchmarks/quality.py,
-benchmarks/throughput.py, benchmarks/memory.py, benchmarks/training_speed.py and
+benchmarks/real_pairs.py, benchmarks/throughput.py, benchmarks/memory.py, benchmarks/training_speed.py and
 benchmarks/device_speed.py (on the GPU when torch sees one, else the CPU). Each writes
 benchmarks/results/<name>.json; this script then assembles docs/benchmarks.md from those files with
 the machine, the date, the command and the seeds. ``--assemble-only`` rebuilds the Markdown from
@@ -35,7 +36,8 @@ from common import (
 )
 
 DOC = ROOT / "docs" / "benchmarks.md"
-PARTS = ("quality", "throughput", "memory", "training", "device")
+PARTS = ("quality", "real_pairs", "throughput", "memory", "training", "device")
+REAL_PAIR_NETWORK_SECONDS = 60  # cap of each network's run on a real pair (full mode; quick mode: none)
 
 
 def _section_timing(name: str, fn, *args) -> float:
@@ -74,6 +76,7 @@ def assemble(meta: dict) -> str:
     import device_speed
     import memory
     import quality
+    import real_pairs
     import throughput
     import training_speed
 
@@ -94,7 +97,7 @@ def assemble(meta: dict) -> str:
         + (" (the machine was busy: absolute times are pessimistic, ratios measured in the same run are the "
            "meaningful figures)" if (mi.get("loadavg") or [0])[0] > 1.5 else ""),
         "- **Sections** may come from separate invocations (`--only`); each says below which command produced "
-        "it and when. `.venv/bin/python benchmarks/run_all.py` with no flag runs all five in one go.",
+        "it and when. `.venv/bin/python benchmarks/run_all.py` with no flag runs all six in one go.",
         f"- **Software**: Python {mi.get('python')}, torch {mi.get('torch')} ({mi.get('torch_threads')} threads), "
         f"GDAL {mi.get('gdal')} (block cache GDAL_CACHEMAX = {mi.get('gdal_cachemax_mib')} MiB), "
         f"numpy {mi.get('numpy')}; {mi.get('platform')}",
@@ -119,7 +122,10 @@ def assemble(meta: dict) -> str:
                   "on the CPU, training/optimisation included.", ""]
     else:
         lines += ["Not run.", ""]
-    lines += [_ran("quality"), "## Throughput against the I/O limit", ""]
+    lines += [_ran("quality"), "## Real pairs (two sensors, not cross-calibrated)", ""]
+    rp = load_result("real_pairs")
+    lines += [real_pairs.INTRO, "", real_pairs.markdown(rp), ""] if rp else ["Not run.", ""]
+    lines += [_ran("real_pairs"), "## Throughput against the I/O limit", ""]
     lines += [throughput.markdown(t), ""] if t else ["Not run.", ""]
     lines += [_ran("throughput"), "## Peak memory at two output sizes", ""]
     lines += [memory.markdown(m), ""] if m else ["Not run.", ""]
@@ -162,12 +168,16 @@ def main(argv=None) -> None:
         import device_speed
         import memory
         import quality
+        import real_pairs
         import throughput
         import training_speed
 
         times = {}
         if "quality" in parts:
             times["quality"] = _section_timing("quality", quality.main, q + w + ["--budget", a.budget])
+        if "real_pairs" in parts:
+            nets = [] if a.quick else ["--networks", "--max-seconds", str(REAL_PAIR_NETWORK_SECONDS)]
+            times["real_pairs"] = _section_timing("real_pairs", real_pairs.main, w + nets)
         if "throughput" in parts:
             times["throughput"] = _section_timing("throughput", throughput.main, q + w)
         if "memory" in parts:

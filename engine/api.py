@@ -27,11 +27,12 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
          method_params: Optional[Dict] = None, tile_size: int = 256,
          feedback: Optional[Feedback] = None, creation_options: Optional[Sequence[str]] = None,
          hsi_wavelengths=None, msi_wavelengths=None, scheduler=None, max_in_flight: Optional[int] = None,
-         tile_dir: Optional[str] = None) -> Dict:
+         tile_dir: Optional[str] = None, metadata: Optional[Dict[str, str]] = None) -> Dict:
     """Fuse an LR-HSI with an HR-MSI onto the MSI grid, tile by tile.
 
     Args:
-        hsi, msi: raster paths (any GDAL format).
+        hsi: low-resolution hyperspectral raster path (any GDAL format).
+        msi: high-resolution multispectral raster path; its grid is the output grid.
         output: raster path, format by extension (:func:`.outputs.raster_driver`); written under a
             temporary name and moved over ``output`` on success only.
         method: a registered method name or a :class:`FusionMethod` instance.
@@ -47,6 +48,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
         max_in_flight: with a scheduler, at most this many pending tile tasks.
         tile_dir: with a scheduler, workers write per-tile GeoTIFFs there and ``output`` (*.vrt) is
             their VRT mosaic (when the client's bandwidth is the limit).
+        metadata: extra items for the output's metadata (e.g. fuse auto's table).
 
     Returns:
         dict with OUTPUT, RATIO, TILES, SECONDS and the method's description.
@@ -71,7 +73,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
                 return fuse(hsi, msi, output, method, tile_size=tile_size, feedback=feedback,
                             creation_options=creation_options, hsi_wavelengths=hsi_wavelengths,
                             msi_wavelengths=msi_wavelengths, scheduler=session, max_in_flight=max_in_flight,
-                            tile_dir=tile_dir)
+                            tile_dir=tile_dir, metadata=metadata)
     feedback.pushInfo(f"{method.name}: HSI {hsi_info.width}x{hsi_info.height}x{hsi_info.bands}, "
                       f"MSI {msi_info.width}x{msi_info.height}x{msi_info.bands}, ratio {pair.ratio}, "
                       f"output {pair.region.width}x{pair.region.height}")
@@ -92,7 +94,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
         writer.set_scale_offset(hsi_info.scale, hsi_info.offset)
         writer.set_metadata({"HSIFUSION_VERSION": __version__, "HSIFUSION_HSI": hsi, "HSIFUSION_MSI": msi,
                              "HSIFUSION_RATIO": str(pair.ratio),
-                             "HSIFUSION_METHOD": json.dumps(method.describe())})
+                             "HSIFUSION_METHOD": json.dumps(method.describe()), **(metadata or {})})
         span = (100.0 * getattr(method, "fit_share", 0.0), 100.0)
         if scheduler is not None:
             from .distributed import fuse_tiles_distributed
@@ -116,8 +118,10 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
 
 def check_fuse_outputs(output: str, inputs: Sequence[str], tile_dir: Optional[str] = None,
                        save_checkpoint: Optional[str] = None) -> None:
-    """Every file a fusion run writes, checked before any work: the raster (a format GDAL can create,
-    or a .vrt mosaic with ``tile_dir``), the tile folder and a network's checkpoint.
+    """Check every file a fusion run writes, before any work.
+
+    The raster (a format GDAL can create, or a .vrt mosaic with ``tile_dir``), the tile folder and a
+    network's checkpoint.
     """
     check_outputs({"OUTPUT": output, "SAVE_CHECKPOINT": save_checkpoint}, inputs)
     if tile_dir:
@@ -143,6 +147,9 @@ def assess(reference: Optional[str], estimate: str, ratio: Optional[float] = Non
     return _assess(reference, estimate, ratio, out_sam=out_sam, out_table=out_table, out_report=out_report,
                    mask=mask, border=border, tile_size=tile_size, feedback=feedback, **kwargs)
 
+
+# Method chosen by self-validation at the reduced scale (engine/auto.py, engine/selfval.py).
+from .auto import fuse_auto  # noqa: E402,F401
 
 # Corpus training (engine/train.py) and blind SRF/PSF estimation (engine/estimate.py).
 from .estimate import estimate_srf_psf  # noqa: E402,F401

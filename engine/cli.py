@@ -113,11 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fuse an LR-HSI with an HR-MSI onto the MSI grid, tile by tile. "
                                    "Networks (" + ", ".join(nets) + ") train scene-adaptively on the pair "
                                    "unless a --checkpoint is given.")
-    f.add_argument("method", metavar="METHOD", choices=methods, help="one of: " + ", ".join(methods))
+    f.add_argument("method", metavar="METHOD", choices=methods + ["auto"],
+                   help="one of: " + ", ".join(methods) + "; auto = the candidate that scores best at the "
+                        "reduced scale (self-validation on the pair)")
     f.add_argument("--hsi", required=True, help="low-resolution hyperspectral raster (any GDAL path)")
     f.add_argument("--msi", required=True, help="high-resolution multispectral raster (output grid)")
     f.add_argument("--output", "-o", required=True,
-                   help="output raster: .tif/.tiff GeoTIFF, .img Erdas Imagine, .dat/.bsq ENVI (a .vrt with --tile-dir)")
+                   help="output raster: .tif/.tiff GeoTIFF, .img Erdas Imagine, .dat/.bsq ENVI "
+                        "(a .vrt with --tile-dir)")
     f.add_argument("--tile-size", type=int, default=256, help="tile side in HR pixels (default 256)")
     add_method_options(f)
     f.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
@@ -132,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--tile-dir", default=None,
                    help="with --scheduler: workers write per-tile GeoTIFFs into this folder (shared storage) "
                         "and OUTPUT (*.vrt) is their mosaic")
+    f.add_argument("--candidates", default=None, help="auto: comma-separated methods to score "
+                   "(default upsample,gsa,glp,sfim,cnmf)")
+    f.add_argument("--network-seconds", type=float, default=None,
+                   help="auto: time budget of each network candidate (needed to include one)")
+    f.add_argument("--output-table", default=None, help="auto: CSV of the self-validation table")
+    f.add_argument("--output-report", default=None, help="auto: HTML report of the self-validation table")
     _common(f)
 
     s = sub.add_parser("simulate", help="simulate an LR-HSI and an HR-MSI from an HR-HSI (Wald protocol)")
@@ -243,10 +252,32 @@ def method_options(args, method: str) -> Dict:
     return given
 
 
+def _fuse_auto(args, feedback) -> Dict:
+    from . import api
+
+    given = [k for k, v in vars(args).items() if k.startswith("param_") and v is not None]
+    if args.param or given or args.scheduler or args.tile_dir:
+        raise InputError("fuse auto runs each candidate with its defaults: method options, --param, --scheduler "
+                         "and --tile-dir do not apply")
+    return api.fuse_auto(args.hsi, args.msi, args.output,
+                         candidates=args.candidates.split(",") if args.candidates else None,
+                         network_seconds=args.network_seconds, out_table=args.output_table,
+                         out_report=args.output_report, tile_size=args.tile_size, feedback=feedback,
+                         creation_options=args.creation_option, hsi_wavelengths=args.hsi_wavelengths,
+                         msi_wavelengths=args.msi_wavelengths)
+
+
 def _fuse(args, feedback) -> Dict:
     from . import api
     from .methods import get_method
 
+    if args.method == "auto":
+        return _fuse_auto(args, feedback)
+    auto_only = [o for o, v in (("--candidates", args.candidates), ("--network-seconds", args.network_seconds),
+                                ("--output-table", args.output_table), ("--output-report", args.output_report))
+                 if v is not None]
+    if auto_only:
+        raise InputError(f"{', '.join(auto_only)}: only for fuse auto")
     params = _key_values(args.param, "--param")
     params.update(method_options(args, args.method))
     method = get_method(args.method, **params)
@@ -299,8 +330,10 @@ def cap_gdal_cache(mib: int = CLI_GDAL_CACHE_MIB) -> None:
 
 
 class Terminated(BaseException):
-    """SIGTERM / SIGHUP: unwinds at once (not only between tiles), so every writer's ``with`` block
-    removes its temporary file, as a cancel does.
+    """SIGTERM / SIGHUP received.
+
+    Unwinds at once (not only between tiles), so every writer's ``with`` block removes its temporary
+    file, as a cancel does.
     """
 
     def __init__(self, signum: int) -> None:
@@ -316,8 +349,9 @@ TERMINATING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if
 
 
 def _install_signal_handlers(feedback: CliFeedback) -> Dict:
-    """Ctrl-C cancels like the Toolbox's button; SIGTERM/SIGHUP raise :class:`Terminated`. Returns the
-    previous handlers (empty off the main thread, where Python allows none).
+    """Ctrl-C cancels like the Toolbox's button; SIGTERM/SIGHUP raise :class:`Terminated`.
+
+    Returns the previous handlers (empty off the main thread, where Python allows none).
     """
     previous = {}
     try:

@@ -29,8 +29,10 @@ def help_source(alg_id: str) -> str:
 
 
 def label_parameters(text: str, labels: Dict[str, str]) -> str:
-    """Show each parameter as "Label [ID]": where a line defines it ("ID: ...", "ID, ID2 (advanced): ..."),
-    else in a generated closing line listing the others. Ids in running text stay ids.
+    """Show each parameter as "Label [ID]" once.
+
+    Where a line defines it ("ID: ...", "ID, ID2 (advanced): ..."), else in a generated closing line
+    listing the others. Ids in running text stay ids.
     """
     spans = {}
     for head in _DEFINITION.finditer(text):
@@ -48,8 +50,9 @@ def label_parameters(text: str, labels: Dict[str, str]) -> str:
 
 
 def parameter_labels(alg) -> Dict[str, str]:
-    """Parameter id -> the label the dialog shows (less a leading "or:" / "and" that links it to the
-    parameter above it in the dialog), in the algorithm's order.
+    """Parameter id -> the label the dialog shows, in the algorithm's order.
+
+    Less a leading "or:" / "and", which links a label to the parameter above it in the dialog.
     """
     return {p.name(): re.sub(r"^(?:or|and)\b:?\s*", "", p.description()) for p in alg.parameterDefinitions()}
 

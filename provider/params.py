@@ -202,8 +202,18 @@ def set_decimals(param, decimals: int):
     return param
 
 
+# numbers whose useful values are far finer than their default or bounds show (a learning rate of 1e-4
+# next to a default of 0): they keep enough decimals to be typed
+FINE_DECIMALS = {"LEARNING_RATE": 6}
+
+
 def default_decimals(param) -> int:
-    """Fewest decimals (2 to 8) that show the default and the finite bounds of ``param`` exactly."""
+    """Fewest decimals (2 to 8) that show the default and the finite bounds of ``param`` exactly.
+
+    A name in FINE_DECIMALS gets the number given there.
+    """
+    if param.name() in FINE_DECIMALS:
+        return FINE_DECIMALS[param.name()]
     values = [v for v in (param.defaultValue(), param.minimum(), param.maximum())
               if isinstance(v, (int, float)) and abs(v) < 1e12]
     for decimals in range(2, 9):

@@ -9,7 +9,8 @@ fit (LR scale, global):
     LR scale on the LR-HSI bands (the regression-estimated spectral response);
   * each HSI band b takes detail from one MSI band k(b): the band whose FWHM covers it (wavelengths
     known) or else the one it correlates best with;
-  * Gram-Schmidt injection gain ``g_b = cov(Y_b, I_k(b)) / var(I_k(b))``.
+  * Gram-Schmidt injection gain ``g_b = cov(Y_b, I_k(b)) / var(I_k(b))``, then times the band's
+    reduced-scale gain (``gains``, _common.py).
 apply (per tile): ``X_b = up(Y_b) + g_b (P_k(b) - up(I_k(b)))`` with bicubic ``up``; since ``up`` is
 linear this is computed as ``up(Y_b - g_b I_k(b)) + g_b P_k(b)``: one upsampling of C bands, the
 intensities only at the LR scale.
@@ -47,6 +48,7 @@ class GSA(ClassicalMethod):
         gains[np.arange(C), k] = g
         self.srf, self.offset, self.gains, self.assignment = as_f32(R), as_f32(o), as_f32(gains), k
         self._fitted = True
+        self.gains = as_f32(gains * self.reduced_scale_gains(s, feedback)[:, None])
 
     def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
         self._need_fit()
