@@ -7,8 +7,9 @@ the MSI degraded once more) and scored against the LR-HSI. Rank rule (selfval.ra
 full-scale pair through :func:`engine.api.fuse`.
 
 Candidates: bicubic and the classical methods by default. Networks are candidates only when named and
-given a time budget (``network_seconds``): each trains on the reduced pair within it, then again on
-the full pair if it wins.
+given a time budget (``network_seconds``): each trains on the reduced pair within it (MAX_SECONDS) and
+is stopped at twice the budget if it does not honour it (an error row), then trains again on the full
+pair if it wins.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .writer import check_output_path
 DEFAULT_CANDIDATES = ("upsample", "gsa", "glp", "sfim", "cnmf")
 NETWORKS = ("amsfnet", "cofusion", "ssjcn", "uds2c2", "umsft")
 TABLE_KEY = "HSIFUSION_AUTO_TABLE"
+BUDGET_GRACE = 2.0  # a network candidate is stopped at twice its budget (data preparation, inference)
 COLUMNS = ("rank", "method", "PSNR", "SAM", "ERGAS", "seconds", "error")
 
 
@@ -112,7 +114,8 @@ def fuse_auto(hsi: str, msi: str, output: str, candidates: Optional[Sequence[str
     feedback.pushInfo(f"fuse auto: scoring {', '.join(names)} on the pair reduced by {pair.ratio} "
                       f"(target: the LR-HSI)")
     methods = [(n, get_method(n, **candidate_params(n, network_seconds))) for n in names]
-    ranked = rank(validate(scene, methods, feedback, max_lr_side))
+    budgets = {n: BUDGET_GRACE * float(network_seconds) for n in names if n in NETWORKS}
+    ranked = rank(validate(scene, methods, feedback, max_lr_side, budgets))
     feedback.pushInfo(format_table(ranked))
     best = ranked[0]
     if "error" in best:

@@ -215,3 +215,20 @@ def test_glp_auto_weights_keep_the_better_at_the_reduced_scale(scene):
     auto.fit(scene)
     assert auto.chosen_weights == max(scores, key=scores.get)
     assert auto.describe()["weights_chosen"] == auto.chosen_weights
+
+
+def test_fuse_auto_network_candidate_within_its_budget(tmp_path):
+    """The network hook: a network is scored on the reduced pair within NETWORK_SECONDS like any method."""
+    pytest.importorskip("torch")
+    from hsifusion.engine import api
+
+    import time
+
+    t0 = time.perf_counter()
+    res = api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), ["upsample", "uds2c2"],
+                        network_seconds=0.5)
+    rows = {r["method"]: r for r in res["TABLE"]}
+    assert set(rows) == {"upsample", "uds2c2"} and res["TABLE"][0]["method"] == res["CHOSEN"]
+    net = rows["uds2c2"]  # scored, or stopped at twice its budget (UDS2C2's default 300 iterations take longer)
+    assert np.isfinite(net.get("PSNR", np.nan)) or "time budget" in net["error"]
+    assert net["seconds"] < 30 and time.perf_counter() - t0 < 120
