@@ -139,7 +139,9 @@ INTRO = (
     "`engine.api.fuse` and is scored by `engine.api.assess`. No other real two-sensor pair exists in the "
     "shared data (EnMAP Potsdam has no co-registered MSI; Samson is one sensor). Classical methods: per band "
     "injection gains fitted at the reduced scale (`GAINS=reduced_scale`, the default; engine/selfval.py); "
-    "`fuse auto` picks by the same self-validation.")
+    "`fuse auto` picks by the same self-validation. Networks (when present): scene-adaptive with their "
+    "defaults, MAX_SECONDS capping the training of the supervised ones; the unsupervised UDS2C2 and UMSFT do "
+    "not honour MAX_SECONDS (their time column shows it).")
 
 
 CLASSIC = {"gains": "classic"}  # the classical methods before the reduced-scale gains (GLP: + free weights)
@@ -193,7 +195,7 @@ def label(row: Dict) -> str:
         return row["method"].split(":")[0] + " (before: classic gains" + \
             (", free weights)" if row["method"].startswith("glp") else ")")
     cap = row.get("params", {}).get("max_seconds")
-    return f"{row['method']} (defaults, at most {cap:g} s)" if cap else row["method"]
+    return f"{row['method']} (defaults, MAX_SECONDS {cap:g})" if cap else row["method"]
 
 
 def verdict(rows: List[Dict]) -> str:
