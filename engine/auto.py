@@ -18,14 +18,14 @@ import html
 import json
 from typing import Dict, List, Optional, Sequence
 
-from .errors import InputError, OutputError
+from .errors import InputError
 from .feedback import Feedback, ensure_feedback
 from .methods import get_method, list_methods
 from .pair import validate_pair
 from .raster import raster_info
 from .scene import build_scene
 from .selfval import rank, validate
-from .writer import check_output_path
+from .outputs import check_outputs, replacing
 
 DEFAULT_CANDIDATES = ("upsample", "gsa", "glp", "sfim", "cnmf")
 NETWORKS = ("amsfnet", "cofusion", "ssjcn", "uds2c2", "umsft")
@@ -103,13 +103,8 @@ def fuse_auto(hsi: str, msi: str, output: str, candidates: Optional[Sequence[str
 
     feedback = ensure_feedback(feedback)
     names = check_candidates(candidates, network_seconds)
-    for extra in (out_table, out_report):
-        if extra:
-            check_output_path(extra, (hsi, msi, output))
-    if out_table and out_report and check_output_path(out_table, ()) == check_output_path(out_report, ()):
-        raise OutputError("the CSV table and the HTML report need different file names")
+    check_outputs({"OUTPUT": output, "OUTPUT_TABLE": out_table, "OUTPUT_REPORT": out_report}, (hsi, msi))
     pair = validate_pair(raster_info(hsi, hsi_wavelengths), raster_info(msi, msi_wavelengths))
-    check_output_path(output, (hsi, msi))
     scene = build_scene(pair)
     feedback.pushInfo(f"fuse auto: scoring {', '.join(names)} on the pair reduced by {pair.ratio} "
                       f"(target: the LR-HSI)")
@@ -122,13 +117,15 @@ def fuse_auto(hsi: str, msi: str, output: str, candidates: Optional[Sequence[str
         raise InputError(f"no candidate could be scored on the reduced pair: {best['error']}")
     chosen = best["method"]
     feedback.pushInfo(f"fuse auto: chose {chosen} (rank rule: PSNR, then SAM)")
-    if out_table:
-        write_csv(out_table, ranked)
-    if out_report:
-        write_html(out_report, ranked, chosen, pair.ratio)
     table = [{**r, "rank": i} for i, r in enumerate(ranked, 1)]
     result = fuse(hsi, msi, output, chosen, candidate_params(chosen, network_seconds), tile_size=tile_size,
                   feedback=feedback, creation_options=creation_options, hsi_wavelengths=hsi_wavelengths,
                   msi_wavelengths=msi_wavelengths,
                   metadata={TABLE_KEY: json.dumps(table, default=float), "HSIFUSION_AUTO_CHOSEN": chosen})
+    if out_table:  # the reports follow a successful fusion only, each written whole or not at all
+        with replacing(out_table) as tmp:
+            write_csv(tmp, ranked)
+    if out_report:
+        with replacing(out_report) as tmp:
+            write_html(tmp, ranked, chosen, pair.ratio)
     return {**result, "CHOSEN": chosen, "TABLE": table, "OUTPUT_TABLE": out_table, "OUTPUT_REPORT": out_report}

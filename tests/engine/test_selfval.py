@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classical_pair import SAMPLE_HSI, SAMPLE_MSI, gaussian_degrade  # noqa: E402
 
 from hsifusion.engine import selfval  # noqa: E402
-from hsifusion.engine.errors import InputError  # noqa: E402
+from hsifusion.engine.errors import InputError, OutputError  # noqa: E402
 from hsifusion.engine.methods import _common as cm  # noqa: E402
 from hsifusion.engine.methods import get_method  # noqa: E402
 
@@ -188,6 +188,11 @@ def test_fuse_auto_bad_input(tmp_path):
         api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), ["gsa", "nope"])
     with pytest.raises(InputError, match="time budget"):
         api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), ["gsa", "ssjcn"])
+    with pytest.raises(OutputError, match="same file"):
+        api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), out_table=str(tmp_path / "t"),
+                      out_report=str(tmp_path / "t"))
+    with pytest.raises(OutputError, match="inputs"):
+        api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), out_table=str(SAMPLE_MSI))
     assert not list(tmp_path.iterdir())
 
 
