@@ -366,7 +366,12 @@ def pad_to_multiple(lr: np.ndarray, hr: np.ndarray, ratio: int, size_step: int):
 
 
 def _factory(name: str):
-    return lambda **params: NetworkMethod(name, **params)
+    def build(**params):
+        from .anchored import build_network_method  # anchored on a classical base unless BASE=none
+
+        return build_network_method(name, **params)
+
+    return build
 
 
 for _name in ("amsfnet", "cofusion", "ssjcn", "uds2c2", "umsft"):
