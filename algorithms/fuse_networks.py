@@ -6,7 +6,7 @@ iteration and stops within one step on cancel.
 """
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterFile,
+from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterNumber)
 
 from ..engine import api
@@ -18,6 +18,8 @@ from ..provider.outputs import finish_raster_output
 CHECKPOINT, SAVE_CHECKPOINT, ITERATIONS, MAX_SECONDS, PSF_FWHM, LITE, PATCH_SIZE, BATCH_SIZE, CROP_SIZE = (
     "CHECKPOINT", "SAVE_CHECKPOINT", "ITERATIONS", "MAX_SECONDS", "PSF_FWHM", "LITE", "PATCH_SIZE",
     "BATCH_SIZE", "CROP_SIZE")
+BASE = "BASE"
+BASE_CHOICES = ["glp", "bicubic", "gsa", "auto", "none"]  # engine/methods/anchored.py; none = the network alone
 
 
 class NetworkFusionAlgorithm(HsiAlgorithm):
@@ -27,6 +29,7 @@ class NetworkFusionAlgorithm(HsiAlgorithm):
     NETWORK, TITLE, SUPERVISED, HAS_LITE = "", "", True, False
 
     def initAlgorithm(self, config=None):  # noqa: N802
+        from ..engine.methods.anchored import DEFAULT_MAX_SECONDS
         from ..engine.methods.network import DEFAULT_ITERATIONS
 
         P.add_pair_inputs(self)
@@ -41,7 +44,11 @@ class NetworkFusionAlgorithm(HsiAlgorithm):
             ITERATIONS, self.tr("Training / optimisation iterations"), NUMBER_INTEGER,
             DEFAULT_ITERATIONS[self.NETWORK], False, 1))
         P.add_advanced(self, QgsProcessingParameterNumber(
-            MAX_SECONDS, self.tr("Time budget for training (s, 0 = none)"), NUMBER_DOUBLE, 0, False, 0))
+            MAX_SECONDS, self.tr("Time budget for the whole fusion, inference included (s, 0 = none)"),
+            NUMBER_DOUBLE, DEFAULT_MAX_SECONDS, False, 0))
+        P.add_advanced(self, QgsProcessingParameterEnum(
+            BASE, self.tr("Classical base the network refines (none = the network alone)"), BASE_CHOICES,
+            defaultValue=0))
         P.add_advanced(self, QgsProcessingParameterNumber(
             PSF_FWHM, self.tr("PSF FWHM in HR pixels for reduced-resolution training (0 = ratio)"),
             NUMBER_DOUBLE, 0, False, 0))
@@ -73,6 +80,7 @@ class NetworkFusionAlgorithm(HsiAlgorithm):
             "max_seconds": self.parameterAsDouble(parameters, MAX_SECONDS, context) or None,
             "psf_fwhm": self.parameterAsDouble(parameters, PSF_FWHM, context) or None,
             "crop_lr": self.parameterAsInt(parameters, CROP_SIZE, context),
+            "base": BASE_CHOICES[self.parameterAsEnum(parameters, BASE, context)],
         }
         if self.SUPERVISED:
             par["checkpoint"] = self.parameterAsFile(parameters, CHECKPOINT, context) or None

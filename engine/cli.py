@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--save-checkpoint", default=None, help="supervised networks: save the trained weights here")
     f.add_argument("--seed", type=int, default=None, help="random seed (networks; default 0)")
     f.add_argument("--iterations", type=int, default=None, help="networks: training / optimisation iterations")
+    f.add_argument("--base", default=None, help="networks: classical base refined (glp, bicubic, gsa, auto; "
+                                                "none = the network alone; default glp)")
     f.add_argument("--mode", default=None, help="upsample: nearest, bilinear or bicubic (default bicubic)")
     f.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
                    help="any other method parameter (value parsed as JSON, else text); repeatable")
@@ -201,12 +203,13 @@ def _fuse(args, feedback) -> Dict:
     params = _key_values(args.param, "--param")
     nets = _networks()
     net_only = {"device": args.device, "checkpoint": args.checkpoint, "save_checkpoint": args.save_checkpoint,
-                "seed": args.seed, "iterations": args.iterations}
+                "seed": args.seed, "iterations": args.iterations, "base": args.base}
     given = {k: v for k, v in net_only.items() if v is not None}
     if args.method in nets:
         params.update(given)
     else:
-        wrong = [f"--{k.replace('_', '-')}" for k in ("checkpoint", "save_checkpoint", "iterations") if k in given]
+        wrong = [f"--{k.replace('_', '-')}" for k in ("checkpoint", "save_checkpoint", "iterations", "base")
+                 if k in given]
         if wrong:
             raise InputError(f"{', '.join(wrong)}: only for the networks ({', '.join(nets)}), "
                              f"not for {args.method}")
