@@ -19,6 +19,10 @@ paper's StepLR(500, 0.95) over 20 000 iterations onto the run length (40 decays 
 In eval mode the skip variant floors every band at ``min(0, min of that band in Y)``
 (:func:`floor_at_input_minimum`): without it the correction drove dark water spectra negative and SAM
 above bicubic's (sample, 100 steps: 25.83 dB / 13.52 deg without the floor, see the test module).
+Anchored default (REC; engine/methods/anchored.py, models/anchor.py): ``hsi_skip=True`` with
+``skip_gain`` set to 1, wrapped as ``base + g * (AMSF-Net(y, z) - bicubic(y))`` = ``base + g * net(y, z)``,
+``g`` per band initialised at 0: the bicubic skip is replaced by the classical base, and the zero-initialised
+gate is ``g`` (two zero gains in series would both get zero gradient at step 0).
 Deviation from the §2.1 text: the LFE mask width inside MFF is e = 32 (= w), not 16 — the only reading that
 gives the spec's measured parameter counts exactly (see :class:`MFF`). Conv biases keep PyTorch's init.
 """

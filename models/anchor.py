@@ -1,4 +1,4 @@
-"""A network as a zero-initialised residual on a classical base estimate (REC, issue #19).
+"""A network as a zero-initialised residual on a classical base estimate (REC).
 
 ``x = base + g * (net(y, z) - bicubic(y))`` with ``g`` one gain per band, initialised at 0, so the
 untrained wrapper returns the base exactly. ``net(y, z) - bicubic(y)`` is the part of the network's

@@ -9,6 +9,11 @@ literally with K = 8), 4 (LKA softmax across the 3x3/5x5 pair, masks gate the HS
 the MSI-stream ones, mask dropout in training only), 5 (block counts N chosen to match the paper's 4.91 M;
 ablation deltas ignored), 6 (local MSI-guided stream -> SpaCAM, global HSI-driven stream -> SpeCAM).
 Size rule: H, W multiples of lcm(8, r) (two ↓2 levels and a Haar split at H/4).
+
+Anchored default (REC; engine/methods/anchored.py, models/anchor.py): CoFusion has no
+image-level skip, so its whole estimate minus bicubic(y) is the correction, added to the classical base
+through a per-band gain initialised at 0: ``base + g * (CoFusion(y, z) - bicubic(y))``. Architecture
+unchanged.
 """
 from __future__ import annotations
 

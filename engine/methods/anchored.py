@@ -1,4 +1,4 @@
-"""Networks anchored on a classical estimate (issue #19): the network refines a base, never replaces it.
+"""Networks anchored on a classical estimate: the network refines a base, never replaces it.
 
 Default run of every network (``BASE`` = glp; bicubic is the papers' setting, gsa, auto):
 

@@ -1,4 +1,4 @@
-"""models/anchor.py: a network as a zero-initialised residual on a base estimate (issue #19)."""
+"""models/anchor.py: a network as a zero-initialised residual on a base estimate."""
 import pytest
 import torch
 

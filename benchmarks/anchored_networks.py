@@ -1,0 +1,124 @@
+"""The five networks with their defaults (anchored on GLP, MAX_SECONDS 150 s) against GLP and bicubic.
+
+    .venv/bin/python benchmarks/anchored_networks.py [--work DIR] [--methods a,b] [--cases sample,paris_ms_x3]
+
+Cases: ``sample`` = the bundled EnMAP Potsdam block at x4 with its simulated Sentinel-2A MSI (Wald's
+protocol, reference = the EnMAP block); the real Paris pair (Hyperion + real ALI MS, ``paris_*``) when
+``benchmarks/real_pairs.py`` and ../shared are present (its case builder: the reference is the real
+Hyperion cube). Each method runs once through ``engine.api.fuse`` with its defaults (CPU, seed 0) and is
+scored by ``engine.api.assess``. The wall time is the whole fuse call (fit, inference, writing), the
+figure the 3-minute budget applies to. Writes results/anchored_networks.json and prints the
+Markdown table of docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_WORK, NETWORKS, SAMPLE, SEED, fmt, log, md_table, register_package, save_result  # noqa: E402
+
+BUDGET_S = 180.0  # each network's default run within 3 minutes on 2 cores
+METHODS = ["upsample", "glp"] + NETWORKS
+
+
+def sample_case() -> Dict:
+    return {"key": "sample", "title": "EnMAP Potsdam x4, simulated S2A (bundled sample)", "ratio": 4,
+            "hsi": str(SAMPLE / "potsdam_lr_hsi_x4.tif"), "msi": str(SAMPLE / "potsdam_msi_s2a.tif"),
+            "reference": str(SAMPLE / "enmap_potsdam_reference.tif")}
+
+
+def real_cases(work: Path, keys: List[str]) -> List[Dict]:
+    """The Paris cases of benchmarks/real_pairs.py (absent: none)."""
+    try:
+        import real_pairs
+    except ImportError:
+        log("benchmarks/real_pairs.py not present: real pairs skipped")
+        return []
+    if not real_pairs.PARIS.is_dir():
+        log("../shared/data/real/paris_hyperion_ali absent: real pairs skipped")
+        return []
+    return [c for c in real_pairs.cases(work) if not keys or c["key"] in keys]
+
+
+def params_of(method: str) -> Dict:
+    if method == "upsample":
+        return {"mode": "bicubic"}
+    return {"device": "cpu", "seed": SEED} if method in NETWORKS else {}
+
+
+def run(work: Path, methods: List[str], keys: List[str]) -> Dict:
+    register_package()
+    from hsifusion.engine import api
+
+    work.mkdir(parents=True, exist_ok=True)
+    cases = ([sample_case()] if not keys or "sample" in keys else []) + real_cases(work, keys)
+    rows = []
+    for case in cases:
+        for m in methods:
+            out = work / f"{case['key']}_{m}.tif"
+            row = {"case": case["key"], "title": case["title"], "method": m}
+            log(f"anchored_networks: {case['key']} {m}")
+            try:
+                t0 = time.perf_counter()
+                res = api.fuse(case["hsi"], case["msi"], str(out), m, params_of(m))
+                row["seconds"] = time.perf_counter() - t0
+                row.update({k: res[k] for k in ("base", "network_used", "heldout_gain_db", "iterations",
+                                                "stopped_by", "fit_seconds") if k in res})
+                a = api.assess(case["reference"], str(out), case["ratio"])
+                row.update({k: float(a[k]) for k in ("PSNR", "SAM", "ERGAS")})
+            except Exception as exc:  # noqa: BLE001 - a failing method is a row, not a crash
+                row["error"] = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+            finally:
+                if out.exists():
+                    out.unlink()
+            rows.append(row)
+            log(f"  {row}")
+    data = {"rows": rows, "budget_s": BUDGET_S}
+    save_result("anchored_networks", data)
+    return data
+
+
+def markdown(data: Dict) -> str:
+    """One table per case: each method's PSNR/SAM, its difference to GLP and bicubic, its wall time."""
+    out = []
+    for case in dict.fromkeys(r["case"] for r in data["rows"]):
+        rows = [r for r in data["rows"] if r["case"] == case]
+        ref = {r["method"]: r for r in rows if "PSNR" in r}
+        glp, bic = ref.get("glp", {}), ref.get("upsample", {})
+        table = []
+        for r in rows:
+            if "error" in r:
+                table.append([r["method"], r["error"], "", "", "", "", "", ""])
+                continue
+            used = r.get("network_used")
+            how = "—" if used is None else (f"network (held-out {r['heldout_gain_db']:+.2f} dB)" if used else
+                                           f"base (held-out {r.get('heldout_gain_db', 0.0):+.2f} dB)")
+            within = "" if r["method"] not in NETWORKS else ("yes" if r["seconds"] <= data["budget_s"] else "NO")
+            table.append([r["method"], fmt(r["PSNR"]), fmt(r["SAM"]),
+                          fmt(r["PSNR"] - glp["PSNR"]) if glp else "—", fmt(r["PSNR"] - bic["PSNR"]) if bic else "—",
+                          fmt(r["SAM"] - bic["SAM"]) if bic else "—", f"{r['seconds']:.0f} {within}".strip(), how])
+        out += [f"**{rows[0]['title']}**", "",
+                md_table(["method", "PSNR (dB)", "SAM (°)", "ΔPSNR vs GLP", "ΔPSNR vs bicubic", "ΔSAM vs bicubic",
+                          f"wall s (≤ {data['budget_s']:.0f}?)", "output"], table), ""]
+    return "\n".join(out)
+
+
+def main(argv=None) -> Dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=DEFAULT_WORK / "anchored")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--cases", default="", help="comma-separated case keys (default: all available)")
+    a = ap.parse_args(argv)
+    data = run(a.work, a.methods.split(","), [k for k in a.cases.split(",") if k])
+    print(markdown(data))
+    return data
+
+
+if __name__ == "__main__":
+    main()
