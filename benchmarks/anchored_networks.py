@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/anchored_networks.py [--work DIR] [--methods a,b] [--cases sample,paris_ms_x3]
 
 Cases: ``sample`` = the bundled EnMAP Potsdam block at x4 with its simulated Sentinel-2A MSI (Wald's
-protocol, reference = the EnMAP block); the real Paris pair (Hyperion + real ALI MS, ``paris_*``) when
+protocol, reference = the EnMAP block); ``enmap_256`` = the time-budget case, a 256x256 HR pair with 109
+bands (every second good band of the bundled reference, mirror-tiled to 256x256, simulated at x4 with
+Sentinel-2A as the quality benchmark simulates: benchmarks/quality.py ``make_pair``); the real Paris pair (Hyperion + real ALI MS, ``paris_*``) when
 ``benchmarks/real_pairs.py`` and ../shared are present (its case builder: the reference is the real
 Hyperion cube). Each method runs once through ``engine.api.fuse`` with its defaults (CPU, seed 0) and is
 scored by ``engine.api.assess``. The wall time is the whole fuse call (fit, inference, writing), the
@@ -32,6 +34,31 @@ def sample_case() -> Dict:
             "reference": str(SAMPLE / "enmap_potsdam_reference.tif")}
 
 
+def enmap_256_case(work: Path) -> Dict:
+    """The 3-minute budget's pair: 256x256 HR pixels, ~100 bands, x4 (see the module docstring)."""
+    import numpy as np
+    from osgeo import gdal
+
+    from quality import make_pair
+    from scenes import _write_cube
+
+    register_package()
+    from hsifusion.engine.raster import raster_info
+
+    ref_path = SAMPLE / "enmap_potsdam_reference.tif"
+    info = raster_info(str(ref_path))
+    keep = np.flatnonzero(info.good_bands)[::2]
+    cube = gdal.Open(str(ref_path)).ReadAsArray().astype(np.float32)[keep]
+    cube = np.pad(cube, ((0, 0), (0, 256 - cube.shape[1]), (0, 256 - cube.shape[2])), mode="symmetric")
+    ref = work / "enmap_256_reference.tif"
+    if not ref.exists():
+        _write_cube(ref, cube, np.asarray(info.wavelengths)[keep], np.asarray(info.fwhm)[keep])
+    scene = {"key": "enmap_256", "reference": str(ref), "sensor": "sentinel2a_msi", "bands": None}
+    hsi, msi, _ = make_pair(scene, 4, work)
+    return {"key": "enmap_256", "title": f"EnMAP Potsdam mirror-tiled to 256x256, {len(keep)} bands, x4, "
+            "simulated S2A (time-budget case)", "ratio": 4, "hsi": hsi, "msi": msi, "reference": str(ref)}
+
+
 def real_cases(work: Path, keys: List[str]) -> List[Dict]:
     """The Paris cases of benchmarks/real_pairs.py (absent: none)."""
     try:
@@ -56,7 +83,10 @@ def run(work: Path, methods: List[str], keys: List[str]) -> Dict:
     from hsifusion.engine import api
 
     work.mkdir(parents=True, exist_ok=True)
-    cases = ([sample_case()] if not keys or "sample" in keys else []) + real_cases(work, keys)
+    cases = ([sample_case()] if not keys or "sample" in keys else [])
+    cases += [enmap_256_case(work)] if not keys or "enmap_256" in keys else []
+    cases += real_cases(work, [k for k in keys if k.startswith("paris")]) if not keys or any(
+        k.startswith("paris") for k in keys) else []
     rows = []
     for case in cases:
         for m in methods:
