@@ -66,10 +66,10 @@ def real_cases(work: Path, keys: List[str]) -> List[Dict]:
     except ImportError:
         log("benchmarks/real_pairs.py not present: real pairs skipped")
         return []
-    if not real_pairs.PARIS.is_dir():
+    cases = [c for c in real_pairs.build_cases(work / "real") if not keys or c["key"] in keys]
+    if not cases:
         log("../shared/data/real/paris_hyperion_ali absent: real pairs skipped")
-        return []
-    return [c for c in real_pairs.cases(work) if not keys or c["key"] in keys]
+    return cases
 
 
 def params_of(method: str) -> Dict:
