@@ -63,15 +63,15 @@ def test_heldout_score_is_the_smaller_of_mse_and_sam_gains():
     assert anchored.heldout_gain_db(target * 1.01, target * 1.01, target, good) == 0.0
 
 
-def test_blend_gains_are_the_clipped_least_squares_fit():
+@pytest.mark.parametrize("true_gain", [0.3, -0.5, 2.0])
+def test_blend_gain_is_the_clipped_least_squares_fit(true_gain):
     rng = np.random.default_rng(1)
     base, net = rng.random((4, 6, 6)), rng.random((4, 6, 6))
-    target = base + np.array([0.3, -0.5, 2.0, 0.0])[:, None, None] * (net - base)
-    g = anchored.blend_gains(net, base, target)
-    for b in range(4):
-        d = (net[b] - base[b]).reshape(-1, 1)
-        expected = np.linalg.lstsq(d, (target[b] - base[b]).ravel(), rcond=None)[0][0]
-        assert g[b] == pytest.approx(min(max(expected, 0.0), 1.0), abs=1e-6)
+    target = base + true_gain * (net - base) + rng.normal(0, 0.01, base.shape)
+    d = (net - base).reshape(-1, 1)
+    expected = np.linalg.lstsq(d, (target - base).ravel(), rcond=None)[0][0]
+    assert anchored.blend_gain(net, base, target) == pytest.approx(min(max(expected, 0.0), 1.0), abs=1e-9)
+    assert anchored.blend_gain(base, base, target) == 0.0
 
 
 def test_robust_range_maps_percentiles_to_unit_interval():
