@@ -39,6 +39,11 @@ COVER_LEVEL = 1.0 / 16.0  # g_b at one FWHM from the centre
 DEFAULT_MAX_MISSING = 0.01
 GAUSS_TRUNCATE_FWHM = 1.5
 _FOUR_LN2 = 4.0 * math.log(2.0)
+# Plausibility bounds of sensor files (nm): optical to thermal infrared; a Gaussian band wider than
+# MAX_FWHM_NM is a typo or a unit mistake (FWHM 1e9 tried to allocate 45 GiB).
+MIN_WAVELENGTH_NM = 0.0
+MAX_WAVELENGTH_NM = 20000.0
+MAX_FWHM_NM = 2000.0
 
 
 @dataclass(frozen=True)
@@ -82,21 +87,18 @@ class Sensor:
     def fwhm(self) -> np.ndarray:
         """Full width at half maximum of each band (outermost half-maximum crossings, nm)."""
         out = []
-        x = self.wavelengths
         for y in self.responses:
-            half = y.max() / 2.0
-            above = np.flatnonzero(y >= half)
-            i0, i1 = above[0], above[-1]
-            lo = x[i0] if i0 == 0 else np.interp(half, [y[i0 - 1], y[i0]], [x[i0 - 1], x[i0]])
-            hi = x[i1] if i1 == len(x) - 1 else np.interp(half, [y[i1 + 1], y[i1]], [x[i1 + 1], x[i1]])
+            lo, hi = _crossings(self.wavelengths, y, y >= y.max() / 2.0, y.max() / 2.0)
             out.append(hi - lo)
         return np.array(out)
 
     def support(self, k: int, level: float = 0.0) -> Tuple[float, float]:
-        """Wavelength range where band ``k``'s response exceeds ``level`` x its peak."""
+        """Wavelength range where band ``k``'s response, linearly interpolated between the tabulated
+        samples, exceeds ``level`` x its peak. At level 0 this runs from the last zero sample before the
+        response to the first zero sample after it: the ramps to those samples are part of the band.
+        """
         y = self.responses[k]
-        idx = np.flatnonzero(y > level * y.max())
-        return float(self.wavelengths[idx[0]]), float(self.wavelengths[idx[-1]])
+        return _crossings(self.wavelengths, y, y > level * y.max(), level * y.max())
 
     def select(self, bands: Optional[Sequence[str]]) -> "Sensor":
         """A sensor with only the named bands (case-insensitive), in the given order."""
@@ -117,6 +119,17 @@ class Sensor:
         return {"sensor": self.key, "title": self.title, "kind": self.kind, "source": self.source,
                 "bands": list(self.band_names),
                 "centres_nm": [round(float(c), 3) for c in self.centres]}
+
+
+def _crossings(x: np.ndarray, y: np.ndarray, above: np.ndarray, value: float) -> Tuple[float, float]:
+    """Outermost wavelengths where the piecewise-linear curve (x, y) crosses ``value`` around the
+    samples flagged ``above`` (the table's ends when the curve is still above there).
+    """
+    idx = np.flatnonzero(above)
+    i0, i1 = idx[0], idx[-1]
+    lo = x[i0] if i0 == 0 else np.interp(value, [y[i0 - 1], y[i0]], [x[i0 - 1], x[i0]])
+    hi = x[i1] if i1 == len(x) - 1 else np.interp(value, [y[i1 + 1], y[i1]], [x[i1 + 1], x[i1]])
+    return float(lo), float(hi)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -144,6 +157,12 @@ def gaussian_sensor(key: str, title: str, names: Sequence[str], centres: Sequenc
     c, f = np.asarray(centres, float), np.asarray(fwhms, float)
     if c.size == 0 or np.any(f <= 0) or not np.all(np.isfinite(c)) or not np.all(np.isfinite(f)):
         raise InputError(f"sensor {title}: centres and positive FWHM are needed for every band")
+    wild = np.flatnonzero((f > MAX_FWHM_NM) | (c <= MIN_WAVELENGTH_NM) | (c > MAX_WAVELENGTH_NM))
+    if wild.size:
+        b = wild[0]
+        raise WavelengthError(f"sensor {title}: band {names[b]} has centre {c[b]:g} nm and FWHM {f[b]:g} nm; "
+                              f"centres must lie in {MIN_WAVELENGTH_NM:g}-{MAX_WAVELENGTH_NM:g} nm and FWHM be at "
+                              f"most {MAX_FWHM_NM:g} nm")
     lo = math.floor((c - GAUSS_TRUNCATE_FWHM * f).min()) - step
     hi = math.ceil((c + GAUSS_TRUNCATE_FWHM * f).max()) + step
     wl = np.arange(lo, hi + step / 2, step)
@@ -169,29 +188,61 @@ def _read_table(body: List[str], where: str) -> Tuple[List[str], np.ndarray]:
     return header, np.asarray(data, dtype=np.float64)
 
 
+def _read_centre_fwhm(body: List[str], where: str) -> Tuple[List[str], List[float], List[float]]:
+    """Rows ``band,centre_nm,fwhm_nm`` after a header line; errors name the file, row and value."""
+    rows = list(csv.reader(io.StringIO("\n".join(body[1:]))))
+    if not rows:
+        raise InputError(f"{where}: no band rows (expected 'band,centre_nm,fwhm_nm' lines after the header)")
+    names, centres, fwhms = [], [], []
+    for i, r in enumerate(rows, 2):
+        if len(r) != 3:
+            raise InputError(f"{where}: row {i} has {len(r)} value(s) ({','.join(r)}); expected "
+                             "band,centre_nm,fwhm_nm")
+        try:
+            c, f = float(r[1]), float(r[2])
+        except ValueError:
+            raise InputError(f"{where}: row {i} (band {r[0].strip()}) holds a non-numeric centre or FWHM: "
+                             f"{r[1].strip()!r}, {r[2].strip()!r}") from None
+        if not (math.isfinite(c) and MIN_WAVELENGTH_NM < c <= MAX_WAVELENGTH_NM):
+            raise WavelengthError(f"{where}: row {i} (band {r[0].strip()}): centre {r[1].strip()} nm is outside "
+                                  f"{MIN_WAVELENGTH_NM:g}-{MAX_WAVELENGTH_NM:g} nm")
+        if not (math.isfinite(f) and 0 < f <= MAX_FWHM_NM):
+            raise WavelengthError(f"{where}: row {i} (band {r[0].strip()}): FWHM {r[2].strip()} nm must be > 0 "
+                                  f"and at most {MAX_FWHM_NM:g} nm")
+        names.append(r[0].strip())
+        centres.append(c)
+        fwhms.append(f)
+    return names, centres, fwhms
+
+
+def _check_wavelength_range(wl_nm: np.ndarray, where: str) -> None:
+    """Tables beyond the optical range are a unit mistake, and would make the 0.1 nm grid enormous."""
+    bad = np.flatnonzero((wl_nm < 0) | (wl_nm > MAX_WAVELENGTH_NM))
+    if bad.size:
+        raise WavelengthError(f"{where}: wavelength {wl_nm[bad[0]]:g} nm (row {bad[0] + 2}) is outside "
+                              f"0-{MAX_WAVELENGTH_NM:g} nm")
+
+
 def _sensor_from_text(text: str, key: str, where: str, custom: bool) -> Sensor:
     meta, body = _parse_header(text.splitlines())
     title = meta.get("title", key)
     source = meta.get("source", where if custom else "")
     note = meta.get("note", "")
     if meta.get("format", "") == "centre_fwhm":
-        rows = list(csv.reader(io.StringIO("\n".join(body[1:]))))
-        names = [r[0].strip() for r in rows]
-        return gaussian_sensor(key, title, names, [float(r[1]) for r in rows], [float(r[2]) for r in rows],
-                               source, note)
+        names, centres, fwhms = _read_centre_fwhm(body, where)
+        return gaussian_sensor(key, title, names, centres, fwhms, source, note)
     header, data = _read_table(body, where)
     if len(header) < 2:
         raise InputError(f"{where}: expected a wavelength column and at least one band column")
     wl = data[:, 0]
     if not np.all(np.isfinite(data)):
         raise InputError(f"{where}: holds empty or non-finite values")
+    _check_wavelength_range(to_nanometres(wl, None), where)
     if np.any(np.diff(wl) <= 0):
         i = int(np.flatnonzero(np.diff(wl) <= 0)[0])
         raise WavelengthError(f"{where}: wavelengths are not in increasing order "
                               f"(row {i + 3}: {wl[i + 1]:g} after {wl[i]:g})")
     wl = to_nanometres(wl, None)
-    if wl[0] < 0:
-        raise WavelengthError(f"{where}: negative wavelength {wl[0]:g}")
     resp = data[:, 1:].T
     neg = np.argwhere(resp < 0)
     if neg.size:
@@ -211,7 +262,7 @@ def list_sensors() -> List[str]:
 
 
 def sensor_titles() -> Dict[str, str]:
-    """key -> ``title [kind]`` of every bundled sensor (for choosers)."""
+    """Key -> ``title [kind]`` of every bundled sensor (for choosers)."""
     out = {}
     for key in list_sensors():
         with open(SENSOR_DIR / f"{key}.csv", encoding="utf-8") as fh:
@@ -239,8 +290,11 @@ def load_sensor(name: str, bands: Optional[Sequence[str]] = None) -> Sensor:
 
 
 def load_srf_csv(path: str, bands: Optional[Sequence[str]] = None) -> Sensor:
-    """A custom sensor from a CSV: header ``wavelength,<band>,...``, one row per wavelength (nm, or µm
-    when all values are below 20), responses >= 0. ``#`` lines are comments (``# title: ...``)."""
+    """A custom sensor from a CSV.
+
+    Header ``wavelength,<band>,...``, one row per wavelength (nm, or µm when all values are below 20),
+    responses >= 0. ``#`` lines are comments (``# title: ...``).
+    """
     p = Path(str(path))
     if not p.is_file():
         raise InputError(f"SRF file {path} does not exist")
@@ -336,8 +390,10 @@ def covered_bands(sensor: Sensor, hsi_wavelengths, hsi_fwhm=None, good_bands=Non
 
 
 def apply_srf(matrix: np.ndarray, cube: np.ndarray) -> np.ndarray:
-    """(c, H, W) float64 = matrix @ cube per pixel, summed band by band in a fixed order, so the result
-    of a pixel does not depend on the tile it was computed in."""
+    """(c, H, W) float64 = matrix @ cube per pixel, summed band by band in a fixed order.
+
+    The fixed order makes the result of a pixel independent of the tile it was computed in.
+    """
     out = np.zeros((matrix.shape[0],) + cube.shape[1:], dtype=np.float64)
     for b in np.flatnonzero(np.any(matrix != 0, axis=0)):
         xb = cube[b].astype(np.float64)

@@ -1,4 +1,4 @@
-"""Training loops shared by scene-adaptive fusion (issue #6) and corpus training (issue #7).
+"""Training loops shared by scene-adaptive fusion and corpus training.
 
 One loop (:func:`optimise`) for every supervised network: progress per iteration, cancel within one
 step, an optional wall-clock budget, and a history of losses.
@@ -17,7 +17,10 @@ DEFAULT_PERCENTILE = 99.9
 
 
 def robust_max(data: np.ndarray, percentile: float = DEFAULT_PERCENTILE) -> float:
-    """Normalisation factor (networks.md §1.1): a high percentile over all bands and pixels, never 0."""
+    """Normalisation factor: a high percentile over all bands and pixels, never 0.
+
+    See docs/design.md#normalisation.
+    """
     finite = data[np.isfinite(data)]
     value = float(np.percentile(finite, percentile)) if finite.size else 1.0
     return value if value > 0 else (float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0)
@@ -57,7 +60,7 @@ def degrade(t, ratio: int, kernel):
 
 @dataclass
 class ZeroShotData:
-    """Scene-adaptive training triple (networks.md §1.3-2): (Y', Z') -> Y, padded to the net's step."""
+    """Scene-adaptive training triple (Y', Z') -> Y, padded to the net's step (docs/design.md#training-modes)."""
 
     y_in: "object"   # (1, C, h/r, w/r)
     z_in: "object"   # (1, c, h, w)

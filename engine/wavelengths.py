@@ -34,93 +34,124 @@ def to_nanometres(values: Sequence[float], units: Optional[str]) -> np.ndarray:
     return arr
 
 
-def _parse_envi_list(text: str) -> list:
-    return [float(v) for v in re.split(r"[,\s{}]+", text) if v.strip()]
+def _number(text, what: str) -> float:
+    """``float(text)``, or a WavelengthError that quotes the value and says where it came from."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise WavelengthError(f"{what}: {str(text)!r} is not a number") from None
+    if not np.isfinite(value):
+        raise WavelengthError(f"{what}: {str(text)!r} is not a finite number")
+    return value
 
 
-def _from_imagery(ds) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+def _parse_envi_list(text: str, what: str = "wavelength list") -> list:
+    return [_number(v, what) for v in re.split(r"[,\s{}]+", text) if v.strip()]
+
+
+def _from_imagery(ds, index: Sequence[int]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     wl, fw = [], []
-    for i in range(1, ds.RasterCount + 1):
+    for i in index:
         md = ds.GetRasterBand(i).GetMetadata("IMAGERY") or {}
         if "CENTRAL_WAVELENGTH_UM" not in md:
             return None, None
-        wl.append(float(md["CENTRAL_WAVELENGTH_UM"]) * 1000.0)
-        fw.append(float(md["FWHM_UM"]) * 1000.0 if "FWHM_UM" in md else np.nan)
+        wl.append(_number(md["CENTRAL_WAVELENGTH_UM"], f"band {i} CENTRAL_WAVELENGTH_UM") * 1000.0)
+        fw.append(_number(md["FWHM_UM"], f"band {i} FWHM_UM") * 1000.0 if "FWHM_UM" in md else np.nan)
     return np.array(wl), np.array(fw)
 
 
-def _from_band_items(ds) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+def _from_band_items(ds, index: Sequence[int]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     wl, fw = [], []
-    for i in range(1, ds.RasterCount + 1):
+    for i in index:
         md = {k.lower(): v for k, v in (ds.GetRasterBand(i).GetMetadata() or {}).items()}
         if "wavelength" not in md:
             return None, None
         units = md.get("wavelength_units")
-        wl.append(to_nanometres([float(md["wavelength"])], units)[0])
-        fw.append(to_nanometres([float(md["fwhm"])], units)[0] if "fwhm" in md else np.nan)
+        wl.append(to_nanometres([_number(md["wavelength"], f"band {i} wavelength metadata")], units)[0])
+        fw.append(to_nanometres([_number(md["fwhm"], f"band {i} fwhm metadata")], units)[0]
+                  if "fwhm" in md else np.nan)
     return np.array(wl), np.array(fw)
 
 
-def _from_envi(ds) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+def _from_envi(ds, index: Sequence[int]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     for domain in ("ENVI", ""):
         md = {k.lower(): v for k, v in (ds.GetMetadata(domain) or {}).items()}
         if "wavelength" in md:
             units = md.get("wavelength_units")
-            wl = to_nanometres(_parse_envi_list(md["wavelength"]), units)
-            fw = to_nanometres(_parse_envi_list(md["fwhm"]), units) if "fwhm" in md else None
-            if wl.size == ds.RasterCount:
+            wl = to_nanometres(_parse_envi_list(md["wavelength"], "ENVI wavelength list"), units)
+            fw = to_nanometres(_parse_envi_list(md["fwhm"], "ENVI fwhm list"), units) if "fwhm" in md else None
+            if wl.size == ds.RasterCount:  # one entry per GDAL band: keep those of ``index``
+                wl = wl[np.asarray(index) - 1]
+                fw = fw[np.asarray(index) - 1] if fw is not None and fw.size == ds.RasterCount else None
+            if wl.size == len(index):
                 if fw is None or fw.size != wl.size:
                     fw = np.full(wl.size, np.nan)
                 return wl, fw
     return None, None
 
 
-def read_wavelengths(ds) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """(wavelengths_nm, fwhm_nm) of a GDAL dataset, or (None, None). FWHM entries may be NaN."""
+def _all_bands(ds, index: Optional[Sequence[int]]) -> Sequence[int]:
+    return list(range(1, ds.RasterCount + 1)) if index is None else index
+
+
+def read_wavelengths(ds, index: Optional[Sequence[int]] = None) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """(wavelengths_nm, fwhm_nm) of the GDAL bands ``index`` (1-based, default all), or (None, None).
+    FWHM entries may be NaN.
+    """
+    index = _all_bands(ds, index)
     readers = (_from_imagery, _from_band_items, _from_envi)
     for k, reader in enumerate(readers):
-        wl, fw = reader(ds)
+        wl, fw = reader(ds, index)
         if wl is not None:
             # GDAL's ENVI driver copies wavelengths to band items but leaves FWHM in the ENVI domain.
             for other in readers[k + 1:]:
                 if fw is not None and not np.isnan(fw).all():
                     break
-                _, fw2 = other(ds)
+                _, fw2 = other(ds, index)
                 if fw2 is not None and fw2.size == wl.size:
                     fw = fw2
             return wl, fw
     return None, None
 
 
-def read_bad_bands(ds) -> np.ndarray:
-    """Boolean 'good band' vector from band ``bbl`` items (ENVI bad band list); all True without it."""
-    good = np.ones(ds.RasterCount, dtype=bool)
-    for i in range(1, ds.RasterCount + 1):
+def read_bad_bands(ds, index: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Boolean 'good band' vector of the GDAL bands ``index`` (default all) from band ``bbl`` items
+    (ENVI bad band list); all True without it.
+    """
+    index = _all_bands(ds, index)
+    good = np.ones(len(index), dtype=bool)
+    for k, i in enumerate(index):
         v = (ds.GetRasterBand(i).GetMetadata() or {}).get("bbl")
-        if v is not None and float(v) == 0:
-            good[i - 1] = False
+        if v is not None and _number(v, f"band {i} bbl (bad band flag)") == 0:
+            good[k] = False
     return good
 
 
 def parse_user_wavelengths(value: Union[str, Sequence[float], Path, None], bands: int
                            ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """Wavelengths given by the user: a list, a comma string, or a CSV (first numeric column = nm,
-    optional second = FWHM). Raises WavelengthError on a count mismatch."""
+    """Wavelengths given by the user.
+
+    A list, a comma string, or a CSV (first numeric column = nm, optional second = FWHM). Raises
+    WavelengthError on a count mismatch.
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
     fw = None
     if isinstance(value, (str, Path)) and _is_file(value):
         rows = []
-        with open(value, newline="") as fh:
-            for row in csv.reader(fh):
-                nums = []
-                for cell in row:
-                    try:
-                        nums.append(float(cell))
-                    except ValueError:
-                        pass
-                if nums:
-                    rows.append(nums)
+        try:
+            with open(value, newline="") as fh:
+                for row in csv.reader(fh):
+                    nums = []
+                    for cell in row:
+                        try:
+                            nums.append(float(cell))
+                        except ValueError:
+                            pass
+                    if nums:
+                        rows.append(nums)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise WavelengthError(f"wavelength file {value} cannot be read as CSV text ({exc})") from None
         # A leading integer index column (0..n-1 or 1..n) is skipped.
         if rows and len(rows[0]) >= 2 and all(float(r[0]).is_integer() for r in rows) and \
                 [int(r[0]) for r in rows] in (list(range(len(rows))), list(range(1, len(rows) + 1))):
@@ -129,11 +160,15 @@ def parse_user_wavelengths(value: Union[str, Sequence[float], Path, None], bands
         if all(len(r) > 1 for r in rows):
             fw = np.array([r[1] for r in rows])
     elif isinstance(value, str):
-        wl = np.array(_parse_envi_list(value))
+        wl = np.array(_parse_envi_list(value, "given wavelengths"))
     else:
-        wl = np.asarray(value, dtype=np.float64)
+        wl = np.array([_number(v, "given wavelengths") for v in value], dtype=np.float64)
     if wl.size != bands:
         raise WavelengthError(f"{wl.size} wavelengths given for a raster with {bands} bands")
+    bad = ~np.isfinite(wl) | (wl <= 0)
+    if bad.any():
+        raise WavelengthError(f"given wavelengths must be positive numbers; value {bad.argmax() + 1} is "
+                              f"{wl[bad][0]:g}")
     factor = to_nanometres(wl, None)[0] / wl[0] if wl[0] else 1.0  # FWHM in the wavelengths' unit
     wl = wl * factor
     fw = fw * factor if fw is not None else np.full(wl.size, np.nan)

@@ -24,7 +24,7 @@ Default run of every network (``BASE`` = glp; bicubic is the papers' setting, gs
 Time (MAX_SECONDS, default ``DEFAULT_MAX_SECONDS``, covers fit and the estimated inference): training
 stops when the time left is what inference will take (measured per pixel on the validation forward,
 times the output's pixels with tile margins, times ``INFERENCE_SAFETY``); UDS2C2 stops its stages at
-the deadline; UMSFT, optimised per tile, runs ``UMSFT_BUDGET_ITERATIONS`` at reduced scale and is
+the deadline; UMSFT, optimised per tile, runs ``PER_TILE_BUDGET_ITERATIONS`` at reduced scale and is
 dropped (base) when the same count per tile would not fit in the time left.
 With a CHECKPOINT, SAVE_CHECKPOINT or BASE=none the network runs alone (engine/methods/network.py).
 """
@@ -42,13 +42,9 @@ from ..device import resolve_device
 from ..errors import Cancelled, InputError
 from ..feedback import ensure_feedback
 from ..training import make_optimizer, optimise_validated, robust_range, sample_batch, zero_shot_data
-from . import get_method
+from ...models.catalogue import FIT_ONCE, PER_TILE
 from .base import FusionMethod
-from .network import SCENE_ADAPTIVE_LR, NetworkMethod, metadata_spans
-
-BASES = ("bicubic", "glp", "gsa", "auto")
-DEFAULT_BASE = "glp"
-DEFAULT_MAX_SECONDS = 150.0
+from .network import BASES, DEFAULT_BASE, DEFAULT_MAX_SECONDS, SCENE_ADAPTIVE_LR, NetworkMethod, metadata_spans
 HOLDOUT_SHARE = 0.25  # of the fit crop's longer side, held out for validation
 VALIDATE_EVERY = 10  # training steps between validations
 PATIENCE = 5  # validations without a better held-out score before an early stop
@@ -59,7 +55,7 @@ GAIN_LR = 1e-2  # Adam rate of the residual gains: ~100 steps from 0 to 1
 MIN_GAIN_DB = 0.5
 RANGE_SLACK = 0.5  # outputs clamped to [min - s*span, max + s*span] of the HSI crop
 INFERENCE_SAFETY = 1.5  # margin on the extrapolated inference time
-UMSFT_BUDGET_ITERATIONS = 20  # per-tile iterations of UMSFT under a time budget
+PER_TILE_BUDGET_ITERATIONS = 20  # per-tile iterations of a per-tile net (UMSFT) under a time budget
 DEFAULT_TILE = 256  # the Toolbox's tile size, for the inference-time estimate
 
 
@@ -68,8 +64,8 @@ def build_network_method(network: str, base: str = DEFAULT_BASE, max_seconds: Op
     """The registered factory of every network: anchored unless BASE=none, a CHECKPOINT or SAVE_CHECKPOINT
     asks for the network alone (a checkpoint holds the paper's net, not a residual on a base)."""
     base = (base or "none").lower()
-    if base not in BASES + ("none",):
-        raise InputError(f"BASE must be one of {', '.join(BASES + ('none',))}; got {base!r}")
+    if base not in BASES:
+        raise InputError(f"BASE must be one of {', '.join(BASES)}; got {base!r}")
     max_seconds = float(max_seconds) if max_seconds else None
     net = NetworkMethod(network, max_seconds=max_seconds, **params)
     if base == "none" or net.checkpoint or net.save_path:
@@ -94,6 +90,8 @@ class ArrayScene:
 
 def make_base(name: str) -> FusionMethod:
     """The classical method behind BASE (auto: GLP until a self-validated choice exists)."""
+    from . import get_method  # at call time: the modules of this package do not import it at load
+
     if name == "bicubic":
         return get_method("upsample", mode="bicubic")
     return get_method("gsa" if name == "gsa" else "glp")
@@ -288,10 +286,10 @@ class AnchoredNetwork(FusionMethod):
         net._device, net._reason = resolve_device(net.device_spec)
         self._device = net._device
         net.ratio, net.hsi_bands, net.msi_bands = r, scene.pair.hsi.bands, scene.pair.msi.bands
-        feedback.pushInfo(f"{net.spec.title}: refining {base_name.upper()} on {self._device} ({net._reason}); "
+        feedback.pushInfo(f"{net.entry.long_title}: refining {base_name.upper()} on {self._device} ({net._reason}); "
                           f"time budget {self.max_seconds or 'none'} s")
         torch.manual_seed(net.seed)
-        if self.name == "umsft" and net.srf is None:
+        if net.entry.kind == PER_TILE and net.srf is None:
             net.spans = metadata_spans(scene.pair.hsi, scene.pair.msi)
         y, z, _ = scene.read_crop(net.crop_lr)
         good = scene.pair.hsi.good_bands
@@ -299,8 +297,9 @@ class AnchoredNetwork(FusionMethod):
         self._set_radiometry(y, z, feedback)
         yn, zn = self._normalise(y, "hsi"), self._normalise(z, "msi")
         (yt, zt), (yv, zv) = split_holdout(yn, zn, r)
-        step = net.align(r) if self.name != "umsft" else r
-        min_side = net.min_hr_size(r) if self.name != "umsft" else r
+        per_tile = net.entry.kind == PER_TILE  # its size rule is met by padding in each call
+        step = r if per_tile else net.align(r)
+        min_side = r if per_tile else net.min_hr_size(r)
         train = Part(yt, zt, r, step, min_side, net.psf_fwhm, self._device)
         val = Part(yv, zv, r, step, min_side, net.psf_fwhm, self._device)
         base_rs = make_base(base_name)
@@ -311,7 +310,7 @@ class AnchoredNetwork(FusionMethod):
                           f"(LR-HSI grid of the {y.shape[2]}x{y.shape[1]} fit crop)")
         self._out_tiles, self._out_pixels = inference_load(self, r, scene.pair.region.width,
                                                            scene.pair.region.height)
-        if net.spec.supervised:
+        if net.entry.supervised:
             self._train(train, val, feedback)
         else:
             self._fit_blend(train, val, feedback)
@@ -319,10 +318,10 @@ class AnchoredNetwork(FusionMethod):
         self.use_net = best > MIN_GAIN_DB
         self.report["fit_seconds"] = round(time.perf_counter() - t0, 2)
         if self.use_net:
-            feedback.pushInfo(f"{net.spec.title}: held-out gain over {base_name.upper()} {best:+.3f} dB: "
+            feedback.pushInfo(f"{net.entry.long_title}: held-out gain over {base_name.upper()} {best:+.3f} dB: "
                               f"output = refined base")
         else:
-            feedback.pushInfo(f"{net.spec.title}: held-out gain over {base_name.upper()} {best:+.3f} dB, not above "
+            feedback.pushInfo(f"{net.entry.long_title}: held-out gain over {base_name.upper()} {best:+.3f} dB, not above "
                               f"{MIN_GAIN_DB:g} dB: the output is the {base_name.upper()} base")
 
     def _set_radiometry(self, y: np.ndarray, z: np.ndarray, feedback) -> None:
@@ -357,7 +356,7 @@ class AnchoredNetwork(FusionMethod):
             part.data.base = torch.from_numpy(part.base)[None].to(dev)
         wrapped = ResidualOnBase(net._build(), len(self.good)).to(dev)
         wrapped.train()
-        opt, sched = make_optimizer(net.module, wrapped.net.parameters(), net.iterations,
+        opt, sched = make_optimizer(net.spec, wrapped.net.parameters(), net.iterations,
                                     net.learning_rate or SCENE_ADAPTIVE_LR)
         opt.add_param_group({"params": [wrapped.gain], "lr": GAIN_LR})
         gen = torch.Generator().manual_seed(net.seed)
@@ -368,7 +367,7 @@ class AnchoredNetwork(FusionMethod):
         def one_step(i: int) -> float:
             yb, zb, xb, bb = sample_batch(train.data, r, patch, net.batch, gen)
             opt.zero_grad(set_to_none=True)
-            loss = net.module.loss(wrapped(yb, zb, bb), xb)
+            loss = net.spec.loss(wrapped(yb, zb, bb), xb)
             loss.backward()
             opt.step()
             if sched is not None:
@@ -399,9 +398,9 @@ class AnchoredNetwork(FusionMethod):
                           f"{tuple(train.data.target.shape[2:])}, patches {patch} px, batch {net.batch}")
         hist = optimise_validated(one_step, validate, keep_best, net.iterations, seconds_left, feedback,
                                   VALIDATE_EVERY, PATIENCE, (0.0, 100.0 * self.fit_share),
-                                  f"{net.spec.title} training")
+                                  f"{net.entry.title} training")
         if hist.iterations == 0 and hist.stopped_by == "time budget":
-            feedback.pushInfo(f"{net.spec.title}: the estimated inference ({cost.get('seconds', 0.0):.0f} s) "
+            feedback.pushInfo(f"{net.entry.title}: the estimated inference ({cost.get('seconds', 0.0):.0f} s) "
                               f"leaves no time to train within the budget; raise MAX_SECONDS to use the network")
         wrapped.load_state_dict(best["state"])
         wrapped.eval()
@@ -434,10 +433,10 @@ class AnchoredNetwork(FusionMethod):
     # -- unsupervised: the net's estimate of the degraded pair, blended per band --
     def _fit_blend(self, train: Part, val: Part, feedback) -> None:
         net = self.net
-        if self.name == "uds2c2":
-            estimate = self._fit_uds2c2(train, feedback)
+        if net.entry.kind == FIT_ONCE:
+            estimate = self._fit_once(train, feedback)
         else:
-            estimate = self._probe_umsft(train, val, feedback)
+            estimate = self._probe_per_tile(train, val, feedback)
             if estimate is None:
                 self.report = {"heldout_gain_db": 0.0, "stopped_by": "time budget"}
                 return
@@ -450,21 +449,21 @@ class AnchoredNetwork(FusionMethod):
                        "net_alone_gain_db": round(self._score(val, est_v), 4),
                        "blend_gain": round(g, 3),
                        "iterations": net.training.get("iterations", net.iterations)}
-        feedback.pushInfo(f"{net.spec.title}: held-out gain of the net alone {self.report['net_alone_gain_db']:+.3f} "
+        feedback.pushInfo(f"{net.entry.title}: held-out gain of the net alone {self.report['net_alone_gain_db']:+.3f} "
                           f"dB, blended (g {self.report['blend_gain']}) "
                           f"{self.report['heldout_gain_db']:+.3f} dB over the base")
 
-    def _fit_uds2c2(self, train: Part, feedback):
+    def _fit_once(self, train: Part, feedback):
         import torch
 
         net = self.net
         budget = Deadline(feedback, self.deadline)
         try:
-            net._fit_uds2c2(train.y_in, train.z_in, budget)
+            net._fit_once(train.y_in, train.z_in, budget)
         except Cancelled:
             if feedback.isCanceled():
                 raise
-            feedback.pushInfo("UDS2C2: time budget reached, keeping the map fitted so far")
+            feedback.pushInfo(f"{net.entry.title}: time budget reached, keeping the map fitted so far")
         net.training = {"mode": "anchored unsupervised"}
 
         def estimate(part: Part) -> np.ndarray:
@@ -473,24 +472,24 @@ class AnchoredNetwork(FusionMethod):
 
         return estimate
 
-    def _probe_umsft(self, train: Part, val: Part, feedback):
+    def _probe_per_tile(self, train: Part, val: Part, feedback):
         net = self.net
         if self.max_seconds:
-            net.iterations = min(net.iterations, UMSFT_BUDGET_ITERATIONS)
+            net.iterations = min(net.iterations, PER_TILE_BUDGET_ITERATIONS)
         t = time.perf_counter()
         budget = Deadline(feedback, self.deadline)
         try:
-            outputs = {id(p): net._apply_umsft(p.y_in, p.z_in, self.ratio_of(p), budget) for p in (train, val)}
+            outputs = {id(p): net._apply_per_tile(p.y_in, p.z_in, self.ratio_of(p), budget) for p in (train, val)}
         except Cancelled:
             if feedback.isCanceled():
                 raise
-            feedback.pushInfo("UMSFT: the time budget ran out at reduced scale: skipped")
+            feedback.pushInfo(f"{net.entry.title}: the time budget ran out at reduced scale: skipped")
             return None
         seconds = time.perf_counter() - t
         px = sum(p.target.shape[1] * p.target.shape[2] for p in (train, val))
         needed = seconds / px * self._out_pixels
         if needed * INFERENCE_SAFETY > self._seconds_left():
-            feedback.pushInfo(f"UMSFT: {net.iterations} iterations per tile would take about {needed:.0f} s, more "
+            feedback.pushInfo(f"{net.entry.title}: {net.iterations} iterations per tile would take about {needed:.0f} s, more "
                               f"than the {max(0.0, self._seconds_left()):.0f} s left of the budget: skipped")
             return None
         return lambda p: outputs[id(p)]
@@ -519,8 +518,8 @@ class AnchoredNetwork(FusionMethod):
     def _unsupervised_estimate(self, lr, hr, ratio, feedback) -> np.ndarray:
         import torch
 
-        if self.name == "umsft":
-            return self.net._apply_umsft(lr, hr, ratio, ensure_feedback(feedback))
+        if self.net.entry.kind == PER_TILE:
+            return self.net._apply_per_tile(lr, hr, ratio, ensure_feedback(feedback))
         z = torch.from_numpy(self._normalise(hr, "msi"))[None]
         offset, scale = self.norm["hsi"]
         return self.net.fitted.predict(z)[0].float().cpu().numpy() * scale + offset

@@ -1,5 +1,8 @@
-"""The tile engine on a real Dask cluster (issue #11): `dask scheduler` + 2 `dask worker` processes on
-127.0.0.1, started from the venv; results equal the in-process run, also when a worker dies mid-run."""
+"""The tile engine on a real Dask cluster.
+
+`dask scheduler` + 2 `dask worker` processes on 127.0.0.1, started from the venv; results equal the in-process
+run, also when a worker dies mid-run.
+"""
 from __future__ import annotations
 
 import json
@@ -10,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from osgeo import gdal
 
@@ -21,6 +23,7 @@ from hsifusion.engine.distributed import DaskSession, check_workers, parse_sched
 from hsifusion.engine.errors import InputError, WorkerEnvironmentError  # noqa: E402
 from hsifusion.engine.feedback import LogFeedback  # noqa: E402
 from hsifusion.engine.methods import list_methods  # noqa: E402
+from invariance import assert_tile_invariant  # noqa: E402
 from rasterkit import ROOT, read, synthetic_pair  # noqa: E402
 
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -125,13 +128,12 @@ def pair(tmp_path_factory):
     return synthetic_pair(tmp_path_factory.mktemp("dpair"), ratio=4, lr_size=(24, 20), bands=10, msi_bands=3)
 
 
-def assert_same_raster(a, b, rtol=1e-5):
+def assert_same_raster(a, b):
     da, db = gdal.Open(str(a)), gdal.Open(str(b))
     assert da.GetGeoTransform() == db.GetGeoTransform()
     assert da.GetProjection() == db.GetProjection() and da.GetProjection()
     assert (da.RasterXSize, da.RasterYSize, da.RasterCount) == (db.RasterXSize, db.RasterYSize, db.RasterCount)
-    x, y = read(a), read(b)
-    np.testing.assert_allclose(x, y, rtol=0, atol=rtol * float(np.abs(y).max()))
+    assert_tile_invariant(read(a), read(b), f"{a} vs {b}")
 
 
 def test_parse_scheduler():
@@ -162,7 +164,7 @@ def test_local_cluster_of_worker_processes_equals_in_process(pair, tmp_path):
     fb = LogFeedback()
     res = api.fuse(hsi, msi, str(tmp_path / "b.tif"), "upsample", tile_size=32, scheduler="local:1", feedback=fb)
     assert res["TILES"] == 9 and any("1 worker(s)" in m for m in fb.messages)
-    assert_same_raster(tmp_path / "b.tif", tmp_path / "a.tif", rtol=0)
+    assert_same_raster(tmp_path / "b.tif", tmp_path / "a.tif")
 
 
 def test_classical_via_cli_on_the_cluster_equals_local(cluster, pair, tmp_path, capsys):
@@ -174,16 +176,25 @@ def test_classical_via_cli_on_the_cluster_equals_local(cluster, pair, tmp_path, 
     assert code == 0, out.err + cluster.logs()
     assert json.loads(out.out)["TILES"] == 30
     assert "2 worker(s)" in out.err
-    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif", rtol=1e-6)
+    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif")
 
 
-def test_network_checkpoint_inference_on_the_cluster_equals_local(cluster, tmp_path):
-    # CoFusion (lite) is the quickest of the five on 2 CPU cores; the path is the same for all of them.
-    hsi, msi = synthetic_pair(tmp_path, ratio=4, lr_size=(16, 16), bands=8, msi_bands=3)
-    ck = str(tmp_path / "cofusion.pt")
-    api.fuse(hsi, msi, str(tmp_path / "train.tif"), "cofusion",
+@pytest.fixture(scope="module")
+def cofusion_pair(tmp_path_factory):
+    """(hsi, msi, checkpoint): CoFusion (lite), the quickest of the five networks on 2 CPU cores, trained
+    2 iterations on a small pair; the distributed path is the same for all of them.
+    """
+    tmp = tmp_path_factory.mktemp("cofusion")
+    hsi, msi = synthetic_pair(tmp, ratio=4, lr_size=(16, 16), bands=8, msi_bands=3)
+    ck = str(tmp / "cofusion.pt")
+    api.fuse(hsi, msi, str(tmp / "train.tif"), "cofusion",
              {"iterations": 2, "device": "cpu", "save_checkpoint": ck, "batch_size": 1, "patch_size": 32,
               "hyper": {"lite": True}})
+    return hsi, msi, ck
+
+
+def test_network_checkpoint_inference_on_the_cluster_equals_local(cluster, cofusion_pair, tmp_path):
+    hsi, msi, ck = cofusion_pair
     params = {"checkpoint": ck, "device": "cpu"}
     api.fuse(hsi, msi, str(tmp_path / "local.tif"), "cofusion", params, tile_size=32)
     fb = LogFeedback()
@@ -191,9 +202,51 @@ def test_network_checkpoint_inference_on_the_cluster_equals_local(cluster, tmp_p
                    scheduler=cluster.address, feedback=fb)
     assert res["mode"] == "checkpoint" and res["TILES"] > 1
     assert any("fitted method and scene sent to the workers" in m for m in fb.messages)
-    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif", rtol=1e-5)
+    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif")
     ds = gdal.Open(str(tmp_path / "dask.tif"))
     assert ds.GetRasterBand(1).GetMetadataItem("wavelength")  # same writer, same metadata
+
+
+# Shipped to the workers by value (compiled outside any importable module, like the engine's probe).
+_THREADS_SRC = """
+def tile_then_threads(scene, method, core, plan):
+    import torch
+    from distributed import get_worker
+    from hsifusion.engine.distributed import tile_task
+    nthreads = get_worker().state.nthreads
+    if torch.get_num_threads() == nthreads:  # make the check able to fail on a 1-core machine too
+        torch.set_num_threads(nthreads + 2)
+    out, _ = tile_task(scene, method, core, plan)
+    return get_worker().address, nthreads, torch.get_num_threads(), out is not None
+"""
+
+
+def test_network_tile_on_a_worker_uses_one_torch_thread_per_worker_thread(cluster, cofusion_pair):
+    """Measured on the workers themselves: after a network tile task, torch's intra-op thread count is
+    the worker's --nthreads (1 here), not one per core of the machine.
+    """
+    from hsifusion.engine.methods import get_method
+    from hsifusion.engine.pair import validate_pair
+    from hsifusion.engine.raster import raster_info
+    from hsifusion.engine.scene import build_scene
+    from hsifusion.engine.tiling import plan_tiles
+
+    hsi, msi, ck = cofusion_pair
+    scene = build_scene(validate_pair(raster_info(hsi), raster_info(msi)))
+    method = get_method("cofusion", checkpoint=ck, device="cpu")
+    method.fit(scene, LogFeedback())
+    plan, cores = plan_tiles(scene, method, 32, -9999.0)
+    ns = {"__name__": "hsifusion_test_threads"}
+    exec(compile(_THREADS_SRC, "<threads probe>", "exec"), ns)
+    with cluster.client(2) as client:
+        workers = sorted(client.nthreads())
+        assert len(workers) == 2
+        futures = [client.submit(ns["tile_then_threads"], scene, method, cores[0], plan, workers=[w],
+                                 allow_other_workers=False, pure=False) for w in workers]
+        reports = client.gather(futures)
+    assert sorted(r[0] for r in reports) == workers
+    for address, nthreads, torch_threads, wrote in reports:
+        assert wrote and nthreads == 1 and torch_threads == nthreads, (address, nthreads, torch_threads)
 
 
 def test_per_tile_geotiffs_and_vrt_mosaic(cluster, pair, tmp_path):
@@ -202,7 +255,7 @@ def test_per_tile_geotiffs_and_vrt_mosaic(cluster, pair, tmp_path):
     res = api.fuse(hsi, msi, str(tmp_path / "mosaic.vrt"), "upsample", tile_size=32, scheduler=cluster.address,
                    tile_dir=str(tmp_path / "tiles"))
     assert res["OUTPUT"].endswith("mosaic.vrt") and len(list((tmp_path / "tiles").glob("*.tif"))) == res["TILES"]
-    assert_same_raster(tmp_path / "mosaic.vrt", tmp_path / "local.tif", rtol=0)
+    assert_same_raster(tmp_path / "mosaic.vrt", tmp_path / "local.tif")
     assert gdal.Open(str(tmp_path / "mosaic.vrt")).GetRasterBand(1).GetMetadataItem("wavelength")
 
 
@@ -278,7 +331,7 @@ def test_killed_worker_reruns_elsewhere_with_identical_output(tmp_path, package_
     finally:
         observer.close()
         cl.stop()
-    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif", rtol=1e-6)
+    assert_same_raster(tmp_path / "dask.tif", tmp_path / "local.tif")
 
 
 # ----------------------------------------------------------------- lost results (no cluster: fakes)
