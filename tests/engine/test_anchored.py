@@ -197,11 +197,12 @@ def _check_within_data_range(name, params, tmp_path):
     span = hi - lo
     assert e[ok].min() >= lo - 0.5 * span - 1e-3 and e[ok].max() <= hi + 0.5 * span + 1e-3
     # no change of scale (UDS2C2 alone once returned 4x the data): the mean over all bands within 2x of
-    # the LR-HSI's, each band's within 3x (the forced network is barely trained: its spectra are rough)
+    # the LR-HSI's, and no band's mean off by more than the brightest band's mean (the forced network is
+    # barely trained, so its spectra are rough; ratios per band are meaningless for near-zero bands)
     means = np.nanmean(np.where(ok, e, np.nan), axis=(1, 2))
-    ratio = means / lr[good].mean(axis=(1, 2))
-    assert 0.5 < means.mean() / lr[good].mean() < 2.0
-    assert np.all((ratio > 1 / 3) & (ratio < 3.0)), ratio
+    lr_means = lr[good].mean(axis=(1, 2))
+    assert 0.5 < means.mean() / lr_means.mean() < 2.0
+    assert np.abs(means - lr_means).max() < lr_means.max()
 
 
 @pytest.mark.parametrize("name", sorted(FAST))
