@@ -1,6 +1,7 @@
 """Networks anchored on a classical estimate: the network refines a base, never replaces it.
 
-Default run of every network (``BASE`` = glp; bicubic is the papers' setting, gsa, auto):
+Default run of every network (``BASE`` = glp; bicubic is the papers' setting, gsa, auto = the best of
+the three by self-validation one scale down, engine/selfval.py):
 
 1. The base method (GLP, GSA or bicubic upsampling; engine/methods) is fitted on the scene as usual.
 2. The fit crop is normalised, each input by its own robust range (0.1-99.9th percentiles:
@@ -57,6 +58,7 @@ RANGE_SLACK = 0.5  # outputs clamped to [min - s*span, max + s*span] of the HSI 
 INFERENCE_SAFETY = 1.5  # margin on the extrapolated inference time
 PER_TILE_BUDGET_ITERATIONS = 20  # per-tile iterations of a per-tile net (UMSFT) under a time budget
 DEFAULT_TILE = 256  # the Toolbox's tile size, for the inference-time estimate
+AUTO_BASES = ("bicubic", "glp", "gsa")  # BASE=auto's candidates
 
 
 def build_network_method(network: str, base: str = DEFAULT_BASE, max_seconds: Optional[float] = DEFAULT_MAX_SECONDS,
@@ -89,7 +91,7 @@ class ArrayScene:
 
 
 def make_base(name: str) -> FusionMethod:
-    """The classical method behind BASE (auto: GLP until a self-validated choice exists)."""
+    """The classical method behind a BASE other than auto."""
     from . import get_method  # at call time: the modules of this package do not import it at load
 
     if name == "bicubic":
@@ -236,6 +238,7 @@ class AnchoredNetwork(FusionMethod):
         self.base_name = base
         self.max_seconds = max_seconds
         self.base: Optional[FusionMethod] = None
+        self.chosen_base: Optional[str] = None  # BASE=auto: the self-validated choice
         self.model = None  # supervised: models.anchor.ResidualOnBase
         self.gains: Optional[np.ndarray] = None  # unsupervised: the blend gain (0 for bad bands)
         self.use_net = False
@@ -265,7 +268,19 @@ class AnchoredNetwork(FusionMethod):
                     network_used=self.use_net, **{k: v for k, v in self.report.items() if k != "scores"})
 
     def _base_method(self) -> str:
-        return "glp" if self.base_name == "auto" else self.base_name
+        return self.chosen_base or self.base_name
+
+    def _choose_base(self, scene, feedback) -> str:
+        """BASE=auto: the best of ``AUTO_BASES`` by self-validation on the reduced pair (engine/selfval.py,
+        the rule of ``fuse auto``); the ranking is logged."""
+        from ..auto import format_table
+        from ..selfval import rank, validate
+
+        ranked = rank(validate(scene, [(name, make_base(name)) for name in AUTO_BASES], feedback))
+        feedback.pushInfo("BASE=auto, self-validation one scale down:\n" + format_table(ranked))
+        if not ranked or "error" in ranked[0]:
+            return DEFAULT_BASE
+        return ranked[0]["method"]
 
     def _seconds_left(self) -> float:
         return self.deadline - time.perf_counter()
@@ -279,7 +294,7 @@ class AnchoredNetwork(FusionMethod):
         self.deadline = t0 + self.max_seconds if self.max_seconds else math.inf
         net, r = self.net, scene.ratio
         if self.base_name == "auto":
-            feedback.pushInfo("BASE=auto: no self-validated choice available, using GLP")
+            self.chosen_base = self._choose_base(scene, feedback)
         base_name = self._base_method()
         self.base = make_base(base_name)
         self.base.fit(scene, feedback)

@@ -389,8 +389,9 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
               "Time budget of the whole run, inference included (s, 0 = none)", minimum=0,
               help="training stops early enough for the estimated inference to fit"),
         Param("base", str, DEFAULT_BASE, "Classical base the network refines (none = the network alone)",
-              choices=BASES, help="bicubic = the papers' setting; auto = GLP until a self-validated choice "
-              "exists; none is also what a checkpoint or saving one uses (engine/methods/anchored.py)"),
+              choices=BASES, help="bicubic = the papers' setting; auto = the best of bicubic, GLP and GSA by "
+              "self-validation one scale down; none is also what a checkpoint or saving one uses "
+              "(engine/methods/anchored.py)"),
         Param("psf_fwhm", float, 0.0, "PSF FWHM in HR pixels for reduced-resolution training (0 = ratio)",
               minimum=0),
     ]

@@ -277,3 +277,16 @@ def test_fitted_method_survives_pickling(small_pair):
     copy = pickle.loads(pickle.dumps(method))
     np.testing.assert_array_equal(copy.apply(lr, hr, 2), method.apply(lr, hr, 2))
     assert not np.array_equal(method.apply(lr, hr, 2), method.base.apply(lr, hr, 2))
+
+
+def test_base_auto_takes_the_self_validated_best(small_pair, tmp_path, monkeypatch):
+    """BASE=auto runs selfval's ranking (the rule of fuse auto) and refines its winner."""
+    from hsifusion.engine import selfval
+
+    hsi, msi = small_pair
+    monkeypatch.setattr(selfval, "rank", lambda rows: sorted(rows, key=lambda r: r["method"] != "gsa"))
+    fb = LogFeedback()
+    res = api.fuse(hsi, msi, str(tmp_path / "o.tif"), "ssjcn",
+                   {"iterations": 2, "batch_size": 1, "device": "cpu", "base": "auto"}, feedback=fb)
+    assert res["base"] == "gsa"
+    assert any("BASE=auto" in m and "glp" in m and "bicubic" in m for m in fb.messages)
