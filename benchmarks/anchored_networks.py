@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_WORK, NETWORKS, SAMPLE, SEED, fmt, log, md_table, register_package, save_result  # noqa: E402
+from common import (DEFAULT_WORK, NETWORKS, SAMPLE, SEED, fmt, load_result, log, md_table, register_package,  # noqa: E402
+                    save_result)
 
 BUDGET_S = 180.0  # each network's default run within 3 minutes on 2 cores
 METHODS = ["upsample", "glp"] + NETWORKS
@@ -114,6 +115,16 @@ def run(work: Path, methods: List[str], keys: List[str]) -> Dict:
     return data
 
 
+def outcome(row: Dict) -> str:
+    """What the network's run produced: the refined base or the base, why, after how many steps."""
+    if row.get("network_used") is None:
+        return "—"
+    steps = f"{row['iterations']} it" if row.get("iterations") is not None else ""
+    stop = f", stopped by {row['stopped_by']}" if row.get("stopped_by") not in (None, "iterations") else ""
+    gain = f"held-out {row.get('heldout_gain_db', 0.0):+.2f} dB"
+    return f"{'network' if row['network_used'] else 'base'} ({gain}; {steps}{stop})"
+
+
 def markdown(data: Dict) -> str:
     """One table per case: each method's PSNR/SAM, its difference to GLP and bicubic, its wall time."""
     out = []
@@ -126,16 +137,13 @@ def markdown(data: Dict) -> str:
             if "error" in r:
                 table.append([r["method"], r["error"], "", "", "", "", "", ""])
                 continue
-            used = r.get("network_used")
-            how = "—" if used is None else (f"network (held-out {r['heldout_gain_db']:+.2f} dB)" if used else
-                                           f"base (held-out {r.get('heldout_gain_db', 0.0):+.2f} dB)")
-            within = "" if r["method"] not in NETWORKS else ("yes" if r["seconds"] <= data["budget_s"] else "NO")
+            within = "" if r["method"] not in NETWORKS else (" ✓" if r["seconds"] <= data["budget_s"] else " ✗")
             table.append([r["method"], fmt(r["PSNR"]), fmt(r["SAM"]),
                           fmt(r["PSNR"] - glp["PSNR"]) if glp else "—", fmt(r["PSNR"] - bic["PSNR"]) if bic else "—",
-                          fmt(r["SAM"] - bic["SAM"]) if bic else "—", f"{r['seconds']:.0f} {within}".strip(), how])
+                          fmt(r["SAM"] - bic["SAM"]) if bic else "—", f"{r['seconds']:.0f}{within}", outcome(r)])
         out += [f"**{rows[0]['title']}**", "",
-                md_table(["method", "PSNR (dB)", "SAM (°)", "ΔPSNR vs GLP", "ΔPSNR vs bicubic", "ΔSAM vs bicubic",
-                          f"wall s (≤ {data['budget_s']:.0f}?)", "output"], table), ""]
+                md_table(["method", "PSNR dB", "SAM °", "Δ PSNR vs GLP", "Δ PSNR vs bicubic", "Δ SAM vs bicubic",
+                          f"wall s (✓ ≤ {data['budget_s']:.0f})", "output"], table), ""]
     return "\n".join(out)
 
 
@@ -144,7 +152,12 @@ def main(argv=None) -> Dict:
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK / "anchored")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--cases", default="", help="comma-separated case keys (default: all available)")
+    ap.add_argument("--markdown", action="store_true", help="only print the table of the last saved results")
     a = ap.parse_args(argv)
+    if a.markdown:
+        data = load_result("anchored_networks")
+        print(markdown(data))
+        return data
     data = run(a.work, a.methods.split(","), [k for k in a.cases.split(",") if k])
     print(markdown(data))
     return data
