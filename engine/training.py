@@ -205,7 +205,8 @@ def optimise_validated(step: Callable[[int], float], validate: Callable[[], floa
     step and every ``validate_every`` steps; ``keep_best()`` is called whenever the score improves (the
     caller snapshots its weights). Stops after ``iterations`` steps, after ``patience`` validations
     without improvement (early stop), or when ``seconds_left()`` (asked before every step, so a budget
-    that depends on measurements made meanwhile is honoured) is no longer positive."""
+    that depends on measurements made meanwhile is honoured) would not cover the next step and the
+    validation after it, timed as the last ones (a step of a large net on a busy CPU lasts seconds)."""
     feedback = ensure_feedback(feedback)
     lo, hi = progress_span
     hist = ValidatedHistory()
@@ -225,24 +226,31 @@ def optimise_validated(step: Callable[[int], float], validate: Callable[[], floa
                           f"at {hist.best_iteration})")
         return stale < patience
 
+    tv = time.perf_counter()
     going = check(0)
+    cost = {"step": 0.0, "validate": time.perf_counter() - tv}
     for i in range(iterations):
         if not going:
             hist.stopped_by = "early stop"
             break
         check_cancel(feedback)
-        if seconds_left() <= 0:
+        validates = (i + 1) % validate_every == 0 or i + 1 == iterations
+        if seconds_left() <= cost["step"] + (cost["validate"] if validates else 0.0):
             hist.stopped_by = "time budget"
             break
+        ts = time.perf_counter()
         loss = float(step(i))
+        cost["step"] = time.perf_counter() - ts
         hist.losses.append(loss)
         hist.iterations = i + 1
         hist.seconds = time.perf_counter() - t0
         feedback.setProgress(lo + (hi - lo) * (i + 1) / iterations)
         if (i + 1) % report_every == 0 or i == 0 or i + 1 == iterations:
             feedback.pushInfo(f"{label}: iteration {i + 1}/{iterations}, loss {loss:.5f}, {hist.seconds:.1f} s")
-        if (i + 1) % validate_every == 0 or i + 1 == iterations:
+        if validates:
+            tv = time.perf_counter()
             going = check(i + 1)
+            cost["validate"] = time.perf_counter() - tv
     hist.seconds = time.perf_counter() - t0
     if hist.stopped_by != "iterations":
         feedback.pushInfo(f"{label}: stopped by {hist.stopped_by} after {hist.iterations} iterations "

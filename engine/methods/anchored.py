@@ -91,12 +91,13 @@ class ArrayScene:
 
 
 def make_base(name: str) -> FusionMethod:
-    """The classical method behind a BASE other than auto."""
-    from . import get_method  # at call time: the modules of this package do not import it at load
+    """The classical method behind a BASE other than auto, with its declared defaults."""
+    from ..params import bind
+    from . import glp, gsa, interpolate  # sibling modules: this package's discovery imports this one
 
-    if name == "bicubic":
-        return get_method("upsample", mode="bicubic")
-    return get_method("gsa" if name == "gsa" else "glp")
+    key, params = ("upsample", {"mode": "bicubic"}) if name == "bicubic" else ("gsa" if name == "gsa" else "glp", {})
+    spec = next(s for m in (glp, gsa, interpolate) for s in m.METHODS if s.id == key)
+    return spec.factory(**bind(spec, params))
 
 
 def split_holdout(y: np.ndarray, z: np.ndarray, ratio: int):
@@ -247,6 +248,14 @@ class AnchoredNetwork(FusionMethod):
         self.good: Optional[np.ndarray] = None
         self.report: Dict = {}
         self._device = None
+
+    @property
+    def hyper(self) -> Dict:
+        """The network's hyper-parameters (LITE included)."""
+        return self.net.hyper
+
+    def stage_iterations(self) -> Tuple[int, ...]:
+        return self.net.stage_iterations()
 
     # -- geometry: the network's, with the base's margin when it is larger --
     def margin(self, ratio: int) -> int:

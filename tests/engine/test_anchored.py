@@ -116,6 +116,14 @@ def test_optimise_validated_honours_a_budget_measured_on_the_way():
     assert hist.stopped_by == "time budget" and hist.iterations == 3
 
 
+def test_optimise_validated_does_not_start_a_step_it_cannot_finish():
+    """Steps of 0.2 s within 0.7 s: three fit, a fourth would end at 0.8 s."""
+    t0 = time.perf_counter()
+    hist = optimise_validated(lambda i: time.sleep(0.2) or 1.0, lambda: 0.0, lambda: None, 100,
+                              lambda: 0.7 - (time.perf_counter() - t0), LogFeedback(), validate_every=1000)
+    assert hist.stopped_by == "time budget" and time.perf_counter() - t0 < 0.75 and hist.iterations <= 3
+
+
 # ----------------------------------------------------------------------------------- factory
 def test_factory_anchors_by_default_and_runs_alone_when_asked(tmp_path):
     assert isinstance(get_method("ssjcn"), anchored.AnchoredNetwork)
