@@ -404,11 +404,11 @@ class AnchoredNetwork(FusionMethod):
 
         def validate() -> float:
             wrapped.eval()
-            if not cost:
+            est = forward(val)
+            if not cost:  # the forward above was the warm-up
                 cost.update(self._inference_cost(forward, val))
                 feedback.pushInfo(f"inference estimate: {cost['seconds']:.1f} s for {self._out_pixels} px "
                                   f"({cost['per_px'] * 1e6:.2f} us/px + {cost['per_tile']:.2f} s per tile)")
-            est = forward(val)
             wrapped.train()
             return self._score(val, est)
 
@@ -435,11 +435,10 @@ class AnchoredNetwork(FusionMethod):
 
     def _inference_cost(self, forward, part: Part) -> Dict[str, float]:
         """Seconds the tiled inference will take: ``per_tile + per_px * pixels`` fitted through timed
-        forwards of ``part`` and of its 2 x 2 mirror tiling (after one warm-up forward; small inputs
-        cost far more per pixel than tiles do)."""
+        forwards of ``part`` and of its 2 x 2 mirror tiling (the caller has run one warm-up forward; small
+        inputs cost far more per pixel than tiles do)."""
         d = part.data
         big = SimpleNamespace(data=SimpleNamespace(**{k: mirror2(getattr(d, k)) for k in ("y_in", "z_in", "base")}))
-        forward(part)
         timed = []
         for p in (part, big):
             t = time.perf_counter()
