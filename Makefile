@@ -5,10 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-matplotlib xvfb
-PIP_PACKAGES := torch==2.13.0 pytest pytest-qgis scikit-image "dask[distributed]" "numpy<2"
+RUFF_VERSION := 0.17.6
+RUFF := ruff==$(RUFF_VERSION)
+PIP_PACKAGES := torch==2.13.0 pytest pytest-qgis scikit-image "dask[distributed]" "numpy<2" $(RUFF)
 OUT ?= demo_output
 
-.PHONY: setup system venv demo test plugin clean
+.PHONY: setup system venv demo lint test plugin clean
 
 setup: system venv
 
@@ -32,7 +34,13 @@ plugin: setup
 demo: setup
 	@tools/demo.sh $(OUT)
 
-test: setup
+# Style and static checks (config: pyproject.toml [tool.ruff]). A venv made before ruff joined
+# PIP_PACKAGES, or holding another ruff version, gets the pinned one here.
+lint: venv
+	@[ "$$($(PY) -m ruff --version 2>/dev/null)" = "ruff $(RUFF_VERSION)" ] || $(PY) -m pip install -q $(RUFF)
+	$(PY) -m ruff check .
+
+test: setup lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -1,9 +1,16 @@
-"""hsifusion:estimate_srf_psf — estimate the MSI's spectral responses and the PSF from an LR-HSI + HR-MSI
-pair (HySure-like); writes the SRF as a custom-SRF CSV (usable as SRF_FILE) and a short report."""
+"""hsifusion:estimate_srf_psf.
+
+Estimate the MSI's spectral responses and the PSF from an LR-HSI + HR-MSI pair (HySure-like); writes the SRF
+as a custom-SRF CSV (usable as SRF_FILE) and a short report.
+"""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterNumber)
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+)
 
 from ..engine import api
 from ..engine.estimate import DEFAULT_MAX_LR_SIDE, DEFAULT_SMOOTHNESS

@@ -1,33 +1,27 @@
 """hsifusion:simulate and hsifusion:spectral_resample — Wald-protocol simulation from an HR-HSI reference."""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
 from ..engine import api
-from ..engine.srf import list_sensors, sensor_titles
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
 from ..provider.compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
 from ..provider.outputs import finish_raster_output
 
-PSF_KINDS = ["gaussian", "mtf", "kernel"]
-PSF_LABELS = ["Gaussian, FWHM in HR pixels", "Gaussian from MTF gain at the LR Nyquist frequency",
-              "Kernel file (CSV/text rows or .npy)"]
-DEFAULT_SENSOR = "sentinel2a_msi"
-
-
-def sensor_keys():
-    return list_sensors()
+PSF_CHOICES = [("gaussian", "Gaussian, FWHM in HR pixels"),
+               ("mtf", "Gaussian from MTF gain at the LR Nyquist frequency"),
+               ("kernel", "Kernel file (CSV/text rows or .npy)")]
 
 
 def add_sensor_params(alg) -> None:
-    keys = sensor_keys()
-    titles = sensor_titles()
-    alg.addParameter(QgsProcessingParameterEnum("SENSOR", alg.tr("Multispectral sensor"),
-                                                [f"{titles[k]} ({k})" for k in keys],
-                                                defaultValue=keys.index(DEFAULT_SENSOR)))
+    P.add_sensor(alg)
     alg.addParameter(QgsProcessingParameterFile(
         "SRF_FILE", alg.tr("Custom spectral response CSV (overrides SENSOR)"), extension="csv", optional=True))
     alg.addParameter(QgsProcessingParameterString(
@@ -43,8 +37,7 @@ def sensor_args(alg, parameters, context) -> dict:
     srf = alg.parameterAsFile(parameters, "SRF_FILE", context) or None
     bands = alg.parameterAsString(parameters, "SENSOR_BANDS", context) or None
     wl = alg.parameterAsString(parameters, "WAVELENGTHS", context) or None
-    sensor = sensor_keys()[alg.parameterAsEnum(parameters, "SENSOR", context)]
-    return {"sensor": sensor, "srf_file": srf,
+    return {"sensor": P.sensor_value(alg, parameters, context), "srf_file": srf,
             "bands": bands, "wavelengths": wl}
 
 
@@ -65,8 +58,7 @@ class SimulateAlgorithm(HsiAlgorithm):
             "REFERENCE", self.tr("High-resolution hyperspectral reference (HR-HSI)")))
         self.addParameter(QgsProcessingParameterNumber("RATIO", self.tr("Resolution ratio (integer >= 2)"),
                                                        NUMBER_INTEGER, 4, False, 2))
-        self.addParameter(QgsProcessingParameterEnum("PSF", self.tr("Point spread function"), PSF_LABELS,
-                                                     defaultValue=0))
+        P.add_choice(self, "PSF", "Point spread function", PSF_CHOICES, "gaussian")
         self.addParameter(QgsProcessingParameterNumber(
             "PSF_FWHM", self.tr("Gaussian FWHM in HR pixels (0 = RATIO)"), NUMBER_DOUBLE, 0.0, True, 0.0))
         self.addParameter(QgsProcessingParameterNumber(
@@ -83,6 +75,12 @@ class SimulateAlgorithm(HsiAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_HSI", self.tr("Simulated LR-HSI")))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_MSI", self.tr("Simulated HR-MSI")))
 
+    def cross_check(self, parameters, context):
+        kind = P.choice_value(self, parameters, "PSF", context, PSF_CHOICES)
+        if kind == "kernel" and not self.parameterAsFile(parameters, "PSF_FILE", context):
+            return "the PSF 'Kernel file' needs a PSF kernel file"
+        return None
+
     def _ratio(self, parameters, context):
         raw = parameters.get("RATIO")
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
@@ -90,7 +88,7 @@ class SimulateAlgorithm(HsiAlgorithm):
         return self.parameterAsInt(parameters, "RATIO", context)
 
     def execute(self, parameters, context, feedback):
-        kind = PSF_KINDS[self.parameterAsEnum(parameters, "PSF", context)]
+        kind = P.choice_value(self, parameters, "PSF", context, PSF_CHOICES)
         fwhm = _optional_number(self, parameters, "PSF_FWHM", context)
         psf = {"kind": kind}
         if kind == "gaussian" and fwhm:

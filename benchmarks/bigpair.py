@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SAMPLE, SEED, log, register_package  # noqa: E402
+from common import SAMPLE, SEED, log, register_package
 
 REFERENCE_BLOCK = SAMPLE / "enmap_potsdam_reference.tif"
 PERIOD = 1024

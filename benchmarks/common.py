@@ -1,5 +1,8 @@
-"""Shared helpers of the benchmark scripts: package import, machine description, child processes,
-result files and Markdown tables. Standard library + numpy/GDAL only (no QGIS)."""
+"""Shared helpers of the benchmark scripts.
+
+Package import, machine description, child processes, result files and Markdown tables. Standard library +
+numpy/GDAL only (no QGIS).
+"""
 from __future__ import annotations
 
 import copy
@@ -22,16 +25,6 @@ DEFAULT_WORK = Path(os.environ.get("HSIF_BENCH_WORK", "/tmp/hsifusion-bench"))
 PYTHON = sys.executable
 SEED = 0
 
-CLASSICAL = ["gsa", "glp", "sfim", "cnmf"]
-NETWORKS = ["amsfnet", "cofusion", "ssjcn", "uds2c2", "umsft"]
-SUPERVISED = ["amsfnet", "cofusion", "ssjcn"]
-# Quick mode: small iteration budgets and the light variants so the whole run stays short on 2 cores.
-QUICK_ITERATIONS = 50
-# Network budgets of a run without --quick: "sample" = engine.methods.network.SAMPLE_BUDGETS (small CPU
-# budgets that beat bicubic on the bundled sample, tested), "default" = each network's own default
-# (DEFAULT_ITERATIONS, full-width variants: hours on a 2-core CPU). Set by the scripts' --budget.
-NETWORK_BUDGET = {"mode": "sample"}
-LITE = {"cofusion": {"lite": True}, "umsft": {"lite": True}}
 
 
 def register_package():
@@ -40,6 +33,22 @@ def register_package():
     from repo_package import register_package as register
 
     return register()
+
+
+register_package()
+from hsifusion.models import catalogue  # noqa: E402  (torch-free: the network list and kinds)
+
+CLASSICAL = ["gsa", "glp", "sfim", "cnmf"]
+NETWORKS = list(catalogue.network_ids())
+SUPERVISED = list(catalogue.network_ids(catalogue.SUPERVISED))
+PER_TILE = list(catalogue.network_ids(catalogue.PER_TILE))  # optimised on every tile: slow per tile
+# Quick mode: small iteration budgets and the light variants so the whole run stays short on 2 cores.
+QUICK_ITERATIONS = 50
+# Network budgets of a run without --quick: "sample" = the catalogue's sample_budget (small CPU budgets
+# that beat bicubic on the bundled sample, tested), "default" = each network's own default (the
+# catalogue's iterations, full-width variants: hours on a 2-core CPU). Set by the scripts' --budget.
+NETWORK_BUDGET = {"mode": "sample"}
+LITE = [e.id for e in catalogue.NETWORKS if e.lite]
 
 
 def available_methods() -> List[str]:
@@ -60,18 +69,15 @@ def method_params(method: str, quick: bool, device: str = "cpu", iterations: Opt
         return {}
     p: Dict = {"device": device, "seed": SEED}
     if not quick and not iterations and NETWORK_BUDGET["mode"] == "sample":
-        register_package()
-        from hsifusion.engine.methods.network import SAMPLE_BUDGETS
-
-        return {**p, **copy.deepcopy(SAMPLE_BUDGETS[method])}
+        return {**p, **copy.deepcopy(catalogue.entry(method).sample_budget)}
     if quick or iterations:
         p["iterations"] = int(iterations or QUICK_ITERATIONS)
     if quick and method in LITE:
-        p["hyper"] = dict(LITE[method])
-    if quick and method == "umsft":
+        p["lite"] = True
+    if quick and method in PER_TILE:
         # The spec's default init_steps (500 per degradation-operator stage, x3) would otherwise dwarf the
         # iteration budget: quick mode shortens them to the same budget.
-        p["hyper"]["init_steps"] = int(iterations or QUICK_ITERATIONS)
+        p["hyper"] = {"init_steps": int(iterations or QUICK_ITERATIONS)}
     return p
 
 
@@ -81,7 +87,8 @@ def label(method: str, params: Optional[Dict] = None) -> str:
     if method in NETWORKS:
         p = params or {}
         h = p.get("hyper") or {}
-        extra = (", lite" if h.get("lite") else "") + (f", init {h['init_steps']}" if "init_steps" in h else "")
+        lite = p.get("lite") or h.get("lite")
+        extra = (", lite" if lite else "") + (f", init {h['init_steps']}" if "init_steps" in h else "")
         its = p.get("iterations")
         return f"{method} ({its if its else 'default'} it{extra})"
     return method
@@ -135,7 +142,8 @@ def run_child(args: Sequence[str], timeout: Optional[float] = None, env: Optiona
     """Run ``python benchmarks/job.py ARGS`` in a fresh process; return the JSON of its last line.
 
     The child reports its own peak RSS (VmHWM of /proc/self/status), so each method's memory is its
-    own. On failure the dict holds ``error``."""
+    own. On failure the dict holds ``error``.
+    """
     cmd = [PYTHON, str(BENCH / "job.py"), *map(str, args)]
     # Every job starts with no dirty pages of an earlier job's output left for the kernel to write back
     # (that writeback ran during the next job and slowed its writes 2-3x, whichever job came next).
@@ -182,8 +190,11 @@ MARK_DB = 3.0  # the training benchmarks' mark: bicubic + 3 dB
 
 
 def psnr_good_bands(ref, est, valid, good) -> float:
-    """Mean over good bands of 10 log10(peak² / MSE) on valid pixels, peak = the reference band's max
-    (engine.metrics' definition; tests/benchmarks/test_device_speed.py checks it against that module)."""
+    """Mean PSNR over good bands on valid pixels, as engine.metrics defines it.
+
+    10 log10(peak² / MSE) per band, peak = the reference band's max (tests/benchmarks/test_device_speed.py
+    checks it against that module).
+    """
     import numpy as np
 
     x, y = ref[good][:, valid].astype(np.float64), est[good][:, valid].astype(np.float64)
@@ -203,10 +214,13 @@ def curve_summary(points: List, bicubic: float) -> Dict:
 
 
 def training_probe(method, iterations: int, every: int, evaluate, sync=None):
-    """A feedback for ``NetworkMethod.fit`` that times training alone: every ``every`` steps (and the
-    last) the clock is paused (after ``sync()``, for queued device work), ``evaluate()`` runs with the
-    model in eval mode and no grad, and ``(step, training seconds, value)`` joins ``probe.points``.
-    Relies on fit calling ``setProgress`` once per training step while the model is in train mode."""
+    """A feedback for ``NetworkMethod.fit`` that times training alone.
+
+    Every ``every`` steps (and the last) the clock is paused (after ``sync()``, for queued device work),
+    ``evaluate()`` runs with the model in eval mode and no grad, and ``(step, training seconds, value)`` joins
+    ``probe.points``. Relies on fit calling ``setProgress`` once per training step while the model is in train
+    mode.
+    """
     register_package()
     import torch
 

@@ -1,8 +1,10 @@
-"""Network speed on one device (a GPU where there is one): inference Mpx/s per tile size, the tile size
-that maximises it, peak device memory, and scene-adaptive training time to bicubic + 3 dB.
+"""Network speed on one device (a GPU where there is one).
+
+Inference Mpx/s per tile size, the tile size that maximises it, peak device memory, and scene-adaptive
+training time to bicubic + 3 dB.
 
     python benchmarks/device_speed.py [--device auto|cuda|cpu] [--tiles 128,256,512,1024]
-                                      [--nets ssjcn,cofusion,...] [--quick] [--sample-npz FILE]
+                                      [--nets ID,ID,...] [--quick] [--sample-npz FILE]
     python benchmarks/device_speed.py --export-npz FILE     # the bundled sample as arrays (needs GDAL)
 
 Why a script of its own: the GPU machine lent to some sessions has torch but no GDAL. Everything here
@@ -14,15 +16,15 @@ command on the CPU gives the CPU row, so both come from one protocol.
 1. **Time to bicubic + 3 dB** (supervised nets, as ``benchmarks/training_speed.py``): ``NetworkMethod.fit``
    on the sample with the engine's default iterations (``--quick``: 60), the training clock paused every
    ``--every`` steps to apply the current weights to the whole sample (one tile with the mirrored
-   context the tile loop gives a small raster: tested equal to the tile loop) and compute PSNR against the real reference
-   (per good band, peak = band max over valid pixels). Device work is synchronised before each reading.
+   context the tile loop gives a small raster: tested equal to the tile loop) and compute PSNR against the
+   real reference (per good band, peak = band max over valid pixels). Device work is synchronised before each reading.
 2. **Inference per tile size**: the sample mirror-tiled to a ``T``² HR tile (its LR tile ``T/r``); one
    warm-up call, then the median of ``--repeats`` calls of ``apply`` (host -> device -> host included,
    as in the tile loop). Mpx/s counts the tile's *core*: ``T - 2 x margin`` a side, what an interior tile
    of the tile loop delivers. Supervised nets use the weights from step 1 (or a short fit when step 1
    did not run them); UDS2C2 is fitted on the sample first; UMSFT optimises every tile (10 + 10 steps,
-   as benchmarks/throughput.py; no warm-up call for it; on a CPU the smallest tile only). On GPU out-of-memory the row says so and larger
-   tiles are skipped.
+   as benchmarks/throughput.py; no warm-up call for it; on a CPU the smallest tile only). On GPU
+   out-of-memory the row says so and larger tiles are skipped.
 
 Writes ``benchmarks/results/device_speed_<device type>.json``; ``run_all.py`` assembles every such file.
 """
@@ -39,17 +41,36 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (MARK_DB, SAMPLE, SEED, SUPERVISED, curve_summary, fmt, log, machine_info,  # noqa: E402
-                    load_result, md_table, psnr_good_bands, register_package, save_result, training_probe)
+from common import (
+    MARK_DB,
+    NETWORKS,
+    PER_TILE,
+    SAMPLE,
+    SEED,
+    SUPERVISED,
+    catalogue,
+    curve_summary,
+    fmt,
+    load_result,
+    log,
+    machine_info,
+    md_table,
+    psnr_good_bands,
+    register_package,
+    save_result,
+    training_probe,
+)
 
-NETS = ["ssjcn", "cofusion", "amsfnet", "uds2c2", "umsft"]
-UMSFT_STEPS = 10   # per-tile optimisation steps (main loop and each init step) in the inference sweep
+PER_TILE_STEPS = 10   # per-tile nets: optimisation steps (main loop and each init step) in the inference sweep
 
 
 # ------------------------------------------------------------------------------------------ data
 def load_sample(npz: Optional[str] = None) -> Dict:
-    """The bundled sample as arrays: lr (C,h,w), msi (c,H,W), ref (C,H,W), good bands, valid pixels,
-    wavelengths/FWHM of both sides. From GDAL when it is there, else from ``npz`` (``--export-npz``)."""
+    """The bundled sample as arrays.
+
+    ``lr`` (C,h,w), msi (c,H,W), ref (C,H,W), good bands, valid pixels, wavelengths/FWHM of both sides. From
+    GDAL when it is there, else from ``npz`` (``--export-npz``).
+    """
     if npz:
         with np.load(npz) as f:
             return {k: f[k] for k in f.files}
@@ -72,8 +93,10 @@ def load_sample(npz: Optional[str] = None) -> Dict:
 
 
 def fill_invalid(arr: np.ndarray, valid: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """As the engine reads a window (engine.scene.fill_invalid): invalid pixels take the band's mean
-    over the valid ones, whole bad bands 0."""
+    """As the engine reads a window (engine.scene.fill_invalid).
+
+    Invalid pixels take the band's mean over the valid ones, whole bad bands 0.
+    """
     out = arr.copy()
     if not valid.all():
         means = arr[:, valid].mean(axis=1) if valid.any() else np.zeros(len(arr))
@@ -124,9 +147,11 @@ def edge_context(method, ratio: int) -> int:
 
 
 def apply_whole(method, scene: ArrayScene) -> np.ndarray:
-    """The method on the whole sample as one tile, as the tile loop runs a raster smaller than a tile:
-    mirrored context of :func:`edge_context` around it (padded further at the bottom/right only if the
-    method's size rule asks for it), then cropped back."""
+    """The method on the whole sample as one tile, as the tile loop runs a raster smaller than a tile.
+
+    Mirrored context of :func:`edge_context` around it (padded further at the bottom/right only if the
+    method's size rule asks for it), then cropped back.
+    """
     r = scene.ratio
     m = edge_context(method, r) // r  # LR px
     lr = np.pad(scene.lr, ((0, 0), (m, m), (m, m)), mode="symmetric")
@@ -153,7 +178,7 @@ def train_to_mark(net: str, s: Dict, scene: ArrayScene, device: str, iterations:
 
     from hsifusion.engine.methods import get_method
 
-    method = get_method(net, device=device, seed=SEED, iterations=iterations)
+    method = get_method(net, device=device, seed=SEED, iterations=iterations, base="none")  # the network alone
     probe = training_probe(
         method, iterations, every,
         lambda: psnr_good_bands(s["ref"], apply_whole(method, scene), s["ref_valid"], s["ref_good"]),
@@ -167,9 +192,9 @@ def fitted_method(net: str, scene: ArrayScene, device: str, quick: bool):
     """A method ready to ``apply``: a short fit (speed, not quality) for nets step 1 did not train."""
     from hsifusion.engine.methods import get_method
 
-    params: Dict = {"device": device, "seed": SEED, "iterations": 20 if quick else 60}
-    if net == "umsft":
-        params.update(iterations=UMSFT_STEPS, hyper={"init_steps": UMSFT_STEPS})
+    params: Dict = {"device": device, "seed": SEED, "iterations": 20 if quick else 60, "base": "none"}
+    if net in PER_TILE:
+        params.update(iterations=PER_TILE_STEPS, hyper={"init_steps": PER_TILE_STEPS})
     method = get_method(net, **params)
     method.fit(scene, None)
     return method
@@ -196,7 +221,7 @@ def sweep(method, s: Dict, scene: ArrayScene, tiles: Sequence[int], repeats: int
         if dev is not None and dev.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(dev)
-        warm = 0 if method.name == "umsft" else 1  # UMSFT's 40 optimisation steps per call warm up by themselves
+        warm = 0 if method.name in PER_TILE else 1  # a per-tile net's 40 steps per call warm up by themselves
         try:
             times = []
             for k in range(repeats + warm):  # a first call warms up (kernels, allocator)
@@ -227,13 +252,13 @@ def run(device: str, nets: Sequence[str], tiles: Sequence[int], quick: bool, rep
 
     from hsifusion.engine.device import resolve_device
     from hsifusion.engine.methods import get_method
-    from hsifusion.engine.methods.network import DEFAULT_ITERATIONS
 
     dev, why = resolve_device(device)
     s = load_sample(npz)
     ratio = s["msi"].shape[1] // s["lr"].shape[1]
     scene = ArrayScene(s, ratio)
-    bicubic = psnr_good_bands(s["ref"], apply_whole(get_method("upsample", mode="bicubic"), scene), s["ref_valid"], s["ref_good"])
+    bicubic = psnr_good_bands(s["ref"], apply_whole(get_method("upsample", mode="bicubic"), scene), s["ref_valid"],
+                              s["ref_good"])
     info = machine_info()
     if dev.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(dev)
@@ -243,15 +268,15 @@ def run(device: str, nets: Sequence[str], tiles: Sequence[int], quick: bool, rep
     log(f"device speed on {dev} ({why}); bicubic {bicubic:.2f} dB")
     methods = {}
     for n in [n for n in nets if n in SUPERVISED]:
-        its = 60 if quick else DEFAULT_ITERATIONS.get(n, 300)
+        its = 60 if quick else catalogue.entry(n).iterations
         log(f"{n}: training to bicubic + {MARK_DB} dB ({its} iterations, PSNR every {every})")
         methods[n], row = train_to_mark(n, s, scene, str(dev), its, every, bicubic)
         res["training"].append(row)
         log(f"  -> {row['seconds_to_mark']} s to mark, final {row['final_psnr']:.2f} dB")
     for n in nets:
         method = methods.get(n) or fitted_method(n, scene, str(dev), quick)
-        # UMSFT optimises every tile: on a CPU one 512² tile takes ~20 min, so only the smallest is run there
-        its_tiles = tiles[:1] if n == "umsft" and dev.type == "cpu" else tiles
+        # A per-tile net optimises every tile (UMSFT: ~20 min for one 512² tile on a CPU): smallest tile only there
+        its_tiles = tiles[:1] if n in PER_TILE and dev.type == "cpu" else tiles
         log(f"{n}: inference sweep {list(its_tiles)}")
         res["inference"].append({"net": n, "rows": sweep(method, s, scene, its_tiles, repeats)})
         del method
@@ -270,7 +295,8 @@ def markdown(res: Dict) -> str:
     where = (f"{mi.get('device_name')} ({mi.get('device_memory_gib')} GiB)" if res["device"] == "cuda"
              else f"CPU: {mi.get('cpu')}, {mi.get('torch_threads', '?')} torch threads")
     ran = res.get("ran") or {}
-    out = [f"**{where}** — `{ran.get('command', '?')}`, {ran.get('finished', mi.get('date'))}; bicubic on the sample {res['bicubic_psnr']:.2f} dB "
+    out = [f"**{where}** — `{ran.get('command', '?')}`, {ran.get('finished', mi.get('date'))}; "
+           f"bicubic on the sample {res['bicubic_psnr']:.2f} dB "
            f"(whole-sample protocol of this script).\n"]
     rows = []
     for r in res["training"]:
@@ -305,7 +331,7 @@ def export_npz(path: str) -> None:
 def main(argv=None) -> Optional[Dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--nets", default=",".join(NETS))
+    ap.add_argument("--nets", default=",".join(NETWORKS))
     ap.add_argument("--tiles", help="HR tile sides (default: GPU 128,256,512,1024,2048; CPU 256,512)")
     ap.add_argument("--quick", action="store_true", help="60 training iterations instead of the defaults")
     ap.add_argument("--repeats", type=int, default=3)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import register_package  # noqa: E402
+from common import register_package
 
 
 def _status_mib(key: str) -> float:
@@ -42,9 +42,11 @@ def rss_mib() -> float:
 
 
 def peak_mib() -> float:
-    """Peak RSS of this process image: /proc/self/status VmHWM. (``getrusage(RUSAGE_SELF).ru_maxrss``
-    is only the fallback: Linux carries the parent's high-water mark over ``exec``, so a child started
-    by a big parent would report the parent's size.)"""
+    """Peak RSS of this process image: /proc/self/status VmHWM.
+
+    (``getrusage(RUSAGE_SELF).ru_maxrss`` is only the fallback: Linux carries the parent's high-water mark
+    over ``exec``, so a child started by a big parent would report the parent's size.)
+    """
     peak = _status_mib("VmHWM")
     return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -70,8 +72,8 @@ class Phases:
 def cmd_fuse(a) -> dict:
     register_package()
     # Libraries imported up front: their import (~1.5 s for scipy) is a per-process constant, not fit time.
-    import scipy.linalg  # noqa: F401
-    import scipy.ndimage  # noqa: F401
+    import scipy.linalg
+    import scipy.ndimage
     import scipy.optimize  # noqa: F401
     import torch  # noqa: F401
 

@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/memory.py [--quick] [--sizes 1024,4096] [--work DIR] [--methods ...]
 
 Every (method, size) is a fresh process (benchmarks/job.py) that reports its own peak RSS
-(VmHWM of /proc/self/status, not ru_maxrss, which Linux inherits across exec from a large parent; all threads, GDAL's block cache included). Each is run twice:
+(VmHWM of /proc/self/status, not ru_maxrss, which Linux inherits across exec from a large parent; all
+threads, GDAL's block cache included). Each is run twice:
 with GDAL's default block cache (GDAL_CACHEMAX = 5 % of RAM unless the environment sets it) and with
 GDAL_CACHEMAX=256 (MiB), the cap the ``hsifusion`` CLI sets unless the user set one.
 Pairs: benchmarks/bigpair.py (sizes above 2048 repeat the simulated 2048² pair in VRTs).
@@ -17,9 +18,20 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORKS, SEED, available_methods, fmt, label, log, md_table,  # noqa: E402
-                    method_params, run_child, save_result)
-from bigpair import build_pair  # noqa: E402
+from bigpair import build_pair
+from common import (
+    DEFAULT_WORK,
+    NETWORKS,
+    SEED,
+    available_methods,
+    fmt,
+    label,
+    log,
+    md_table,
+    method_params,
+    run_child,
+    save_result,
+)
 
 CACHES = (None, 256)  # GDAL's default (5 % of RAM) and the CLI's cap (engine/cli.py: cap_gdal_cache)
 
@@ -32,7 +44,8 @@ def run(quick: bool, work: Path, sizes: List[int], methods: List[str], tile: int
     rows = []
     for m in ["io"] + methods:
         for cache in CACHES:
-            row = {"method": m, "cache": cache, "label": "I/O limit" if m == "io" else label(m, method_params(m, quick))}
+            row = {"method": m, "cache": cache,
+                   "label": "I/O limit" if m == "io" else label(m, method_params(m, quick))}
             for s in sizes:
                 p = pairs[s]
                 args = ["--hsi", p["hsi"], "--msi", p["msi"], "--out", out, "--tile", tile]

@@ -20,9 +20,23 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORK_BUDGET, NETWORKS, ROOT, SEED, available_methods, fmt, label, log,  # noqa: E402
-                    md_table, method_params, register_package, save_result)
-from scenes import scenes  # noqa: E402
+from common import (
+    DEFAULT_WORK,
+    NETWORK_BUDGET,
+    NETWORKS,
+    ROOT,
+    SEED,
+    available_methods,
+    fmt,
+    label,
+    load_result,
+    log,
+    md_table,
+    method_params,
+    register_package,
+    save_result,
+)
+from scenes import scenes
 
 PLOT = ROOT / "docs" / "benchmarks_psnr_time.png"
 METRICS = ("PSNR", "SSIM", "SAM", "ERGAS", "Q2N")
@@ -49,8 +63,8 @@ def make_pair(scene: Dict, ratio: int, work: Path):
 def warm_up(work: Path) -> None:
     """Import everything once (torch, scipy, GDAL drivers) so the first timed method pays no imports."""
     register_package()
-    from hsifusion.engine import api
     from common import SAMPLE
+    from hsifusion.engine import api
 
     out = work / "warmup.tif"
     for m in ("upsample", "gsa"):
@@ -61,10 +75,52 @@ def warm_up(work: Path) -> None:
 QUICK_NET_CASES = {("enmap_128x64", 4)}
 
 
-def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases: bool = False) -> Dict:
-    register_package()
+def fuse_and_assess(row: Dict, hsi: str, msi: str, reference: str, ratio: int, method: str, params: Dict,
+                    out: Path) -> Dict:
+    """``row`` plus seconds (the fuse call), iterations and METRICS against ``reference``, or ``error``:
+    a failing method is a row, not a crash. The output is deleted afterwards. ``method`` "auto" runs
+    ``api.fuse_auto`` (``params`` are its keyword arguments) and records the method it chose."""
     from hsifusion.engine import api
+
+    try:
+        t0 = time.perf_counter()
+        if method == "auto":
+            res = api.fuse_auto(hsi, msi, str(out), **params)
+            row["chosen"] = res["CHOSEN"]
+        else:
+            res = api.fuse(hsi, msi, str(out), method, params)
+        row["seconds"] = time.perf_counter() - t0
+        row["iterations"] = res.get("iterations")
+        a = api.assess(reference, str(out), ratio)
+        row.update({k: float(a[k]) for k in METRICS})
+    except Exception as exc:  # noqa: BLE001
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    finally:
+        if out.exists():
+            out.unlink()
+    return row
+
+
+def merged(new: Dict) -> Dict:
+    """The previous results/quality.json with this run's rows in place of its rows of the same scene,
+    ratio and method (each row keeps its own figures; ``remeasured`` names this run's methods)."""
+    old = load_result("quality")
+    if not old:
+        return new
+    key = lambda r: (r["scene"], r["ratio"], r["method"])  # noqa: E731
+    fresh = {key(r): r for r in new["rows"]}
+    rows = [fresh.pop(key(r), r) for r in old["rows"]] + list(fresh.values())
+    return {**old, "rows": rows, "methods": list(dict.fromkeys(old["methods"] + new["methods"])),
+            "remeasured": {"methods": new["methods"], "quick": new["quick"]}}
+
+
+def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases: bool = False,
+        merge: bool = False) -> Dict:
+    register_package()
     import torch
+
+    from hsifusion.engine import api
 
     torch.manual_seed(SEED)
     work = work / "quality"
@@ -86,22 +142,11 @@ def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases
                 row = {"scene": sc["key"], "title": sc["title"], "ratio": r, "method": m, "label": label(m, params),
                        "params": params, "pair": how, "sensor": sc["sensor"]}
                 log(f"quality: {sc['key']} x{r} {m}")
-                try:
-                    t0 = time.perf_counter()
-                    res = api.fuse(hsi, msi, str(out), m, params)
-                    row["seconds"] = time.perf_counter() - t0
-                    row["iterations"] = res.get("iterations")
-                    a = api.assess(sc["reference"], str(out), r)
-                    row.update({k: float(a[k]) for k in METRICS})
-                except Exception as exc:  # noqa: BLE001 - a failing method is a row, not a crash
-                    row["error"] = f"{type(exc).__name__}: {exc}"
-                    traceback.print_exc()
-                finally:
-                    if out.exists():
-                        out.unlink()
-                rows.append(row)
+                rows.append(fuse_and_assess(row, hsi, msi, sc["reference"], r, m, params, out))
     data = {"quick": quick, "rows": rows, "methods": methods,
             "network_cases": "all" if (all_cases or not quick) else sorted(QUICK_NET_CASES)}
+    if merge:
+        data = merged(data)
     save_result("quality", data)
     plot(data)
     return data
@@ -167,13 +212,19 @@ def markdown(data: Dict) -> str:
         for sc, ratio in cases:
             base = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, "upsample")
                          and "PSNR" in r), None)
-            me = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, m) and "PSNR" in r), None)
+            me = next((r for r in rows if (r["scene"], r["ratio"], r["method"]) == (sc, ratio, m)
+                       and "PSNR" in r), None)
             if base and me:
                 gains.append(me["PSNR"] - base["PSNR"])
                 times.append(me["seconds"])
         if gains:
             lab = next(r["label"] for r in rows if r["method"] == m)
-            summ.append([lab, len(gains), fmt(sum(gains) / len(gains)), fmt(min(gains)), fmt(sum(times) / len(times), 1)])
+            summ.append([lab, len(gains), fmt(sum(gains) / len(gains)), fmt(min(gains)),
+                         fmt(sum(times) / len(times), 1)])
+    if data.get("remeasured"):
+        out.insert(0, f"Rows of {', '.join(data['remeasured']['methods'])} re-measured by the command named at the "
+                      "end of this section (`--merge`); the other rows are from the run before it (git history of "
+                      "benchmarks/results/quality.json).\n")
     if data.get("network_cases") != "all":
         out.insert(0, "Quick mode: the networks ran on the bundled sample x4 only (`--all-cases` runs them "
                       "everywhere; the full run does).\n")
@@ -192,10 +243,12 @@ def main(argv=None) -> Dict:
     ap.add_argument("--scenes", help="comma-separated scene keys (enmap_128x64, enmap_64x128, samson, paris)")
     ap.add_argument("--budget", choices=("sample", "default"), default="sample",
                     help="network budgets without --quick (see common.NETWORK_BUDGET)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the previous results' other rows (e.g. rerun only the classical methods)")
     a = ap.parse_args(argv)
     NETWORK_BUDGET["mode"] = a.budget
     methods = a.methods.split(",") if a.methods else available_methods()
-    data = run(a.quick, a.work, methods, a.scenes.split(",") if a.scenes else None, a.all_cases)
+    data = run(a.quick, a.work, methods, a.scenes.split(",") if a.scenes else None, a.all_cases, a.merge)
     print(markdown(data))
     return data
 

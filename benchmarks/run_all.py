@@ -1,10 +1,11 @@
 """Run every benchmark and write docs/benchmarks.md (one command).
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--work DIR]
-                                           [--only quality,throughput,memory,training,device] [--assemble-only]
+                                           [--only quality,real_pairs,throughput,memory,training,device]
+                                           [--assemble-only]
 
 Runs, one after the other (never two measurements at once): benchmarks/quality.py,
-benchmarks/throughput.py, benchmarks/memory.py, benchmarks/training_speed.py and
+benchmarks/real_pairs.py, benchmarks/throughput.py, benchmarks/memory.py, benchmarks/training_speed.py and
 benchmarks/device_speed.py (on the GPU when torch sees one, else the CPU). Each writes
 benchmarks/results/<name>.json; this script then assembles docs/benchmarks.md from those files with
 the machine, the date, the command and the seeds. ``--assemble-only`` rebuilds the Markdown from
@@ -19,11 +20,24 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORK_BUDGET, QUICK_ITERATIONS, ROOT, SEED, command_line, fmt,  # noqa: E402
-                    load_result, log, machine_info, save_result)
+from common import (
+    DEFAULT_WORK,
+    LITE,
+    NETWORK_BUDGET,
+    QUICK_ITERATIONS,
+    ROOT,
+    SEED,
+    command_line,
+    fmt,
+    load_result,
+    log,
+    machine_info,
+    save_result,
+)
 
 DOC = ROOT / "docs" / "benchmarks.md"
-PARTS = ("quality", "throughput", "memory", "training", "device")
+PARTS = ("quality", "real_pairs", "throughput", "memory", "training", "device")
+REAL_PAIR_NETWORK_SECONDS = 60  # cap of each network's run on a real pair (full mode; quick mode: none)
 
 
 def _section_timing(name: str, fn, *args) -> float:
@@ -59,10 +73,11 @@ def gpu_line() -> str:
 
 
 def assemble(meta: dict) -> str:
-    import quality
-    import throughput
     import device_speed
     import memory
+    import quality
+    import real_pairs
+    import throughput
     import training_speed
 
     q, t, m, tr = (load_result(n) for n in ("quality", "throughput", "memory", "training_speed"))
@@ -74,23 +89,24 @@ def assemble(meta: dict) -> str:
         ("> **Quick mode** (`--quick`): networks with small iteration budgets and light variants, smaller "
          "rasters. The numbers show the shape of the results, not the final figures; the full run is "
          "`.venv/bin/python benchmarks/run_all.py` (no flag).\n" if quick else ""),
-        f"- **Command**: `{meta['command']}` (from the repository root; {fmt(meta.get('total_seconds', 0) / 60, 1)} min)",
+        f"- **Command**: `{meta['command']}` (from the repository root; "
+        f"{fmt(meta.get('total_seconds', 0) / 60, 1)} min)",
         f"- **Date**: {mi['date']}",
         f"- **Machine**: {mi.get('cpu', '?')}, {mi.get('cores')} cores, {mi.get('ram_gib')} GiB RAM; "
         f"load average at start {', '.join(f'{v:.1f}' for v in mi.get('loadavg', []))}"
         + (" (the machine was busy: absolute times are pessimistic, ratios measured in the same run are the "
            "meaningful figures)" if (mi.get("loadavg") or [0])[0] > 1.5 else ""),
         "- **Sections** may come from separate invocations (`--only`); each says below which command produced "
-        "it and when. `.venv/bin/python benchmarks/run_all.py` with no flag runs all five in one go.",
+        "it and when. `.venv/bin/python benchmarks/run_all.py` with no flag runs all six in one go.",
         f"- **Software**: Python {mi.get('python')}, torch {mi.get('torch')} ({mi.get('torch_threads')} threads), "
         f"GDAL {mi.get('gdal')} (block cache GDAL_CACHEMAX = {mi.get('gdal_cachemax_mib')} MiB), "
         f"numpy {mi.get('numpy')}; {mi.get('platform')}",
         f"- **GPU**: {gpu_line()}",
         f"- **Seeds**: every method and simulation uses seed {SEED}; simulations are noise-free. "
-        + (f"Quick mode: networks {QUICK_ITERATIONS} iterations, CoFusion and UMSFT lite." if quick else
+        + (f"Quick mode: networks {QUICK_ITERATIONS} iterations, lite variants ({', '.join(LITE)})." if quick else
            ("Networks: the engine's default iterations and full variants." if meta.get("budget") == "default"
-            else "Networks: `SAMPLE_BUDGETS` (engine/methods/network.py) — the small CPU budgets at which each "
-                 "network beats bicubic on the bundled sample (tested) — on every scene and ratio.")),
+            else "Networks: the catalogue's `sample_budget` (models/catalogue.py) — the small CPU budgets at which "
+                 "each network beats bicubic on the bundled sample (tested) — on every scene and ratio.")),
         "- Raw results: `benchmarks/results/*.json`; scripts: `benchmarks/` (each runs alone, `--help`).",
         "",
         "## Quality (Wald protocol, real scenes)",
@@ -106,7 +122,10 @@ def assemble(meta: dict) -> str:
                   "on the CPU, training/optimisation included.", ""]
     else:
         lines += ["Not run.", ""]
-    lines += [_ran("quality"), "## Throughput against the I/O limit", ""]
+    lines += [_ran("quality"), "## Real pairs (two sensors, not cross-calibrated)", ""]
+    rp = load_result("real_pairs")
+    lines += [real_pairs.INTRO, "", real_pairs.markdown(rp), ""] if rp else ["Not run.", ""]
+    lines += [_ran("real_pairs"), "## Throughput against the I/O limit", ""]
     lines += [throughput.markdown(t), ""] if t else ["Not run.", ""]
     lines += [_ran("throughput"), "## Peak memory at two output sizes", ""]
     lines += [memory.markdown(m), ""] if m else ["Not run.", ""]
@@ -134,7 +153,7 @@ def main(argv=None) -> None:
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--assemble-only", action="store_true")
     ap.add_argument("--budget", choices=("sample", "default"), default="sample",
-                    help="network budgets without --quick: 'sample' = the tested SAMPLE_BUDGETS (minutes), "
+                    help="network budgets without --quick: 'sample' = the catalogue's tested sample_budget (minutes), "
                          "'default' = each network's default (hours on 2 CPU cores)")
     a = ap.parse_args(argv)
     NETWORK_BUDGET["mode"] = a.budget
@@ -146,23 +165,26 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         q = ["--quick"] if a.quick else []
         w = ["--work", str(a.work)]
-        import quality
-        import throughput
         import device_speed
         import memory
+        import quality
+        import real_pairs
+        import throughput
         import training_speed
 
         times = {}
         if "quality" in parts:
             times["quality"] = _section_timing("quality", quality.main, q + w + ["--budget", a.budget])
+        if "real_pairs" in parts:
+            nets = [] if a.quick else ["--networks", "--max-seconds", str(REAL_PAIR_NETWORK_SECONDS)]
+            times["real_pairs"] = _section_timing("real_pairs", real_pairs.main, w + nets)
         if "throughput" in parts:
             times["throughput"] = _section_timing("throughput", throughput.main, q + w)
         if "memory" in parts:
             times["memory"] = _section_timing("memory", memory.main, q + w)
         if "training" in parts:
-            # quick: two nets (CoFusion lite, SSJCN); full: the three supervised nets
-            times["training"] = _section_timing("training", training_speed.main,
-                                                q + (["--nets", "cofusion,ssjcn"] if a.quick else []))
+            # every supervised net of the catalogue (quick: 60 iterations, lite variants)
+            times["training"] = _section_timing("training", training_speed.main, q)
         if "device" in parts:
             times["device"] = _section_timing("device", device_speed.main, q)
         meta["section_seconds"] = times

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SAMPLE, SHARED, register_package  # noqa: E402
+from common import SAMPLE, SHARED, register_package
 
 ENMAP_BANDS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"]
 

@@ -26,10 +26,27 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (CLASSICAL, DEFAULT_WORK, NETWORKS, SAMPLE, SEED, SUPERVISED,  # noqa: E402
-                    available_methods, fmt, label, load_result, log, md_table, method_params,
-                    register_package, run_child, save_result, time_v)
-from bigpair import build_pair  # noqa: E402
+from bigpair import build_pair
+from common import (
+    CLASSICAL,
+    DEFAULT_WORK,
+    NETWORKS,
+    PER_TILE,
+    SAMPLE,
+    SEED,
+    SUPERVISED,
+    available_methods,
+    fmt,
+    label,
+    load_result,
+    log,
+    md_table,
+    method_params,
+    register_package,
+    run_child,
+    save_result,
+    time_v,
+)
 
 PANSHARPEN = "/usr/bin/gdal_pansharpen.py"
 PAN_BAND = 4  # Sentinel-2A B4 (red, 665 nm) in the 12-band MSI
@@ -127,7 +144,8 @@ def run(quick: bool, work: Path, size: int, methods: List[str], net_size: int, t
             j = run_child(["fuse", *base, "--method", m, "--params", json.dumps(params), "--phases"])
             j["label"] = label(m, params)
             runs[m].append(j)
-            log(f"  {m}: {fmt(j.get('mpx_per_s'), 3)} Mpx/s, peak {fmt(j.get('peak_rss_mib'), 0)} MiB {j.get('error', '')}")
+            log(f"  {m}: {fmt(j.get('mpx_per_s'), 3)} Mpx/s, peak {fmt(j.get('peak_rss_mib'), 0)} MiB "
+                f"{j.get('error', '')}")
     io_runs.append(run_child(["io", *base]))
     for m in plain:  # best of the rounds, as for the I/O limit
         best = dict(fastest(runs[m]) or runs[m][-1])
@@ -159,16 +177,17 @@ def run(quick: bool, work: Path, size: int, methods: List[str], net_size: int, t
         crop = crop_pair(pair, net_size, work)
         cks = train_checkpoints(work, True, [n for n in nets if n in SUPERVISED])
         for n in nets:
-            # UMSFT's per-tile optimisation at 10 iterations (+ 10 init steps): its speed per iteration is what
-            # counts; the quick budget (50 + 50 per 256-px tile, ~8 s a step on 2 cores) would run ~50 min here
-            params = method_params(n, True, iterations=10 if n == "umsft" else None)
+            # A per-tile net's optimisation at 10 iterations (+ 10 init steps): its speed per iteration is what
+            # counts; UMSFT's quick budget (50 + 50 per 256-px tile, ~8 s a step on 2 cores) would run ~50 min
+            params = method_params(n, True, iterations=10 if n in PER_TILE else None)
             if n in cks:
                 params = {"checkpoint": cks[n], "device": "cpu", "seed": SEED,
-                          **({"hyper": params["hyper"]} if "hyper" in params else {})}
+                          **{k: params[k] for k in ("hyper", "lite") if k in params}}
             log(f"throughput: {n} inference on {net_size}²")
             j = run_child(["fuse", "--hsi", crop["hsi"], "--msi", crop["msi"], "--out", out, "--tile", tile,
                            "--method", n, "--params", json.dumps(params), "--phases"])
-            j["label"] = label(n, params) if n not in cks else f"{n} (checkpoint{', lite' if 'hyper' in params else ''})"
+            j["label"] = (label(n, params) if n not in cks
+                          else f"{n} (checkpoint{', lite' if 'hyper' in params else ''})")
             res["networks"].append(j)
             log(f"  -> tile phase {fmt(j.get('tile_mpx_per_s'), 4)} Mpx/s {j.get('error', '')}")
     save_result("throughput", res)
@@ -178,7 +197,8 @@ def run(quick: bool, work: Path, size: int, methods: List[str], net_size: int, t
 def markdown(res: Dict) -> str:
     io = res["io"]
     iom = io.get("mpx_per_s")
-    out = [f"Pair: {res['size']}² HR px x 224 bands output (LR-HSI {res['size'] // 4}² x 224, MSI {res['size']}² x 12), "
+    out = [f"Pair: {res['size']}² HR px x 224 bands output (LR-HSI {res['size'] // 4}² x 224, "
+           f"MSI {res['size']}² x 12), "
            f"{res['pair']['how']}. Tile {res['tile']} px. Each row is a separate process, run one after the "
            f"other after `sync`, in {res.get('rounds', 1)} interleaved rounds (I/O limit, then every method); "
            "each row is its best round (all rounds listed below). Mpx/s = HR output megapixels / wall time of "
@@ -204,7 +224,8 @@ def markdown(res: Dict) -> str:
     for j in res["jobs"]:
         if j.get("all_mpx_per_s"):
             ios += f"; {j.get('label')}: " + ", ".join(fmt(v, 3) for v in j["all_mpx_per_s"])
-    out.append(f"\nAll rounds, Mpx/s — I/O limit (before each round and after the last): {ios}. Best I/O run: read {fmt(io.get('read_seconds'), 1)} s, "
+    out.append(f"\nAll rounds, Mpx/s — I/O limit (before each round and after the last): {ios}. "
+               f"Best I/O run: read {fmt(io.get('read_seconds'), 1)} s, "
                f"write {fmt(io.get('write_seconds'), 1)} s, flush {fmt(io.get('flush_seconds'), 1)} s. "
                "Targets: bicubic ≥ 0.7x, GSA/GLP/SFIM ≥ 0.5x the I/O limit.\n")
     # phases
@@ -227,7 +248,8 @@ def markdown(res: Dict) -> str:
     if nets:
         reused = (f" (rows from the run finished {res['networks_from']}, kept by `--reuse-networks`)"
                   if res.get("networks_from") else "")
-        out.append(f"\n**CPU inference per network**{reused} on a {res['net_size']}² crop of the same pair (tile {res['tile']}, "
+        out.append(f"\n**CPU inference per network**{reused} on a {res['net_size']}² crop of the same pair "
+                   f"(tile {res['tile']}, "
                    "2 torch threads). Supervised nets run from a checkpoint (trained 10 iterations on the sample: "
                    "speed only); UDS2C2's fit (per-pair optimisation on a crop) is excluded; UMSFT optimises "
                    "every tile, so its 'inference' is that optimisation (budget in the row's label).\n")
@@ -267,7 +289,8 @@ def main(argv=None) -> Dict:
     res = run(a.quick, a.work, size, methods, net_size, a.tile, a.rounds)
     if previous and previous.get("networks") and not res["networks"]:
         res["networks"], res["net_size"] = previous["networks"], previous.get("net_size")
-        res["networks_from"] = previous.get("networks_from") or (previous.get("ran") or {}).get("finished", "an earlier run")
+        res["networks_from"] = (previous.get("networks_from")
+                                or (previous.get("ran") or {}).get("finished", "an earlier run"))
         save_result("throughput", res)
     print(markdown(res))
     return res

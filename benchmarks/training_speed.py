@@ -1,6 +1,6 @@
 """Scene-adaptive training speed: time to reach bicubic + 3 dB PSNR on the bundled sample (x4), CPU.
 
-    .venv/bin/python benchmarks/training_speed.py [--quick] [--nets amsfnet,cofusion,ssjcn]
+    .venv/bin/python benchmarks/training_speed.py [--quick] [--nets ID,ID,...]   (default: every supervised net)
 
 Each supervised network is trained on the pair itself exactly as ``fuse`` does (``NetworkMethod.fit``,
 seed 0, CPU). Every ``--every`` iterations the clock is paused, the current weights are applied to the
@@ -17,8 +17,20 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (LITE, SAMPLE, SEED, SUPERVISED, fmt, log, md_table, register_package,  # noqa: E402
-                    curve_summary, psnr_good_bands, save_result, training_probe)
+from common import (
+    LITE,
+    SAMPLE,
+    SEED,
+    SUPERVISED,
+    curve_summary,
+    fmt,
+    log,
+    md_table,
+    psnr_good_bands,
+    register_package,
+    save_result,
+    training_probe,
+)
 
 
 class _Eval:
@@ -63,9 +75,9 @@ def curve(net: str, iterations: int, every: int, quick: bool) -> Dict:
     ev = _Eval(scene, str(SAMPLE / "enmap_potsdam_reference.tif"))
     bic = get_method("upsample", mode="bicubic")
     bicubic = ev.psnr(bic)
-    params = {"device": "cpu", "seed": SEED, "iterations": iterations}
+    params = {"device": "cpu", "seed": SEED, "iterations": iterations, "base": "none"}  # the network alone
     if quick and net in LITE:
-        params["hyper"] = dict(LITE[net])
+        params["lite"] = True
     method = get_method(net, **params)
     probe = training_probe(method, iterations, every, lambda: ev.psnr(method))
     torch.manual_seed(SEED)
@@ -74,16 +86,16 @@ def curve(net: str, iterations: int, every: int, quick: bool) -> Dict:
 
 
 def run(quick: bool, nets: List[str], iterations: int = None, every: int = None) -> Dict:
-    from hsifusion.engine.methods.network import DEFAULT_ITERATIONS
+    from hsifusion.models.catalogue import entry
 
     rows = []
     for n in nets:
-        its = iterations or (60 if quick else DEFAULT_ITERATIONS.get(n, 300))
+        its = iterations or (60 if quick else entry(n).iterations)
         ev = every or (10 if quick else 25)
         log(f"training speed: {n}, {its} iterations, PSNR every {ev}")
         try:
             rows.append(curve(n, its, ev, quick))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rows.append({"net": n, "error": f"{type(exc).__name__}: {exc}"})
         log(f"  -> {rows[-1].get('seconds_to_mark')} s to mark, final {rows[-1].get('final_psnr')}")
     res = {"quick": quick, "rows": rows, "device": "cpu"}
@@ -97,7 +109,7 @@ def markdown(res: Dict) -> str:
         if "error" in r:
             rows.append([r["net"], "error: " + r["error"][:100], "", "", "", "", ""])
             continue
-        lite = ", lite" if (r["params"].get("hyper") or {}).get("lite") else ""
+        lite = ", lite" if r["params"].get("lite") or (r["params"].get("hyper") or {}).get("lite") else ""
         its = r["params"]["iterations"]
         rows.append([f"{r['net']}{lite}", fmt(r["bicubic_psnr"]), fmt(r["mark"]),
                      str(r["iterations_to_mark"]) if r["reached"] else f"not within {its}",
@@ -108,7 +120,8 @@ def markdown(res: Dict) -> str:
                        for r in res["rows"] if r.get("points"))
     return (md_table(["network (CPU)", "bicubic PSNR", "mark (+3 dB)", "iterations to mark", "seconds to mark",
                       "last PSNR @ iteration", "training s (total)"], rows) +
-            f"\n\nPSNR curves (iteration→dB): {curves}.\n\nOn a GPU: 'Networks on one device' (benchmarks/device_speed.py).\n")
+            f"\n\nPSNR curves (iteration→dB): {curves}.\n\n"
+            "On a GPU: 'Networks on one device' (benchmarks/device_speed.py).\n")
 
 
 def main(argv=None) -> Dict:

@@ -1,5 +1,7 @@
-"""Entry points the QGIS algorithms and the command line call. Each validates, runs, and writes
-atomically; each returns a dict of what it produced."""
+"""Entry points the QGIS algorithms and the command line call.
+
+Each validates, runs, and writes atomically; each returns a dict of what it produced.
+"""
 from __future__ import annotations
 
 import functools
@@ -13,31 +15,40 @@ from .feedback import Feedback, ensure_feedback
 from .memory import TILE_BUFFERS
 from .methods import get_method
 from .methods.base import FusionMethod
+from .outputs import check_output_folder, check_outputs, raster_driver
 from .pair import require_positive_tile, validate_pair
 from .raster import raster_info
 from .scene import build_scene
 from .tiling import fuse_tiles
-from .writer import DEFAULT_NODATA, RasterWriter, check_output_path
+from .writer import RasterWriter, float_nodata
 
 
 def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "upsample",
          method_params: Optional[Dict] = None, tile_size: int = 256,
          feedback: Optional[Feedback] = None, creation_options: Optional[Sequence[str]] = None,
          hsi_wavelengths=None, msi_wavelengths=None, scheduler=None, max_in_flight: Optional[int] = None,
-         tile_dir: Optional[str] = None) -> Dict:
+         tile_dir: Optional[str] = None, metadata: Optional[Dict[str, str]] = None) -> Dict:
     """Fuse an LR-HSI with an HR-MSI onto the MSI grid, tile by tile.
 
     Args:
-        hsi, msi: raster paths (any GDAL format).
-        output: GeoTIFF path; written under a temporary name and renamed on success.
+        hsi: low-resolution hyperspectral raster path (any GDAL format).
+        msi: high-resolution multispectral raster path; its grid is the output grid.
+        output: raster path, format by extension (:func:`.outputs.raster_driver`); written under a
+            temporary name and moved over ``output`` on success only.
         method: a registered method name or a :class:`FusionMethod` instance.
         method_params: keyword arguments for the method's factory.
         tile_size: HR core tile side (rounded to the method's alignment).
+        feedback: progress, messages and cancel (QgsProcessingFeedback's method names).
+        creation_options: GDAL ``KEY=VALUE`` creation options, overriding the defaults key by key.
+        hsi_wavelengths: HSI wavelengths in nm when the raster lacks them (list, string or CSV).
+        msi_wavelengths: MSI wavelengths in nm when the raster lacks them.
         scheduler: None/"" = in-process; ``local:N`` = a Dask LocalCluster of N worker processes;
             ``tcp://host:port`` = a running Dask scheduler (engine/distributed.py); or an open
-            :class:`~.distributed.DaskSession`. ``max_in_flight`` bounds the pending tile tasks.
+            :class:`~.distributed.DaskSession`.
+        max_in_flight: with a scheduler, at most this many pending tile tasks.
         tile_dir: with a scheduler, workers write per-tile GeoTIFFs there and ``output`` (*.vrt) is
             their VRT mosaic (when the client's bandwidth is the limit).
+        metadata: extra items for the output's metadata (e.g. fuse auto's table).
 
     Returns:
         dict with OUTPUT, RATIO, TILES, SECONDS and the method's description.
@@ -48,7 +59,9 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     hsi_info = raster_info(hsi, hsi_wavelengths)
     msi_info = raster_info(msi, msi_wavelengths)
     pair = validate_pair(hsi_info, msi_info)
-    check_output_path(output, (hsi, msi))
+    if isinstance(method, str):
+        method = get_method(method, **(method_params or {}))
+    check_fuse_outputs(output, (hsi, msi), tile_dir, getattr(method, "save_path", None))
     if isinstance(scheduler, str) or (scheduler is None and tile_dir):
         if not (scheduler or "").strip():
             if tile_dir:
@@ -56,15 +69,11 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
             scheduler = None
         else:  # inputs checked above, before any cluster starts; the session lives for this run
             from .distributed import open_cluster
-            if isinstance(method, str):
-                method = get_method(method, **(method_params or {}))
             with open_cluster(scheduler, feedback, inputs=(hsi, msi)) as session:
                 return fuse(hsi, msi, output, method, tile_size=tile_size, feedback=feedback,
                             creation_options=creation_options, hsi_wavelengths=hsi_wavelengths,
                             msi_wavelengths=msi_wavelengths, scheduler=session, max_in_flight=max_in_flight,
-                            tile_dir=tile_dir)
-    if isinstance(method, str):
-        method = get_method(method, **(method_params or {}))
+                            tile_dir=tile_dir, metadata=metadata)
     feedback.pushInfo(f"{method.name}: HSI {hsi_info.width}x{hsi_info.height}x{hsi_info.bands}, "
                       f"MSI {msi_info.width}x{msi_info.height}x{msi_info.bands}, ratio {pair.ratio}, "
                       f"output {pair.region.width}x{pair.region.height}")
@@ -72,7 +81,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     method.fit(scene, feedback)
     if method.device_reason:
         feedback.pushInfo(method.device_reason)
-    nodata = hsi_info.nodata if hsi_info.nodata is not None else DEFAULT_NODATA
+    nodata = float_nodata(hsi_info.nodata)
     writer_cls = RasterWriter
     if tile_dir:
         from .distributed import TileVrtWriter
@@ -85,7 +94,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
         writer.set_scale_offset(hsi_info.scale, hsi_info.offset)
         writer.set_metadata({"HSIFUSION_VERSION": __version__, "HSIFUSION_HSI": hsi, "HSIFUSION_MSI": msi,
                              "HSIFUSION_RATIO": str(pair.ratio),
-                             "HSIFUSION_METHOD": json.dumps(method.describe())})
+                             "HSIFUSION_METHOD": json.dumps(method.describe()), **(metadata or {})})
         span = (100.0 * getattr(method, "fit_share", 0.0), 100.0)
         if scheduler is not None:
             from .distributed import fuse_tiles_distributed
@@ -107,6 +116,20 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     return {"OUTPUT": path, "RATIO": pair.ratio, "TILES": n, "SECONDS": seconds, **method.describe()}
 
 
+def check_fuse_outputs(output: str, inputs: Sequence[str], tile_dir: Optional[str] = None,
+                       save_checkpoint: Optional[str] = None) -> None:
+    """Check every file a fusion run writes, before any work.
+
+    The raster (a format GDAL can create, or a .vrt mosaic with ``tile_dir``), the tile folder and a
+    network's checkpoint.
+    """
+    check_outputs({"OUTPUT": output, "SAVE_CHECKPOINT": save_checkpoint}, inputs)
+    if tile_dir:
+        check_output_folder(tile_dir, inputs, "tile folder")
+    else:
+        raster_driver(output)
+
+
 # Wald-protocol simulation and spectral resampling (engine/simulate.py).
 from .simulate import simulate, spectral_resample  # noqa: E402,F401
 
@@ -125,6 +148,9 @@ def assess(reference: Optional[str], estimate: str, ratio: Optional[float] = Non
                    mask=mask, border=border, tile_size=tile_size, feedback=feedback, **kwargs)
 
 
-# Corpus training (engine/train.py) and blind SRF/PSF estimation (engine/estimate.py), issue #7.
+# Method chosen by self-validation at the reduced scale (engine/auto.py, engine/selfval.py).
+from .auto import fuse_auto  # noqa: E402,F401
+
+# Corpus training (engine/train.py) and blind SRF/PSF estimation (engine/estimate.py).
 from .estimate import estimate_srf_psf  # noqa: E402,F401
 from .train import train  # noqa: E402,F401

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -20,11 +19,12 @@ from .. import __version__
 from . import metrics as M
 from .errors import BandError, CrsMismatchError, GridError, InputError, NoValidDataError
 from .feedback import Feedback, ensure_feedback
+from .outputs import check_outputs, raster_driver, replacing
 from .pair import crs_name, same_crs, validate_pair
 from .raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
 from .tiling import pipeline
 from .windows import Window, intersection
-from .writer import DEFAULT_NODATA, RasterWriter, check_output_path
+from .writer import DEFAULT_NODATA, RasterWriter
 
 SAM_NODATA = DEFAULT_NODATA
 GT_TOLERANCE = 1e-6   # relative to the pixel size
@@ -120,9 +120,9 @@ def assess(reference: Optional[str], estimate: str, ratio: Optional[float] = Non
     if tile_size <= 0:
         raise InputError(f"TILE_SIZE must be a positive number of pixels, got {tile_size}")
     inputs = [p for p in (reference, estimate, mask, lr_hsi, msi) if p]
-    for p in (out_sam, out_table, out_report):
-        if p:
-            check_output_path(p, inputs)
+    check_outputs({"OUTPUT_SAM": out_sam, "OUTPUT_TABLE": out_table, "OUTPUT_REPORT": out_report}, inputs)
+    if out_sam:
+        raster_driver(out_sam)
     nan = float("nan")
     result: Dict = {k: nan for k in ("PSNR", "SSIM", "SAM", "ERGAS", "RMSE", "CC", "UIQI", "Q2N",
                                      "QNR", "D_LAMBDA", "D_S")}
@@ -317,8 +317,7 @@ def write_table(path: str, table: Dict[str, np.ndarray], ref: RasterInfo, idx: n
     """Per-band CSV (every band; bad bands with empty metrics)."""
     cols = ["RMSE", "PSNR", "CC", "SSIM", "UIQI", "MEAN", "PEAK"]
     pos = {int(b): k for k, b in enumerate(idx)}
-    tmp = path + ".partial"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["band", "name", "wavelength_nm", "used"] + [c.lower() if c != "MEAN" else "reference_mean"
                                                                 for c in cols])
@@ -327,7 +326,6 @@ def write_table(path: str, table: Dict[str, np.ndarray], ref: RasterInfo, idx: n
             k = pos.get(b)
             vals = ["" if k is None else f"{float(table[c][k]):.8g}" for c in cols]
             w.writerow([b + 1, ref.band_names[b], wl, int(k is not None)] + vals)
-    os.replace(tmp, path)
     return path
 
 

@@ -21,7 +21,7 @@ WAVELENGTH_TOLERANCE_NM = 2.0
 
 
 def plain_data(value: Any) -> Any:
-    """numpy -> lists/numbers, NaN/inf -> None: what weights_only=True loads and JSON writes."""
+    """Numpy -> lists/numbers, NaN/inf -> None: what weights_only=True loads and JSON writes."""
     if isinstance(value, np.ndarray):
         return [plain_data(v) for v in value.tolist()]
     if isinstance(value, (np.floating, np.integer)):
@@ -93,7 +93,7 @@ def load_checkpoint(path: str) -> Dict:
                                   "tensors and plain data, which are never loaded (they could run code)") from None
         raise CheckpointError(f"{path} is not a readable hsifusion checkpoint: corrupt, truncated or not a "
                               "PyTorch file") from None
-    except Exception as exc:  # noqa: BLE001 - any other load failure means a broken or foreign file
+    except Exception as exc:
         raise CheckpointError(f"{path} is not a readable hsifusion checkpoint: corrupt, truncated or not a "
                               f"PyTorch file ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

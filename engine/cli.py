@@ -2,7 +2,8 @@
 
 Installed as a console script by ``pip install .`` (pyproject.toml); also ``python -m hsifusion.engine.cli``.
 Nothing on this path imports QGIS. Results are printed as JSON on stdout, messages and progress on
-stderr; bad input exits with status 1 and the same message the Toolbox shows, a cancel (Ctrl-C) with 130.
+stderr; bad input exits with status 1 and the same message the Toolbox shows, a cancel (Ctrl-C) with 130,
+SIGTERM / SIGHUP with 143 / 129 (temporary files removed in every case).
 """
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ PSF_KINDS = ("gaussian", "mtf", "kernel")
 
 
 class CliFeedback:
-    """Feedback on stderr: messages, warnings and progress every 10 %; Ctrl-C cancels like the
-    Toolbox's Cancel button (a second Ctrl-C interrupts at once)."""
+    """Feedback on stderr: messages, warnings and progress every 10 %.
+
+    Ctrl-C cancels like the Toolbox's Cancel button (a second Ctrl-C interrupts at once).
+    """
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -73,12 +76,9 @@ def _methods() -> List[str]:
 
 
 def _networks() -> List[str]:
-    try:
-        from ..models.registry import list_networks
+    from .methods import method_specs
 
-        return list_networks()
-    except ImportError:  # torch missing: no networks
-        return []
+    return [s.id for s in method_specs("network")]
 
 
 def _value(text: str):
@@ -113,19 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fuse an LR-HSI with an HR-MSI onto the MSI grid, tile by tile. "
                                    "Networks (" + ", ".join(nets) + ") train scene-adaptively on the pair "
                                    "unless a --checkpoint is given.")
-    f.add_argument("method", metavar="METHOD", choices=methods, help="one of: " + ", ".join(methods))
+    f.add_argument("method", metavar="METHOD", choices=methods + ["auto"],
+                   help="one of: " + ", ".join(methods) + "; auto = the candidate that scores best at the "
+                        "reduced scale (self-validation on the pair)")
     f.add_argument("--hsi", required=True, help="low-resolution hyperspectral raster (any GDAL path)")
     f.add_argument("--msi", required=True, help="high-resolution multispectral raster (output grid)")
-    f.add_argument("--output", "-o", required=True, help="output GeoTIFF (a .vrt with --tile-dir)")
+    f.add_argument("--output", "-o", required=True,
+                   help="output raster: .tif/.tiff GeoTIFF, .img Erdas Imagine, .dat/.bsq ENVI "
+                        "(a .vrt with --tile-dir)")
     f.add_argument("--tile-size", type=int, default=256, help="tile side in HR pixels (default 256)")
-    f.add_argument("--device", default=None, help="networks: auto, cpu, cuda or cuda:N (default auto)")
-    f.add_argument("--checkpoint", default=None, help="networks: trained weights (.pt); none = train on the pair")
-    f.add_argument("--save-checkpoint", default=None, help="supervised networks: save the trained weights here")
-    f.add_argument("--seed", type=int, default=None, help="random seed (networks; default 0)")
-    f.add_argument("--iterations", type=int, default=None, help="networks: training / optimisation iterations")
-    f.add_argument("--mode", default=None, help="upsample: nearest, bilinear or bicubic (default bicubic)")
+    add_method_options(f)
     f.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
-                   help="any other method parameter (value parsed as JSON, else text); repeatable")
+                   help="any method parameter by name (value parsed as JSON, else text); repeatable")
     f.add_argument("--hsi-wavelengths", default=None, help="HSI wavelengths in nm (list or CSV) if the raster lacks them")
     f.add_argument("--msi-wavelengths", default=None, help="MSI wavelengths in nm (list or CSV) if the raster lacks them")
     f.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -136,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--tile-dir", default=None,
                    help="with --scheduler: workers write per-tile GeoTIFFs into this folder (shared storage) "
                         "and OUTPUT (*.vrt) is their mosaic")
+    f.add_argument("--candidates", default=None, help="auto: comma-separated methods to score "
+                   "(default upsample,gsa,glp,sfim,cnmf)")
+    f.add_argument("--network-seconds", type=float, default=None,
+                   help="auto: time budget of each network candidate (needed to include one)")
+    f.add_argument("--output-table", default=None, help="auto: CSV of the self-validation table")
+    f.add_argument("--output-report", default=None, help="auto: HTML report of the self-validation table")
     _common(f)
 
     s = sub.add_parser("simulate", help="simulate an LR-HSI and an HR-MSI from an HR-HSI (Wald protocol)")
@@ -185,7 +190,7 @@ def _sensors() -> List[str]:
         from .srf import list_sensors
 
         return list_sensors()
-    except Exception:  # noqa: BLE001 - help text only
+    except Exception:  # help text only
         return []
 
 
@@ -195,29 +200,87 @@ def _version() -> str:
     return __version__
 
 
-def _fuse(args, feedback) -> Dict:
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """One ``--option`` per parameter any method declares (engine/params.py), with its type and choices.
+
+    The help names the methods that take it. Unset options stay None (= the method's default).
+    """
+    from .methods import method_specs
+    from .params import DEVICE
+
+    specs = method_specs()
+    seen: Dict[str, List] = {}
+    for spec in specs:
+        for p in spec.params:
+            if p.exposed:
+                seen.setdefault(p.name, [p, {}])[1][spec.id] = p.default
+    for name, (p, defaults) in seen.items():
+        kw: Dict = {"default": None, "dest": f"param_{name}", "metavar": name.upper()}
+        if p.type is bool:
+            kw.update(action=argparse.BooleanOptionalAction, metavar=None)
+        elif p.type is dict:
+            kw.update(type=json.loads, metavar="JSON")
+        else:
+            kw["type"] = p.type
+            if p.choices is not None and p.kind != DEVICE:
+                kw.update(choices=p.choices, metavar=None)
+        if len(set(map(repr, defaults.values()))) > 1:
+            default = "; defaults " + ", ".join(f"{i} {v}" for i, v in defaults.items())
+        else:
+            default = "" if p.default is None else f"; default {p.default}"
+        kw["help"] = f"{p.label} ({', '.join(defaults) if len(defaults) < len(specs) else 'every method'}{default})"
+        parser.add_argument(p.cli_flag, **kw)
+
+
+def method_options(args, method: str) -> Dict:
+    """The method options set on the command line.
+
+    Refused (InputError) when ``method`` does not take them: the message names the methods that do.
+    """
+    from .methods import method_spec, method_specs
+    from .params import declared_names
+
+    given = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
+    spec = method_spec(method)
+    wrong = [k for k in given if k not in {p.name for p in spec.params}]
+    if wrong:
+        nets = set(_networks())
+        owners = sorted({i for k in wrong for i in declared_names(method_specs(), k)})
+        who = "the networks" if set(owners) <= nets else "the methods"
+        flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
+        raise InputError(f"{flags}: only for {who} ({', '.join(owners)}), not for {method}")
+    return given
+
+
+def _fuse_auto(args, feedback) -> Dict:
     from . import api
 
-    params = _key_values(args.param, "--param")
-    nets = _networks()
-    net_only = {"device": args.device, "checkpoint": args.checkpoint, "save_checkpoint": args.save_checkpoint,
-                "seed": args.seed, "iterations": args.iterations}
-    given = {k: v for k, v in net_only.items() if v is not None}
-    if args.method in nets:
-        params.update(given)
-    else:
-        wrong = [f"--{k.replace('_', '-')}" for k in ("checkpoint", "save_checkpoint", "iterations") if k in given]
-        if wrong:
-            raise InputError(f"{', '.join(wrong)}: only for the networks ({', '.join(nets)}), "
-                             f"not for {args.method}")
-    if args.mode is not None:
-        params["mode"] = args.mode
-    try:
-        from .methods import get_method
+    given = [k for k, v in vars(args).items() if k.startswith("param_") and v is not None]
+    if args.param or given or args.scheduler or args.tile_dir:
+        raise InputError("fuse auto runs each candidate with its defaults: method options, --param, --scheduler "
+                         "and --tile-dir do not apply")
+    return api.fuse_auto(args.hsi, args.msi, args.output,
+                         candidates=args.candidates.split(",") if args.candidates else None,
+                         network_seconds=args.network_seconds, out_table=args.output_table,
+                         out_report=args.output_report, tile_size=args.tile_size, feedback=feedback,
+                         creation_options=args.creation_option, hsi_wavelengths=args.hsi_wavelengths,
+                         msi_wavelengths=args.msi_wavelengths)
 
-        method = get_method(args.method, **params)
-    except TypeError as exc:
-        raise InputError(f"{args.method}: bad parameter ({exc})") from None
+
+def _fuse(args, feedback) -> Dict:
+    from . import api
+    from .methods import get_method
+
+    if args.method == "auto":
+        return _fuse_auto(args, feedback)
+    auto_only = [o for o, v in (("--candidates", args.candidates), ("--network-seconds", args.network_seconds),
+                                ("--output-table", args.output_table), ("--output-report", args.output_report))
+                 if v is not None]
+    if auto_only:
+        raise InputError(f"{', '.join(auto_only)}: only for fuse auto")
+    params = _key_values(args.param, "--param")
+    params.update(method_options(args, args.method))
+    method = get_method(args.method, **params)
     return api.fuse(args.hsi, args.msi, args.output, method, tile_size=args.tile_size, feedback=feedback,
                     creation_options=args.creation_option, hsi_wavelengths=args.hsi_wavelengths,
                     msi_wavelengths=args.msi_wavelengths, scheduler=args.scheduler,
@@ -254,13 +317,50 @@ CLI_GDAL_CACHE_MIB = 256
 
 
 def cap_gdal_cache(mib: int = CLI_GDAL_CACHE_MIB) -> None:
-    """Cap GDAL's block cache unless the user set GDAL_CACHEMAX: its default (5 % of RAM) is what made
-    peak memory grow with the raster (1.2 GB here, 3.2 GB on a 64 GB machine); the tile loop needs only
-    the input blocks of one row of tiles. Inside QGIS the cache is QGIS's setting, left alone."""
+    """Cap GDAL's block cache unless the user set GDAL_CACHEMAX.
+
+    Its default (5 % of RAM) is what made peak memory grow with the raster (1.2 GB here, 3.2 GB on a 64 GB
+    machine); the tile loop needs only the input blocks of one row of tiles. Inside QGIS the cache is QGIS's
+    setting, left alone.
+    """
     from osgeo import gdal
 
     if not os.environ.get("GDAL_CACHEMAX") and gdal.GetCacheMax() > mib * 2**20:
         gdal.SetCacheMax(mib * 2**20)
+
+
+class Terminated(BaseException):
+    """SIGTERM / SIGHUP received.
+
+    Unwinds at once (not only between tiles), so every writer's ``with`` block removes its temporary
+    file, as a cancel does.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
+TERMINATING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def _install_signal_handlers(feedback: CliFeedback) -> Dict:
+    """Ctrl-C cancels like the Toolbox's button; SIGTERM/SIGHUP raise :class:`Terminated`.
+
+    Returns the previous handlers (empty off the main thread, where Python allows none).
+    """
+    previous = {}
+    try:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, feedback.cancel)
+        for sig in TERMINATING_SIGNALS:
+            previous[sig] = signal.signal(sig, _terminate)
+    except ValueError:  # not the main thread
+        pass
+    return previous
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -268,11 +368,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     cap_gdal_cache()
     feedback = CliFeedback(args.quiet)
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGINT, feedback.cancel)
-    except ValueError:  # not the main thread
-        pass
+    previous = _install_signal_handlers(feedback)
     try:
         run = {"fuse": _fuse, "simulate": _simulate, "assess": _assess}[args.command]
         result = run(args, feedback)
@@ -282,6 +378,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"hsifusion {args.command}: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except Terminated as exc:
+        print(f"hsifusion {args.command}: stopped by {exc}; partial outputs removed", file=sys.stderr)
+        return 128 + exc.signum
     except FusionError as exc:
         print(f"hsifusion {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -292,8 +391,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"hsifusion {args.command}: error: {exc.name} is not installed; {hint}", file=sys.stderr)
         return EXIT_ERROR
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(json.dumps(plain_data(result), default=str, indent=1))
     return 0
 

@@ -1,6 +1,6 @@
 """Spatial and noise degradations of Wald's protocol (pure numpy; no I/O).
 
-Conventions (docs: provider/help/simulate.md; networks.md §1.1-1.2):
+Conventions (docs: provider/help/simulate.md; docs/design.md#degradation-model):
 
 - LR pixel ``(i, j)`` covers HR rows ``r*i .. r*i+r-1`` and columns ``r*j .. r*j+r-1`` (GDAL extent
   convention), so the LR geotransform is the HR origin with the pixel size times ``r``.
@@ -183,9 +183,12 @@ def blur_decimate(x: np.ndarray, psf: PSF, ratio: int, start: int, n_rows: int, 
 
     Args:
         x: (C, H, W) HR values (float), with the PSF margin around the aligned core.
+        psf: the point spread function.
+        ratio: integer r.
         start: index in ``x`` of the first HR row/col of the core minus ``(K - r)/2`` (>= 0), i.e.
             ``margin - (K - r)//2`` for a window read with ``margin`` extra pixels.
-        n_rows, n_cols: LR output size.
+        n_rows: LR output height.
+        n_cols: LR output width.
         valid: (H, W) bool, None = all valid.
 
     Returns:
@@ -234,8 +237,10 @@ def noise_sigma(mean_square: float, snr_db: Optional[float]) -> float:
 
 @lru_cache(maxsize=4)
 def noise_block(seed: int, image: int, bands: int, block_row: int, block_col: int) -> np.ndarray:
-    """Standard normal (bands, NOISE_BLOCK, NOISE_BLOCK) float32 samples of one fixed block (read-only;
-    the last few are cached, since neighbouring tiles share blocks)."""
+    """Standard normal float32 samples (bands, NOISE_BLOCK, NOISE_BLOCK) of one fixed block.
+
+    Read-only; the last few are cached, since neighbouring tiles share blocks.
+    """
     ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(image), int(block_row), int(block_col)])
     out = np.random.Generator(np.random.Philox(ss)).standard_normal((bands, NOISE_BLOCK, NOISE_BLOCK),
                                                                       dtype=np.float32)

@@ -73,7 +73,7 @@ def probe(paths=()):
     return out
 '''
 _ns: Dict = {"__name__": "hsifusion_worker_probe"}
-exec(compile(_PROBE_SRC, "<hsifusion worker probe>", "exec"), _ns)  # noqa: S102 - constant source above
+exec(compile(_PROBE_SRC, "<hsifusion worker probe>", "exec"), _ns)  # constant source above
 probe_environment: Callable[..., Dict] = _ns["probe"]
 
 
@@ -88,8 +88,10 @@ def import_distributed():
 
 
 def parse_scheduler(spec) -> Optional[Tuple[str, object]]:
-    """``None``/``""`` -> None (in-process); ``local`` / ``local:N`` -> ("local", N);
-    ``tcp://host:port`` (or tls://, ws://, ...) -> ("address", spec)."""
+    """``None``/``""`` -> None (in-process).
+
+    ``local`` / ``local:N`` -> ("local", N); ``tcp://host:port`` (or tls://, ws://, ...) -> ("address", spec).
+    """
     if spec is None:
         return None
     text = str(spec).strip()
@@ -115,8 +117,11 @@ def _package_root() -> str:
 
 
 def worker_python_path() -> str:
-    """A sys.path entry under which ``import hsifusion`` finds this package (the repo root is the
-    package whatever the clone's folder name: a temp folder with an ``hsifusion`` link otherwise)."""
+    """A sys.path entry under which ``import hsifusion`` finds this package.
+
+    The repo root is the package whatever the clone's folder name: a temp folder with an ``hsifusion`` link
+    otherwise.
+    """
     root = _package_root()
     if os.path.basename(root) == "hsifusion":
         return os.path.dirname(root)
@@ -126,8 +131,11 @@ def worker_python_path() -> str:
 
 
 def _python_for_workers() -> None:
-    """Inside QGIS ``sys.executable`` is the QGIS binary: point multiprocessing's spawn at the Python
-    QGIS embeds, so ``local:N`` starts Python workers, not QGIS windows."""
+    """Inside QGIS ``sys.executable`` is the QGIS binary.
+
+    Point multiprocessing's spawn at the Python QGIS embeds, so ``local:N`` starts Python workers, not QGIS
+    windows.
+    """
     import multiprocessing
     import shutil
 
@@ -160,7 +168,7 @@ class DaskSession:
             if obj is not None:
                 try:
                     obj.close()
-                except Exception:  # noqa: BLE001 - closing is best effort
+                except Exception:  # closing is best effort
                     pass
 
     def __enter__(self) -> "DaskSession":
@@ -177,7 +185,8 @@ def _reach_hint(spec) -> str:
 def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """For ``tcp://host:port``: the port must accept within ``timeout`` s and send the first bytes of
     the Dask handshake (a scheduler speaks first) within ``timeout`` s more. Raises
-    :class:`DistributedError` naming the address; other protocols (tls://, ws://) are left to Dask."""
+    :class:`DistributedError` naming the address; other protocols (tls://, ws://) are left to Dask.
+    """
     import socket
     from urllib.parse import urlsplit
 
@@ -278,12 +287,15 @@ def open_cluster(spec, feedback: Optional[Feedback] = None, inputs: Sequence[str
 
 
 def check_workers(session: DaskSession, inputs: Sequence[str] = ()) -> Dict[str, Dict]:
-    """Every worker must import hsifusion with the client's versions of hsifusion, numpy, torch, GDAL,
-    scipy and Python, and must read the inputs. Raises :class:`WorkerEnvironmentError` naming them."""
+    """Check that every worker matches the client and can read the inputs.
+
+    Every worker must import hsifusion with the client's versions of hsifusion, numpy, torch, GDAL, scipy and
+    Python, and must read the inputs. Raises :class:`WorkerEnvironmentError` naming them.
+    """
     here = probe_environment(())
     try:
         there = session.client.run(probe_environment, [str(p) for p in inputs])
-    except Exception as exc:  # noqa: BLE001 - anything here is an environment problem
+    except Exception as exc:  # anything here is an environment problem
         raise WorkerEnvironmentError(f"could not query the Dask workers' environment: "
                                      f"{type(exc).__name__}: {exc}") from None
     problems: List[str] = []
@@ -340,7 +352,8 @@ def worker_torch_threads() -> Optional[int]:
 
     torch otherwise starts one intra-op thread per core in every worker process, so N workers on one
     machine run N x cores threads (CoFusion ran 0.86x as fast on 2 workers as on 1). None outside a
-    worker or without torch."""
+    worker or without torch.
+    """
     try:
         from distributed import get_worker
 
@@ -391,9 +404,11 @@ def tile_file_task(scene, method, core: Window, plan: TilePlan, tile_dir: str, s
 def run_bounded(session: DaskSession, func: Callable, items: Sequence, args: Tuple,
                 on_result: Callable[[object, object], None], feedback: Optional[Feedback] = None,
                 progress_span=(0.0, 100.0), max_in_flight: Optional[int] = None, name: str = "hsif") -> int:
-    """Submit ``func(*args[0], item, *args[1])``, one task per item, with at most ``max_in_flight``
-    pending; ``on_result(item, result)`` on the client as each completes (any order). Cancel stops
-    submitting and cancels pending tasks. Returns the number of completed items."""
+    """Submit ``func(*args[0], item, *args[1])``, one task per item, with at most ``max_in_flight`` pending.
+
+    ``on_result(item, result)`` on the client as each completes (any order). Cancel stops submitting and
+    cancels pending tasks. Returns the number of completed items.
+    """
     distributed = import_distributed()
     feedback = ensure_feedback(feedback)
     client = session.client
@@ -444,7 +459,7 @@ def run_bounded(session: DaskSession, func: Callable, items: Sequence, args: Tup
                     feedback.pushInfo(f"tile {i}: result lost with its worker, recomputing in {delay:g} s")
                     deferred.append((time.monotonic() + delay, i, attempt + 1))
                     continue
-                except Exception as exc:  # noqa: BLE001 - re-raised, Dask's own failures explained
+                except Exception as exc:  # re-raised, Dask's own failures explained
                     if type(exc).__name__ == "KilledWorker":
                         raise DistributedError(f"a tile task was lost with every worker that ran it "
                                                f"({exc}); the workers may be running out of memory") from None
@@ -468,7 +483,8 @@ def fuse_tiles_distributed(scene, method, write_block: Callable[[np.ndarray, Win
                            tile_sink=None) -> int:
     """:func:`.tiling.fuse_tiles` on a Dask cluster: same plan, same per-tile function, same writer.
 
-    ``tile_sink`` (a :class:`TileVrtWriter`) makes the workers write per-tile GeoTIFFs instead."""
+    ``tile_sink`` (a :class:`TileVrtWriter`) makes the workers write per-tile GeoTIFFs instead.
+    """
     feedback = ensure_feedback(feedback)
     if session is None:
         raise InputError("no Dask session given")
@@ -521,8 +537,11 @@ def fuse_tiles_distributed(scene, method, write_block: Callable[[np.ndarray, Win
 
 # --------------------------------------------------------------------------------- per-tile output
 class TileVrtWriter:
-    """Writer-shaped sink for per-tile GeoTIFFs written by the workers: ``commit`` builds a VRT mosaic
-    (temp name, renamed) and applies the band names, wavelengths and metadata set before."""
+    """Writer-shaped sink for per-tile GeoTIFFs written by the workers.
+
+    ``commit`` builds a VRT mosaic (temp name, renamed) and applies the band names, wavelengths and metadata
+    set before.
+    """
 
     def __init__(self, path: str, width: int, height: int, bands: int, geotransform, wkt: str,
                  nodata=None, inputs: Iterable[str] = (), creation_options=None, tile_dir: str = "") -> None:

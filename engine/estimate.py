@@ -33,6 +33,7 @@ from .. import __version__
 from .degrade import FWHM_TO_SIGMA, PSF, blur_decimate
 from .errors import InputError, NoValidDataError, OutputError, WavelengthError
 from .feedback import Feedback, check_cancel, ensure_feedback
+from .outputs import check_outputs, replacing
 from .pair import validate_pair
 from .raster import open_raster, raster_info, read_window, valid_mask
 from .srf import hsi_bandpasses
@@ -195,8 +196,10 @@ def _golden(f, a: float, b: float, tol: float, feedback) -> Tuple[float, float]:
 
 def band_supports(hsi_wl: np.ndarray, good: np.ndarray, msi_wl, msi_fwhm, pad_nm: float = SUPPORT_PAD_NM
                   ) -> Optional[List[np.ndarray]]:
-    """Per MSI band the good-HSI-band indices (into the good list) within FWHM + pad of its centre;
-    None when the MSI does not declare centre and FWHM for every band."""
+    """Per MSI band the good-HSI-band indices (into the good list) within FWHM + pad of its centre.
+
+    None when the MSI does not declare centre and FWHM for every band.
+    """
     if msi_wl is None or msi_fwhm is None or hsi_wl is None:
         return None
     msi_wl, msi_fwhm = np.asarray(msi_wl, float), np.asarray(msi_fwhm, float)
@@ -217,8 +220,11 @@ def estimate_responses(y: np.ndarray, y_ok: np.ndarray, z: np.ndarray, z_ok: np.
                        smoothness: float = DEFAULT_SMOOTHNESS, fwhm: Optional[float] = None,
                        search_phase: bool = True, feedback: Optional[Feedback] = None,
                        progress_span=(0.0, 100.0)) -> EstimateResult:
-    """Core estimation on arrays: ``y`` (C,h,w) LR-HSI, ``z`` (c, r*h + 2m, r*w + 2m) HR-MSI with
-    ``margin_hr`` = m context pixels. ``fwhm`` fixes the PSF width (only the SRF is fitted)."""
+    """Core estimation on arrays.
+
+    ``y`` (C,h,w) LR-HSI, ``z`` (c, r*h + 2m, r*w + 2m) HR-MSI with ``margin_hr`` = m context pixels. ``fwhm``
+    fixes the PSF width (only the SRF is fitted).
+    """
     feedback = ensure_feedback(feedback)
     r = int(ratio)
     h, w = y.shape[1:]
@@ -278,7 +284,8 @@ def srf_density(srf_rows: np.ndarray, wavelengths: np.ndarray, fwhm: Optional[np
     """Turn band weights ``R[k, b]`` into response curves on the sorted good-band wavelengths.
 
     ``R[k, b]`` is the response integrated over band ``b``'s (partition-of-unity) band-pass, so the
-    response at ``lambda_b`` is ``R[k, b] / width_b``; peak-normalised per band. Returns (wl, (c, n))."""
+    response at ``lambda_b`` is ``R[k, b] / width_b``; peak-normalised per band. Returns (wl, (c, n)).
+    """
     wl = np.asarray(wavelengths, float)
     gi = np.flatnonzero(good)
     fw = fill_missing_fwhm(wl, fwhm)
@@ -312,10 +319,8 @@ def write_srf_csv(path: str, band_names: Sequence[str], wavelengths: np.ndarray,
     lines.append("wavelength_nm," + ",".join(names))
     for i, x in enumerate(wavelengths):
         lines.append(f"{x:.3f}," + ",".join(f"{max(0.0, v):.6g}" for v in responses[:, i]))
-    tmp = f"{path}.partial"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
     return path
 
 
@@ -351,12 +356,18 @@ def estimate_srf_psf(hsi: str, msi: str, output_srf: str, output_report: Optiona
     """Estimate the SRF matrix and the Gaussian PSF of a pair; write the SRF CSV and a text report.
 
     Args:
+        hsi: LR-HSI raster path.
+        msi: HR-MSI raster path.
         output_srf: CSV in the custom-SRF format (usable as SRF_FILE by simulate and train).
         output_report: text report; default ``<output_srf stem>_report.txt``.
         smoothness: second-difference penalty weight (on data scaled to ~1).
         fwhm: fix the PSF FWHM (HR px) instead of searching it.
+        search_phase: also search the sampling phase (PSF centre offset from the block centre, HR px).
         use_support: limit each MSI band to HSI bands within FWHM + 20 nm of its declared centre.
         max_lr_side: the fit uses a centred crop of at most this many LR pixels a side.
+        feedback: progress, messages and cancel.
+        hsi_wavelengths: HSI wavelengths in nm when the raster lacks them.
+        msi_wavelengths: MSI wavelengths in nm when the raster lacks them.
 
     Returns:
         dict with OUTPUT_SRF, OUTPUT_REPORT, FWHM, PHASE, RESIDUAL, GAIN, SRF (matrix as lists).
@@ -369,9 +380,8 @@ def estimate_srf_psf(hsi: str, msi: str, output_srf: str, output_report: Optiona
         raise InputError(f"SMOOTHNESS must be >= 0, got {smoothness}")
     if fwhm is not None and not fwhm > 0:
         fwhm = None
-    for p in (output_srf, output_report):
-        if p and os.path.abspath(p) in (os.path.abspath(hsi), os.path.abspath(msi)):
-            raise OutputError(f"output {p} would overwrite an input")
+    report = output_report or os.path.splitext(output_srf)[0] + "_report.txt"
+    check_outputs({"OUTPUT_SRF": output_srf, "OUTPUT_REPORT": report}, (hsi, msi))
     hi0 = raster_info(hsi, hsi_wavelengths)
     mi0 = raster_info(msi, msi_wavelengths)
     r = validate_pair(hi0, mi0).ratio
@@ -396,15 +406,12 @@ def estimate_srf_psf(hsi: str, msi: str, output_srf: str, output_report: Optiona
     write_srf_csv(output_srf, minfo.band_names, x, dens, title=f"SRF estimated from {os.path.basename(msi)}",
                   source=f"hsifusion {__version__} estimate_srf_psf from {os.path.basename(hsi)} + "
                          f"{os.path.basename(msi)}; PSF FWHM {res.fwhm:.3f} HR px")
-    report = output_report or os.path.splitext(output_srf)[0] + "_report.txt"
     info = {"hsi": hsi, "msi": msi, "crop": f"{lr_win.width}x{lr_win.height} at ({lr_win.col}, {lr_win.row})"}
-    tmp = f"{report}.partial"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with replacing(report) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(_report_text(res, info))
         fh.write("\nJSON: " + json.dumps({"fwhm_hr_px": res.fwhm, "phase_hr_px": list(res.phase),
                                            "ratio": r, "gain": [round(float(g), 6) for g in res.gain],
                                            "residual": res.residual}) + "\n")
-    os.replace(tmp, report)
     seconds = time.perf_counter() - t0
     feedback.setProgress(100.0)
     feedback.pushInfo(f"PSF FWHM {res.fwhm:.3f} HR px, phase {res.phase}, residual {res.residual:.4g}; "

@@ -11,13 +11,9 @@ from typing import Tuple
 EDGE_PAD = 16  # HR px of mirrored context kept beyond the region's edge (rounded up to the step)
 
 
-def _lcm(a: int, b: int) -> int:
-    return a * b // math.gcd(a, b)
-
-
 def tile_geometry(method, ratio: int, tile_size: int) -> Tuple[int, int, int]:
     """(step, margin, core tile) in HR pixels: all multiples of the method's alignment and the ratio."""
-    step = _lcm(method.align(ratio), ratio)
+    step = math.lcm(method.align(ratio), ratio)
     margin = -(-method.margin(ratio) // step) * step
     tile = max(step, (int(tile_size) // step) * step)
     tile = max(tile, -(-method.min_hr_size(ratio) // step) * step)
@@ -25,6 +21,9 @@ def tile_geometry(method, ratio: int, tile_size: int) -> Tuple[int, int, int]:
 
 
 def edge_pad(step: int, margin: int) -> int:
-    """HR px of mirrored context a tile gets beyond the raster's edge: the margin, but at most
-    ``EDGE_PAD`` rounded up to the step (context far beyond the edge carries no information)."""
+    """HR px of mirrored context a tile gets beyond the raster's edge.
+
+    The margin, but at most ``EDGE_PAD`` rounded up to the step (context far beyond the edge carries no
+    information).
+    """
     return min(margin, -(-EDGE_PAD // step) * step)

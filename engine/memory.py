@@ -21,7 +21,7 @@ import numpy as np
 
 @functools.lru_cache(maxsize=None)
 def _malloc_trim() -> Optional[Callable[[int], int]]:
-    """glibc's ``malloc_trim``, looked up once; None elsewhere."""
+    """Glibc's ``malloc_trim``, looked up once; None elsewhere."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -70,8 +70,10 @@ class TileBuffers:
         return np.empty(shape, dtype=np.float32)
 
     def give(self, array: np.ndarray) -> None:
-        """Hand ``array`` back for reuse (ignored unless a C-contiguous float32 array owning its data, of
-        a shape ``take`` was asked for)."""
+        """Hand ``array`` back for reuse.
+
+        Ignored unless a C-contiguous float32 array owning its data, of a shape ``take`` was asked for.
+        """
         if (not isinstance(array, np.ndarray) or array.dtype != np.float32 or array.base is not None
                 or not array.flags.c_contiguous or not array.flags.writeable):
             return

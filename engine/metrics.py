@@ -264,8 +264,10 @@ def block_uiqi(x: np.ndarray, y: np.ndarray, valid: np.ndarray, block: int = BLO
 
 # --------------------------------------------------------------------------------------------- Q2n
 def onion_mult(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cayley-Dickson product of hypercomplex numbers along the last axis, as ``onion_mult.m``
-    (Garzelli & Nencini's reference implementation); the length must be a power of two."""
+    """Cayley-Dickson product of hypercomplex numbers along the last axis.
+
+    As ``onion_mult.m`` (Garzelli & Nencini's reference implementation); the length must be a power of two.
+    """
     n = a.shape[-1]
     if n == 1:
         return a * b
@@ -388,8 +390,10 @@ class ReferenceAccumulator:
             self.sam_hist += np.histogram(np.clip(angles, 0, 90), SAM_HIST_EDGES)[0]
 
     def add_blocks(self, x: np.ndarray, y: np.ndarray, valid: np.ndarray) -> None:
-        """Block metrics of a tile whose origin lies on the block grid (one block row at a time,
-        so memory stays bounded)."""
+        """Block metrics of a tile whose origin lies on the block grid.
+
+        One block row at a time, so memory stays bounded.
+        """
         for r0 in range(0, x.shape[1], BLOCK):
             xs, ys, vs = x[:, r0:r0 + BLOCK], y[:, r0:r0 + BLOCK], valid[r0:r0 + BLOCK]
             if not vs.any():

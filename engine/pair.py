@@ -1,7 +1,7 @@
 """Validate an LR-HSI / HR-MSI pair and derive the output grid (:class:`PairGrid`).
 
 Processing coordinates are HR pixels counted from the HSI origin: LR pixel (i, j) covers HR rows
-r*i .. r*i+r-1 (networks.md §1.1), so every LR window is an HR window divided by r.
+r*i .. r*i+r-1 (README, Data conventions), so every LR window is an HR window divided by r.
 """
 from __future__ import annotations
 
@@ -63,12 +63,24 @@ def same_crs(a: str, b: str) -> bool:
     return bool(sa.IsSame(sb))
 
 
-def _check_north_up(info: RasterInfo, role: str) -> None:
+def check_north_up(info: RasterInfo, role: str) -> None:
+    """Refuse a grid that is not north-up, CRS or not.
+
+    No geotransform (GCPs only), rotation terms, a negative x or a positive y pixel size: pixel offsets
+    between the two grids assume north-up.
+    """
     gt = info.geotransform
+    fix = "warp it north-up first (gdalwarp)"
+    if not info.has_geotransform:
+        raise GridError(f"{role} {info.path} has no geotransform (not georeferenced, or GCPs only); {fix}")
     if gt[2] != 0 or gt[4] != 0:
-        raise GridError(f"{role} {info.path} has a rotated geotransform; warp it north-up first")
-    if gt[5] >= 0 and info.has_georeference:
-        raise GridError(f"{role} {info.path} is not north-up (positive y pixel size)")
+        raise GridError(f"{role} {info.path} has a rotated geotransform (rotation terms {gt[2]:g}, "
+                        f"{gt[4]:g}); {fix}")
+    if not gt[1] > 0:
+        raise GridError(f"{role} {info.path} is not north-up: x pixel size {gt[1]:g} is not positive; {fix}")
+    if not gt[5] < 0:
+        raise GridError(f"{role} {info.path} is not north-up: y pixel size {gt[5]:g} is not negative "
+                        f"(south-up); {fix}")
 
 
 def integer_ratio(hsi: RasterInfo, msi: RasterInfo) -> int:
@@ -86,7 +98,9 @@ def integer_ratio(hsi: RasterInfo, msi: RasterInfo) -> int:
 
 
 def validate_pair(hsi: RasterInfo, msi: RasterInfo, min_hsi_bands: int = 3) -> PairGrid:
-    """Check CRS, bands, ratio, alignment and overlap; return the output grid."""
+    """Check orientation, CRS, bands, ratio, alignment and overlap; return the output grid."""
+    check_north_up(hsi, "HSI")
+    check_north_up(msi, "MSI")
     if not same_crs(hsi.wkt, msi.wkt):
         raise CrsMismatchError(
             f"HSI and MSI are in different CRSs: HSI {crs_name(hsi.wkt)} ({hsi.path}), "
@@ -96,8 +110,6 @@ def validate_pair(hsi: RasterInfo, msi: RasterInfo, min_hsi_bands: int = 3) -> P
     if msi.bands > hsi.bands:
         raise BandError(f"MSI has more bands ({msi.bands}) than the HSI ({hsi.bands}); "
                         "are the HSI and MSI inputs swapped?")
-    _check_north_up(hsi, "HSI")
-    _check_north_up(msi, "MSI")
     r = integer_ratio(hsi, msi)
     mx, my = msi.pixel_size
     dx = (msi.geotransform[0] - hsi.geotransform[0]) / mx

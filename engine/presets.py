@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -98,14 +98,12 @@ def choose_bands(wavelengths: Optional[Sequence[float]], preset, tolerance: floa
     return PresetChoice(name, targets, bands, tuple(float(wl[b]) for b in bands), (), tolerance)
 
 
-def available_presets(wavelengths, tolerance: float = DEFAULT_TOLERANCE_NM, good_bands=None) -> List[PresetChoice]:
-    return [choose_bands(wavelengths, n, tolerance, good_bands) for n in PRESETS]
-
-
 def default_preset(wavelengths, tolerance: float = DEFAULT_TOLERANCE_NM, good_bands=None
                    ) -> Optional[PresetChoice]:
-    """True colour, else the first available of colour infrared, agriculture, SWIR; None if none fits
-    (then the caller decides, e.g. bands 1/2/3 for a raster without wavelengths)."""
+    """True colour, else the first available of colour infrared, agriculture, SWIR.
+
+    None if none fits (then the caller decides, e.g. bands 1/2/3 for a raster without wavelengths).
+    """
     for name in FALLBACK_ORDER:
         c = choose_bands(wavelengths, name, tolerance, good_bands)
         if c.available:

@@ -35,6 +35,7 @@ class RasterInfo:
     mask_kind: str = ""
     """GDAL bands (1-based) left out as alpha; ``mask_kind`` names a GDAL mask that :func:`read_mask_window`
     applies ('' when validity is nodata/NaN only)."""
+    has_geotransform: bool = True  # False: GDAL has none (GCPs only, or none); geotransform is its default
 
     @property
     def pixel_size(self) -> Tuple[float, float]:
@@ -86,12 +87,13 @@ def raster_info(path: str, wavelengths=None, ds: Optional[gdal.Dataset] = None) 
         wl, fw = read_wavelengths(ds, index)
     bands = [ds.GetRasterBand(i) for i in index]
     nodata = bands[0].GetNoDataValue()
+    gt = ds.GetGeoTransform(can_return_null=True)
     return RasterInfo(
         path=str(path),
         width=ds.RasterXSize,
         height=ds.RasterYSize,
         bands=len(index),
-        geotransform=tuple(float(v) for v in ds.GetGeoTransform()),
+        geotransform=tuple(float(v) for v in (gt or (0.0, 1.0, 0.0, 0.0, 0.0, 1.0))),
         wkt=ds.GetProjection() or "",
         nodata=None if nodata is None else float(nodata),
         scale=tuple(float(b.GetScale() or 1.0) for b in bands),
@@ -102,6 +104,7 @@ def raster_info(path: str, wavelengths=None, ds: Optional[gdal.Dataset] = None) 
         good_bands=read_bad_bands(ds, index),
         alpha_bands=tuple(i for i in range(1, ds.RasterCount + 1) if i not in index),
         mask_kind=mask_kind(ds),
+        has_geotransform=gt is not None,
     )
 
 
@@ -170,7 +173,8 @@ def read_window(ds: gdal.Dataset, col: int, row: int, width: int, height: int,
 def read_mask_window(ds: gdal.Dataset, col: int, row: int, width: int, height: int) -> Optional[np.ndarray]:
     """(height, width) bool where the GDAL mask (alpha band, .msk / internal dataset mask, per-band
     masks: every one must pass) marks a pixel valid, mirrored like :func:`read_window`; None when
-    validity is nodata/NaN only."""
+    validity is nodata/NaN only.
+    """
     sources = _mask_sources(ds)
     if not sources:
         return None
@@ -209,7 +213,8 @@ def _clamp_span(start: int, size: int, limit: int) -> Tuple[int, int]:
 def valid_mask(data: np.ndarray, nodata: Optional[float], good_bands: Optional[np.ndarray] = None,
                mask: Optional[np.ndarray] = None) -> np.ndarray:
     """Pixels (H, W) where every good band is finite and differs from nodata, and the GDAL ``mask``
-    (from :func:`read_mask_window`) is set."""
+    (from :func:`read_mask_window`) is set.
+    """
     use = data if good_bands is None or good_bands.all() else data[good_bands]
     ok = np.isfinite(use).all(axis=0)
     if nodata is not None and np.isfinite(nodata):
@@ -217,8 +222,3 @@ def valid_mask(data: np.ndarray, nodata: Optional[float], good_bands: Optional[n
     if mask is not None:
         ok &= mask
     return ok
-
-
-def band_list_names(info: RasterInfo) -> List[str]:
-    """Band names for an output that inherits the HSI's bands."""
-    return list(info.band_names)

@@ -5,13 +5,13 @@ import base64
 import datetime as _dt
 import html
 import io
-import os
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from .. import __version__
 from . import metrics as M
+from .outputs import replacing
 from .presets import default_preset, read_preview, stretch_rgb
 
 SAM_SCALE_MAX = 20.0   # degrees: the fixed colour scale of SAM maps (as the QGIS style)
@@ -48,7 +48,8 @@ def _png(fig) -> str:
 
 
 def _img(src: str, caption: str) -> str:
-    return f'<figure><img src="{src}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+    return (f'<figure><img src="{src}" alt="{html.escape(caption)}">'
+            f'<figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
 def _fmt(v) -> str:
@@ -213,8 +214,6 @@ def write_report(path: str, ctx: Dict) -> str:
                  "reference and estimate declare different scale/offset. Pixels that are nodata in either "
                  "raster, masked, or within the border are excluded; zero spectra are excluded from SAM only."
                  "</p></body></html>")
-    tmp = path + ".partial"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write("\n".join(parts))
-    os.replace(tmp, path)
     return path

@@ -1,10 +1,9 @@
 """Scene-level reads done once before the tile loop: fill values for nodata and crops for ``fit``.
 
-Fill values are global per band, so a tile's filled nodata never depends on which tile it is in
-(per-tile statistics make tiles disagree; style.md §3). They are computed the first time a window
-holds nodata (bad bands are filled with 0 without them): a scene without nodata never pays for the
-whole-scene pass (0.7 s of a 4 s run on a 2048² x 224-band pair), and the values are the same whenever
-they are computed.
+Fill values are global per band, so a tile's filled nodata never depends on which tile it is in (per-tile
+statistics make tiles disagree; docs/design.md#tiles-and-margins). They are computed the first time a window
+holds nodata (bad bands are filled with 0 without them): a scene without nodata never pays for the whole-scene
+pass (0.7 s of a 4 s run on a 2048² x 224-band pair), and the values are the same whenever they are computed.
 """
 from __future__ import annotations
 
@@ -19,8 +18,7 @@ from osgeo import gdal
 from .errors import NoValidDataError
 from .feedback import Feedback
 from .pair import PairGrid
-from .raster import (RasterInfo, mask_kind, open_raster, read_mask_window, read_window, spectral_bands,
-                     valid_mask)
+from .raster import RasterInfo, mask_kind, open_raster, read_mask_window, read_window, spectral_bands, valid_mask
 from .windows import Window, align_outward, intersection
 
 STRIP_BYTES = 64 * 2**20
@@ -99,9 +97,11 @@ def read_pair_window(scene: Scene, lr_win: Window, hr_win: Window, hsi_ds=None, 
 
 
 def fill_invalid(data: np.ndarray, valid: np.ndarray, fill: Callable[[], np.ndarray], good_bands=None) -> None:
-    """In place: invalid pixels take the per-band fill value and whole bad bands 0 (the fill value
-    :func:`band_means` gives them). ``fill()`` returns the (C,) values; it is called only when a pixel
-    needs filling (the scene statistics are computed on first use)."""
+    """In place: invalid pixels take the per-band fill value, whole bad bands 0.
+
+    0 is the fill value :func:`band_means` gives bad bands. ``fill()`` returns the (C,) values; it is called
+    only when a pixel needs filling (the scene statistics are computed on first use).
+    """
     if not valid.all():
         data[:, ~valid] = fill()[:, None]
     if good_bands is not None and not good_bands.all():
@@ -110,7 +110,8 @@ def fill_invalid(data: np.ndarray, valid: np.ndarray, fill: Callable[[], np.ndar
 
 def _strips(ds: gdal.Dataset, window: Window, max_side: int, bands: Optional[list] = None):
     """Yield (data (bands, rows, cols) float32, GDAL mask or None) strips of ``window``, decimated
-    (nearest) so that neither side exceeds ``max_side``; ``bands`` defaults to the spectral bands."""
+    (nearest) so that neither side exceeds ``max_side``; ``bands`` defaults to the spectral bands.
+    """
     bands = bands or spectral_bands(ds)
     masked = bool(mask_kind(ds))
     step = max(1, -(-max(window.width, window.height) // max_side))
@@ -166,7 +167,8 @@ def band_means(ds: gdal.Dataset, window: Window, nodata, good_bands, max_side: i
 
 def empty_bands(ds: gdal.Dataset, window: Window, nodata, max_side: int = 1024) -> np.ndarray:
     """(bands,) bool: bands without a single valid value in ``window``. A decimated pass finds the
-    candidates; only those are read again at full resolution, so a sparse band is never called empty."""
+    candidates; only those are read again at full resolution, so a sparse band is never called empty.
+    """
     bands = spectral_bands(ds)
 
     def seen(band_numbers, side):

@@ -18,12 +18,13 @@ from .. import __version__
 from .degrade import NOISE_BLOCK, PSF, blur_decimate, noise_block, noise_sigma, noise_window
 from .errors import GridError, InputError, OutputError, WavelengthError
 from .feedback import Feedback, ensure_feedback
+from .outputs import check_outputs
 from .pair import require_positive_tile
 from .raster import open_raster, raster_info, read_window, valid_mask
 from .srf import DEFAULT_MAX_MISSING, Sensor, apply_srf, covered_bands, resolve_sensor, srf_matrix
 from .tiling import pipeline
 from .windows import Window, intersection, tiles
-from .writer import DEFAULT_NODATA, RasterWriter, check_output_path
+from .writer import RasterWriter, float_nodata
 
 SIM_KEY = "HSIFUSION_SIMULATION"
 
@@ -68,8 +69,10 @@ def _has_bands(bands) -> bool:
 
 
 def _covered_sensor(sens: Sensor, explicit: bool, info, good, max_missing, feedback):
-    """Without an explicit band list keep the bands the HSI covers (warn about the others); with one, or
-    when no band is covered, the coverage error of the first uncovered band is raised."""
+    """Without an explicit band list keep the bands the HSI covers (warn about the others).
+
+    With one, or when no band is covered, the coverage error of the first uncovered band is raised.
+    """
     if explicit:
         return sens, []
     keep = covered_bands(sens, info.wavelengths, info.fwhm, good, max_missing)
@@ -92,13 +95,23 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
     """Simulate an LR-HSI (``out_hsi``) and an HR-MSI (``out_msi``) from an HR-HSI ``reference``.
 
     Args:
+        reference: HR-HSI raster path.
+        out_hsi: LR-HSI output path, or None to skip it.
+        out_msi: HR-MSI output path, or None to skip it (at least one output is needed).
         ratio: integer >= 2; the LR pixel is ``ratio`` x the reference pixel, same origin.
         psf: :class:`PSF` (default Gaussian, FWHM = ratio HR px) or a dict / kind name.
-        sensor / srf_file / bands: the MSI sensor (bundled key, or a CSV file) and optionally a band
-            subset; without ``bands`` every band the HSI covers is used (others dropped with a warning).
-        snr_hsi, snr_msi: per-image SNR in dB, None = no noise. ``seed``: noise seed.
+        sensor: the MSI sensor (bundled key or :class:`Sensor`).
+        srf_file: a custom-SRF CSV instead of ``sensor``.
+        bands: optional band subset of the sensor; without it every band the HSI covers is used (others
+            dropped with a warning).
+        snr_hsi: SNR of the LR-HSI in dB, None = no noise.
+        snr_msi: SNR of the HR-MSI in dB, None = no noise.
+        seed: noise seed.
+        tile_size: HR tile side of the tile loop.
+        feedback: progress, messages and cancel.
         wavelengths: overrides the reference's wavelengths (list, string or CSV).
-        Either output may be None to skip it (at least one is needed).
+        creation_options: GDAL ``KEY=VALUE`` creation options, overriding the defaults key by key.
+        max_missing: largest fraction of a sensor band's response the HSI may miss (default 1 %).
 
     Returns:
         dict with OUTPUT_HSI, OUTPUT_MSI, RATIO, LR_SIZE, BANDS, NOISE_SIGMA_HSI/MSI, TILES, SECONDS.
@@ -121,6 +134,8 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
     gt = info.geotransform
     if gt[2] != 0 or gt[4] != 0:
         raise GridError(f"reference {reference} has a rotated geotransform; warp it north-up first")
+    if not info.has_geotransform:  # GDAL's default (0, 1, 0, 0, 0, 1) is south-up: use QGIS's pixel grid
+        gt = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
     if not info.has_georeference:
         feedback.pushWarning(f"reference {reference} has no georeferencing: outputs use its pixel grid "
                              f"(HR pixel 1 x 1 at origin 0,0, LR pixel {r} x {r}) and no CRS")
@@ -144,11 +159,7 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
                                         max_missing, feedback)
         R = srf_matrix(sens, info.wavelengths, info.fwhm, good, max_missing)
 
-    outs = [p for p in (out_hsi, out_msi) if p]
-    for p in outs:
-        check_output_path(p, (reference,))
-    if out_hsi and out_msi and os.path.abspath(out_hsi) == os.path.abspath(out_msi):
-        raise OutputError("OUTPUT_HSI and OUTPUT_MSI must be different files")
+    check_outputs({"OUTPUT_HSI": out_hsi, "OUTPUT_MSI": out_msi}, (reference,))
 
     H, W = info.height, info.width
     h, w = H // r, W // r
@@ -158,7 +169,7 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
     margin = psf.margin(r)
     start = margin - (K - r) // 2
     ref_nodata = info.nodata
-    nodata = ref_nodata if ref_nodata is not None else DEFAULT_NODATA
+    nodata = float_nodata(ref_nodata)
     gidx = np.flatnonzero(good)
     uniform = _uniform(info.scale, good) and _uniform(info.offset, good)
     scale = np.asarray(info.scale)[gidx][:, None, None]
@@ -298,17 +309,12 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
             t_count[0] += 1
 
         pipeline(cores, read, compute, write, feedback, span)
-        paths = {}
-        for key in ("hsi", "msi"):
-            if key in writers:
-                paths[key] = writers[key].commit()
+        for wr in writers.values():  # both complete before either replaces a file
+            wr.finish()
+        paths = {key: wr.publish() for key, wr in writers.items()}
     except BaseException:
         for wr in writers.values():
-            if wr.committed:
-                for p in (wr.path, wr.path + ".aux.xml"):
-                    if os.path.exists(p):
-                        os.remove(p)
-            else:
+            if not wr.committed:
                 wr.abort()
         raise
     finally:
@@ -336,12 +342,12 @@ def spectral_resample(source: str, output: str, sensor: Union[str, Sensor, None]
     sens, dropped = _covered_sensor(resolve_sensor(sensor, srf_file, bands), _has_bands(bands), info, good,
                                     max_missing, feedback)
     R = srf_matrix(sens, info.wavelengths, info.fwhm, good, max_missing)
-    check_output_path(output, (source,))
+    check_outputs({"OUTPUT": output}, (source,))
     gidx = np.flatnonzero(np.any(R != 0, axis=0))
     uniform = _uniform(info.scale, gidx) and _uniform(info.offset, gidx)
     scale = np.asarray(info.scale)[gidx][:, None, None]
     offset = np.asarray(info.offset)[gidx][:, None, None]
-    nodata = info.nodata if info.nodata is not None else DEFAULT_NODATA
+    nodata = float_nodata(info.nodata)
     Rg = R[:, gidx]
     region = Window(0, 0, info.width, info.height)
     cores = list(tiles(region, max(1, int(tile_size)), 1))

@@ -95,7 +95,8 @@ class Sensor:
     def support(self, k: int, level: float = 0.0) -> Tuple[float, float]:
         """Wavelength range where band ``k``'s response, linearly interpolated between the tabulated
         samples, exceeds ``level`` x its peak. At level 0 this runs from the last zero sample before the
-        response to the first zero sample after it: the ramps to those samples are part of the band."""
+        response to the first zero sample after it: the ramps to those samples are part of the band.
+        """
         y = self.responses[k]
         return _crossings(self.wavelengths, y, y > level * y.max(), level * y.max())
 
@@ -122,7 +123,8 @@ class Sensor:
 
 def _crossings(x: np.ndarray, y: np.ndarray, above: np.ndarray, value: float) -> Tuple[float, float]:
     """Outermost wavelengths where the piecewise-linear curve (x, y) crosses ``value`` around the
-    samples flagged ``above`` (the table's ends when the curve is still above there)."""
+    samples flagged ``above`` (the table's ends when the curve is still above there).
+    """
     idx = np.flatnonzero(above)
     i0, i1 = idx[0], idx[-1]
     lo = x[i0] if i0 == 0 else np.interp(value, [y[i0 - 1], y[i0]], [x[i0 - 1], x[i0]])
@@ -260,7 +262,7 @@ def list_sensors() -> List[str]:
 
 
 def sensor_titles() -> Dict[str, str]:
-    """key -> ``title [kind]`` of every bundled sensor (for choosers)."""
+    """Key -> ``title [kind]`` of every bundled sensor (for choosers)."""
     out = {}
     for key in list_sensors():
         with open(SENSOR_DIR / f"{key}.csv", encoding="utf-8") as fh:
@@ -288,8 +290,11 @@ def load_sensor(name: str, bands: Optional[Sequence[str]] = None) -> Sensor:
 
 
 def load_srf_csv(path: str, bands: Optional[Sequence[str]] = None) -> Sensor:
-    """A custom sensor from a CSV: header ``wavelength,<band>,...``, one row per wavelength (nm, or µm
-    when all values are below 20), responses >= 0. ``#`` lines are comments (``# title: ...``)."""
+    """A custom sensor from a CSV.
+
+    Header ``wavelength,<band>,...``, one row per wavelength (nm, or µm when all values are below 20),
+    responses >= 0. ``#`` lines are comments (``# title: ...``).
+    """
     p = Path(str(path))
     if not p.is_file():
         raise InputError(f"SRF file {path} does not exist")
@@ -385,8 +390,10 @@ def covered_bands(sensor: Sensor, hsi_wavelengths, hsi_fwhm=None, good_bands=Non
 
 
 def apply_srf(matrix: np.ndarray, cube: np.ndarray) -> np.ndarray:
-    """(c, H, W) float64 = matrix @ cube per pixel, summed band by band in a fixed order, so the result
-    of a pixel does not depend on the tile it was computed in."""
+    """(c, H, W) float64 = matrix @ cube per pixel, summed band by band in a fixed order.
+
+    The fixed order makes the result of a pixel independent of the tile it was computed in.
+    """
     out = np.zeros((matrix.shape[0],) + cube.shape[1:], dtype=np.float64)
     for b in np.flatnonzero(np.any(matrix != 0, axis=0)):
         xb = cube[b].astype(np.float64)

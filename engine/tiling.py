@@ -92,14 +92,16 @@ def pipeline(items: Sequence[T], read: Callable[[T], object], compute: Callable[
 
 def apply_with_retry(method, lr: np.ndarray, hr: np.ndarray, ratio: int, step: int, margin: int,
                      pads: Tuple[int, int, int, int], feedback: Feedback) -> np.ndarray:
-    """``method.apply``; on GPU out-of-memory halve the tile (2x2 sub-tiles, each with its margin) and,
-    when a tile cannot shrink further, move the method to the CPU with a warning.
+    """``method.apply``, retried smaller on GPU out-of-memory.
+
+    On out-of-memory the tile is halved (2x2 sub-tiles, each with its margin) and, when a tile cannot shrink
+    further, the method moves to the CPU with a warning.
 
     ``pads`` = (top, bottom, left, right) context around the core in ``hr`` (HR px, multiples of step).
     """
     try:
         return method.apply(lr, hr, ratio, feedback)
-    except Exception as exc:  # noqa: BLE001 - only OOM is handled, everything else re-raised
+    except Exception as exc:  # only OOM is handled, everything else re-raised
         if not is_out_of_memory(exc):
             raise
     top, bottom, left, right = pads
@@ -142,7 +144,8 @@ class TilePlan:
 
         Mirrored context far beyond the raster edge carries no information; the bound is the same for
         every tile, so tiled and untiled runs still see identical context (AMSF-Net's 160-px margin
-        no longer makes a small scene 7x bigger)."""
+        no longer makes a small scene 7x bigger).
+        """
         outer = align_outward(self.region, self.step).pad(self.edge_pad)
         return intersection(core.pad(self.margin), outer)
 
@@ -171,15 +174,17 @@ def plan_tiles(scene: Scene, method, tile_size: int, nodata: float) -> Tuple[Til
 
 
 def read_tile(scene: Scene, core: Window, plan: TilePlan, hsi_ds=None, msi_ds=None):
-    """Read and fill the padded LR/HR windows of ``core``: (lr, hr, hr_valid). Opens the inputs
-    itself when no datasets are given."""
+    """Read and fill the padded LR/HR windows of ``core``: (lr, hr, hr_valid).
+
+    Opens the inputs itself when no datasets are given.
+    """
     padded = plan.padded(core)
     return read_pair_window(scene, padded.scale_down(plan.ratio), padded, hsi_ds, msi_ds)
 
 
 def finish_tile(method, core: Window, data, plan: TilePlan, feedback: Optional[Feedback] = None
                 ) -> Optional[np.ndarray]:
-    """apply (with OOM retry) -> crop the margin -> mask nodata; None when the tile holds no valid pixel."""
+    """Apply (with OOM retry) -> crop the margin -> mask nodata; None when the tile holds no valid pixel."""
     lr, hr, valid = data
     vs = plan.target(core).slices_in(plan.padded(core))
     if not valid[vs].any():
@@ -199,19 +204,24 @@ def finish_tile(method, core: Window, data, plan: TilePlan, feedback: Optional[F
 
 def compute_tile(scene: Scene, method, core: Window, plan: TilePlan, feedback: Optional[Feedback] = None,
                  hsi_ds=None, msi_ds=None) -> Optional[np.ndarray]:
-    """The whole per-tile job (read windows -> fill nodata -> apply_with_retry -> crop -> mask), opening
-    its own datasets unless given: what a distributed task runs. Returns the block for
-    ``plan.out_window(core)`` or None for an all-nodata tile."""
+    """The whole per-tile job: read windows -> fill nodata -> apply_with_retry -> crop -> mask.
+
+    Opens its own datasets unless given: what a distributed task runs. Returns the block for
+    ``plan.out_window(core)`` or None for an all-nodata tile.
+    """
     return finish_tile(method, core, read_tile(scene, core, plan, hsi_ds, msi_ds), plan, feedback)
 
 
 def fuse_tiles(scene: Scene, method, write_block: Callable[[np.ndarray, Window], None], tile_size: int,
                nodata: float, feedback: Optional[Feedback] = None, progress_span=(0.0, 100.0)) -> int:
-    """Tile the output region, apply ``method`` with margins, crop, mask nodata, hand blocks to
+    """Tile the output region and fuse it tile by tile.
+
+    Applies ``method`` with margins, crops, masks nodata, and hands blocks to
     ``write_block(array, window_in_output)``. Returns the number of tiles written.
 
     Local path: :func:`pipeline` runs :func:`read_tile` in its reader thread and :func:`finish_tile`
-    here (the two halves of :func:`compute_tile`, which :mod:`.distributed` runs on workers)."""
+    here (the two halves of :func:`compute_tile`, which :mod:`.distributed` runs on workers).
+    """
     feedback = ensure_feedback(feedback)
     plan, cores = plan_tiles(scene, method, tile_size, nodata)
     feedback.pushInfo(f"{len(cores)} tile(s) of up to {plan.tile} px, margin {plan.margin} px, ratio {plan.ratio}")

@@ -1,4 +1,4 @@
-"""Corpus training of a supervised network on the user's rasters (``hsifusion:train``, issue #7).
+"""Corpus training of a supervised network on the user's rasters (``hsifusion:train``).
 
 Training data, streamed by GDAL windows (a raster is never read whole):
 
@@ -37,6 +37,7 @@ from .device import limit_cpu_threads, resolve_device
 from .errors import Cancelled, CheckpointError, FusionError, InputError, NoValidDataError, OutputError
 from .feedback import Feedback, ensure_feedback
 from .metrics import sam_degrees
+from .outputs import check_outputs, replacing
 from .pair import validate_pair
 from .raster import open_raster, raster_info, read_window, valid_mask
 from .simulate import check_ratio, make_psf
@@ -58,8 +59,11 @@ class TrainingDiverged(FusionError):
 # --------------------------------------------------------------------------------------- sources
 @dataclass
 class Source:
-    """One raster (mode a) or pair (mode b) on its *target grid* (HR grid for a reference, LR grid of
-    the HSI for a pair). ``train`` and ``val`` are regions of core windows on that grid."""
+    """One raster (mode a) or pair (mode b) on its *target grid*.
+
+    The target grid is the HR grid for a reference, the LR grid of the HSI for a pair. ``train`` and ``val``
+    are regions of core windows on that grid.
+    """
 
     label: str
     region: Window
@@ -177,8 +181,11 @@ def _decimated(ds, info, side: int) -> np.ndarray:
 
 
 def split_regions(src: Source, validation: float, ratio: int) -> None:
-    """Hold out the last ``validation`` fraction of the longer axis; training cores stop ``margin``
-    (rounded up to ``ratio``) before it so no training read reaches a validation pixel."""
+    """Hold out the last ``validation`` fraction of the longer axis.
+
+    Training cores stop ``margin`` (rounded up to ``ratio``) before it so no training read reaches a
+    validation pixel.
+    """
     reg = src.region
     gap = -(-src.margin // ratio) * ratio
     if validation <= 0:
@@ -209,7 +216,8 @@ def random_core(src: Source, patch: int, ratio: int, rng: np.random.Generator) -
 def validation_side(sources: List[Source], patch: int, step: int, smallest: int) -> Optional[int]:
     """Side of the validation patches: ``patch`` when it fits a held-out strip, else the largest multiple
     of ``step`` (at least ``smallest``) that fits the widest strip; None when nothing fits (a small
-    raster: 20 % of a 256 px pair at ratio 4 is a 12 px strip)."""
+    raster: 20 % of a 256 px pair at ratio 4 is a 12 px strip).
+    """
     room = max((min(s.val.width, s.val.height) for s in sources if s.val is not None), default=0)
     side = min(patch, (room // step) * step)
     return side if side >= max(step, smallest) else None
@@ -233,8 +241,11 @@ def val_cores(src: Source, patch: int, limit: int) -> List[Window]:
 
 # --------------------------------------------------------------------------------------- metrics
 class MetricAccumulator:
-    """Loss, PSNR (per band 10 log10(peak^2 / MSE), peak = max of the target band, mean over bands with
-    a positive peak) and SAM (mean over pixels, degrees) on normalised values."""
+    """Loss, PSNR and SAM on normalised values.
+
+    PSNR per band 10 log10(peak^2 / MSE), peak = max of the target band, mean over bands with a positive peak;
+    SAM mean over pixels, in degrees.
+    """
 
     def __init__(self) -> None:
         self.loss_sum, self.loss_n = 0.0, 0
@@ -277,19 +288,19 @@ def log_paths(output: str) -> Tuple[str, str]:
 
 
 def write_log(path: str, history: List[Dict]) -> None:
-    tmp = f"{path}.partial"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(LOG_COLUMNS)
         for h in history:
             w.writerow(["" if h.get(c) is None else (f"{h[c]:.6g}" if isinstance(h[c], float) else h[c])
                         for c in LOG_COLUMNS])
-    os.replace(tmp, path)
 
 
 def plot_losses(path: str, history: List[Dict], title: str) -> Optional[str]:
-    """Loss (and validation PSNR) per epoch as a PNG (matplotlib Agg, no pyplot state); None when
-    matplotlib is missing."""
+    """Loss (and validation PSNR) per epoch as a PNG (matplotlib Agg, no pyplot state).
+
+    None when matplotlib is missing.
+    """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -318,9 +329,8 @@ def plot_losses(path: str, history: List[Dict], title: str) -> Optional[str]:
         ax2.legend(loc="upper right", fontsize=8)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    tmp = f"{path}.partial.png"
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with replacing(path, ".partial.png") as tmp:
+        fig.savefig(tmp)
     return path
 
 
@@ -475,50 +485,59 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
     """Train a supervised network and write a checkpoint (+ ``<stem>_log.csv``, ``<stem>_loss.png``).
 
     Args:
-        network: registry name of a supervised network (amsfnet, cofusion, ssjcn).
+        network: id of a supervised network in ``models.catalogue``.
         output: checkpoint path (.pt); rewritten after every epoch.
         references: HR-HSI raster(s) (mode a), with sensor / srf_file / bands, ratio and psf.
         pairs: (LR-HSI, HR-MSI) path pairs (mode b); ratio from the grids, psf for the extra degradation.
-        psf: :class:`.degrade.PSF`, dict or kind name; psf_fwhm: Gaussian FWHM in HR px (default ratio).
-        epochs / iterations: total run length (iterations wins when given); steps_per_epoch: default
-            about one pass over the training area, at most 500.
+        sensor: MSI sensor key for simulating pairs from references.
+        srf_file: a custom-SRF CSV instead of ``sensor``.
+        bands: optional band subset of the sensor.
+        ratio: resolution ratio of the simulated pairs (mode a).
+        psf: :class:`.degrade.PSF`, dict or kind name.
+        psf_fwhm: Gaussian FWHM in HR px (default ratio).
+        epochs: total run length in epochs.
+        iterations: total run length in iterations (wins over ``epochs`` when given).
+        steps_per_epoch: default about one pass over the training area, at most 500.
         patch_size: HR side of a training patch (rounded to the network's alignment).
+        batch_size: patches per step.
         learning_rate: replaces the network's paper learning rate (schedule kept).
         validation: fraction of each raster held out (0 = none).
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        seed: seed of the initialisation and the patch sampling.
         resume: a checkpoint to continue (optimizer state + counts) or to fine-tune (weights only).
+        hyper: network hyper-parameters replacing the registry defaults.
+        max_val_patches: validation patches in all, shared among the rasters.
+        feedback: progress, messages and cancel.
+        max_missing: largest fraction of a sensor band's response the HSI may miss (default 1 %).
+        keep_window_log: keep a log of the training windows sampled (tests check none reaches validation).
 
     Returns:
         dict with OUTPUT, LOG, PLOT, EPOCHS, ITERATIONS, METRICS, SECONDS, MODE.
     """
     import torch
 
-    from ..models.registry import get_spec
+    from ..models.catalogue import SUPERVISED, entry, network_ids
+    from ..models.registry import load_spec
 
     feedback = ensure_feedback(feedback)
     t0 = time.perf_counter()
     limit_cpu_threads()
     try:
-        spec = get_spec(network)
+        net = entry(network)
     except KeyError as exc:
         raise InputError(str(exc).strip("'\"")) from None
-    if not spec.supervised:
-        raise InputError(f"{spec.title} is not trained on examples (unsupervised); corpus training applies to "
-                         "amsfnet, cofusion and ssjcn")
-    import importlib
-
-    module = importlib.import_module(spec.build.__module__)
+    if not net.supervised:
+        raise InputError(f"{net.title} is not trained on examples (unsupervised); corpus training applies to "
+                         f"{', '.join(network_ids(SUPERVISED))}")
+    spec = load_spec(net)
     refs, pair_list = _as_list(references), [tuple(p) for p in (pairs or [])]
     if bool(refs) == bool(pair_list):
         raise InputError("give either reference HR-HSI rasters (simulated pairs) or real LR-HSI + HR-MSI pairs, "
                          "not both and not neither")
     if not output:
         raise OutputError("give an OUTPUT checkpoint path (.pt)")
-    inputs = refs + [p for pr in pair_list for p in pr]
-    if any(os.path.abspath(output) == os.path.abspath(p) for p in inputs):
-        raise OutputError(f"OUTPUT {output} would overwrite an input raster")
-    out_dir = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(out_dir):
-        raise OutputError(f"the folder of OUTPUT ({out_dir}) does not exist")
+    inputs = refs + [p for pr in pair_list for p in pr] + ([srf_file] if srf_file else [])
+    check_outputs(dict(zip(("OUTPUT", "LOG", "PLOT"), (output, *log_paths(output)))), inputs)
     validation = float(validation or 0.0)
     if not 0.0 <= validation < 0.9:
         raise InputError(f"VALIDATION must be a fraction between 0 and 0.9, got {validation}")
@@ -539,12 +558,12 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
     patch = max(step, (int(patch_size) // step) * step)
     patch = max(patch, -(-spec.min_hr_size(r) // step) * step)
     if patch != int(patch_size):
-        feedback.pushInfo(f"PATCH_SIZE {patch_size} -> {patch} px ({spec.title} needs multiples of {step}, "
+        feedback.pushInfo(f"PATCH_SIZE {patch_size} -> {patch} px ({net.title} needs multiples of {step}, "
                           f"at least {spec.min_hr_size(r)})")
     val_side = validation_side(sources, patch, step, spec.min_hr_size(r)) if validation > 0 else None
     if validation > 0 and (val_side is None or not _training_fits(sources, patch)):
         strips = ", ".join(f"{s.val.width}x{s.val.height}" for s in sources if s.val is not None)
-        why = (f"the held-out strips ({strips} px) are smaller than the smallest {spec.title} patch "
+        why = (f"the held-out strips ({strips} px) are smaller than the smallest {net.title} patch "
                f"({max(step, spec.min_hr_size(r))} px)" if val_side is None else
                f"what is left for training ({', '.join(f'{s.train.width}x{s.train.height}' for s in sources)} px) "
                f"is smaller than a {patch} px patch")
@@ -566,7 +585,7 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
         ckpt = load_checkpoint(resume)
         check_compatible(ckpt, network, meta["hsi_bands"], meta["msi_bands"], r, meta["hsi_wavelengths"],
                          meta["msi_wavelengths"])
-        hyper_all = dict(spec.defaults, **ckpt.get("hyper", {}))
+        hyper_all = dict(spec.defaults, **net.checkpoint_fallbacks, **ckpt.get("hyper", {}))
         norm = {k: float(v) for k, v in ckpt["norm"].items()}
         state = ckpt.get("resume")
         if state:
@@ -605,17 +624,17 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
         try:
             model.load_state_dict(ckpt["state_dict"])
         except RuntimeError as exc:
-            raise CheckpointError(f"checkpoint weights do not fit {spec.title}: {str(exc).splitlines()[0]}") \
+            raise CheckpointError(f"checkpoint weights do not fit {net.title}: {str(exc).splitlines()[0]}") \
                 from None
-    opt, sched = make_optimizer(module, model.parameters(), total, learning_rate, start_it, opt_state)
-    loss_fn = module.loss
+    opt, sched = make_optimizer(spec, model.parameters(), total, learning_rate, start_it, opt_state)
+    loss_fn = spec.loss
     val_data, val_where = stream.validation(max_val_patches, feedback, val_side) if validation > 0 else ([], [])
     if validation > 0 and not val_data:
         feedback.pushWarning("VALIDATION > 0 but every validation patch in the held-out strips holds nodata; "
                              "training without validation metrics")
     log_csv, log_png = log_paths(output)
     feedback.pushInfo(
-        f"train {spec.title} ({mode}) on {dev} ({reason}): {len(sources)} source(s), ratio {r}, "
+        f"train {net.title} ({mode}) on {dev} ({reason}): {len(sources)} source(s), ratio {r}, "
         f"{meta['hsi_bands']} HSI / {meta['msi_bands']} MSI bands, patches {patch} px, batch {batch_size}, "
         f"{spe} steps per epoch, {n_epochs} epoch(s) ({total} iterations), {len(val_data)} validation patches")
 
@@ -702,7 +721,7 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
             last_metrics = {"validation": va, "training": tr, "epoch": epoch + 1}
             save(epoch + 1, last_metrics)
             write_log(log_csv, history)
-            plot_losses(log_png, history, f"{spec.name} training: {mode}")
+            plot_losses(log_png, history, f"{net.id} training: {mode}")
             feedback.pushInfo(_epoch_line(row, n_epochs))
     except Cancelled:
         if counter["it"] > counter["saved"]:

@@ -96,7 +96,8 @@ def _all_bands(ds, index: Optional[Sequence[int]]) -> Sequence[int]:
 
 def read_wavelengths(ds, index: Optional[Sequence[int]] = None) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """(wavelengths_nm, fwhm_nm) of the GDAL bands ``index`` (1-based, default all), or (None, None).
-    FWHM entries may be NaN."""
+    FWHM entries may be NaN.
+    """
     index = _all_bands(ds, index)
     readers = (_from_imagery, _from_band_items, _from_envi)
     for k, reader in enumerate(readers):
@@ -115,7 +116,8 @@ def read_wavelengths(ds, index: Optional[Sequence[int]] = None) -> Tuple[Optiona
 
 def read_bad_bands(ds, index: Optional[Sequence[int]] = None) -> np.ndarray:
     """Boolean 'good band' vector of the GDAL bands ``index`` (default all) from band ``bbl`` items
-    (ENVI bad band list); all True without it."""
+    (ENVI bad band list); all True without it.
+    """
     index = _all_bands(ds, index)
     good = np.ones(len(index), dtype=bool)
     for k, i in enumerate(index):
@@ -127,8 +129,11 @@ def read_bad_bands(ds, index: Optional[Sequence[int]] = None) -> np.ndarray:
 
 def parse_user_wavelengths(value: Union[str, Sequence[float], Path, None], bands: int
                            ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """Wavelengths given by the user: a list, a comma string, or a CSV (first numeric column = nm,
-    optional second = FWHM). Raises WavelengthError on a count mismatch."""
+    """Wavelengths given by the user.
+
+    A list, a comma string, or a CSV (first numeric column = nm, optional second = FWHM). Raises
+    WavelengthError on a count mismatch.
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
     fw = None

@@ -1,26 +1,29 @@
-"""AMSF-Net: Asymptotic Multiscale Symmetric Fusion Network (networks.md §2).
+"""AMSF-Net: Asymptotic Multiscale Symmetric Fusion Network (docs/networks.md#amsf-net).
 
-Liu, Shao, Liu, Li, Zhang, IEEE TGRS 63 (2025) 5503016. Written from the spec text only: the authors' code
-(``cvmdsp/AMSF-Net``) has no licence, so none of it is reused here.
+Liu, Shao, Liu, Li, Zhang, IEEE TGRS 63 (2025) 5503016. Written from a text description only: the authors'
+code (``cvmdsp/AMSF-Net``) has no licence, so none of it is reused here.
 
 Status: blocks and forward pass are DOC for r = 4 (the authors hard-wire factors 4 and 1/4). For r != 4
 the LR-grid / HR-grid hops use explicit ``resize`` to (h, w) and (H, W) — a REC generalisation that is
-identical to the code at r = 4 (§2.2, §2.6-1). The fixed ``↓4`` / ``↑4`` between h and h/4 stay 4.
-Layers that exist in the code but are never used in its forward pass are not implemented (§2.2).
+identical to the code at r = 4 (docs/networks.md#amsf-net-architecture). The fixed ``↓4`` / ``↑4`` between
+h and h/4 stay 4. Layers that exist in the code but are never used in its forward pass are not implemented.
 Size rule: H, W multiples of 8r (LFE pooling and the 2x2 DRSA windows at h/4).
-Scene-adaptive recipe (REC, issue #6; not in the paper or the spec): the spec's net has no image-level
-skip from the up-sampled LR-HSI (only the feature-level ``f3 + d``, d = ATT(↑ HSI features)), so it must
-synthesise all 224 bands from Xavier-random weights. Trained for a few hundred steps on the tiny
-degraded pair of a scene, that gave 18.6 dB / 16.7 deg on the bundled sample, far below bicubic
-(23.56 / 12.25). ``hsi_skip=True`` (the registry default) adds ``X̂ = bicubic(Y) + g · net(Y, Z)`` with one
-learnable gain ``g`` initialised at 0 (ReZero), so training starts exactly at the bicubic image and the
-net learns a correction; ``hsi_skip=False`` is the spec's net. :func:`default_optimizer` maps the
-paper's StepLR(500, 0.95) over 20 000 iterations onto the run length (40 decays of 0.95 in any run).
+Scene-adaptive recipe (REC; not in the paper; reasons in docs/networks.md#amsf-net-what-is-reconstructed,
+measurements in benchmarks/NOTES.md): the published net has no image-level skip from the up-sampled
+LR-HSI (only the feature-level ``f3 + d``, d = ATT(↑ HSI features)), so it must synthesise every band
+from Xavier-random weights. ``hsi_skip=True`` (the registry default) adds ``X̂ = bicubic(Y) + g · net(Y, Z)``
+with one learnable gain ``g`` initialised at 0 (ReZero), so training starts exactly at the bicubic image
+and the net learns a correction; ``hsi_skip=False`` is the published net. :func:`default_optimizer` maps
+the paper's StepLR(500, 0.95) over 20 000 iterations onto the run length (40 decays of 0.95 in any run).
 In eval mode the skip variant floors every band at ``min(0, min of that band in Y)``
-(:func:`floor_at_input_minimum`): without it the correction drove dark water spectra negative and SAM
-above bicubic's (sample, 100 steps: 25.83 dB / 13.52 deg without the floor, see the test module).
-Deviation from the §2.1 text: the LFE mask width inside MFF is e = 32 (= w), not 16 — the only reading that
-gives the spec's measured parameter counts exactly (see :class:`MFF`). Conv biases keep PyTorch's init.
+(:func:`floor_at_input_minimum`), which keeps dark water spectra from going negative.
+Deviation from the published block signature: the LFE mask width inside MFF is e = 32 (= w), not 16 — the
+only reading that gives the measured parameter counts exactly (see :class:`MFF`). Conv biases keep
+PyTorch's init.
+Anchored default (REC; engine/methods/anchored.py, models/anchor.py): ``hsi_skip=True`` with
+``skip_gain`` set to 1, wrapped as ``base + g * (AMSF-Net(y, z) - bicubic(y))`` = ``base + g * net(y, z)``,
+``g`` per band initialised at 0: the bicubic skip is replaced by the classical base, and the zero-initialised
+gate is ``g`` (two zero gains in series would both get zero gradient at step 0).
 """
 from __future__ import annotations
 
@@ -31,13 +34,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import LN2d, check_pair, floor_at_input_minimum
-from .registry import NetSpec, register
+from .spec import NetSpec
 
 WIDTH = 32
 
 
 def _resize(t: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """Bilinear, align_corners=False, no antialias (§1.1 / §2.6-5)."""
+    """Bilinear, align_corners=False, no antialias (PyTorch's default, as the authors' code leaves it)."""
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 
 
@@ -79,7 +82,7 @@ class SAttn(nn.Module):
 
 
 class ATT(nn.Module):
-    """``SAttn ∘ CAttn``; the network holds a single instance used four times (§2.6-4)."""
+    """``SAttn ∘ CAttn``; the network holds a single instance used four times (as coded)."""
 
     def __init__(self, n: int) -> None:
         super().__init__()
@@ -262,7 +265,7 @@ class _PreNorm(nn.Module):
 
 
 class DRSA(nn.Module):
-    """Omni-SR style block/grid spatial and channel attention; the extra ``x +`` is kept as coded (§2.1)."""
+    """Omni-SR style block/grid spatial and channel attention; the extra ``x +`` is kept as coded."""
 
     def __init__(self, n: int, dropout: float = 0.1) -> None:
         super().__init__()
@@ -288,7 +291,7 @@ class _Refine(nn.Sequential):
 class MFF(nn.Module):
     """Multi-level feature fusion of two same-size streams; ``P`` is one module used by both branches.
 
-    The LFE mask width is ``e = n`` (32), not the ``e=16`` signature default of §2.1: only e = n
+    The LFE mask width is ``e = n`` (32), not the ``e=16`` signature default: only e = n
     reproduces the spec's measured counts (31/3: 6 947 689, 46/3: 6 991 894, 110/8: 7 318 454) exactly;
     e = 16 leaves every one of them 95 616 short (= 12 LFEs x 7 968).
     """
@@ -344,7 +347,9 @@ class AMSFNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Xavier-uniform on every Conv2d / Linear weight, as the authors do before training (§2.3).
+        """Xavier-uniform on every Conv2d / Linear weight, as the authors do before training.
+
+        See docs/networks.md#amsf-net-losses-and-training.
 
         Biases keep PyTorch's default init (the spec names the weights only); LayerNorm stays 1 / 0.
         """
@@ -394,7 +399,7 @@ def _diff(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def loss(x_hat: torch.Tensor, x: torch.Tensor, edge_loss: bool = False) -> torch.Tensor:
-    """MSE (§2.3); ``edge_loss`` adds the SSR-NET finite-difference terms (0.5 rows, 0.5 cols, 1 bands)."""
+    """MSE; ``edge_loss`` adds the SSR-NET finite-difference terms (0.5 rows, 0.5 cols, 1 bands)."""
     value = F.mse_loss(x_hat, x)
     if edge_loss:
         value = value + 0.5 * F.mse_loss(_diff(x_hat, 2), _diff(x, 2)) + 0.5 * F.mse_loss(
@@ -406,8 +411,11 @@ def loss(x_hat: torch.Tensor, x: torch.Tensor, edge_loss: bool = False) -> torch
 
 
 def default_optimizer(params, iterations: int = 20000):
-    """Adam 1e-4 + StepLR(0.95) stepped per iteration (§2.3): the paper's 500-step period over its 20 000
-    iterations, scaled to the run (``iterations // 40``, REC) so a short run decays as far as the paper's."""
+    """Adam 1e-4 + StepLR(0.95) stepped per iteration.
+
+    The paper's 500-step period over its 20 000 iterations, scaled to the run (``iterations // 40``, REC) so a
+    short run decays as far as the paper's.
+    """
     opt = torch.optim.Adam(params, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, int(iterations) // 40), gamma=0.95)
     return opt, sched
@@ -419,20 +427,17 @@ def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> AMSFNet:
                    hsi_skip=bool(hyper.get("hsi_skip", True)))
 
 
-SPEC = register(
-    NetSpec(
-        name="amsfnet",
-        title="AMSF-Net",
-        supervised=True,
-        build=build,
-        margin=AMSFNet.margin,
-        align=AMSFNet.align,
-        min_hr_size=AMSFNet.min_hr_size,
-        defaults={"width": WIDTH, "hsi_skip": True},
-        paper_params=None,
-        reference=(
-            "S. Liu, T. Shao, S. Liu, B. Li, Y.-D. Zhang, 'AMSF-Net: Asymptotic Multiscale Symmetric "
-            "Fusion Network for hyperspectral and multispectral image fusion', IEEE TGRS 63 (2025) 5503016"
-        ),
-    )
+SPEC = NetSpec(
+    build=build,
+    loss=loss,
+    default_optimizer=default_optimizer,
+    margin=AMSFNet.margin,
+    align=AMSFNet.align,
+    min_hr_size=AMSFNet.min_hr_size,
+    defaults={"width": WIDTH, "hsi_skip": True},
+    paper_params=None,
+    reference=(
+        "S. Liu, T. Shao, S. Liu, B. Li, Y.-D. Zhang, 'AMSF-Net: Asymptotic Multiscale Symmetric "
+        "Fusion Network for hyperspectral and multispectral image fusion', IEEE TGRS 63 (2025) 5503016"
+    ),
 )

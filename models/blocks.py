@@ -1,4 +1,4 @@
-"""Layers shared by several networks (networks.md §1.5): SE, SA7, LN2d, Haar, ZM.
+"""Layers shared by several networks (docs/networks.md#shared-blocks): SE, SA7, LN2d, Haar, ZM.
 
 Torch only. Each block is small and named after the spec so network files read like the spec.
 """
@@ -65,7 +65,7 @@ def zero_mean(t: torch.Tensor) -> torch.Tensor:
 
 
 def block_kernel(ratio: int) -> tuple:
-    """Block-centred strided kernel geometry (networks.md §1.1): (kernel, stride, padding).
+    """Block-centred strided kernel geometry (docs/design.md#area-convention): (kernel, stride, padding).
 
     Kernel 2r with padding r/2 for even r, 2r-1 with padding (r-1)/2 for odd r; stride r. The transposed
     conv with the same triple maps h back to exactly H = r*h.
@@ -76,8 +76,11 @@ def block_kernel(ratio: int) -> tuple:
 
 
 def check_pair(y: torch.Tensor, z: torch.Tensor, hsi_bands: int, msi_bands: int, ratio: int, align: int) -> None:
-    """Raise ValueError unless ``y (B,C,h,w)``, ``z (B,c,H,W)`` have the built band counts, H = r*h,
-    W = r*w, and H, W positive multiples of ``align`` (the engine pads to that step; networks.md §1.4)."""
+    """Raise ValueError unless ``y`` and ``z`` fit the built network.
+
+    ``y (B,C,h,w)``, ``z (B,c,H,W)`` must have the built band counts, H = r*h, W = r*w, and H, W positive
+    multiples of ``align`` (the engine pads to that step; docs/design.md#tiles-and-margins).
+    """
     if y.dim() != 4 or z.dim() != 4:
         raise ValueError(f"expected 4-D y and z, got y{tuple(y.shape)} z{tuple(z.shape)}")
     if y.shape[0] != z.shape[0]:
@@ -93,7 +96,7 @@ def check_pair(y: torch.Tensor, z: torch.Tensor, hsi_bands: int, msi_bands: int,
         raise ValueError(f"HR size {hh}x{ww} must be a positive multiple of {align} at ratio {ratio}; pad first")
 
 
-# --- Degradation operators shared by the unsupervised nets (UDS2C2, UMSFT; networks.md §1.1-1.2) ---
+# --- Degradation operators shared by the unsupervised nets (docs/design.md#degradation-model) ---
 
 
 def gaussian_kernel2d(size: int, sigma: float, centre: float = None) -> torch.Tensor:
@@ -150,7 +153,9 @@ def srf_apply(x: torch.Tensor, srf: torch.Tensor) -> torch.Tensor:
 
 
 def spans_from_srf(srf, hsi_bands: int = None, msi_bands: int = None, threshold: float = 0.01):
-    """SRF band groups (networks.md §1.2): per MSI band k, the HSI bands where ``R[k] >= threshold·max R[k]``.
+    """SRF band groups: per MSI band k, the HSI bands where ``R[k] >= threshold·max R[k]``.
+
+    See docs/design.md#srf-spans.
 
     Without an SRF (``srf=None``) every span is all HSI bands (``hsi_bands``, ``msi_bands`` required).
     Returns a list of ``c`` lists of band indices (never empty: the peak band always qualifies).
@@ -172,9 +177,11 @@ def spans_from_srf(srf, hsi_bands: int = None, msi_bands: int = None, threshold:
 
 
 def floor_at_input_minimum(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """No band of ``x`` below ``min(0, that band's minimum in the LR-HSI y)`` (REC, used by the bicubic-skip
-    variants of AMSF-Net and UMSFT on their final estimate): non-negative data (reflectance) get a floor
-    of 0. Their corrections pushed 4-9 % of the dark (water) spectra of the bundled sample below 0, which
-    alone raised SAM above bicubic's."""
+    """No band of ``x`` below ``min(0, that band's minimum in the LR-HSI y)``.
+
+    REC, used by the bicubic-skip variants of AMSF-Net and UMSFT on their final estimate: non-negative data
+    (reflectance) get a floor of 0. Their corrections pushed 4-9 % of the dark (water) spectra of the bundled
+    sample below 0, which alone raised SAM above bicubic's.
+    """
     lo = y.amin(dim=(-2, -1), keepdim=True).clamp_max(0)
     return torch.maximum(x, lo)

@@ -1,14 +1,20 @@
-"""CoFusion: MS/HS fusion via spectral coordinate attention (networks.md §3).
+"""CoFusion: MS/HS fusion via spectral coordinate attention (docs/networks.md#cofusion).
 
-B. Li, arXiv 2604.10584v2 (2026), seed 001. No code was published, so the paper fixes only the module
-names and data flow (DOC, §3.1); every tensor-level choice below is the spec's REC design (§3.2), which
-is this project's definition of the network. Ambiguity resolutions followed (§3.6): 1 (SpaCAM max-pool
-3x3 stride 1), 2 (GSB softmax over channels, three GSBs in series, d = 1, 2, 4), 3 (one-level Haar,
-"high" = LH + HL + HH, bilinear ↑2 back, learnable-weighted outer-product expansion, Eq. 4 taken
-literally with K = 8), 4 (LKA softmax across the 3x3/5x5 pair, masks gate the HSI-stream features and V
-the MSI-stream ones, mask dropout in training only), 5 (block counts N chosen to match the paper's 4.91 M;
-ablation deltas ignored), 6 (local MSI-guided stream -> SpaCAM, global HSI-driven stream -> SpeCAM).
+B. Li, arXiv 2604.10584v2 (2026). No code was published, so the paper fixes only the module names and data
+flow (DOC, docs/networks.md#cofusion-what-the-paper-gives); every tensor-level choice below is the project's
+REC design, which is its definition of the network. Ambiguity resolutions followed
+(docs/networks.md#cofusion-what-is-reconstructed): SpaCAM max-pool 3x3 stride 1; GSB softmax over channels,
+three GSBs in series, d = 1, 2, 4; one-level Haar, "high" = LH + HL + HH, bilinear ↑2 back, learnable-weighted
+outer-product expansion, Eq. 4 taken literally with K = 8; LKA softmax across the 3x3/5x5 pair, masks gate the
+HSI-stream features and V the MSI-stream ones, mask dropout in training only; block counts N chosen to match
+the paper's 4.91 M (ablation deltas ignored); local MSI-guided stream -> SpaCAM, global HSI-driven stream ->
+SpeCAM.
 Size rule: H, W multiples of lcm(8, r) (two ↓2 levels and a Haar split at H/4).
+
+Anchored default (REC; engine/methods/anchored.py, models/anchor.py): CoFusion has no
+image-level skip, so its whole estimate minus bicubic(y) is the correction, added to the classical base
+through a per-band gain initialised at 0: ``base + g * (CoFusion(y, z) - bicubic(y))``. Architecture
+unchanged.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import LN2d, check_pair, haar
-from .registry import NetSpec, lcm, register
+from .spec import NetSpec, lcm
 
 WIDTH = 64
 TOP_K = 8
@@ -28,7 +34,7 @@ LITE_BLOCKS = (2, 2, 2)
 
 
 def _resize(t: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """Bilinear, align_corners=False, no antialias (§1.1)."""
+    """Bilinear, align_corners=False, no antialias."""
     return F.interpolate(t, size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False)
 
 
@@ -170,7 +176,7 @@ class Level(nn.Module):
 
 
 class CoFusion(nn.Module):
-    """CoFusion ``forward(y, z) -> x`` (REC tensor design §3.2); H, W multiples of ``lcm(8, r)``.
+    """CoFusion ``forward(y, z) -> x`` (REC tensor design); H, W multiples of ``lcm(8, r)``.
 
     ``blocks`` = dual blocks per level (H, H/2, H/4): paper config (6, 12, 21), lite (2, 2, 2).
     """
@@ -242,7 +248,7 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 
 
 def ssim_map(x_hat: torch.Tensor, x: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-pixel, per-band SSIM (§1.5): 11x11 Gaussian window (σ 1.5), zero 'same' padding, C1/C2 at 0.01/0.03."""
+    """Per-pixel, per-band SSIM: 11x11 Gaussian window (σ 1.5), zero 'same' padding, C1/C2 at 0.01/0.03."""
     bands = x.shape[1]
     win = _gaussian_window().to(dtype=x.dtype, device=x.device).expand(bands, 1, 11, 11)
 
@@ -263,12 +269,12 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor, data_range: float = 1.0) -> torch
 
 
 def loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``L1 + 0.1 (1 - SSIM)`` (§3.3, DOC)."""
+    """``L1 + 0.1 (1 - SSIM)`` (DOC, docs/networks.md#cofusion-losses-and-training)."""
     return F.l1_loss(x_hat, x) + 0.1 * (1 - ssim(x_hat, x))
 
 
 def default_optimizer(params, iterations: int):
-    """AdamW 4e-4, wd 1e-4, cosine to 1e-6 over ``iterations`` scheduler steps (§3.3; AdamW DOC, rest REC)."""
+    """AdamW 4e-4, wd 1e-4, cosine to 1e-6 over ``iterations`` scheduler steps (AdamW DOC, rest REC)."""
     opt = torch.optim.AdamW(params, lr=4e-4, betas=(0.9, 0.999), weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(iterations), 1), eta_min=1e-6)
     return opt, sched
@@ -282,20 +288,17 @@ def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> CoFusion:
     )
 
 
-SPEC = register(
-    NetSpec(
-        name="cofusion",
-        title="CoFusion",
-        supervised=True,
-        build=build,
-        margin=CoFusion.margin,
-        align=CoFusion.align,
-        min_hr_size=CoFusion.min_hr_size,
-        defaults={"blocks": PAPER_BLOCKS, "lite": False},
-        paper_params=4_910_000,
-        reference=(
-            "B. Li, 'CoFusion: Multispectral and Hyperspectral Image Fusion via Spectral Coordinate "
-            "Attention', arXiv:2604.10584v2 (2026)"
-        ),
-    )
+SPEC = NetSpec(
+    build=build,
+    loss=loss,
+    default_optimizer=default_optimizer,
+    margin=CoFusion.margin,
+    align=CoFusion.align,
+    min_hr_size=CoFusion.min_hr_size,
+    defaults={"blocks": PAPER_BLOCKS, "lite": False},
+    paper_params=4_910_000,
+    reference=(
+        "B. Li, 'CoFusion: Multispectral and Hyperspectral Image Fusion via Spectral Coordinate "
+        "Attention', arXiv:2604.10584v2 (2026)"
+    ),
 )

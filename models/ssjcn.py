@@ -1,10 +1,11 @@
 """SSJCN — Spatial–Spectral Joint Correction Network (supervised HS–MS fusion).
 
-Source: the paper text in ``shared/seeds/003`` ("a coarse-to-fine HS-MSI fusion network" made of a
+Source: the paper text ("a coarse-to-fine HS-MSI fusion network" made of a
 degradation block, an error-map fusion block and a reconstruction block, iterated twice). No code was
 published. The stage structure (degradations -> residuals -> error-map fusion -> attention-weighted
 correction, two stages) is **DOC**; every width, kernel size and activation below is **REC**
-(networks.md §4.2): the project's definition of the network until better sources appear.
+(docs/networks.md#ssjcn-what-is-reconstructed): the project's definition of the network until better
+sources appear.
 
 One stage ``S_k`` maps ``X_{k-1} -> X_k`` (project symbols: Y LR-HSI, Z HR-MSI, X HR-HSI)::
 
@@ -20,10 +21,15 @@ One stage ``S_k`` maps ``X_{k-1} -> X_k`` (project symbols: Y LR-HSI, Z HR-MSI, 
     X_k = X_{k-1} + SA7(SE(C,4)(E))
 
 Network: ``X0 = bicubic(Y, xr)``, ``X^ = S2(S1(X0))`` with separate weights (``share_stages=True``
-ties them). Loss L1 (DOC); optimiser recipe REC (§4.3, see :func:`default_optimizer`).
+ties them). Loss L1 (DOC); optimiser recipe REC (docs/networks.md#ssjcn-losses-and-training).
 
 Size rule: H, W multiples of ``lcm(4, r)``, ``Y`` exactly ``(H/r, W/r)``. CAVE 31/3 x4: 2 105 882
 parameters (spec ≈ 2.11 M).
+
+Anchored default (REC; engine/methods/anchored.py, models/anchor.py): the output is
+``base + g * (SSJCN(y, z) - bicubic(y))`` with ``g`` per band, zero-initialised: the correction SSJCN adds
+to its own bicubic start ``X_0`` is added to the classical base instead, i.e. the bicubic skip is replaced
+by the base. The stages themselves are unchanged.
 """
 from __future__ import annotations
 
@@ -34,11 +40,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import SA7, SE, block_kernel
-from .registry import NetSpec, lcm, register
+from .spec import NetSpec, lcm
 
 REFERENCE = (
     "SSJCN: spatial-spectral joint correction network for hyperspectral and multispectral image fusion "
-    "(paper text, shared/seeds/003; venue not given). Tensor-level design REC (networks.md §4.2)."
+    "(paper text; venue not given). Tensor-level design REC (docs/networks.md#ssjcn)."
 )
 
 
@@ -113,7 +119,8 @@ class SSJCN(nn.Module):
         msi_bands: c (1 = PAN).
         ratio: r = H/h.
         width: feature width n of the error-map fusion block (REC, 64).
-        share_stages: tie the weights of the two stages (default False, networks.md §4.6-5).
+        share_stages: tie the weights of the two stages (default False; see
+            docs/networks.md#ssjcn-what-is-reconstructed).
     """
 
     def __init__(
@@ -175,7 +182,9 @@ def loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def default_optimizer(params: Iterable[torch.nn.Parameter], iterations: int) -> Tuple:
-    """Optimiser recipe (REC, networks.md §4.3): Adam 1e-4, betas (0.9, 0.999), step decay x0.5.
+    """Optimiser recipe (REC): Adam 1e-4, betas (0.9, 0.999), step decay x0.5.
+
+    See docs/networks.md#ssjcn-losses-and-training.
 
     The spec's StepLR(100 epochs, 0.5) over 500 epochs is mapped to iterations: the scheduler is meant
     to be stepped once per iteration and halves the rate every ``max(1, iterations // 5)`` iterations.
@@ -209,17 +218,14 @@ def _min_hr_size(r: int) -> int:
     return -(-max(16, a) // a) * a
 
 
-SPEC = register(
-    NetSpec(
-        name="ssjcn",
-        title="SSJCN (spatial-spectral joint correction network)",
-        supervised=True,
-        build=build,
-        margin=_margin,
-        align=_align,
-        min_hr_size=_min_hr_size,
-        defaults={"width": 64, "share_stages": False},
-        paper_params=None,
-        reference=REFERENCE,
-    )
+SPEC = NetSpec(
+    build=build,
+    loss=loss,
+    default_optimizer=default_optimizer,
+    margin=_margin,
+    align=_align,
+    min_hr_size=_min_hr_size,
+    defaults={"width": 64, "share_stages": False},
+    paper_params=None,
+    reference=REFERENCE,
 )

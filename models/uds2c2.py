@@ -3,7 +3,7 @@
 Paper: H. Yu, Z. Ling, K. Zheng, L. Gao, J. Li, J. Chanussot, IEEE TGRS 62 (2024),
 doi 10.1109/TGRS.2024.3472226 (seed = abstract only; no official code). **REC** design on top of the
 documented UDALN three-stage scheme (J. Li et al., GRSL 2022, as in ``Caoxuheng/HIFtool``,
-``Networks/UDALN``, MIT), networks.md §5. Written from the spec text; no code copied.
+``Networks/UDALN``, MIT), docs/networks.md#uds2c2. Written from that description; no code copied.
 
 Modules (all REC except where the UDALN ancestor is DOC):
 
@@ -17,10 +17,11 @@ Modules (all REC except where the UDALN ancestor is DOC):
 - :class:`SpeU` spectral up-mapping c -> C (UDALN doubling chain + SCFConv residual, 1x1 by default,
   so the map is pixel-wise and a map learned at LR applies at HR).
 
-:func:`fit` runs the three stages of §5.3 on the whole pair and returns the fitted :class:`UDS2C2`,
-whose :meth:`UDS2C2.predict` maps an HR-MSI tile to the HR-HSI tile. After fitting, the SpeU attention
-vectors are computed once on the whole HR-MSI and frozen, so with ``k_scf=1`` tiled prediction equals
-whole-image prediction exactly (margin 0; the registry declares 4 to cover ``k_scf=3``).
+:func:`fit` runs the three stages (docs/networks.md#uds2c2-losses-and-training) on the whole pair and returns
+the fitted :class:`UDS2C2`, whose :meth:`UDS2C2.predict` maps an HR-MSI tile to the HR-HSI tile. After
+fitting, the SpeU attention vectors are computed once on the whole HR-MSI and frozen, so with ``k_scf=1``
+tiled prediction equals whole-image prediction exactly (margin 0; the registry declares 4 to cover
+``k_scf=3``).
 
 Cancel: ``callback(stage, i, n, loss)`` is called after every iteration with ``stage`` in
 ``("s1", "s2", "s3")``, ``i`` 1-based, ``n`` that stage's iteration count and the float loss. Returning
@@ -29,10 +30,15 @@ current weights, attention frozen, and ``fitted.cancelled = True``.
 
 CAVE 31/3 x4 parameters: SpeU 2 988 (k_scf=1) / 7 732 (k_scf=3), GCE 1 224, SpaD 16, SpeD 36 (spans
 R 20-30, G 10-22, B 0-11), as in the spec.
+
+Anchored default (REC; engine/methods/anchored.py): the three stages run unchanged on the
+pair degraded once more by the ratio (inputs normalised by their own 0.1-99.9th percentile range, so an
+MSI in other units cannot scale the output); the pixel-wise map's estimate is blended with the classical
+base, ``base + g * (UDS2C2 - base)``, one g in [0, 1] fitted on a training area and scored on a
+held-out one; without a held-out gain the output is the base.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -40,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import block_kernel, gaussian_kernel2d, psf_downsample, psf_geometry, spans_from_srf, srf_apply
-from .registry import NetSpec, register
+from .spec import NetSpec
 
 __all__ = [
     "SpaD", "SpeD", "SCFConv", "GCE", "SpeU", "UDS2C2", "fit", "spans_from_srf",
@@ -50,12 +56,12 @@ __all__ = [
 REFERENCE = (
     "H. Yu, Z. Ling, K. Zheng, L. Gao, J. Li, J. Chanussot, 'Unsupervised Hyperspectral and Multispectral "
     "Image Fusion With Deep Spectral-Spatial Collaborative Constraint', IEEE TGRS 62 (2024), "
-    "doi:10.1109/TGRS.2024.3472226. Design REC on UDALN (networks.md §5)."
+    "doi:10.1109/TGRS.2024.3472226. Design REC on UDALN (docs/networks.md#uds2c2)."
 )
 
 #: UDALN official example run (DOC): iterations per stage.
 PAPER_ITERATIONS = (20000, 30000, 15000)
-#: Fast CPU profile (REC, §5.3): ≤ 10 min on a 256² pair.
+#: Fast CPU profile (REC): ≤ 10 min on a 256² pair.
 FAST_ITERATIONS = (4000, 4000, 2000)
 #: Tiny budget for tests and previews.
 TEST_ITERATIONS = (40, 40, 10)
@@ -75,7 +81,7 @@ class SpaD(nn.Module):
         ratio: r.
         psf: fixed 2-D kernel (non-blind, frozen) or None (blind, learned).
         psf_kernel: blind kernel size: ``"r"`` (UDALN, r x r, pad 0, init 1/r²) or ``"kr"`` (k_r of
-            networks.md §1.1, reflect padding, init Gaussian with FWHM r).
+            docs/design.md#area-convention, reflect padding, init Gaussian with FWHM r).
     """
 
     def __init__(self, ratio: int, psf=None, psf_kernel: str = "r") -> None:
@@ -231,8 +237,11 @@ class GCE(nn.Module):
 
 
 class SpeU(nn.Module):
-    """Spectral up-mapping c -> C: PW doublings c -> 2c -> ... -> 2ⁿc (n = ⌊log₂(C/c)⌋, each + LReLU),
-    residual ``f + LReLU(SCFConv(f, k_scf))``, then PW -> C and LReLU(0.2)."""
+    """Spectral up-mapping c -> C.
+
+    PW doublings c -> 2c -> ... -> 2ⁿc (n = ⌊log₂(C/c)⌋, each + LReLU), residual
+    ``f + LReLU(SCFConv(f, k_scf))``, then PW -> C and LReLU(0.2).
+    """
 
     def __init__(self, msi_bands: int, hsi_bands: int, k_scf: int = 1) -> None:
         super().__init__()
@@ -317,10 +326,6 @@ class UDS2C2(nn.Module):
         return self.spe_u(z.to(device=p.device, dtype=p.dtype))
 
 
-#: What :func:`fit` returns: the fitted :class:`UDS2C2` module.
-Fitted = UDS2C2
-
-
 def _check(y: torch.Tensor, z: torch.Tensor, ratio: int) -> None:
     if y.dim() != 4 or z.dim() != 4 or y.shape[0] != 1 or z.shape[0] != 1:
         raise ValueError(f"UDS2C2 fits one pair: y (1,C,h,w), z (1,c,H,W); got {tuple(y.shape)}, "
@@ -347,7 +352,9 @@ def _linear_decay(n: int, start_fraction: float) -> Callable[[int], float]:
 def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: Sequence[int] = FAST_ITERATIONS,
         callback: Optional[Callable[[str, int, int, float], bool]] = None, seed: int = 0, device="cpu",
         psf_kernel: str = "r", k_scf: int = 1, expansion: int = 4, lrs: Sequence[float] = STAGE_LR) -> UDS2C2:
-    """Fit UDS2C2 on one pair (networks.md §5.3) and return the fitted :class:`UDS2C2`.
+    """Fit UDS2C2 on one pair and return the fitted :class:`UDS2C2`.
+
+    Recipe: docs/networks.md#uds2c2-losses-and-training.
 
     Stages (L1 = mean absolute error; Adam; lr decays linearly to 0 from 1/2, 2/3, 1/3 of each stage)::
 
@@ -373,7 +380,9 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: Sequence[i
             (returns early, ``cancelled=True``).
         seed: seeds the initialisation (the global RNG state is restored afterwards).
         device: torch device for the optimisation.
-        psf_kernel, k_scf, expansion: module options (see :class:`SpaD`, :class:`SpeU`, :class:`GCE`).
+        psf_kernel: blind PSF kernel size, ``"r"`` or ``"kr"`` (see :class:`SpaD`).
+        k_scf: kernel size of SpeU's SCFConv (see :class:`SpeU`).
+        expansion: channel expansion inside GCE (see :class:`GCE`).
         lrs: learning rates of the three stages.
     """
     y = torch.as_tensor(y, dtype=torch.float32)
@@ -445,18 +454,13 @@ def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> UDS2C2:
     return UDS2C2(hsi_bands, msi_bands, ratio, **hyper)
 
 
-SPEC = register(
-    NetSpec(
-        name="uds2c2",
-        title="UDS2C2 (unsupervised, deep spectral-spatial collaborative constraint)",
-        supervised=False,
-        build=build,
-        margin=UDS2C2.margin,
-        align=UDS2C2.align,
-        min_hr_size=UDS2C2.min_hr_size,
-        defaults={"psf_kernel": "r", "k_scf": 1, "expansion": 4, "iterations": FAST_ITERATIONS},
-        paper_params=None,
-        reference=REFERENCE,
-        fit=fit,
-    )
+SPEC = NetSpec(
+    build=build,
+    margin=UDS2C2.margin,
+    align=UDS2C2.align,
+    min_hr_size=UDS2C2.min_hr_size,
+    defaults={"psf_kernel": "r", "k_scf": 1, "expansion": 4},
+    paper_params=None,
+    reference=REFERENCE,
+    fit=fit,
 )

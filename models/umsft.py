@@ -1,43 +1,35 @@
 """UMSFT — Unsupervised Multi-level Spatio-spectral Fusion Transformer (per-pair optimisation).
 
 Paper: X. Cao et al., "Unsupervised Multi-level Spatio-spectral Fusion Transformer for Hyperspectral
-Image Super-resolution", Optics & Laser Technology (~2023); seed 004 = README of ``Caoxuheng/UMSFT``,
-which states the code was merged into FeafusFormer in ``Caoxuheng/HIFtool`` (MIT). **DOC** from that
-code as described in networks.md §6; this file is written from the spec text, no code copied.
+Image Super-resolution", Optics & Laser Technology (~2023); the README of ``Caoxuheng/UMSFT``
+states the code was merged into FeafusFormer in ``Caoxuheng/HIFtool`` (MIT). **DOC** from that
+code as described in docs/networks.md#umsft; written from that description, no code copied.
 
-Structure (§6.3), three levels (H/8, H/2, H): at each level a DIP "skip" U-Net (Spa-FM) gives V from
+Structure, three levels (H/8, H/2, H): at each level a DIP "skip" U-Net (Spa-FM) gives V from
 ``cat[previous estimate, MSI at that level]``; Spe-FCA attends along the spectral axis with Q from
 VGG16-BN features of the MSI and K from those of the up-sampled HSI (code order; ``qk_from="hsi"``
 swaps); an MSI-residual refinement RM (holding the shared SpeD) closes each level. Learned PSF (SpaD)
-and SRF (SpeD) are initialised in three steps and then optimised jointly with the net (§6.4).
+and SRF (SpeD) are initialised in three steps and then optimised jointly with the net
+(docs/networks.md#umsft-losses-and-training).
 
-Deviations (documented in the spec): VGG16-BN layers built by hand up to index 23 with Kaiming init
-(ImageNet weights unavailable offline; ``vgg_weights`` loads a local torchvision-style state dict);
-``lite=True`` (Skip width 64, skip 8) is **not** the paper's configuration, for CPU use. BatchNorm
-always uses batch statistics (the code runs in training mode, batch 1); a map with a single value
+Deviations (docs/networks.md#umsft-what-is-reconstructed): VGG16-BN layers built by hand up to index 23
+with Kaiming init (ImageNet weights unavailable offline; ``vgg_weights`` loads a local torchvision-style
+state dict); ``lite=True`` (Skip width 64, skip 8) is **not** the paper's configuration, for CPU use.
+BatchNorm always uses batch statistics (the code runs in training mode, batch 1); a map with a single value
 per channel (Skip₁'s deepest level at H = 64) normalises to the BN bias instead of raising.
 
-REC changes for scene-adaptive use (issue #6; not in the paper, HIFtool or the spec), each measured on
-the bundled EnMAP/S2A sample (bicubic 23.56 dB / 12.25 deg), where 100 iterations of the coded recipe
-gave 27.5 dB but SAM 14.3 deg in 225 s:
+REC changes for scene-adaptive use (not in the paper or the code; reasons in
+docs/networks.md#umsft-what-is-reconstructed, measurements in benchmarks/NOTES.md):
 - SpeD's per-band ``Conv1d`` smoothing is initialised as the identity (taps 0, 1, 0; bias 0), so each
-  SRF row starts as the spec's normalised Gaussian. With PyTorch's default init, about half the rows
-  started dead (ReLU of a negative kernel: zero response and no gradient, ever) and the others were
-  dominated by the bias added to every band of the span (row sums ~100 over all-band spans); the
-  SpeD-init L1 then stalled at 0.18 instead of 0.03.
+  SRF row starts as the normalised Gaussian instead of half the rows starting dead.
 - ``hsi_skip=True`` (registry default; ``fit``'s default stays the coded net): Skip₃ drops its sigmoid
   and gets a zero-initialised head, and ``V3 = bicubic(Y) + Skip₃(...)``; the level-3 Spe-FCA output
-  projection and RM's last 1x1 conv are zero-initialised too, so the first X̂ is the bicubic image and
-  the optimisation only learns a correction (from scratch the net needed ~40 iterations to reach
-  bicubic PSNR at all). The returned X̂ is floored at ``min(0, band minimum of Y)``
-  (:func:`~.blocks.floor_at_input_minimum`): negative dark (water) spectra raised SAM above bicubic's.
-- The engine passes SRF spans derived from the band metadata (§1.2 rule; the spec's all-band fallback
-  only without wavelengths).
+  projection and RM's last 1x1 conv are zero-initialised too, so the first X̂ is the bicubic image. The
+  returned X̂ is floored at ``min(0, band minimum of Y)`` (:func:`~.blocks.floor_at_input_minimum`).
+- The engine passes SRF spans derived from the band metadata (docs/design.md#srf-spans; all bands only
+  without wavelengths).
 - ``output_ema`` (registry default 0.7; ``fit``'s default 0 returns the last iterate as coded): X̂ is the
-  exponential average ``a·X̂ + (1 - a)·out`` of the main-loop outputs, the output averaging of Deep
-  Image Prior, on which Spa-FM's skip nets are built. On the sample SAM swung by ±0.7 deg from one
-  iteration to the next and crept up after ~20 iterations while PSNR still rose.
-With all four (lite, 20 iterations): see tests/engine/test_networks_on_sample.py for the numbers.
+  exponential average ``a·X̂ + (1 - a)·out`` of the main-loop outputs (Deep Image Prior's averaging).
 
 Size rule: H, W multiples of ``lcm(64, r)``, Y exactly (H/r, W/r): the caller pads.
 
@@ -48,6 +40,12 @@ Cancel: ``callback(stage, i, n, loss)`` after every iteration, stages ``"sped_in
 ``"spad_init"``, ``"coupled_init"``, ``"main"``; returning ``False`` stops :func:`fit`, which returns
 the X̂ of the last main-loop forward (None if the main loop had not started) and
 ``info["cancelled"] = True``.
+
+Anchored default (REC; engine/methods/anchored.py): the per-tile optimisation is unchanged;
+it is first run on the pair degraded once more by the ratio, and its estimate is blended with the
+classical base, ``base + g * (UMSFT - base)``, one g in [0, 1] fitted on a training area and scored
+on a held-out one. Under a time budget it runs 20 iterations per tile, and is skipped (the output is the
+base) when that would not fit in the time left.
 """
 from __future__ import annotations
 
@@ -59,12 +57,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import floor_at_input_minimum, psf_downsample, psf_geometry, spans_from_srf, srf_apply, zero_mean
-from .registry import NetSpec, lcm, register
+from .spec import NetSpec, lcm
 
 REFERENCE = (
     "X. Cao et al., 'Unsupervised Multi-level Spatio-spectral Fusion Transformer for Hyperspectral Image "
     "Super-resolution', Optics & Laser Technology (~2023); code merged into FeafusFormer in "
-    "Caoxuheng/HIFtool (MIT). networks.md §6."
+    "Caoxuheng/HIFtool (MIT). docs/networks.md#umsft."
 )
 
 # VGG16-BN "features" layout up to index 23: conv widths per block; 'M' = max-pool.
@@ -117,8 +115,11 @@ class VGGFeatures(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def load_vgg_state(self, state: Dict[str, torch.Tensor]) -> int:
-        """Copy matching conv/BN weights from a torchvision ``vgg16_bn`` state dict (``features.N.*`` or
-        ``N.*`` keys); skips the first conv when ``n_in != 3``. Returns the number of tensors copied."""
+        """Copy matching conv/BN weights from a torchvision ``vgg16_bn`` state dict.
+
+        Accepts ``features.N.*`` or ``N.*`` keys; skips the first conv when ``n_in != 3``. Returns the number
+        of tensors copied.
+        """
         copied = 0
         own = dict(self.layers.named_parameters())
         for key, value in state.items():
@@ -198,8 +199,11 @@ class Skip(nn.Module):
 
 
 class SpeFCA(nn.Module):
-    """Spectral feature cross attention: heads n = 5 of d = ⌊C/5⌋ channels; d x d attention over all
-    pixels, temperature √C; returns ``V + ZM(Lin_o(A v))``."""
+    """Spectral feature cross attention.
+
+    Heads n = 5 of d = ⌊C/5⌋ channels; d x d attention over all pixels, temperature √C; returns
+    ``V + ZM(Lin_o(A v))``.
+    """
 
     def __init__(self, bands: int, heads: int = 5) -> None:
         super().__init__()
@@ -238,9 +242,11 @@ class Merge(nn.Module):
 
 
 class SpeD(nn.Module):
-    """Blind SRF: per MSI band k a vector s_k over span_k (init normalised Gaussian σ = 2 bands) through
-    its own ``Conv1d(1->1, 3, same) + ReLU`` -> weights; ``Z_k = Σ_b w_k[b] X[span_k[b]]``.
-    Non-blind (``srf`` given): fixed matrix."""
+    """Blind SRF, or the fixed matrix when ``srf`` is given.
+
+    Blind: per MSI band k a vector s_k over span_k (init normalised Gaussian σ = 2 bands) through its own
+    ``Conv1d(1->1, 3, same) + ReLU`` -> weights; ``Z_k = Σ_b w_k[b] X[span_k[b]]``.
+    """
 
     def __init__(self, hsi_bands: int, msi_bands: int, spans=None, srf=None) -> None:
         super().__init__()
@@ -289,8 +295,11 @@ class SpeD(nn.Module):
 
 
 class SpaD(nn.Module):
-    """Blind PSF, bands as batch: ``AvgPool r (x) + ELU(Conv (r+1)², stride r, circular pad 1 (ZM x))``,
-    kernel init normalised Gaussian (σ = r//2). Non-blind (``psf`` given): block-centred fixed PSF."""
+    """Blind PSF, bands as batch.
+
+    ``AvgPool r (x) + ELU(Conv (r+1)², stride r, circular pad 1 (ZM x))``, kernel init normalised Gaussian
+    (σ = r//2). Non-blind (``psf`` given): block-centred fixed PSF.
+    """
 
     def __init__(self, ratio: int, psf=None) -> None:
         super().__init__()
@@ -459,7 +468,7 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300,
         device="cpu", vgg_weights: Optional[str] = None, qk_from: str = "msi",
         subspace_rank: int = 3, hsi_skip: bool = False,
         output_ema: float = 0.0) -> Tuple[Optional[torch.Tensor], dict]:
-    """Optimise UMSFT on one pair (networks.md §6.4) and return ``(x_hat, info)``.
+    """Optimise UMSFT on one pair and return ``(x_hat, info)`` (docs/networks.md#umsft-losses-and-training).
 
     Steps: 0 rank-K subspace of Y (Φ = U_K S_K, A = V_Kᵀ); 1 SpeD init (Adam 1e-2, wd 1e-4, StepLR 50/0.9,
     L1 to an LR MSI); 2 SpaD init (Adam 5e-4, StepLR 50/0.5, -PSNR to SpeD(Y)); 3 coupled init (AdamW
@@ -469,12 +478,23 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: int = 300,
     loss ``|SpaD(X^) - Y| + |SpeD(X^) - Z|``. SpeD is also stepped by the fusion optimiser (DOC).
 
     Args:
-        y: LR-HSI (1, C, h, w) float32 in [0, 1]; z: HR-MSI (1, c, H, W), H, W multiples of lcm(64, r).
-        ratio: r. spans / srf / psf: as :class:`UMSFT`. iterations: main-loop length T (HIFtool 300).
-        init_steps: length of each init step (500). lite: non-paper CPU config.
-        hsi_skip: REC bicubic skip (module docstring). output_ema: REC average of the X̂ iterates (0: off).
+        y: LR-HSI (1, C, h, w) float32 in [0, 1].
+        z: HR-MSI (1, c, H, W), H, W multiples of lcm(64, r).
+        ratio: r.
+        spans: SRF band groups of the blind SpeD, as :class:`UMSFT`.
+        srf: fixed SRF matrix (frozen SpeD), as :class:`UMSFT`.
+        psf: fixed PSF kernel (frozen SpaD), as :class:`UMSFT`.
+        iterations: main-loop length T (HIFtool 300).
+        init_steps: length of each init step (500).
+        lite: non-paper CPU config.
         callback: ``callback(stage, i, n, loss) -> bool``; ``False`` cancels.
-        seed: initialisation seed (global RNG restored afterwards). device: torch device.
+        seed: initialisation seed (global RNG restored afterwards).
+        device: torch device.
+        vgg_weights: path of a local torchvision ``vgg16_bn`` state dict for the feature extractors.
+        qk_from: ``"msi"`` (code order: Q from the MSI features) or ``"hsi"`` (the abstract's order).
+        subspace_rank: K of the rank-K subspace of Y used by the coupled initialisation (3).
+        hsi_skip: REC bicubic skip (module docstring).
+        output_ema: REC average of the X̂ iterates (0: off).
 
     Returns:
         ``x_hat`` (1, C, H, W) detached on ``device`` — X̂ of the last main-loop forward (None when
@@ -587,19 +607,14 @@ def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> UMSFT:
     return UMSFT(hsi_bands, msi_bands, ratio, **hyper)
 
 
-SPEC = register(
-    NetSpec(
-        name="umsft",
-        title="UMSFT (unsupervised multi-level spatio-spectral fusion transformer)",
-        supervised=False,
-        build=build,
-        margin=UMSFT.margin,
-        align=UMSFT.align,
-        min_hr_size=UMSFT.min_hr_size,
-        defaults={"lite": False, "qk_from": "msi", "iterations": 300, "init_steps": 500, "hsi_skip": True,
-                  "output_ema": 0.7},
-        paper_params=None,
-        reference=REFERENCE,
-        fit=fit,
-    )
+SPEC = NetSpec(
+    build=build,
+    margin=UMSFT.margin,
+    align=UMSFT.align,
+    min_hr_size=UMSFT.min_hr_size,
+    defaults={"lite": False, "qk_from": "msi", "init_steps": 500, "hsi_skip": True,
+              "output_ema": 0.7},
+    paper_params=None,
+    reference=REFERENCE,
+    fit=fit,
 )

@@ -23,10 +23,6 @@ def add_flag(param, flag) -> None:
     param.setFlags(param.flags() | flag)
 
 
-def qgis_version_int() -> int:
-    return int(Qgis.QGIS_VERSION_INT)
-
-
 def _scoped_or_legacy(owner, scoped_path: str, legacy_name: str):
     """``owner.Scope.Member`` (Qt6-style scoped enum) when present, else ``owner.Member``."""
     obj = owner

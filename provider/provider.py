@@ -1,7 +1,8 @@
 """The ``hsifusion`` Processing provider: a list of algorithm instances, found in ``algorithms/``.
 
 Each module in ``algorithms/`` exposes ``ALGORITHMS`` (a list of classes). A module whose optional
-dependency is missing is skipped with a log message, so algorithms that need no torch still load.
+dependency (base.OPTIONAL_PACKAGES) is missing is skipped with a log message, so algorithms that need no
+torch still load; any other ImportError is a bug in the plugin and is raised, never hidden.
 """
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import pkgutil
 from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .base import PLUGIN_DIR, missing_dependency_message
+from .base import PLUGIN_DIR, missing_dependency_message, missing_optional_package
 
 
-def discover_algorithm_classes():
-    """All algorithm classes of the ``algorithms`` package, plus load errors (module, message)."""
-    package = importlib.import_module(__name__.rsplit(".", 2)[0] + ".algorithms")
+def discover_algorithm_classes(package_name: str = ""):
+    """All algorithm classes of the ``algorithms`` package (or ``package_name``), and the skipped modules.
+
+    Skipped: modules whose optional package is missing, as (module, message).
+    """
+    package = importlib.import_module(package_name or __name__.rsplit(".", 2)[0] + ".algorithms")
     classes, errors = [], []
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -24,6 +28,9 @@ def discover_algorithm_classes():
         try:
             module = importlib.import_module(f"{package.__name__}.{info.name}")
         except ImportError as exc:
+            if missing_optional_package(exc) is None:
+                raise ImportError(f"hsifusion: the algorithm module {info.name} cannot be imported: {exc}",
+                                  name=exc.name, path=exc.path) from exc
             errors.append((info.name, missing_dependency_message(exc)))
             continue
         classes.extend(getattr(module, "ALGORITHMS", []))
@@ -42,6 +49,15 @@ class HsiFusionProvider(QgsProcessingProvider):
 
     def icon(self):
         return QIcon(str(PLUGIN_DIR / "icons" / "hsifusion.svg"))
+
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+        """The formats the engine writes (engine/outputs.py): QGIS refuses others before the run."""
+        from ..engine.outputs import raster_extensions
+
+        return raster_extensions()
+
+    def defaultRasterFileExtension(self):  # noqa: N802
+        return "tif"
 
     def loadAlgorithms(self):  # noqa: N802
         classes, errors = discover_algorithm_classes()

@@ -1,5 +1,7 @@
-"""Renderers for hyperspectral outputs and SAM maps, ``.qml`` sidecars, and the post-processor that
-styles a layer when Processing loads it.
+"""Styling of hsifusion outputs in QGIS.
+
+Renderers for hyperspectral outputs and SAM maps, ``.qml`` sidecars, and the post-processor that styles a
+layer when Processing loads it.
 
 Band choice by wavelength is QGIS-free (``engine/presets.py``); this module only builds renderers.
 * 'hsi' / 'msi' layers: a multiband colour renderer on the preset's bands (true colour, else the first
@@ -14,13 +16,27 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence, Tuple
 
-from qgis.core import (QgsColorRampShader, QgsContrastEnhancement, QgsMultiBandColorRenderer,
-                       QgsProcessingLayerPostProcessorInterface, QgsRasterLayer, QgsRasterShader,
-                       QgsSingleBandPseudoColorRenderer)
+from qgis.core import (
+    QgsColorRampLegendNodeSettings,
+    QgsColorRampShader,
+    QgsContrastEnhancement,
+    QgsMapLayerLegendUtils,
+    QgsMultiBandColorRenderer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+)
 from qgis.PyQt.QtGui import QColor
 
-from ..engine.presets import (DEFAULT_TOLERANCE_NM, PresetChoice, cumulative_cut, default_preset,
-                              read_preview, require_preset)
+from ..engine.presets import (
+    DEFAULT_TOLERANCE_NM,
+    PresetChoice,
+    cumulative_cut,
+    default_preset,
+    read_preview,
+    require_preset,
+)
 from ..engine.raster import raster_info
 from ..engine.report import SAM_RAMP, SAM_SCALE_MAX
 from .compat import COLOR_RAMP_INTERPOLATED, STRETCH_TO_MINMAX
@@ -62,8 +78,12 @@ def sam_renderer(layer: QgsRasterLayer, vmax: float = SAM_SCALE_MAX):
     ramp.setColorRampType(COLOR_RAMP_INTERPOLATED)
     items = [QgsColorRampShader.ColorRampItem(v * vmax / SAM_SCALE_MAX, QColor(c), f"{v * vmax / SAM_SCALE_MAX:g}°")
              for v, c in SAM_RAMP]
+    items[-1].label = f"≥ {items[-1].label}"          # values above the scale take the top colour
     ramp.setColorRampItemList(items)
     ramp.setClip(False)
+    legend = QgsColorRampLegendNodeSettings()
+    legend.setUseContinuousLegend(False)      # one entry per class, labelled in degrees like the report
+    ramp.setLegendSettings(legend)
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(ramp)
     r = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
@@ -102,25 +122,39 @@ def style_layer(layer: QgsRasterLayer, kind: str = "hsi", preset=None, lower: fl
     return desc
 
 
+def sidecar_qml(path: str) -> str:
+    """``<raster without extension>.qml``: the style QGIS loads by default with the raster."""
+    return os.path.splitext(path)[0] + ".qml"
+
+
 def write_qml(path: str, kind: str = "hsi", preset=None, lower: float = 2.0, upper: float = 98.0,
-              tolerance: float = DEFAULT_TOLERANCE_NM) -> Tuple[str, str]:
-    """Write ``<raster without extension>.qml`` next to the raster (QGIS loads it as the default
-    style); returns (qml path, description)."""
+              tolerance: float = DEFAULT_TOLERANCE_NM, qml: Optional[str] = None) -> Tuple[str, str]:
+    """Write the style of the raster at ``path`` to ``qml``; returns (qml path, description).
+
+    The default, :func:`sidecar_qml`, is what QGIS loads as the raster's default style.
+    """
+    from ..engine.errors import OutputError, RasterOpenError
+    from ..engine.raster import same_file
+
+    qml = qml or sidecar_qml(path)
+    if same_file(qml, path):
+        raise OutputError(f"the style file {qml} would overwrite the raster itself")
+    folder = os.path.dirname(os.path.abspath(qml))
+    if not os.path.isdir(folder):
+        raise OutputError(f"cannot write the style file {qml}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write the style file {qml}: the folder {folder} is not writable; "
+                          "choose another style file (OUTPUT)")
     # resolve the preset first: an error raised while a QgsRasterLayer is a local of this frame would
     # keep the layer alive in the traceback until after QGIS exits (a crash at exit)
     if kind != "sam":
         preset = choose_display(path, preset, tolerance)
     layer = QgsRasterLayer(path, os.path.basename(path), "gdal")
     if not layer.isValid():
-        from ..engine.errors import RasterOpenError
-
         raise RasterOpenError(f"QGIS cannot open {path}")
     desc = style_layer(layer, kind, preset, lower, upper, tolerance)
-    qml = os.path.splitext(path)[0] + ".qml"
     msg, ok = layer.saveNamedStyle(qml)
     if not ok:
-        from ..engine.errors import OutputError
-
         raise OutputError(f"cannot write {qml}: {msg}")
     return qml, desc
 
@@ -138,12 +172,30 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
             return
         try:
             self.description = style_layer(layer, self.kind)
-        except Exception as exc:  # noqa: BLE001 - a styling failure must never fail the algorithm
+        except Exception as exc:  # a styling failure must never fail the algorithm
             if feedback is not None:
                 feedback.pushWarning(f"could not style {layer.name()}: {exc}")
             return
         if feedback is not None and self.description:
             feedback.pushInfo(f"{layer.name()}: {self.description}")
+        if self.kind == "sam" and context is not None:
+            label_legend_header(context.project(), layer, SAM_LEGEND_TITLE)
+
+
+SAM_LEGEND_TITLE = "SAM (degrees)"
+
+
+def label_legend_header(project, layer, text: str) -> None:
+    """Replace the legend's first line by ``text``.
+
+    QGIS writes it as "Band 1: <description> (Gray)"; the label is set on the layer's node in the
+    project's layer tree, where QGIS keeps legend labels.
+    """
+    node = project.layerTreeRoot().findLayer(layer.id()) if project is not None else None
+    if node is None:
+        return
+    QgsMapLayerLegendUtils.setLegendNodeUserLabel(node, 0, text)
+    layer.legend().itemsChanged.emit()
 
 
 # Processing keeps only a raw pointer to a post-processor: the Python object must outlive the

@@ -24,7 +24,8 @@ TILE_RTOL = 1e-4
 
 def assert_tile_invariant(actual, expected, what: str = "", rtol: float = TILE_RTOL, nodata=None) -> None:
     """Assert equal shapes, the same non-finite (and ``nodata``) pixels, and the other values within
-    ``rtol * max|expected|`` (the maximum taken over valid pixels only)."""
+    ``rtol * max|expected|`` (the maximum taken over valid pixels only).
+    """
     a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
     assert a.shape == e.shape, f"{what}: shape {a.shape} != {e.shape}"

@@ -76,7 +76,7 @@ def _py6s_tables(path: Path):
                 start = ast.literal_eval(node.value.elts[1])
                 end = ast.literal_eval(node.value.elts[2])
                 arr = ast.literal_eval(node.value.elts[3].args[0])
-            except Exception:  # noqa: BLE001
+            except Exception:
                 continue
             out[name] = (float(start) * 1000, float(end) * 1000, np.asarray(arr, float))
     return out

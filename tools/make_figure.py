@@ -8,8 +8,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.colors import BoundaryNorm, ListedColormap
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -18,7 +18,7 @@ from repo_package import register_package  # noqa: E402
 register_package()
 
 from hsifusion.engine.presets import read_preview, require_preset, stretch_rgb  # noqa: E402
-from hsifusion.engine.raster import raster_info, open_raster  # noqa: E402
+from hsifusion.engine.raster import open_raster, raster_info  # noqa: E402
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "demo_output")
 fusion = sys.argv[2] if len(sys.argv) > 2 else "uds2c2"

@@ -6,9 +6,19 @@ Every classical method works in two passes:
    contiguous crop of the scene of at most ``FIT_LR_SIDE`` LR pixels a side (``Scene.read_crop``),
    so memory is bounded whatever the raster size (256 LR px = 65 536 LR samples, far more than the
    <= 224 unknowns of any regression here). The HR-MSI is brought to the LR scale with the sensor PSF
-   (Gaussian, block-centred decimation: networks.md §1.1) and compared with the LR-HSI pixel by pixel.
+   (Gaussian, block-centred decimation: docs/design.md#area-convention) and compared with the LR-HSI
+   pixel by pixel.
 2. ``apply``: per tile, only pixel-wise or fixed-support operations with global coefficients, so a
    tile's output never depends on where the tile is (tiled == untiled) and memory follows the tile.
+
+Injection gains (``gains``): each method adds detail to the bicubic-upsampled HSI. By default
+(``reduced_scale``) ``fit`` ends by scaling each band's detail by the MMSE gain fitted one scale down
+(the fit crop's LR-HSI and MSI degraded once more, scored against the LR-HSI: engine/selfval.py), in
+[0, 2], shrunk to 0 where the MSI's detail does not predict the HSI's (in the spirit of BDSD, Garzelli,
+Nencini & Capobianco 2008, and BDSD-PC, Vivone 2019), then scaled down together if they raised the
+mean spectral angle there (``spectral_angle_guard``). So no band is worse than interpolation at the
+reduced scale. On a real pair (two sensors, not cross-calibrated) the method's own gains can be far
+off; ``classic`` keeps them (the behaviour before the gains).
 
 The PSF is a Gaussian given by its MTF gain at the LR Nyquist frequency (the usual way sensor MTFs are
 quoted, Aiazzi et al. 2006); the default gain 0.41 is the Gaussian of FWHM = r HR pixels that the
@@ -97,8 +107,11 @@ def degrade(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int) -> np.ndar
 
 
 def lowpass(hr: np.ndarray, ratio: int, taps: np.ndarray, extra: int, crop: Crop = NO_CROP) -> np.ndarray:
-    """MTF-matched low-pass of an HR image: degrade to LR, then the same bicubic upsampling the HSI
-    gets, so ``hr - lowpass(hr)`` holds exactly the detail the upsampled HSI lacks (MTF-GLP)."""
+    """MTF-matched low-pass of an HR image.
+
+    Degrade to LR, then the same bicubic upsampling the HSI gets, so ``hr - lowpass(hr)`` holds exactly the
+    detail the upsampled HSI lacks (MTF-GLP).
+    """
     return bicubic(degrade(hr, ratio, taps, extra), ratio, crop)
 
 
@@ -141,9 +154,11 @@ _SCRATCH = threading.local()
 
 
 def scratch(slot: str, shape) -> np.ndarray:
-    """A float32 work array of ``shape`` reused by this thread (slot = purpose). The per-chunk
-    temporaries of the tile kernels are allocated once per thread instead of thousands of times per
-    tile: fewer page faults, and no heap fragmentation that grew peak memory with the raster size."""
+    """A float32 work array of ``shape`` reused by this thread (slot = purpose).
+
+    The per-chunk temporaries of the tile kernels are allocated once per thread instead of thousands of times
+    per tile: fewer page faults, and no heap fragmentation that grew peak memory with the raster size.
+    """
     n = int(np.prod(shape))
     pool = _SCRATCH.__dict__
     buf = pool.get(slot)
@@ -153,8 +168,9 @@ def scratch(slot: str, shape) -> np.ndarray:
 
 
 def _cubic_axis(x: np.ndarray, ratio: int, axis: int, lo: int, hi: int, out: np.ndarray) -> None:
-    """``out`` (``hi - lo`` along ``axis``) = samples ``lo .. hi-1`` of ``x`` upsampled ``ratio`` times
-    along ``axis``, phase by phase into ``out`` (a view is fine).
+    """Upsample samples ``lo .. hi-1`` of ``x`` ``ratio`` times along ``axis`` into ``out``.
+
+    ``out`` has ``hi - lo`` samples along ``axis``; filled phase by phase (a view is fine).
 
     Only the samples asked for are computed, so a tile's margin costs nothing here; taps beyond ``x``
     take its edge value (torch clamps the tap indices: same values). Every sample is the same fixed
@@ -192,9 +208,11 @@ def _cubic_axis(x: np.ndarray, ratio: int, axis: int, lo: int, hi: int, out: np.
 
 def bicubic(x: np.ndarray, ratio: int, crop: Crop = NO_CROP,
             finish: Optional[Callable[[np.ndarray, int, int], None]] = None) -> np.ndarray:
-    """(C, h, w) -> (C, r*h - top - bottom, r*w - left - right): the same bicubic as
-    :func:`interpolate.upsample` (equal to float32 rounding), computed separably by polyphase
-    multiply-adds, without the ``crop`` = (top, bottom, left, right) HR pixels of the tile's context.
+    """(C, h, w) -> (C, r*h - top - bottom, r*w - left - right).
+
+    The same bicubic as :func:`interpolate.upsample` (equal to float32 rounding), computed separably by
+    polyphase multiply-adds, without the ``crop`` = (top, bottom, left, right) HR pixels of the tile's
+    context.
 
     ``finish(chunk, b0, b1)`` completes bands ``b0:b1`` in place while they are still in cache (the HR
     detail injection of GSA/GLP, SFIM's modulation: one pass over the output, not two); with it the
@@ -351,21 +369,52 @@ def lr_sample(scene, ratio: int, taps: np.ndarray, extra: int, max_lr_side: int 
     return LRSample(lr=lr, hr=hr, lr_valid=ok, y=lr[:, ok][:, ::step], z=zl[:, ok][:, ::step], good=good)
 
 
+LOW_CORRELATION = 0.5  # below this an MSI band barely predicts any HSI band (registration, band order)
+
+
+def report_radiometry(name: str, s: LRSample, feedback) -> None:
+    """Say what the methods assume of the two sensors' radiometry, and warn when it looks wrong.
+
+    The HSI and the MSI need not share units, scale or offset (two sensors, not cross-calibrated):
+    every regression has a free gain and intercept per band, so only a linear relation is assumed.
+    An MSI band that correlates weakly with every HSI band at the LR scale (misregistration, wrong
+    band order, clouds in one image only) is named in a warning.
+    """
+    y, z = s.y[s.good], s.z
+    best = np.abs(correlation(z, y)).max(axis=1) if y.shape[0] else np.zeros(z.shape[0])
+    feedback.pushInfo(f"{name}: radiometry: HSI values {np.percentile(y, 1):.4g}..{np.percentile(y, 99):.4g}, "
+                      f"MSI {np.percentile(z, 1):.4g}..{np.percentile(z, 99):.4g} (1-99 %); assumed: a linear "
+                      f"relation (free gain and offset per band), so different units or offsets are absorbed; "
+                      f"best correlation of each MSI band with the HSI {best.min():.2f}..{best.max():.2f}")
+    weak = np.flatnonzero(best < LOW_CORRELATION)
+    if weak.size:
+        feedback.pushWarning(f"{name}: MSI band(s) {', '.join(str(int(k) + 1) for k in weak)} correlate at most "
+                             f"{best[weak].max():.2f} with any HSI band at the LR scale: check registration, band "
+                             f"order and clouds; their detail gets little or no weight")
+
+
 # ----------------------------------------------------------------------------------- base class
+GAINS = ("reduced_scale", "classic")  # injection gains: fitted at the reduced scale (default) or the method's own
+
+
 class ClassicalMethod(FusionMethod):
-    """Common PSF handling, fit-crop size and description for GSA / GLP / SFIM / CNMF."""
+    """Common PSF handling, fit-crop size, injection gains and description for GSA / GLP / SFIM / CNMF."""
 
     name = "classical"
     needs_torch = False  # numpy/scipy only; torch, when present, only speeds up add_matmul
     thread_safe = True  # apply() only reads what fit() stored: two tiles may be computed at once
     crops_itself = True  # apply_cropped computes the tile's core only
 
-    def __init__(self, mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE) -> None:
+    def __init__(self, mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE,
+                 gains: str = "reduced_scale") -> None:
         mtf_sigma(2, mtf_gain)  # validates the gain
         if int(fit_lr_side) < 8:
             raise InputError(f"fit crop side must be at least 8 LR pixels, got {fit_lr_side}")
+        if gains not in GAINS:
+            raise InputError(f"unknown GAINS {gains!r}; use one of {', '.join(GAINS)}")
         self.mtf_gain = float(mtf_gain)
         self.fit_lr_side = int(fit_lr_side)
+        self.gains_mode = gains
         self._ratio: Optional[int] = None
         self._taps: Optional[np.ndarray] = None
         self._extra = 0
@@ -384,10 +433,52 @@ class ClassicalMethod(FusionMethod):
             h, w = s.lr_valid.shape
             feedback.pushInfo(f"{self.name}: global statistics from a {w}x{h} LR crop "
                               f"({s.y.shape[1]} valid LR pixels)")
+            report_radiometry(self.name, s, feedback)
         return s
 
+    def reduced_scale_gains(self, s: LRSample, feedback=None) -> np.ndarray:
+        """(C,) per band gains on the detail the method adds to bicubic, fitted by MMSE at the reduced
+        scale (engine.selfval: the fit crop degraded once more, scored against the LR-HSI) and shrunk
+        towards 0 where the MSI's detail does not predict the HSI's; ones with ``gains="classic"``.
+
+        Call at the end of ``fit`` with the method's unit-gain coefficients in place: it runs ``apply``
+        on the reduced crop. Global (one crop), so tiled == untiled.
+        """
+        from dataclasses import replace
+
+        from ..selfval import apply_mirrored, can_reduce, injection_gains, reduce_pair, score
+
+        C = s.lr.shape[0]
+        r = self._ratio
+        h, w = s.lr_valid.shape
+        self.reduced_score = None  # selfval.Score of the gains' result at the reduced scale, when fitted
+        if self.gains_mode == "classic":
+            return np.ones(C)
+        if not can_reduce(h, w, r):
+            if feedback is not None:
+                feedback.pushInfo(f"{self.name}: the {w}x{h} LR fit crop is too small for reduced-scale gains "
+                                  f"at ratio {r}; the method's own gains are used")
+            return np.ones(C)
+        pair = reduce_pair(s.lr, s.hr, r, s.lr_valid, s.good, self.mtf_gain)
+        inner = pair.valid.copy()
+        inner[:r], inner[-r:], inner[:, :r], inner[:, -r:] = False, False, False, False
+        valid = inner if inner.sum() >= 16 else pair.valid  # the crop's border saw reflected context
+        margin = self.margin(r)
+        base = apply_mirrored(_Bicubic(), pair.lr, pair.hr, r, margin_hr=margin)
+        detail = apply_mirrored(self, pair.lr, pair.hr, r, margin_hr=margin) - base
+        g = injection_gains(base, detail, pair.target, valid)
+        g[~s.good] = 0.0
+        g *= spectral_angle_guard(base, detail, g, pair.target, valid, s.good)
+        self.reduced_score = score(base + g[:, None, None] * detail, replace(pair, valid=valid))
+        if feedback is not None:
+            gg = g[s.good]
+            feedback.pushInfo(f"{self.name}: reduced-scale injection gains (median {np.median(gg):.2f}, "
+                              f"{int((gg < 0.5).sum())} of {gg.size} bands below 0.5, {int((gg == 0).sum())} "
+                              f"at 0: their MSI detail does not predict the HSI's)")
+        return g
+
     def describe(self):
-        return {"method": self.name, "mtf_gain": f"{self.mtf_gain:g}"}
+        return {"method": self.name, "mtf_gain": f"{self.mtf_gain:g}", "gains": self.gains_mode}
 
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
         return self.apply_cropped(lr, hr, ratio, NO_CROP, feedback)
@@ -395,6 +486,37 @@ class ClassicalMethod(FusionMethod):
     def _need_fit(self):
         if not getattr(self, "_fitted", False):
             raise RuntimeError(f"{self.name}: call fit(scene) before apply()")
+
+
+SAM_GUARD_STEPS = (1.0, 0.75, 0.5, 0.25, 0.0)
+
+
+def spectral_angle_guard(base: np.ndarray, detail: np.ndarray, gains: np.ndarray, target: np.ndarray,
+                         valid: np.ndarray, good: np.ndarray) -> float:
+    """The largest of ``SAM_GUARD_STEPS`` scaling every gain so that the spectral angle of
+    ``base + t g detail`` to ``target`` (mean over ``valid``) is no larger than that of ``base``
+    (t = 0 is ``base`` itself): per band MMSE gains minimise each band's error, not the angle between
+    spectra, and on a pair whose MSI detail has another spectral shape they can raise it."""
+    from ..metrics import sam_degrees
+
+    def mean_sam(x):
+        ang, ok = sam_degrees(x[good][:, valid], target[good][:, valid])
+        return float(ang[ok].mean()) if ok.any() else 0.0
+
+    limit = mean_sam(base)
+    g = gains[:, None, None]
+    for t in SAM_GUARD_STEPS[:-1]:
+        if mean_sam(base + t * g * detail) <= limit:
+            return t
+    return SAM_GUARD_STEPS[-1]
+
+
+class _Bicubic:
+    """The interpolation every detail is added to, as a method (for selfval.apply_mirrored)."""
+
+    @staticmethod
+    def apply(lr, hr, ratio, feedback=None):
+        return bicubic(lr, ratio)
 
 
 def as_f32(a) -> np.ndarray:
@@ -421,8 +543,10 @@ MIN_GEMM_COLUMNS = 64  # torch's addmm takes another path (other rounding) below
 
 
 def add_matmul(out: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """In place ``out (C,H,W) += m (C,c) @ d (c,H,W)`` (``d`` may also be (c, H*W)): torch's addmm (one
-    pass over ``out``) when torch is installed, else numpy. The classical methods need no torch otherwise.
+    """In place ``out (C,H,W) += m (C,c) @ d (c,H,W)`` (``d`` may also be (c, H*W)).
+
+    Torch's addmm (one pass over ``out``) when torch is installed, else numpy. The classical methods need no
+    torch otherwise.
 
     Fewer than ``MIN_GEMM_COLUMNS`` pixels are zero-padded to that many: torch rounds narrow products
     differently, and a small edge tile must get the same values as the whole raster.

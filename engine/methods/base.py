@@ -39,9 +39,12 @@ class FusionMethod:
 
     def apply_cropped(self, lr: np.ndarray, hr: np.ndarray, ratio: int, crop: Tuple[int, int, int, int],
                       feedback=None) -> np.ndarray:
-        """The estimate of the tile's core only, contiguous: ``crop`` = (top, bottom, left, right) HR
-        pixels of context to drop. Used by the tile loop when ``crops_itself`` is True (CPU methods
-        that can skip computing the context: no wasted work, no crop copy); default: apply + crop."""
+        """The estimate of the tile's core only, contiguous.
+
+        ``crop`` = (top, bottom, left, right) HR pixels of context to drop. Used by the tile loop when
+        ``crops_itself`` is True (CPU methods that can skip computing the context: no wasted work, no crop
+        copy); default: apply + crop.
+        """
         est = self.apply(lr, hr, ratio, feedback)
         top, bottom, left, right = crop
         return np.array(est[:, top:est.shape[1] - bottom, left:est.shape[2] - right], dtype=np.float32)

@@ -9,7 +9,8 @@ fit (LR scale, global):
     LR scale on the LR-HSI bands (the regression-estimated spectral response);
   * each HSI band b takes detail from one MSI band k(b): the band whose FWHM covers it (wavelengths
     known) or else the one it correlates best with;
-  * Gram-Schmidt injection gain ``g_b = cov(Y_b, I_k(b)) / var(I_k(b))``.
+  * Gram-Schmidt injection gain ``g_b = cov(Y_b, I_k(b)) / var(I_k(b))``, then times the band's
+    reduced-scale gain (``gains``, _common.py).
 apply (per tile): ``X_b = up(Y_b) + g_b (P_k(b) - up(I_k(b)))`` with bicubic ``up``; since ``up`` is
 linear this is computed as ``up(Y_b - g_b I_k(b)) + g_b P_k(b)``: one upsampling of C bands, the
 intensities only at the LR scale.
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_detail, as_f32, assign_bands,
-                      band_combination, bicubic, crop_hr, regress)
+from ..params import MethodSpec
+from ._classical_params import classical_params
+from ._common import ClassicalMethod, add_detail, as_f32, assign_bands, band_combination, bicubic, crop_hr, regress
 
 
 class GSA(ClassicalMethod):
@@ -47,6 +48,7 @@ class GSA(ClassicalMethod):
         gains[np.arange(C), k] = g
         self.srf, self.offset, self.gains, self.assignment = as_f32(R), as_f32(o), as_f32(gains), k
         self._fitted = True
+        self.gains = as_f32(gains * self.reduced_scale_gains(s, feedback)[:, None])
 
     def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
         self._need_fit()
@@ -56,8 +58,6 @@ class GSA(ClassicalMethod):
         return bicubic(base, ratio, crop, finish=add_detail(self.gains, crop_hr(hr, crop)))
 
 
-def _factory(mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE, **_) -> GSA:
-    return GSA(mtf_gain=mtf_gain, fit_lr_side=fit_lr_side)
-
-
-register_method("gsa", _factory)
+METHODS = [MethodSpec("gsa", "GSA", GSA, classical_params(), "classical",
+                      display_name="Fuse with GSA (Gram-Schmidt adaptive)",
+                      summary="Gram-Schmidt adaptive component substitution (Aiazzi 2007), regression at LR scale.")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..device import limit_cpu_threads
-from . import register_method
+from ..params import MethodSpec, Param
 from .base import FusionMethod
 
 MODES = ("nearest", "bilinear", "bicubic")
@@ -66,4 +66,9 @@ class Upsample(FusionMethod):
         return {"method": "upsample", "mode": self.mode}
 
 
-register_method("upsample", lambda mode="bicubic", **_: Upsample(mode))
+METHODS = [MethodSpec(
+    "upsample", "Upsampling", Upsample,
+    (Param("mode", str, "bicubic", "Interpolation", choices=MODES, key="METHOD", advanced=False,
+           choice_labels=("Nearest neighbour", "Bilinear", "Bicubic")),),
+    "baseline", display_name="Upsample LR-HSI to the MSI grid",
+    summary="The LR-HSI interpolated onto the HR-MSI grid (the baseline of every fusion).")]

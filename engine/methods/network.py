@@ -1,47 +1,46 @@
-"""Any registered network as a :class:`FusionMethod`: normalise, to tensor, forward, back to numpy.
+"""Any catalogued network as a :class:`FusionMethod`: normalise, to tensor, forward, back to numpy.
 
-Supervised nets (AMSF-Net, CoFusion, SSJCN) run from a checkpoint, or — the normal case, since no
-weights can ship for every sensor pair — are trained in ``fit`` on the pair itself at reduced resolution
-(scene-adaptive / zero-shot). UDS2C2 is optimised once on a representative crop and its pixel-wise
-inverse map applied per tile. UMSFT, whose attention is global, is optimised per tile (margin 32,
-cropped; networks.md §1.4).
+The method dispatches on the network's declared kind (``models.catalogue``), never on its name:
+supervised nets run from a checkpoint, or — the normal case, since no weights can ship for every sensor
+pair — are trained in ``fit`` on the pair itself at reduced resolution (scene-adaptive / zero-shot);
+fit-once nets are optimised once on a representative crop and their pixel-wise map applied per tile;
+per-tile nets, whose attention is global, are optimised on every tile (README, "The networks").
 """
 from __future__ import annotations
 
-import importlib
-from typing import Dict, Optional
+import functools
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from ... import __version__
+from ...models.catalogue import FIT_ONCE, NETWORKS, PER_TILE, SUPERVISED, NetworkEntry, entry
 from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from ..device import limit_cpu_threads, resolve_device
 from ..errors import CheckpointError, InputError
 from ..feedback import check_cancel, ensure_feedback
+from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
 from ..training import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
-from . import register_method
 from .base import FusionMethod
 
-DEFAULT_ITERATIONS = {"amsfnet": 300, "cofusion": 300, "ssjcn": 400, "uds2c2": 600, "umsft": 150}
-# Small CPU budgets at which every network beats bicubic upsampling in PSNR and SAM on the bundled sample
-# (EnMAP x4, Wald protocol; 10-90 s each on 2 cores): asserted by tests/engine/test_networks_on_sample.py
-# and used by the benchmark's standard run on every real scene (benchmarks/common.py).
-SAMPLE_BUDGETS = {
-    "ssjcn": {"iterations": 200},
-    "cofusion": {"iterations": 200, "hyper": {"lite": True}},
-    "amsfnet": {"iterations": 100},
-    "uds2c2": {"iterations": 300},
-    "umsft": {"iterations": 20, "hyper": {"lite": True, "init_steps": 20}},
-}
 DEFAULT_CROP_LR = 128  # LR pixels a side used by fit(): 512 HR px at x4
+DEFAULT_PATCH, DEFAULT_BATCH = 64, 4  # scene-adaptive training patch (HR px) and batch
 # Scene-adaptive runs last hundreds of steps, not the papers' 20 000: the recipes' base rates (1e-4 Adam,
 # 4e-4 AdamW) barely move the weights in that budget. 1e-3 with the recipes' schedules gained 3.5 dB over
 # 1e-4 for SSJCN on the bundled sample at 80 steps (3e-3 diverged towards bicubic). LEARNING_RATE overrides.
 SCENE_ADAPTIVE_LR = 1e-3
+# Every network refines a classical base by default (engine/methods/anchored.py); "none" = the network alone.
+BASES = ("glp", "bicubic", "gsa", "auto", "none")
+DEFAULT_BASE = "glp"
+DEFAULT_MAX_SECONDS = 150.0  # whole run, inference included: a 256x256 pair within 3 minutes on 2 cores
 
 
 class NetworkMethod(FusionMethod):
-    """Adapter around ``models.registry.NetSpec``; see the module docstring for the three modes."""
+    """Adapter around a catalogue entry and its model's NetSpec; see the module docstring for the kinds.
+
+    Numbers given as 0 or None mean "not set": no time budget, PSF FWHM = ratio, the scene-adaptive
+    learning rate.
+    """
 
     needs_torch = True
     fit_share = 0.8  # share of the progress bar taken by fit()
@@ -49,24 +48,27 @@ class NetworkMethod(FusionMethod):
     def __init__(self, network: str, checkpoint: Optional[str] = None, device: str = "auto", seed: int = 0,
                  iterations: Optional[int] = None, max_seconds: Optional[float] = None,
                  save_checkpoint: Optional[str] = None, psf_fwhm: Optional[float] = None,
-                 patch_size: int = 64, batch_size: int = 4, learning_rate: Optional[float] = None,
-                 crop_lr: int = DEFAULT_CROP_LR, hyper: Optional[Dict] = None, srf=None) -> None:
-        from ...models.registry import get_spec
+                 patch_size: int = DEFAULT_PATCH, batch_size: int = DEFAULT_BATCH,
+                 learning_rate: Optional[float] = None, crop_lr: int = DEFAULT_CROP_LR,
+                 hyper: Optional[Dict] = None, srf=None, lite: bool = False) -> None:
+        from ...models.registry import load_spec
 
         limit_cpu_threads()
-        self.spec = get_spec(network)
+        self.entry = entry(network)
+        self.spec = load_spec(self.entry)
         self.name = network
-        self.module = importlib.import_module(self.spec.build.__module__)
         self.checkpoint, self.save_path = checkpoint or None, save_checkpoint or None
         self.device_spec, self.seed = device, int(seed)
-        self.iterations = int(iterations) if iterations else DEFAULT_ITERATIONS.get(network, 300)
-        self.max_seconds = max_seconds
-        self.psf_fwhm, self.patch, self.batch = psf_fwhm, int(patch_size), int(batch_size)
-        self.learning_rate = learning_rate
+        self.iterations = int(iterations) if iterations else self.entry.iterations
+        self.max_seconds = max_seconds or None
+        self.psf_fwhm, self.patch, self.batch = psf_fwhm or None, int(patch_size), int(batch_size)
+        self.learning_rate = learning_rate or None
         self.crop_lr = int(crop_lr)
         self.hyper = dict(self.spec.defaults, **(hyper or {}))
+        if lite:
+            self.hyper["lite"] = True
         self.srf = srf
-        self.spans = None  # UMSFT's SRF band groups, from the band metadata at fit()
+        self.spans = None  # per-tile nets: SRF band groups from the band metadata at fit()
         self.model = None
         self.fitted = None
         self.norm: Dict[str, float] = {}
@@ -74,14 +76,14 @@ class NetworkMethod(FusionMethod):
         self._device = None
         self._reason: Optional[str] = None
 
-    # -- geometry from the spec (networks.md §1.4) --
+    # -- geometry from the spec --
     def margin(self, ratio: int) -> int:
         return self.spec.margin(ratio)
 
     def align(self, ratio: int) -> int:
-        # UMSFT is optimised per tile, so tile origins need no pyramid phase: only its size rule, which
-        # apply() meets by padding. The supervised nets keep their step so every tile sees the same phase.
-        return ratio if self.name == "umsft" else self.spec.align(ratio)
+        # A per-tile net is optimised on each tile, so tile origins need no pyramid phase: only its size
+        # rule, which apply() meets by padding. The others keep their step so every tile sees the same phase.
+        return ratio if self.entry.kind == PER_TILE else self.spec.align(ratio)
 
     def min_hr_size(self, ratio: int) -> int:
         return self.spec.min_hr_size(ratio)
@@ -91,14 +93,14 @@ class NetworkMethod(FusionMethod):
         return self._reason
 
     def describe(self) -> Dict:
-        d = {"method": self.name, "network": self.spec.title, "mode": self._mode(),
+        d = {"method": self.name, "network": self.entry.long_title, "mode": self._mode(),
              "iterations": self.training.get("iterations", 0), "seed": self.seed}
         if self.checkpoint:
             d["checkpoint"] = self.checkpoint
         return d
 
     def _mode(self) -> str:
-        if not self.spec.supervised:
+        if not self.entry.supervised:
             return "unsupervised (per pair)"
         return "checkpoint" if self.checkpoint else "scene-adaptive"
 
@@ -108,11 +110,11 @@ class NetworkMethod(FusionMethod):
 
         feedback = ensure_feedback(feedback)
         self._device, self._reason = resolve_device(self.device_spec)
-        feedback.pushInfo(f"{self.spec.title}: {self._mode()} on {self._device} ({self._reason})")
+        feedback.pushInfo(f"{self.entry.long_title}: {self._mode()} on {self._device} ({self._reason})")
         self.ratio = scene.ratio
         self.hsi_bands, self.msi_bands = scene.pair.hsi.bands, scene.pair.msi.bands
         torch.manual_seed(self.seed)
-        if self.name == "umsft" and self.srf is None:
+        if self.entry.kind == PER_TILE and self.srf is None:
             self.spans = metadata_spans(scene.pair.hsi, scene.pair.msi)
         if self.checkpoint:
             self._load(scene)
@@ -121,12 +123,12 @@ class NetworkMethod(FusionMethod):
         good = scene.pair.hsi.good_bands
         self.norm = {"hsi": robust_max(y if good is None else y[good]), "msi": robust_max(z)}
         y, z = y / self.norm["hsi"], z / self.norm["msi"]
-        if self.spec.supervised:
+        if self.entry.kind == SUPERVISED:
             self._train_zero_shot(y, z, feedback)
             if self.save_path:
                 self.save(self.save_path, scene)
-        elif self.name == "uds2c2":
-            self._fit_uds2c2(y, z, feedback)
+        elif self.entry.kind == FIT_ONCE:
+            self._fit_once(y, z, feedback)
 
     def _build(self):
         import torch
@@ -148,10 +150,10 @@ class NetworkMethod(FusionMethod):
         self.model = self._build()
         self.model.train()
         lr = self.learning_rate or SCENE_ADAPTIVE_LR
-        opt, sched = make_optimizer(self.module, self.model.parameters(), self.iterations, lr)
+        opt, sched = make_optimizer(self.spec, self.model.parameters(), self.iterations, lr)
         gen = torch.Generator().manual_seed(self.seed)
         patch = max(step, (self.patch // step) * step)
-        loss_fn = self.module.loss
+        loss_fn = self.spec.loss
 
         def one_step(i: int) -> float:
             yb, zb, xb = sample_batch(data, r, patch, self.batch, gen)
@@ -166,16 +168,16 @@ class NetworkMethod(FusionMethod):
         feedback.pushInfo(f"scene-adaptive training: (Y', Z') {tuple(data.y_in.shape[2:])} -> Y "
                           f"{tuple(data.target.shape[2:])}, patches {patch} px, batch {self.batch}")
         hist = optimise(one_step, self.iterations, feedback, self.max_seconds,
-                        (0.0, 100.0 * self.fit_share), f"{self.spec.title} training")
+                        (0.0, 100.0 * self.fit_share), f"{self.entry.title} training")
         self.training = {"mode": "scene-adaptive", **hist.as_dict()}
         self.model.eval()
 
-    def _fit_uds2c2(self, y: np.ndarray, z: np.ndarray, feedback) -> None:
+    def _fit_once(self, y: np.ndarray, z: np.ndarray, feedback) -> None:
         import torch
 
         yt = torch.from_numpy(np.ascontiguousarray(y))[None]
         zt = torch.from_numpy(np.ascontiguousarray(z))[None]
-        its = self._uds2c2_iterations()
+        its = self.stage_iterations()
         total = sum(its)
         done = {"n": 0}
 
@@ -183,29 +185,33 @@ class NetworkMethod(FusionMethod):
             done["n"] += 1
             feedback.setProgress(100.0 * self.fit_share * done["n"] / total)
             if i in (1, n) or i % 100 == 0:  # the models count iterations from 1
-                feedback.pushInfo(f"UDS2C2 {stage}: iteration {i}/{n}, loss {loss:.5f}")
+                feedback.pushInfo(f"{self.entry.title} {stage}: iteration {i}/{n}, loss {loss:.5f}")
             return not feedback.isCanceled()
 
-        options = {k: self.hyper[k] for k in ("psf_kernel", "k_scf", "expansion") if k in self.hyper}
         self.fitted = self.spec.fit(yt, zt, self.ratio, srf=self.srf, iterations=its, callback=callback,
-                                    seed=self.seed, device=self._device, **options)
+                                    seed=self.seed, device=self._device, **self.hyper)
         check_cancel(feedback)
         self.training = {"mode": "unsupervised", "iterations": total}
 
-    def _uds2c2_iterations(self):
-        # Stage lengths in the proportions of the fast profile (networks.md §5.3: 4000/4000/2000).
-        n = self.iterations
-        return (max(1, int(n * 0.4)), max(1, int(n * 0.4)), max(1, n - 2 * max(1, int(n * 0.4))))
+    def stage_iterations(self) -> Tuple[int, ...]:
+        """ITERATIONS split over the model's fit stages in the catalogue's ``stage_shares``.
+
+        Every stage gets at least 1; the last takes the rest.
+        """
+        n, shares = self.iterations, self.entry.stage_shares or (1.0,)
+        head = [max(1, int(n * s)) for s in shares[:-1]]
+        return tuple(head) + (max(1, n - sum(head)),)
 
     # -- pickling (distributed workers get the fitted method once, by scatter) --
     def __getstate__(self) -> Dict:
-        """Everything but the spec and the model module (looked up again by name) and the device
-        (resolved again on the worker: a GPU worker uses its GPU; tensors travel on the CPU)."""
+        """Everything but the spec (looked up again by name) and the device.
+
+        The device is resolved again on the worker: a GPU worker uses its GPU; tensors travel on the CPU.
+        """
         import copy
 
         state = dict(self.__dict__)
         state.pop("spec", None)
-        state.pop("module", None)
         for key in ("model", "fitted"):
             obj = state.get(key)
             if obj is not None and hasattr(obj, "to") and self._device is not None and self._device.type != "cpu":
@@ -214,11 +220,10 @@ class NetworkMethod(FusionMethod):
         return state
 
     def __setstate__(self, state: Dict) -> None:
-        from ...models.registry import get_spec
+        from ...models.registry import load_spec
 
         self.__dict__.update(state)
-        self.spec = get_spec(self.name)
-        self.module = importlib.import_module(self.spec.build.__module__)
+        self.spec = load_spec(self.entry)
         limit_cpu_threads()
 
     def _ensure_device(self) -> None:
@@ -235,23 +240,23 @@ class NetworkMethod(FusionMethod):
 
         feedback = ensure_feedback(feedback)
         self._ensure_device()
-        if self.name == "umsft":
-            return self._apply_umsft(lr, hr, ratio, feedback)
+        if self.entry.kind == PER_TILE:
+            return self._apply_per_tile(lr, hr, ratio, feedback)
         y = torch.from_numpy(np.ascontiguousarray(lr / self.norm["hsi"], dtype=np.float32))[None].to(self._device)
         z = torch.from_numpy(np.ascontiguousarray(hr / self.norm["msi"], dtype=np.float32))[None].to(self._device)
         with torch.no_grad():
-            if self.spec.supervised:
+            if self.entry.kind == SUPERVISED:
                 x = self.model(y, z)
             else:
                 x = self.fitted.predict(z)
         return (x[0].float().cpu().numpy() * self.norm["hsi"]).astype(np.float32)
 
-    def _apply_umsft(self, lr, hr, ratio, feedback) -> np.ndarray:
+    def _apply_per_tile(self, lr, hr, ratio, feedback) -> np.ndarray:
         H, W = hr.shape[1:]
         lr, hr = pad_to_multiple(lr, hr, ratio, self.spec.align(ratio))
-        return self._optimise_umsft(lr, hr, ratio, feedback)[:, :H, :W]
+        return self._optimise_tile(lr, hr, ratio, feedback)[:, :H, :W]
 
-    def _optimise_umsft(self, lr, hr, ratio, feedback) -> np.ndarray:
+    def _optimise_tile(self, lr, hr, ratio, feedback) -> np.ndarray:
         import torch
 
         norm = {"hsi": robust_max(lr), "msi": robust_max(hr)}
@@ -260,17 +265,15 @@ class NetworkMethod(FusionMethod):
 
         def callback(stage, i, n, loss) -> bool:
             if i in (1, n) or i % 50 == 0:  # the models count iterations from 1
-                feedback.pushInfo(f"UMSFT tile {stage}: iteration {i}/{n}, loss {loss:.5f}")
+                feedback.pushInfo(f"{self.entry.title} tile {stage}: iteration {i}/{n}, loss {loss:.5f}")
             return not feedback.isCanceled()
 
-        lite = bool(self.hyper.get("lite", False))
-        # The spec's 3 x 500 initialisation steps per tile dwarf a small ITERATIONS budget: cap them by it.
-        init_steps = min(int(self.hyper.get("init_steps", 500)), max(20, self.iterations))
-        x, info = self.spec.fit(y, z, ratio, spans=self.spans, srf=self.srf,
-                                iterations=self.iterations, init_steps=init_steps, lite=lite,
-                                hsi_skip=bool(self.hyper.get("hsi_skip", False)),
-                                output_ema=float(self.hyper.get("output_ema", 0.0)), callback=callback,
-                                seed=self.seed, device=self._device)
+        options = dict(self.hyper)
+        if "init_steps" in options:
+            # Initialisation steps per tile (3 x 500 in the spec) dwarf a small ITERATIONS budget: cap them by it.
+            options["init_steps"] = min(int(options["init_steps"]), max(20, self.iterations))
+        x, info = self.spec.fit(y, z, ratio, spans=self.spans, srf=self.srf, iterations=self.iterations,
+                                callback=callback, seed=self.seed, device=self._device, **options)
         check_cancel(feedback)
         self.training = {"mode": "unsupervised per tile", "iterations": self.iterations}
         return (x[0].detach().float().cpu().numpy() * norm["hsi"]).astype(np.float32)
@@ -304,9 +307,7 @@ class NetworkMethod(FusionMethod):
         ckpt = load_checkpoint(self.checkpoint)
         check_compatible(ckpt, self.name, self.hsi_bands, self.msi_bands, self.ratio,
                          scene.pair.hsi.wavelengths, scene.pair.msi.wavelengths)
-        self.hyper = dict(self.spec.defaults, **ckpt.get("hyper", {}))
-        if self.name == "amsfnet" and "hsi_skip" not in ckpt.get("hyper", {}):
-            self.hyper["hsi_skip"] = False  # saved before the REC bicubic skip existed: the spec's net
+        self.hyper = dict(self.spec.defaults, **self.entry.checkpoint_fallbacks, **ckpt.get("hyper", {}))
         for k, v in list(self.hyper.items()):
             if isinstance(v, list):
                 self.hyper[k] = tuple(v)
@@ -314,7 +315,7 @@ class NetworkMethod(FusionMethod):
         try:
             self.model.load_state_dict(ckpt["state_dict"])
         except RuntimeError as exc:
-            raise CheckpointError(f"checkpoint weights do not fit {self.spec.title}: "
+            raise CheckpointError(f"checkpoint weights do not fit {self.entry.title}: "
                                   f"{str(exc).splitlines()[0]}") from None
         self.model.eval()
         self.norm = {k: float(v) for k, v in ckpt["norm"].items()}
@@ -322,10 +323,12 @@ class NetworkMethod(FusionMethod):
 
 
 def metadata_spans(hsi, msi):
-    """UMSFT's SRF band groups from the band metadata (networks.md §1.2): span_k = the HSI bands where a
-    Gaussian band of the MSI's centre/FWHM, resampled to the HSI bands, reaches 1 % of its peak. None
-    (every span = all bands, the spec's fallback) without centres and FWHM on both sides or when the HSI
-    does not cover an MSI band."""
+    """A per-tile net's SRF band groups from the band metadata.
+
+    span_k = the HSI bands where a Gaussian band of the MSI's centre/FWHM, resampled to the HSI bands,
+    reaches 1 % of its peak. None (every span = all bands, the spec's fallback) without centres and FWHM
+    on both sides or when the HSI does not cover an MSI band.
+    """
     from ...models.blocks import spans_from_srf
     from ..errors import WavelengthError
     from ..srf import gaussian_sensor, srf_matrix
@@ -340,10 +343,12 @@ def metadata_spans(hsi, msi):
 
 
 def mirror_to_step(y: np.ndarray, z: np.ndarray, ratio: int, step: int):
-    """Mirror (half-sample symmetric) an LR/HR crop at the bottom/right so the LR side is a multiple of
-    ``step``: scene-adaptive training then sees mirrored scene content where the padding of
+    """Mirror an LR/HR crop at the bottom/right so the LR side is a multiple of ``step``.
+
+    Half-sample symmetric: scene-adaptive training then sees mirrored scene content where the padding of
     ``zero_shot_data`` would repeat the last row (it falls back to that whenever the pad is as large as the
-    crop, e.g. AMSF-Net's 32-px step on a 16-row LR crop)."""
+    crop, e.g. AMSF-Net's 32-px step on a 16-row LR crop).
+    """
     h, w = (y.shape[1] // ratio) * ratio, (y.shape[2] // ratio) * ratio
     ph, pw = (-h) % step, (-w) % step
     if not (ph or pw) or not (h and w):
@@ -354,8 +359,11 @@ def mirror_to_step(y: np.ndarray, z: np.ndarray, ratio: int, step: int):
 
 
 def pad_to_multiple(lr: np.ndarray, hr: np.ndarray, ratio: int, size_step: int):
-    """Reflect-pad an LR/HR tile pair at the bottom/right so the HR side is a multiple of ``size_step``
-    (a multiple of ``ratio``): the network's size rule is met inside the wrapper, never by the user."""
+    """Reflect-pad an LR/HR tile pair at the bottom/right so the HR side is a multiple of ``size_step``.
+
+    ``size_step`` is a multiple of ``ratio``: the network's size rule is met inside the wrapper, never by the
+    user.
+    """
     H, W = hr.shape[1:]
     ph, pw = (-H) % size_step, (-W) % size_step
     if not (ph or pw):
@@ -365,9 +373,55 @@ def pad_to_multiple(lr: np.ndarray, hr: np.ndarray, ratio: int, size_step: int):
             np.pad(hr, ((0, 0), (0, ph), (0, pw)), mode=mode))
 
 
-def _factory(name: str):
-    return lambda **params: NetworkMethod(name, **params)
+def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
+    """The parameters of a network's method, declared once for every network (by kind and lite flag)."""
+    supervised = e.kind == SUPERVISED
+    params = []
+    if supervised:
+        params.append(Param("checkpoint", str, None, "Checkpoint (.pt); empty = scene-adaptive training on this pair",
+                            kind=FILE, extension="pt", advanced=False))
+    params += [
+        Param("device", str, "auto", "Compute device", choices=DEVICES, choice_labels=DEVICE_LABELS, kind=DEVICE,
+              help="cuda:N picks one GPU (command line)"),
+        Param("seed", int, 0, "Random seed", minimum=0),
+        Param("iterations", int, e.iterations, "Training / optimisation iterations", minimum=1),
+        Param("max_seconds", float, DEFAULT_MAX_SECONDS,
+              "Time budget of the whole run, inference included (s, 0 = none)", minimum=0,
+              help="training stops early enough for the estimated inference to fit"),
+        Param("base", str, DEFAULT_BASE, "Classical base the network refines (none = the network alone)",
+              choices=BASES, help="bicubic = the papers' setting; auto = the best of bicubic, GLP and GSA by "
+              "self-validation one scale down; none is also what a checkpoint or saving one uses "
+              "(engine/methods/anchored.py)"),
+        Param("psf_fwhm", float, 0.0, "PSF FWHM in HR pixels for reduced-resolution training (0 = ratio)",
+              minimum=0),
+    ]
+    if supervised:
+        params += [
+            Param("patch_size", int, DEFAULT_PATCH, "Training patch (HR px)", minimum=8),
+            Param("batch_size", int, DEFAULT_BATCH, "Batch size", minimum=1),
+            Param("learning_rate", float, 0.0, f"Learning rate (0 = {SCENE_ADAPTIVE_LR:g})", minimum=0),
+        ]
+    params.append(Param("crop_lr", int, DEFAULT_CROP_LR, "Training crop (LR px a side)", minimum=4, key="CROP_SIZE"))
+    if e.lite:
+        params.append(Param("lite", bool, False, "Lite configuration (non-paper, faster)"))
+    params += [
+        Param("hyper", dict, None, "Network hyper-parameters (JSON object), over the model's defaults",
+              exposed=False),
+        Param("srf", object, None, "Known spectral response matrix (MSI bands x HSI bands)", exposed=False),
+    ]
+    if supervised:
+        params.append(Param("save_checkpoint", str, None, "Save trained weights as", kind=FILE_OUT,
+                            extension="pt", advanced=False))
+    return tuple(params)
 
 
-for _name in ("amsfnet", "cofusion", "ssjcn", "uds2c2", "umsft"):
-    register_method(_name, _factory(_name))
+def build_network(network: str, **params) -> FusionMethod:
+    """The factory of every network's method: anchored on a classical base unless BASE=none
+    (engine/methods/anchored.py, imported here so that module may import this one)."""
+    from .anchored import build_network_method
+
+    return build_network_method(network, **params)
+
+
+METHODS = [MethodSpec(e.id, e.title, functools.partial(build_network, e.id), network_params(e), "network",
+                      summary=e.long_title) for e in NETWORKS]

@@ -6,19 +6,20 @@ regression) as in Selva et al. (2015) and Yokoya, Grohnfeldt & Chanussot (2017).
 
 fit (LR scale, global): ``S_b = W_b . P + c_b`` with ``W_b >= 0`` — NNLS regression of the LR-HSI band
 on the MSI bands degraded to the LR scale.
-apply (per tile): ``X_b = up(Y_b) * S_b / smooth(S_b)``. ``smooth`` is the MTF-matched low-pass
-(degrade + bicubic, as in MTF-GLP), or with ``smoothing="box"`` Liu's plain mean filter of width r at
-the HR scale. The denominator is floored at 5 % of the band's LR mean (a global constant), so dark or
-noisy pixels never divide by ~0.
+apply (per tile): ``X_b = up(Y_b) * (1 + a_b (S_b / smooth(S_b) - 1))``, ``a_b`` the band's reduced-scale
+gain (``gains``, _common.py; 1 with ``gains="classic"``: Liu's ``up(Y_b) * S_b / smooth(S_b)``).
+``smooth`` is the MTF-matched low-pass (degrade + bicubic, as in MTF-GLP), or with ``smoothing="box"``
+Liu's plain mean filter of width r at the HR scale. The denominator is floored at 5 % of the band's LR
+mean (a global constant), so dark or noisy pixels never divide by ~0.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import InputError
-from . import register_method
-from ._common import (DEFAULT_MTF_GAIN, FIT_LR_SIDE, ClassicalMethod, add_matmul, as_f32, bicubic, crop_hr,
-                      lowpass, lowpass_margin_lr, regress, scratch)
+from ..params import MethodSpec, Param
+from ._classical_params import classical_params
+from ._common import ClassicalMethod, add_matmul, as_f32, bicubic, crop_hr, lowpass, lowpass_margin_lr, regress, scratch
 
 SMOOTHING = ("mtf", "box")
 FLOOR = 0.05
@@ -44,6 +45,7 @@ def box_smooth(hr: np.ndarray, ratio: int) -> np.ndarray:
 
 class SFIM(ClassicalMethod):
     name = "sfim"
+    alpha = None  # (C, 1) injection gains on the modulation (None: 1)
 
     def __init__(self, smoothing: str = "mtf", **kw) -> None:
         super().__init__(**kw)
@@ -64,7 +66,9 @@ class SFIM(ClassicalMethod):
         W[off], b[off] = 0.0, 1.0  # ratio 1: the band is only upsampled
         self.weights, self.bias = as_f32(W), as_f32(b)
         self.floor = as_f32(np.where(off, 1.0, FLOOR * np.maximum(mean_y, 1e-12)))
+        self.alpha = None
         self._fitted = True
+        self.alpha = as_f32(self.reduced_scale_gains(s, feedback)[:, None])
 
     def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
         self._need_fit()
@@ -75,7 +79,7 @@ class SFIM(ClassicalMethod):
             smooth = lowpass(hr, ratio, taps, extra, crop)
         hr = as_f32(crop_hr(hr, crop)).reshape(hr.shape[0], -1)
         smooth = as_f32(smooth).reshape(hr.shape[0], -1)
-        w, b, floor = self.weights, self.bias[:, None], self.floor[:, None]
+        w, b, floor, alpha = self.weights, self.bias[:, None], self.floor[:, None], self.alpha
 
         def modulate(chunk: np.ndarray, b0: int, b1: int) -> None:  # on bands b0:b1 while in cache
             num = scratch("sfim_num", (b1 - b0, hr.shape[1]))
@@ -86,6 +90,10 @@ class SFIM(ClassicalMethod):
             add_matmul(den, w[b0:b1], smooth)
             np.maximum(den, floor[b0:b1], out=den)
             num /= den
+            if alpha is not None:  # modulation 1 + alpha (S / smooth(S) - 1): alpha = the injection gain
+                num -= 1.0
+                num *= alpha[b0:b1]
+                num += 1.0
             chunk *= num.reshape(chunk.shape)
 
         return bicubic(lr, ratio, crop, finish=modulate)
@@ -94,9 +102,10 @@ class SFIM(ClassicalMethod):
         return {**super().describe(), "smoothing": self.smoothing}
 
 
-def _factory(smoothing: str = "mtf", mtf_gain: float = DEFAULT_MTF_GAIN, fit_lr_side: int = FIT_LR_SIDE,
-             **_) -> SFIM:
-    return SFIM(smoothing=smoothing, mtf_gain=mtf_gain, fit_lr_side=fit_lr_side)
-
-
-register_method("sfim", _factory)
+METHODS = [MethodSpec(
+    "sfim", "SFIM", SFIM,
+    classical_params() + (Param("smoothing", str, SMOOTHING[0], "Smoothing filter", choices=SMOOTHING,
+                                choice_labels=("Gaussian matched to the sensor MTF", "Mean filter of width ratio (Liu)"),
+                                help="mtf: the MTF-matched low-pass; box: Liu's mean filter of width r"),),
+    "classical", display_name="Fuse with SFIM (smoothing-filter intensity modulation)",
+    summary="Smoothing-filter-based intensity modulation (Liu 2000), hypersharpening form.")]

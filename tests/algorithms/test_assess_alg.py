@@ -6,9 +6,16 @@ import math
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import (QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback,
-                       QgsProcessingOutputHtml, QgsProcessingOutputLayerDefinition, QgsProcessingOutputNumber,
-                       QgsProject, QgsRasterLayer)
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputHtml,
+    QgsProcessingOutputLayerDefinition,
+    QgsProcessingOutputNumber,
+    QgsProject,
+    QgsRasterLayer,
+)
 
 from conftest import SAMPLE
 
@@ -93,7 +100,7 @@ def test_sam_output_gets_the_sam_style_when_loaded(run_alg, estimate, tmp_path, 
     details = context.layerToLoadOnCompletionDetails(sam)
     proc = details.postProcessor()
     assert isinstance(proc, StylePostProcessor) and proc.kind == "sam"
-    assert details.name == "SAM (degrees)"
+    assert details.name == "SAM (degrees): sam"              # named after the file the user chose
     layer = QgsRasterLayer(sam, "sam")
     proc.postProcessLayer(layer, context, QgsProcessingFeedback())
     r = layer.renderer()

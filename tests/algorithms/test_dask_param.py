@@ -1,20 +1,19 @@
-"""DASK_SCHEDULER (issue #11): an advanced parameter of every fusion algorithm, same path as --scheduler."""
+"""DASK_SCHEDULER: an advanced parameter of every fusion algorithm, same path as --scheduler."""
 import pytest
 from qgis.core import QgsProcessingException
 
+from hsifusion.engine.methods import list_methods
 from rasterkit import synthetic_pair
 
-FUSION_IDS = ["upsample", "fuse_gsa", "fuse_glp", "fuse_sfim", "fuse_cnmf", "fuse_amsfnet", "fuse_cofusion",
-              "fuse_ssjcn", "fuse_uds2c2", "fuse_umsft"]
+FUSION_IDS = ["upsample"] + [f"fuse_{m}" for m in list_methods() if m != "upsample"]
 
 
 def test_every_fusion_algorithm_has_an_advanced_optional_scheduler(hsifusion_provider):
     from hsifusion.provider.compat import FLAG_ADVANCED, FLAG_OPTIONAL
 
     algs = {a.name(): a for a in hsifusion_provider.algorithms()}
-    present = [n for n in FUSION_IDS if n in algs]
-    assert {"upsample", "fuse_gsa", "fuse_ssjcn"} <= set(present)
-    for name in present:
+    assert set(FUSION_IDS) <= set(algs)
+    for name in FUSION_IDS:
         p = algs[name].parameterDefinition("DASK_SCHEDULER")
         assert p is not None, name
         assert p.flags() & FLAG_ADVANCED and p.flags() & FLAG_OPTIONAL

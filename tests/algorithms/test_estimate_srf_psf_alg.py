@@ -1,4 +1,4 @@
-"""hsifusion:estimate_srf_psf through QGIS Processing (issue #7) on the bundled simulated pair."""
+"""hsifusion:estimate_srf_psf through QGIS Processing on the bundled simulated pair."""
 import pytest
 
 from hsifusion.engine.srf import load_srf_csv

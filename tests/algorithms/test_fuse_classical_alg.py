@@ -1,4 +1,4 @@
-"""hsifusion:fuse_gsa ... fuse_cnmf through QGIS Processing (issue #8)."""
+"""hsifusion:fuse_gsa ... fuse_cnmf through QGIS Processing."""
 import numpy as np
 import pytest
 from osgeo import gdal

@@ -1,4 +1,4 @@
-"""The example model (simulate -> fuse_cofusion -> assess) runs in Processing and headless (#6)."""
+"""The example model (simulate -> fuse_cofusion -> assess) runs in Processing and headless."""
 import json
 import os
 import shutil

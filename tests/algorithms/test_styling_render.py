@@ -1,5 +1,8 @@
-"""Presets rendered headless: the styled fusion output picks EnMAP's true-colour bands, the SAM map
-uses the fixed degree scale; both rendered to PNG with QgsMapRendererParallelJob."""
+"""Presets rendered headless.
+
+The styled fusion output picks EnMAP's true-colour bands, the SAM map uses the fixed degree scale; both
+rendered to PNG with QgsMapRendererParallelJob.
+"""
 from __future__ import annotations
 
 import shutil
@@ -7,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import (QgsMapRendererParallelJob, QgsMapSettings, QgsProcessingException, QgsRasterLayer)
+from qgis.core import QgsMapRendererParallelJob, QgsMapSettings, QgsProcessingException, QgsRasterLayer
 from qgis.PyQt.QtCore import QSize
 from qgis.PyQt.QtGui import QColor, QImage
 
@@ -106,7 +109,7 @@ def test_sam_map_renders_on_fixed_scale(run_alg, tmp_path):
     layer = QgsRasterLayer(str(path), "sam")
     post_processor_for(str(path), "sam").postProcessLayer(layer, None, None)
     legend = [item.label for item in layer.renderer().shader().rasterShaderFunction().colorRampItemList()]
-    assert legend == ["0°", "2°", "5°", "10°", "15°", "20°"]
+    assert legend == ["0°", "2°", "5°", "10°", "15°", "≥ 20°"]
     img = render(layer, tmp_path / "sam.png", (64, 32))
     left = QColor(img.pixel(16, 20)).getRgb()[:3]
     right = QColor(img.pixel(48, 20)).getRgb()[:3]

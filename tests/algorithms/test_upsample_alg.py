@@ -1,10 +1,9 @@
-"""hsifusion:upsample through QGIS Processing and through headless qgis_process (issue #3)."""
+"""hsifusion:upsample through QGIS Processing and through headless qgis_process."""
 import json
 import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,5 +1,4 @@
-"""Without torch the provider still loads, classical algorithms run, and networks name the install
-command (#3)."""
+"""Without torch the provider still loads, classical algorithms run, and networks name the install command."""
 import sys
 
 import pytest

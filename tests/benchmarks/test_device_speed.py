@@ -1,5 +1,8 @@
-"""benchmarks/device_speed.py: the GPU machine's benchmark must run without GDAL, and its whole-sample
-protocol must give what the engine's tile loop gives (so its CPU and GPU rows compare with the others)."""
+"""benchmarks/device_speed.py.
+
+The GPU machine's benchmark must run without GDAL, and its whole-sample protocol must give what the engine's
+tile loop gives (so its CPU and GPU rows compare with the others).
+"""
 from __future__ import annotations
 
 import json
@@ -41,10 +44,12 @@ def _tile_loop(method) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name,params", [("upsample", {}), ("gsa", {}),
-                                         ("amsfnet", {"iterations": 1, "device": "cpu"})])
+                                         ("amsfnet", {"iterations": 1, "device": "cpu", "base": "none"})])
 def test_whole_sample_protocol_matches_the_tile_loop(sample, name, params):
-    """apply_whole (arrays, no GDAL) == engine.tiling.fuse_tiles on the same clean sample; AMSF-Net has a
-    32-px step, so its edge context differs from the others' 16 px."""
+    """apply_whole (arrays, no GDAL) == engine.tiling.fuse_tiles on the same clean sample.
+
+    AMSF-Net has a 32-px step, so its edge context differs from the others' 16 px.
+    """
     ratio = sample["msi"].shape[1] // sample["lr"].shape[1]
     scene = device_speed.ArrayScene(sample, ratio)
     method = get_method(name, **params)

@@ -35,8 +35,11 @@ def reference_cube():
 
 
 def gaussian_degrade(x, r, fwhm, ext=None):
-    """Independent of the engine: dense 2-D block-centred Gaussian weights, reflect padding; the
-    support reaches ``ext`` HR pixels beyond the block (default ceil(3 sigma))."""
+    """Independent of the engine.
+
+    Dense 2-D block-centred Gaussian weights, reflect padding; the support reaches ``ext`` HR pixels beyond
+    the block (default ceil(3 sigma)).
+    """
     sigma = fwhm / 2.3548
     ext = int(math.ceil(3 * sigma)) if ext is None else ext
     pos = np.arange(-ext, r + ext) - (r - 1) / 2

@@ -1,4 +1,4 @@
-"""Classical HS-MS fusion baselines (issue #8): GSA, MTF-GLP, SFIM, CNMF.
+"""Classical HS-MS fusion baselines: GSA, MTF-GLP, SFIM, CNMF.
 
 * on the bundled real sample at x4 (Wald protocol) each beats bicubic upsampling in PSNR;
 * tiled == untiled (small tiles against one big tile) within the one tile tolerance of tests/invariance.py;
@@ -14,16 +14,13 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classical_pair import (SAMPLE_HSI, SAMPLE_MSI, gaussian_degrade, make_wald_pair, psnr,  # noqa: E402
-                            read, reference_cube)
-
-from invariance import assert_tile_invariant  # noqa: E402
-
-from hsifusion.engine import api  # noqa: E402
-from hsifusion.engine.feedback import LogFeedback  # noqa: E402
-from hsifusion.engine.methods import get_method, list_methods  # noqa: E402
-from hsifusion.engine.methods import _common as cm  # noqa: E402
-from hsifusion.engine.methods.interpolate import upsample  # noqa: E402
+from classical_pair import SAMPLE_HSI, SAMPLE_MSI, gaussian_degrade, make_wald_pair, psnr, read, reference_cube
+from hsifusion.engine import api
+from hsifusion.engine.feedback import LogFeedback
+from hsifusion.engine.methods import _common as cm
+from hsifusion.engine.methods import get_method, list_methods
+from hsifusion.engine.methods.interpolate import upsample
+from invariance import assert_tile_invariant
 
 METHODS = ["gsa", "glp", "sfim", "cnmf"]
 FAST = {"cnmf": {"endmembers": 10, "iterations": 60}}  # keeps the CNMF tests to ~1 s on 2 cores
@@ -108,16 +105,18 @@ def test_bicubic_equals_torch_interpolate():
 
 
 def test_cropped_bicubic_and_finish_equal_the_full_computation():
-    """The tile path computes only a tile's core and finishes band chunks in place: same numbers as
-    upsampling everything, cropping, then adding the HR term with a plain matmul."""
+    """The tile path computes only a tile's core and finishes band chunks in place.
+
+    Same numbers as upsampling everything, cropping, then adding the HR term with a plain matmul.
+    """
     rng = np.random.default_rng(3)
     x = rng.random((11, 9, 10)).astype(np.float32)
     d = rng.random((3, 9 * 4, 10 * 4)).astype(np.float32)
     m = rng.random((11, 3)).astype(np.float32)
     full = cm.bicubic(x, 4)
     for crop in [(0, 0, 0, 0), (8, 8, 8, 8), (1, 3, 5, 2), (0, 0, 7, 0)]:
-        t, b, l, r = crop
-        core = full[:, t:full.shape[1] - b, l:full.shape[2] - r]
+        top, bottom, left, right = crop
+        core = full[:, top:full.shape[1] - bottom, left:full.shape[2] - right]
         np.testing.assert_array_equal(cm.bicubic(x, 4, crop), core)
         dc = cm.crop_hr(d, crop)
         expect = core + np.einsum("bk,kij->bij", m, dc)
@@ -223,7 +222,7 @@ def test_cnmf_formula_small():
     """Per-pixel loops: LR abundances by multiplicative updates, bicubic, HR updates, X = E A."""
     rng, lr, hr, r = small_case(7, C=6, c=3, h=4, w=4)
     C, c, p, it = lr.shape[0], hr.shape[0], 4, 15
-    m = get_method("cnmf", endmembers=p, iterations=it)
+    m = get_method("cnmf", endmembers=p, iterations=it, gains="classic")
     E = (rng.random((C, p)) * 50 + 1).astype(np.float32)
     m.E = m.E_good = E
     m.E_pinv = np.linalg.pinv(E).astype(np.float32)
@@ -232,6 +231,8 @@ def test_cnmf_formula_small():
     m.good = np.ones(C, bool)
     m._fitted = True
     got = m.apply(lr, hr, r)
+    m.gains_mode, m.alpha = "reduced_scale", (rng.random((C, 1, 1)) + 0.2).astype(np.float32)
+    got_detail = m.apply(lr, hr, r)  # bicubic + gain x E (A - up(A_lr))
 
     def unmix(e, x, a):
         for _ in range(it):
@@ -244,13 +245,17 @@ def test_cnmf_formula_small():
         for j in range(w):
             a0 = np.maximum(np.linalg.pinv(E.astype(np.float64)) @ lr[:, i, j], 1e-4)
             A_lr[:, i, j] = unmix(E.astype(np.float64), lr[:, i, j].astype(np.float64), a0)
-    A_hr = np.stack([np.maximum(up1(A_lr[q].astype(np.float32), r), 1e-4) for q in range(p)])
+    A_up = np.stack([up1(A_lr[q].astype(np.float32), r) for q in range(p)])
+    A_hr = np.maximum(A_up, 1e-4)
     Em = m.E_m.astype(np.float64)
+    Y_up = np.stack([up1(lr[b], r) for b in range(C)])
     for i in range(h * r):
         for j in range(w * r):
             z = np.maximum(hr[:, i, j] - m.offset, 0).astype(np.float64)
-            want = E.astype(np.float64) @ unmix(Em, z, A_hr[:, i, j])
-            np.testing.assert_allclose(got[:, i, j], want, rtol=2e-3, atol=1e-2)
+            a = unmix(Em, z, A_hr[:, i, j])
+            np.testing.assert_allclose(got[:, i, j], E.astype(np.float64) @ a, rtol=2e-3, atol=1e-2)
+            want = Y_up[:, i, j] + m.alpha[:, 0, 0] * (E.astype(np.float64) @ (a - A_up[:, i, j]))
+            np.testing.assert_allclose(got_detail[:, i, j], want, rtol=2e-3, atol=1e-2)
 
 
 def test_gsa_fit_statistics_independent(pair):
@@ -260,7 +265,7 @@ def test_gsa_fit_statistics_independent(pair):
     from hsifusion.engine.scene import build_scene
 
     scene = build_scene(validate_pair(raster_info(pair[0]), raster_info(pair[1])))
-    m = get_method("gsa")
+    m = get_method("gsa", gains="classic")  # the method's own gains (reduced-scale ones: test_selfval.py)
     m.fit(scene)
     s = m.sample(scene)
     inten = m.srf.astype(np.float64) @ s.y + m.offset[:, None]
@@ -279,7 +284,8 @@ def test_gsa_fit_statistics_independent(pair):
 @pytest.mark.parametrize("ratio,msi_bands", [(3, 1), (2, 4), (8, 2)])
 def test_other_ratios_and_pan_tiled_equals_untiled(tmp_path, ratio, msi_bands):
     """Odd ratio, a single-band (PAN) MSI and a large ratio: runs, finite, and tiles agree (within the
-    tile tolerance)."""
+    tile tolerance).
+    """
     from rasterkit import synthetic_pair
 
     hsi, msi = synthetic_pair(tmp_path, ratio=ratio, lr_size=(9, 11), bands=12, msi_bands=msi_bands)

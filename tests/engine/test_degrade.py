@@ -6,15 +6,25 @@ import math
 import numpy as np
 import pytest
 
-from hsifusion.engine.degrade import (NOISE_BLOCK, PSF, blur_decimate, gaussian_kernel, gaussian_sigma_from_mtf,
-                                      measured_fwhm, noise_sigma, noise_window, read_kernel_file)
+from hsifusion.engine.degrade import (
+    NOISE_BLOCK,
+    PSF,
+    blur_decimate,
+    gaussian_kernel,
+    gaussian_sigma_from_mtf,
+    measured_fwhm,
+    noise_sigma,
+    noise_window,
+    read_kernel_file,
+)
 from hsifusion.engine.errors import InputError
 
 
 def _impulse_kernel(psf: PSF, r: int) -> np.ndarray:
     """Recover the effective 1-D PSF the decimation applies, by moving an impulse across HR positions.
 
-    Returns the profile sampled at HR offsets from the block centre of LR pixel 2."""
+    Returns the profile sampled at HR offsets from the block centre of LR pixel 2.
+    """
     K = psf.size(r)
     m = psf.margin(r)
     start = m - (K - r) // 2

@@ -1,5 +1,8 @@
-"""The tile engine on a real Dask cluster (issue #11): `dask scheduler` + 2 `dask worker` processes on
-127.0.0.1, started from the venv; results equal the in-process run, also when a worker dies mid-run."""
+"""The tile engine on a real Dask cluster.
+
+`dask scheduler` + 2 `dask worker` processes on 127.0.0.1, started from the venv; results equal the in-process
+run, also when a worker dies mid-run.
+"""
 from __future__ import annotations
 
 import json
@@ -10,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from osgeo import gdal
 
@@ -180,7 +182,8 @@ def test_classical_via_cli_on_the_cluster_equals_local(cluster, pair, tmp_path, 
 @pytest.fixture(scope="module")
 def cofusion_pair(tmp_path_factory):
     """(hsi, msi, checkpoint): CoFusion (lite), the quickest of the five networks on 2 CPU cores, trained
-    2 iterations on a small pair; the distributed path is the same for all of them."""
+    2 iterations on a small pair; the distributed path is the same for all of them.
+    """
     tmp = tmp_path_factory.mktemp("cofusion")
     hsi, msi = synthetic_pair(tmp, ratio=4, lr_size=(16, 16), bands=8, msi_bands=3)
     ck = str(tmp / "cofusion.pt")
@@ -220,7 +223,8 @@ def tile_then_threads(scene, method, core, plan):
 
 def test_network_tile_on_a_worker_uses_one_torch_thread_per_worker_thread(cluster, cofusion_pair):
     """Measured on the workers themselves: after a network tile task, torch's intra-op thread count is
-    the worker's --nthreads (1 here), not one per core of the machine."""
+    the worker's --nthreads (1 here), not one per core of the machine.
+    """
     from hsifusion.engine.methods import get_method
     from hsifusion.engine.pair import validate_pair
     from hsifusion.engine.raster import raster_info
@@ -233,7 +237,7 @@ def test_network_tile_on_a_worker_uses_one_torch_thread_per_worker_thread(cluste
     method.fit(scene, LogFeedback())
     plan, cores = plan_tiles(scene, method, 32, -9999.0)
     ns = {"__name__": "hsifusion_test_threads"}
-    exec(compile(_THREADS_SRC, "<threads probe>", "exec"), ns)  # noqa: S102 - constant source above
+    exec(compile(_THREADS_SRC, "<threads probe>", "exec"), ns)
     with cluster.client(2) as client:
         workers = sorted(client.nthreads())
         assert len(workers) == 2

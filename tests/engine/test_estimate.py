@@ -1,5 +1,7 @@
-"""Blind SRF/PSF estimation (engine/estimate.py, issue #7) on a pair simulated from real EnMAP with the
-real Sentinel-2A SRF and a known Gaussian PSF."""
+"""Blind SRF/PSF estimation (engine/estimate.py).
+
+On a pair simulated from real EnMAP with the real Sentinel-2A SRF and a known Gaussian PSF.
+"""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Networks through the engine: checkpoint round trip, mismatch errors, tiled == untiled, seeds (#6, #7)."""
+"""Networks through the engine: checkpoint round trip, mismatch errors, tiled == untiled, seeds."""
 import numpy as np
 import pytest
 import torch
@@ -7,11 +7,15 @@ from hsifusion.engine import api
 from hsifusion.engine.checkpoint import load_checkpoint
 from hsifusion.engine.errors import CheckpointError
 from hsifusion.engine.feedback import LogFeedback
+from hsifusion.engine.methods import get_method, list_methods, method_specs
+from hsifusion.models.catalogue import NETWORKS, SUPERVISED, network_ids
 from hsifusion.models.registry import list_networks
 from invariance import assert_tile_invariant
 from rasterkit import read, synthetic_pair
 
-SUPERVISED_FAST = {"ssjcn": {}, "cofusion": {"hyper": {"lite": True}}, "amsfnet": {}}
+# Every supervised network, in its quickest configuration; CKPT_NET is the one the checkpoint tests train.
+SUPERVISED_FAST = {e.id: {"lite": True} if e.lite else {} for e in NETWORKS if e.kind == SUPERVISED}
+CKPT_NET, OTHER_NET = network_ids(SUPERVISED)[-1], network_ids(SUPERVISED)[0]
 
 
 @pytest.fixture(scope="module")
@@ -21,51 +25,53 @@ def pair(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ssjcn_ckpt(pair, tmp_path_factory):
+def net_ckpt(pair, tmp_path_factory):
     hsi, msi = pair
     tmp = tmp_path_factory.mktemp("ck")
-    ck = str(tmp / "ssjcn.pt")
-    api.fuse(hsi, msi, str(tmp / "o.tif"), "ssjcn",
+    ck = str(tmp / f"{CKPT_NET}.pt")
+    api.fuse(hsi, msi, str(tmp / "o.tif"), CKPT_NET,
              {"iterations": 3, "device": "cpu", "save_checkpoint": ck, "batch_size": 1})
     return ck
 
 
-def test_all_five_registered():
-    assert list_networks() == ["amsfnet", "cofusion", "ssjcn", "uds2c2", "umsft"]
+def test_every_catalogued_network_is_a_method():
+    assert list_networks() == sorted(network_ids()) and len(NETWORKS) >= 5
+    assert set(network_ids()) <= set(list_methods())
+    assert [s.id for s in method_specs("network")] == sorted(network_ids())
 
 
-def test_checkpoint_is_plain_and_complete(ssjcn_ckpt):
-    ck = torch.load(ssjcn_ckpt, weights_only=True)
-    assert ck["network"] == "ssjcn" and ck["hsi_bands"] == 12 and ck["msi_bands"] == 3 and ck["ratio"] == 4
+def test_checkpoint_is_plain_and_complete(net_ckpt):
+    ck = torch.load(net_ckpt, weights_only=True)
+    assert ck["network"] == CKPT_NET and ck["hsi_bands"] == 12 and ck["msi_bands"] == 3 and ck["ratio"] == 4
     assert len(ck["hsi_wavelengths"]) == 12 and ck["norm"]["hsi"] > 0
     assert ck["training"]["iterations"] == 3
 
 
-def test_checkpoint_inference_tiled_equals_untiled(pair, ssjcn_ckpt, tmp_path):
+def test_checkpoint_inference_tiled_equals_untiled(pair, net_ckpt, tmp_path):
     hsi, msi = pair
     a, b = str(tmp_path / "a.tif"), str(tmp_path / "b.tif")
-    api.fuse(hsi, msi, a, "ssjcn", {"checkpoint": ssjcn_ckpt, "device": "cpu"}, tile_size=1024)
-    api.fuse(hsi, msi, b, "ssjcn", {"checkpoint": ssjcn_ckpt, "device": "cpu"}, tile_size=16)
-    assert_tile_invariant(read(b), read(a), "ssjcn")
+    api.fuse(hsi, msi, a, CKPT_NET, {"checkpoint": net_ckpt, "device": "cpu"}, tile_size=1024)
+    api.fuse(hsi, msi, b, CKPT_NET, {"checkpoint": net_ckpt, "device": "cpu"}, tile_size=16)
+    assert_tile_invariant(read(b), read(a), CKPT_NET)
 
 
-def test_checkpoint_with_other_band_count_is_refused(ssjcn_ckpt, tmp_path):
+def test_checkpoint_with_other_band_count_is_refused(net_ckpt, tmp_path):
     hsi, msi = synthetic_pair(tmp_path, ratio=4, lr_size=(16, 16), bands=10, msi_bands=3)
     with pytest.raises(CheckpointError, match="12 HSI bands, input has 10"):
-        api.fuse(hsi, msi, str(tmp_path / "o.tif"), "ssjcn", {"checkpoint": ssjcn_ckpt, "device": "cpu"})
+        api.fuse(hsi, msi, str(tmp_path / "o.tif"), CKPT_NET, {"checkpoint": net_ckpt, "device": "cpu"})
     assert not (tmp_path / "o.tif").exists()
 
 
-def test_checkpoint_with_other_ratio_is_refused(ssjcn_ckpt, tmp_path):
+def test_checkpoint_with_other_ratio_is_refused(net_ckpt, tmp_path):
     hsi, msi = synthetic_pair(tmp_path, ratio=2, lr_size=(16, 16), bands=12, msi_bands=3)
     with pytest.raises(CheckpointError, match="ratio 4, inputs have ratio 2"):
-        api.fuse(hsi, msi, str(tmp_path / "o.tif"), "ssjcn", {"checkpoint": ssjcn_ckpt, "device": "cpu"})
+        api.fuse(hsi, msi, str(tmp_path / "o.tif"), CKPT_NET, {"checkpoint": net_ckpt, "device": "cpu"})
 
 
-def test_checkpoint_of_other_network_is_refused(pair, ssjcn_ckpt, tmp_path):
+def test_checkpoint_of_other_network_is_refused(pair, net_ckpt, tmp_path):
     hsi, msi = pair
-    with pytest.raises(CheckpointError, match="network is ssjcn, not amsfnet"):
-        api.fuse(hsi, msi, str(tmp_path / "o.tif"), "amsfnet", {"checkpoint": ssjcn_ckpt, "device": "cpu"})
+    with pytest.raises(CheckpointError, match=f"network is {CKPT_NET}, not {OTHER_NET}"):
+        api.fuse(hsi, msi, str(tmp_path / "o.tif"), OTHER_NET, {"checkpoint": net_ckpt, "device": "cpu"})
 
 
 def test_corrupt_and_foreign_files(tmp_path, pair):
@@ -105,7 +111,7 @@ def test_mirror_to_step_pads_with_scene_content():
 
 
 def test_metadata_spans_follow_the_band_centres():
-    """UMSFT's SRF spans from wavelengths/FWHM (networks.md §1.2); None without MSI FWHM."""
+    """UMSFT's SRF spans from wavelengths/FWHM (docs/design.md#srf-spans); None without MSI FWHM."""
     from types import SimpleNamespace
 
     from hsifusion.engine.methods.network import metadata_spans
@@ -116,3 +122,14 @@ def test_metadata_spans_follow_the_band_centres():
     assert len(spans) == 2 and 10 in spans[0] and 40 in spans[1]
     assert max(spans[0]) < min(spans[1]) and len(spans[0]) < 60
     assert metadata_spans(hsi, SimpleNamespace(bands=2, wavelengths=msi.wavelengths, fwhm=None)) is None
+
+
+@pytest.mark.parametrize("net", [e.id for e in NETWORKS if e.stage_shares])
+def test_fit_stages_split_the_iterations(net):
+    """A fit-once net's ITERATIONS are shared over its stages in the catalogue's proportions."""
+    shares = next(e for e in NETWORKS if e.id == net).stage_shares
+    for n in (len(shares), 7, 100, 600):
+        stages = get_method(net, iterations=n).stage_iterations()
+        assert len(stages) == len(shares) and min(stages) >= 1 and sum(stages) == n
+        for got, share in zip(stages[:-1], shares[:-1]):
+            assert abs(got - n * share) < 1

@@ -1,4 +1,4 @@
-"""The five networks on the bundled real sample (EnMAP, x4, Wald protocol), CI budgets (#6).
+"""The five networks on the bundled real sample (EnMAP, x4, Wald protocol), CI budgets.
 
 Every network runs on the real pair, keeps the MSI's grid and must beat bicubic in PSNR and SAM. Measured
 here (2-core CPU, one torch thread, OMP_NUM_THREADS=1; bicubic 23.56 dB / 12.25 deg): SSJCN 200
@@ -7,8 +7,8 @@ scene-adaptive steps 31.46 dB / 10.64 deg (12 s), CoFusion-lite 200 steps 30.47 
 before its REC bicubic skip and output floor), UMSFT-lite 20 iterations 25.40 / 10.72 (84 s; was 27.5 /
 14.3 at 100 iterations in 225 s before the SpeD init fix, metadata spans, bicubic skip, floor and output
 averaging -- see the model docstrings).
-The budgets live in engine/methods/network.py (SAMPLE_BUDGETS); the benchmark's standard run uses
-them on every real scene (docs/benchmarks.md).
+The budgets are the catalogue's ``sample_budget`` (models/catalogue.py); the benchmark's standard run
+uses them on every real scene (docs/benchmarks.md).
 """
 import numpy as np
 import pytest
@@ -16,17 +16,19 @@ from osgeo import gdal
 
 from hsifusion.engine import api
 from hsifusion.engine.feedback import LogFeedback
-from hsifusion.engine.methods.network import SAMPLE_BUDGETS
+from hsifusion.models.catalogue import NETWORKS
 from rasterkit import REFERENCE, SAMPLE_HSI, SAMPLE_MSI, read
 
-BUDGETS = SAMPLE_BUDGETS
+BUDGETS = {e.id: e.sample_budget for e in NETWORKS}
 # Which of (PSNR, SAM) must beat bicubic at the budget above.
 MUST_BEAT = {net: ("psnr", "sam") for net in BUDGETS}
 
 
 def psnr_sam(estimate: np.ndarray, reference: np.ndarray, good: np.ndarray):
-    """Mean per-band PSNR (peak = reference band max) and mean SAM in degrees over non-zero spectra;
-    written independently of engine/metrics.py."""
+    """Mean per-band PSNR (peak = reference band max) and mean SAM in degrees over non-zero spectra.
+
+    Written independently of engine/metrics.py.
+    """
     x, r = estimate[good].astype(np.float64), reference[good].astype(np.float64)
     mse = ((x - r) ** 2).mean(axis=(1, 2))
     psnr = float(np.mean(10 * np.log10(r.max(axis=(1, 2)) ** 2 / mse)))

@@ -1,12 +1,11 @@
-"""Bad input -> a typed error naming the problem, and nothing written (issue #3)."""
+"""Bad input -> a typed error naming the problem, and nothing written."""
 import os
 
 import numpy as np
 import pytest
 
 from hsifusion.engine import api
-from hsifusion.engine.errors import (BandError, CrsMismatchError, GridError, InputError, OutputError,
-                                     RasterOpenError)
+from hsifusion.engine.errors import BandError, CrsMismatchError, GridError, InputError, OutputError, RasterOpenError
 from rasterkit import make_raster, synthetic_pair, utm_wkt
 
 

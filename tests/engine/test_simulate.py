@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from conftest import SAMPLE
 from hsifusion.engine import api
 from hsifusion.engine.errors import Cancelled, GridError, InputError, WavelengthError
 from hsifusion.engine.feedback import LogFeedback
@@ -17,8 +18,6 @@ from hsifusion.engine.raster import open_raster, raster_info
 from hsifusion.engine.simulate import simulate, spectral_resample
 from hsifusion.engine.srf import list_sensors
 from hsifusion.engine.wavelengths import write_wavelengths
-
-from conftest import SAMPLE
 
 REF = str(SAMPLE / "enmap_potsdam_reference.tif")
 S2_BANDS = ["B2", "B3", "B4", "B8", "B11"]
@@ -99,9 +98,11 @@ def test_bundled_pair_grid_and_metadata(ref_info):
 
 
 def test_lr_is_blur_then_block_centred_decimation(tmp_path, ref_info):
-    """Independent check with scipy: Gaussian filter (sigma = FWHM/2.3548) on the mirrored reference, sampled
-    at the block centres."""
-    from scipy.ndimage import map_coordinates, gaussian_filter
+    """Independent check with scipy.
+
+    Gaussian filter (sigma = FWHM/2.3548) on the mirrored reference, sampled at the block centres.
+    """
+    from scipy.ndimage import gaussian_filter, map_coordinates
     ref = _read(REF)[50]
     lr = _read(str(SAMPLE / "potsdam_lr_hsi_x4.tif"))[50]
     sig = 4 / 2.354820045

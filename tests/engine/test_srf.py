@@ -6,11 +6,10 @@ import json
 import numpy as np
 import pytest
 
+from conftest import SAMPLE
 from hsifusion.engine import srf
 from hsifusion.engine.errors import InputError, WavelengthError
 from hsifusion.engine.raster import open_raster, raster_info
-
-from conftest import SAMPLE
 
 REF = str(SAMPLE / "enmap_potsdam_reference.tif")
 MSI = str(SAMPLE / "potsdam_msi_s2a.tif")
@@ -83,8 +82,11 @@ def test_flat_spectrum_stays_flat_through_every_sensor(ref):
 
 
 def _bandpass_integral(sensor_wl, sensor_resp, hsi_wl, hsi_fwhm, spectra, step=0.01):
-    """Independent direct integration: integral S(l) * L(l) dl / integral S(l) dl on a 0.01 nm grid, with L
-    the EnMAP spectrum seen through its Gaussian band-passes (normalised per wavelength)."""
+    """Independent direct integration.
+
+    Integral S(l) * L(l) dl / integral S(l) dl on a 0.01 nm grid, with L the EnMAP spectrum seen through its
+    Gaussian band-passes (normalised per wavelength).
+    """
     idx = np.flatnonzero(sensor_resp > 0)
     grid = np.arange(sensor_wl[idx[0] - 1], sensor_wl[idx[-1] + 1] + step / 2, step)
     S = np.interp(grid, sensor_wl, sensor_resp)
@@ -110,8 +112,10 @@ def shared_or_none():
 
 
 def test_s2_b4_from_enmap_equals_direct_integration(ref, shared_or_none):
-    """The bundled MSI (written by the simulate engine) band B4 == the S2A B4 curve integrated over the
-    EnMAP spectrum of each pixel, within 1e-4 relative."""
+    """The bundled MSI's band B4 equals the S2A B4 curve integrated over each EnMAP spectrum.
+
+    The MSI was written by the simulate engine; the integration is independent of it; within 1e-4 relative.
+    """
     info, cube = ref
     wl, resp = _s2a_b4_curve(shared_or_none)
     good = info.good_bands
@@ -176,8 +180,10 @@ def test_custom_srf_csv(tmp_path, ref):
 
 
 def test_overlapping_bands_not_double_counted():
-    """Two interleaved band sets (like EnMAP's VNIR/SWIR overlap) with a flat-top sensor: the dense part
-    must not get twice the weight of the sparse part."""
+    """Two interleaved band sets (like EnMAP's VNIR/SWIR overlap) with a flat-top sensor.
+
+    The dense part must not get twice the weight of the sparse part.
+    """
     wl = np.concatenate([np.arange(800, 1000, 10.0), np.arange(905, 1100, 10.0)])
     order = np.argsort(wl)
     wl = wl[order]
@@ -194,7 +200,8 @@ def test_coarse_and_fine_tables_integrate_the_whole_triangle(tmp_path, step):
     """A triangular response (0 at 500, 1 at 520, 0 at 600 nm), tabulated as the 3 corner rows or every
     1 nm: the band-pass is the linear interpolation of the table over its whole support, ramps to the
     zero samples included. Through dense narrow HSI bands, a spectrum equal to the wavelength (and to its
-    square) must give the analytic mean (and second moment) of that triangle."""
+    square) must give the analytic mean (and second moment) of that triangle.
+    """
     a, c, b = 500.0, 520.0, 600.0
     x = np.array([a, c, b]) if step is None else np.arange(a, b + step / 2, step)
     y = np.interp(x, [a, c, b], [0.0, 1.0, 0.0])

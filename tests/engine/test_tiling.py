@@ -1,4 +1,4 @@
-"""The tile loop: tiled == untiled, nodata handling, partial overlap, cancel leaves nothing (issue #3)."""
+"""The tile loop: tiled == untiled, nodata handling, partial overlap, cancel leaves nothing."""
 import os
 
 import numpy as np
@@ -8,7 +8,6 @@ from osgeo import gdal
 from hsifusion.engine import api
 from hsifusion.engine.errors import Cancelled
 from hsifusion.engine.feedback import LogFeedback
-from hsifusion.engine.methods.interpolate import upsample
 from invariance import assert_tile_invariant
 from rasterkit import make_raster, read, synthetic_pair
 
@@ -90,7 +89,9 @@ def test_all_nodata_tiles_are_skipped(tmp_path):
     res = api.fuse(hsi, msi, str(tmp_path / "a.tif"), "upsample", {}, tile_size=16, feedback=fb)
     assert res["TILES"] == 2 and any("skipped" in m for m in fb.messages)
     out = read(tmp_path / "a.tif")
-    assert (out[:, :, :16] == -1).all() and (out[:, :, 16:] != -1).all()
+    ds = gdal.Open(str(tmp_path / "a.tif"))
+    nodata = ds.GetRasterBand(1).GetNoDataValue()  # -9999, not the input's -1: see writer.float_nodata
+    assert (out[:, :, :16] == nodata).all() and (out[:, :, 16:] != nodata).all()
 
 
 def test_cancelled_run_leaves_no_file(tmp_path):
@@ -189,8 +190,11 @@ def test_gpu_out_of_memory_on_smallest_tile_falls_back_to_cpu(tmp_path):
 
 
 def test_writer_returns_free_heap_memory_every_few_tiles(tmp_path, monkeypatch):
-    """The long tile loop hands freed heap pages back to the OS every TRIM_EVERY_WRITES blocks (peak
-    memory grew with the raster without it: benchmarks/NOTES.md); output unchanged."""
+    """The long tile loop hands freed heap pages back to the OS; output unchanged.
+
+    It does so every TRIM_EVERY_WRITES blocks (peak memory grew with the raster without it:
+    benchmarks/NOTES.md).
+    """
     import sys
 
     from hsifusion.engine import memory, writer
@@ -230,8 +234,11 @@ def test_tile_buffers_reuse_written_arrays_of_the_same_shape():
 
 
 def test_fuse_recycles_tile_arrays_and_the_output_is_unchanged(tmp_path, monkeypatch):
-    """api.fuse hands each written tile array back and the next tile of that shape reuses it (no fresh
-    58 MB mapping per tile); the pool is empty after the call; same bytes as without recycling."""
+    """api.fuse recycles tile arrays; same bytes as without recycling.
+
+    Each written tile array is handed back and the next tile of that shape reuses it (no fresh 58 MB mapping
+    per tile); the pool is empty after the call.
+    """
     from hsifusion.engine import memory
 
     hsi, msi = synthetic_pair(tmp_path, lr_size=(16, 16))

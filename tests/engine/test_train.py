@@ -1,4 +1,4 @@
-"""Corpus training (engine/train.py, issue #7) on the bundled real EnMAP sample, with tiny budgets."""
+"""Corpus training (engine/train.py) on the bundled real EnMAP sample, with tiny budgets."""
 import csv
 
 import numpy as np
@@ -9,7 +9,7 @@ from hsifusion.engine import api
 from hsifusion.engine.checkpoint import load_checkpoint
 from hsifusion.engine.errors import Cancelled, CheckpointError, InputError
 from hsifusion.engine.feedback import LogFeedback
-from hsifusion.engine.train import split_regions, val_cores, random_core
+from hsifusion.engine.train import random_core, split_regions, val_cores
 from hsifusion.engine.windows import intersection
 from rasterkit import REFERENCE, SAMPLE_HSI, SAMPLE_MSI, read, synthetic_pair
 

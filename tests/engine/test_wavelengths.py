@@ -1,4 +1,4 @@
-"""Wavelengths from every convention, normalised to nm (issue #3)."""
+"""Wavelengths from every convention, normalised to nm."""
 import numpy as np
 import pytest
 from osgeo import gdal
@@ -41,7 +41,7 @@ def test_band_items_in_micrometres(tmp_path):
 
 def test_envi_header_list(tmp_path):
     ds = gdal.GetDriverByName("ENVI").Create(str(tmp_path / "a.bsq"), 4, 4, 3, gdal.GDT_Float32)
-    ds = None
+    del ds  # closes the file and writes the header
     hdr = tmp_path / "a.hdr"
     hdr.write_text(hdr.read_text() + "wavelength units = Micrometers\nwavelength = { 0.45, 0.55, 0.65 }\n"
                    "fwhm = { 0.01, 0.01, 0.02 }\n")

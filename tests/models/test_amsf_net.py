@@ -1,12 +1,16 @@
-"""AMSF-Net (networks.md §2): shapes at several ratios, spec parameter counts, gradients, determinism,
-input checks, loss and optimiser recipe."""
+"""AMSF-Net (docs/networks.md#amsf-net).
+
+Shapes at several ratios, spec parameter counts, gradients, determinism, input checks, loss and optimiser
+recipe.
+"""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from hsifusion.models import amsf_net
-from hsifusion.models.registry import _REGISTRY, count_parameters
+from hsifusion.models.catalogue import entry
+from hsifusion.models.registry import count_parameters, get_spec
 
 
 def _pair(bands, msi, ratio, hr, batch=1, seed=0):
@@ -110,8 +114,8 @@ def test_loss_and_optimizer_recipe():
 
 
 def test_spec_registered():
-    spec = _REGISTRY["amsfnet"]
-    assert spec is amsf_net.SPEC and spec.supervised and spec.paper_params is None
+    spec = get_spec("amsfnet")
+    assert spec is amsf_net.SPEC and entry("amsfnet").supervised and spec.paper_params is None
     for r in (2, 3, 4, 8):
         assert spec.align(r) == 8 * r and spec.margin(r) == 40 * r and spec.min_hr_size(r) == 8 * r
         assert spec.margin(r) % spec.align(r) == 0

@@ -1,5 +1,8 @@
-"""CoFusion (networks.md §3): shapes at several ratios (lite config), spec parameter counts (paper config,
-no forward), gradients, determinism, input checks, SSIM / loss and optimiser recipe."""
+"""CoFusion (docs/networks.md#cofusion).
+
+Shapes at several ratios (lite config), spec parameter counts (paper config, no forward), gradients,
+determinism, input checks, SSIM / loss and optimiser recipe.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +10,8 @@ import pytest
 import torch
 
 from hsifusion.models import cofusion
-from hsifusion.models.registry import _REGISTRY, count_parameters
+from hsifusion.models.catalogue import entry
+from hsifusion.models.registry import count_parameters, get_spec
 
 LITE = (2, 2, 2)
 
@@ -128,8 +132,8 @@ def test_loss_and_optimizer_recipe():
 
 
 def test_spec_registered():
-    spec = _REGISTRY["cofusion"]
-    assert spec is cofusion.SPEC and spec.supervised and spec.paper_params == 4_910_000
+    spec = get_spec("cofusion")
+    assert spec is cofusion.SPEC and entry("cofusion").supervised and spec.paper_params == 4_910_000
     expected = {2: (8, 64, 32), 3: (24, 72, 48), 4: (8, 64, 32), 8: (8, 64, 32)}
     for r, (a, m, smallest) in expected.items():
         assert (spec.align(r), spec.margin(r), spec.min_hr_size(r)) == (a, m, smallest)

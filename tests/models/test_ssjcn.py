@@ -1,12 +1,16 @@
-"""SSJCN (networks.md §4): shapes at ratios 2/3/4/8, parameter count vs the spec, gradients,
-determinism, input checks, registry entry and the optimiser recipe."""
+"""SSJCN (docs/networks.md#ssjcn).
+
+Shapes at ratios 2/3/4/8, parameter count vs the spec, gradients, determinism, input checks, registry entry
+and the optimiser recipe.
+"""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from hsifusion.models import ssjcn
-from hsifusion.models.registry import _REGISTRY, count_parameters
+from hsifusion.models.catalogue import entry
+from hsifusion.models.registry import count_parameters, get_spec
 
 
 def _pair(bands, msi, ratio, hr, batch=1, seed=0):
@@ -36,7 +40,7 @@ def test_rectangular_and_full_width():
 
 
 def test_parameter_counts_match_spec():
-    # Spec §4.4: CAVE 31/3 x4 ≈ 2.11 M, x8 2.13 M, PaviaU 103/4 2.30 M, 128/4 2.37 M.
+    # docs/networks.md#ssjcn-defaults: CAVE 31/3 x4 ≈ 2.11 M, x8 2.13 M, PaviaU 103/4 2.30 M, 128/4 2.37 M.
     n = count_parameters(ssjcn.SSJCN(31, 3, 4))
     assert n == 2_105_882
     assert abs(n - 2.11e6) / 2.11e6 < 0.005
@@ -92,14 +96,14 @@ def test_wrong_shapes_raise(y_shape, z_shape, match):
 
 
 def test_registry_entry():
-    spec = _REGISTRY["ssjcn"]
-    assert spec.supervised is True and spec.fit is None
+    spec = get_spec("ssjcn")
+    assert entry("ssjcn").supervised is True and spec.fit is None
     assert (spec.margin(4), spec.margin(8), spec.margin(3), spec.margin(2)) == (64, 96, 72, 64)
     assert (spec.align(4), spec.align(8), spec.align(3)) == (4, 8, 12)
     assert (spec.min_hr_size(4), spec.min_hr_size(8), spec.min_hr_size(3)) == (16, 16, 24)
     net = spec.build(31, 3, 4, **spec.defaults)
     assert isinstance(net, ssjcn.SSJCN)
-    assert spec.paper_params is None and "seeds/003" in spec.reference
+    assert spec.paper_params is None and "docs/networks.md#ssjcn" in spec.reference
 
 
 def test_default_optimizer_recipe():

@@ -1,15 +1,18 @@
-"""UDS2C2 (networks.md §5): module shapes at ratios 2/4/8, the spec's parameter counts, gradients,
-determinism, input checks, and a tiny per-pair fit (loss falls, cancel works, tiles are exact)."""
+"""UDS2C2 (docs/networks.md#uds2c2).
+
+Module shapes at ratios 2/4/8, the spec's parameter counts, gradients, determinism, input checks, and a tiny
+per-pair fit (loss falls, cancel works, tiles are exact).
+"""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from invariance import assert_tile_invariant
-
 from hsifusion.models import uds2c2
-from hsifusion.models.registry import _REGISTRY, count_parameters
+from hsifusion.models.catalogue import entry
+from hsifusion.models.registry import count_parameters, get_spec
+from invariance import assert_tile_invariant
 
 CAVE_SPANS = [list(range(20, 31)), list(range(10, 23)), list(range(0, 12))]
 TINY = (30, 30, 8)
@@ -157,7 +160,7 @@ def test_wrong_srf_and_predict_shape_raise():
 
 
 def test_registry_entry():
-    spec = _REGISTRY["uds2c2"]
-    assert spec.supervised is False and spec.fit is uds2c2.fit
+    spec = get_spec("uds2c2")
+    assert entry("uds2c2").supervised is False and spec.fit is uds2c2.fit
     assert (spec.margin(4), spec.align(4), spec.align(3), spec.min_hr_size(4)) == (4, 4, 3, 16)
     assert isinstance(spec.build(31, 3, 4, psf_kernel="r", k_scf=1), uds2c2.UDS2C2)

@@ -1,6 +1,8 @@
-"""UMSFT (networks.md §6): lite forward shapes at ratios 2/4/8 (c = 1 and 3), the spec's parameter
-counts (full config, no forward), gradients, determinism, input checks and a tiny lite fit
-(loss falls, cancel works)."""
+"""UMSFT (docs/networks.md#umsft).
+
+Lite forward shapes at ratios 2/4/8 (c = 1 and 3), the spec's parameter counts (full config, no forward),
+gradients, determinism, input checks and a tiny lite fit (loss falls, cancel works).
+"""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from hsifusion.models import umsft
-from hsifusion.models.registry import _REGISTRY, count_parameters
+from hsifusion.models.catalogue import entry
+from hsifusion.models.registry import count_parameters, get_spec
 
 CAVE_SPANS = [list(range(20, 31)), list(range(10, 23)), list(range(0, 12))]
 
@@ -26,8 +29,11 @@ def _structured_pair(bands, msi, ratio, hr=64, seed=0):
 
 
 def test_parameter_counts_match_spec():
-    """CAVE 31/3 x4 (§6.5): non-VGG 6 790 812 excludes SpeD (48) and SpaD (25), although SpeD's
-    parameters also belong to the fusion net through RM; the two truncated VGGs hold 3 491 712."""
+    """CAVE 31/3 x4 (docs/networks.md#umsft-defaults).
+
+    Non-VGG 6 790 812 excludes SpeD (48) and SpaD (25), although SpeD's parameters also belong to the fusion
+    net through RM; the two truncated VGGs hold 3 491 712.
+    """
     m = umsft.UMSFT(31, 3, 4, spans=CAVE_SPANS)
     vgg = count_parameters(m.net.vgg_h) + count_parameters(m.net.vgg_m)
     assert vgg == 3_491_712
@@ -136,7 +142,7 @@ def test_non_blind_fit_and_cancel():
     assert info["cancelled"] and seen == ["main", "main"]  # no init steps with frozen operators
     assert x.shape == (1, 6, 64, 64)
     y, z, _ = _structured_pair(6, 3, 4)
-    x, info = umsft.fit(y, z, 4, iterations=5, init_steps=4, lite=True, callback=lambda s, i, n, l: False)
+    x, info = umsft.fit(y, z, 4, iterations=5, init_steps=4, lite=True, callback=lambda s, i, n, loss: False)
     assert info["cancelled"] and x is None and len(info["losses"]["sped_init"]) == 1
 
 
@@ -152,8 +158,8 @@ def test_vgg_weights_round_trip(tmp_path):
 
 
 def test_registry_entry():
-    spec = _REGISTRY["umsft"]
-    assert spec.supervised is False and spec.fit is umsft.fit
+    spec = get_spec("umsft")
+    assert entry("umsft").supervised is False and spec.fit is umsft.fit
     assert (spec.margin(4), spec.align(4), spec.align(3), spec.min_hr_size(8)) == (32, 64, 192, 64)
     assert isinstance(spec.build(6, 3, 4, lite=True), umsft.UMSFT)
 

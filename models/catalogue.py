@@ -1,0 +1,104 @@
+"""The network catalogue: every fact about a network the rest of the plugin needs, importable without torch.
+
+One :class:`NetworkEntry` per network. The Toolbox (one ``fuse_<id>`` algorithm per entry, ``train``'s
+drop-down), the engine (:class:`~hsifusion.engine.methods.network.NetworkMethod` dispatches on ``kind``),
+the command line, the tests and the benchmarks all enumerate :data:`NETWORKS`; none of them names a
+network. The torch side of a network (builder, geometry, loss, optimiser) is the ``SPEC`` of its model
+module, loaded by :func:`hsifusion.models.registry.get_spec`.
+
+Adding a network: write ``models/<module>.py`` with a module-level ``SPEC = NetSpec(...)``, add one entry
+here, add its test (README, "How to add a method / a network").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+SUPERVISED = "supervised"  # trained on (Y, Z, X) triples: a checkpoint, or scene-adaptive training in fit()
+FIT_ONCE = "fit-once"  # unsupervised, optimised once per scene on a crop; a pixel-wise map applied per tile
+PER_TILE = "per-tile"  # unsupervised, optimised on every tile (global attention: no scene-wide model)
+KINDS = (SUPERVISED, FIT_ONCE, PER_TILE)
+
+
+@dataclass(frozen=True)
+class NetworkEntry:
+    """One network, as the engine, the Toolbox and the CLI see it.
+
+    Attributes:
+        id: method name, checkpoint ``network`` field and algorithm suffix (``fuse_<id>``).
+        title: short human name (Toolbox labels, messages).
+        long_title: the paper's name with its expansion (recorded in the output's metadata).
+        module: model module under ``hsifusion.models`` whose ``SPEC`` (a NetSpec) builds the network.
+        kind: SUPERVISED, FIT_ONCE or PER_TILE.
+        lite: True when the network has a non-paper, faster ``lite`` configuration (a declared parameter).
+        iterations: default training / optimisation steps of a run (minutes on a CPU for the supervised
+            and fit-once nets; per tile for PER_TILE).
+        sample_budget: method parameters at which the network beats bicubic upsampling in PSNR and SAM on
+            the bundled sample (10-90 s each on 2 CPU cores): asserted by the sample test, used by the
+            benchmarks' standard run.
+        stage_shares: FIT_ONCE only: shares of ``iterations`` given to each stage of the model's ``fit``.
+        checkpoint_fallbacks: hyper-parameters a checkpoint saved before they existed implicitly had.
+    """
+
+    id: str
+    title: str
+    long_title: str
+    module: str
+    kind: str
+    lite: bool = False
+    iterations: int = 300
+    sample_budget: Dict[str, Any] = field(default_factory=dict)
+    stage_shares: Tuple[float, ...] = ()
+    checkpoint_fallbacks: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"network {self.id!r}: kind {self.kind!r} is not one of {KINDS}")
+
+    @property
+    def supervised(self) -> bool:
+        return self.kind == SUPERVISED
+
+
+NETWORKS: Tuple[NetworkEntry, ...] = (
+    NetworkEntry(
+        id="amsfnet", title="AMSF-Net", long_title="AMSF-Net", module="amsf_net", kind=SUPERVISED,
+        iterations=300, sample_budget={"iterations": 100},
+        checkpoint_fallbacks={"hsi_skip": False},  # saved before the REC bicubic skip existed
+    ),
+    NetworkEntry(
+        id="cofusion", title="CoFusion", long_title="CoFusion", module="cofusion", kind=SUPERVISED, lite=True,
+        iterations=300, sample_budget={"iterations": 200, "lite": True},
+    ),
+    NetworkEntry(
+        id="ssjcn", title="SSJCN", long_title="SSJCN (spatial-spectral joint correction network)",
+        module="ssjcn", kind=SUPERVISED, iterations=400, sample_budget={"iterations": 200},
+    ),
+    NetworkEntry(
+        id="uds2c2", title="UDS2C2",
+        long_title="UDS2C2 (unsupervised, deep spectral-spatial collaborative constraint)", module="uds2c2",
+        kind=FIT_ONCE, iterations=600, sample_budget={"iterations": 300},
+        stage_shares=(0.4, 0.4, 0.2),  # the proportions of the model's fast profile (4000/4000/2000)
+    ),
+    NetworkEntry(
+        id="umsft", title="UMSFT", long_title="UMSFT (unsupervised multi-level spatio-spectral fusion transformer)",
+        module="umsft", kind=PER_TILE, lite=True, iterations=150,
+        sample_budget={"iterations": 20, "lite": True, "hyper": {"init_steps": 20}},
+    ),
+)
+
+# The network the ``train`` algorithm offers first.
+DEFAULT_TRAINING_NETWORK = "ssjcn"
+
+
+def network_ids(kind: Optional[str] = None) -> Tuple[str, ...]:
+    """Ids of the catalogued networks (of one kind), in catalogue order."""
+    return tuple(e.id for e in NETWORKS if kind is None or e.kind == kind)
+
+
+def entry(network_id: str) -> NetworkEntry:
+    """The entry of ``network_id``; KeyError naming the known ids."""
+    for e in NETWORKS:
+        if e.id == network_id:
+            return e
+    raise KeyError(f"unknown network {network_id!r}; known: {', '.join(sorted(network_ids()))}")

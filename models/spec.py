@@ -1,0 +1,48 @@
+""":class:`NetSpec`: the torch side of one network, declared by its model module as ``SPEC``.
+
+Facts the rest of the plugin needs without torch (id, title, kind, default budgets) are in
+:mod:`.catalogue`, not here. Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional
+
+
+def lcm(a: int, b: int) -> int:
+    """Least common multiple (math.lcm without the 3.9 requirement)."""
+    return a * b // math.gcd(a, b)
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """What the engine calls to build, place, train and fit one network.
+
+    Attributes:
+        build: ``build(hsi_bands, msi_bands, ratio, **hyper) -> nn.Module``. Supervised nets map
+            ``forward(y, z) -> x`` with ``y (B,C,h,w)``, ``z (B,c,H,W)``, ``x (B,C,H,W)``.
+        margin: ``margin(ratio) -> int`` HR pixels of context a tile needs (README, "The networks").
+        align: ``align(ratio) -> int`` HR size/origin step (a multiple of ratio).
+        min_hr_size: ``min_hr_size(ratio) -> int`` smallest HR side the net accepts.
+        defaults: default hyper-parameters passed to ``build`` (and, for unsupervised nets, to ``fit``).
+        loss: supervised nets: ``loss(x_hat, x) -> scalar tensor`` of the paper's recipe.
+        default_optimizer: supervised nets: ``default_optimizer(params, iterations) -> (optimizer,
+            scheduler or None)``, the paper's recipe for a run of ``iterations`` steps.
+        fit: unsupervised nets: ``fit(y, z, ratio, srf=..., iterations=..., callback=..., seed=...,
+            device=..., **defaults)``; fit-once nets return an object with ``predict(z) -> x``, per-tile
+            nets return ``(x, info)``.
+        paper_params: parameter count reported by the paper at its settings, or None.
+        reference: citation string.
+    """
+
+    build: Callable[..., Any]
+    margin: Callable[[int], int]
+    align: Callable[[int], int]
+    min_hr_size: Callable[[int], int]
+    defaults: Dict[str, Any] = field(default_factory=dict)
+    loss: Optional[Callable[..., Any]] = None
+    default_optimizer: Optional[Callable[..., Any]] = None
+    fit: Optional[Callable[..., Any]] = None
+    paper_params: Optional[int] = None
+    reference: str = ""
