@@ -62,6 +62,17 @@ class AssessAlgorithm(HsiAlgorithm):
         for m in METRICS:
             self.addOutput(QgsProcessingOutputNumber(m, self.tr(LABELS[m])))
 
+    def cross_check(self, parameters, context):
+        """What the engine would refuse, said in the dialog before the run (the engine keeps its checks)."""
+        given = {name: bool(parameters.get(name)) for name in (self.REFERENCE, self.LR_HSI, self.MSI)}
+        if given[self.LR_HSI] != given[self.MSI]:
+            return ("the no-reference QNR needs both the LR-HSI (LR_HSI) and the HR-MSI (MSI) the estimate was "
+                    "fused from")
+        if not given[self.REFERENCE] and not given[self.LR_HSI]:
+            return ("give a reference HR-HSI (REFERENCE), or the LR-HSI (LR_HSI) and HR-MSI (MSI) the estimate was "
+                    "fused from (no-reference QNR)")
+        return None
+
     def _optional_raster(self, parameters, name, context):
         if not parameters.get(name):
             return None

@@ -75,6 +75,12 @@ class SimulateAlgorithm(HsiAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_HSI", self.tr("Simulated LR-HSI")))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_MSI", self.tr("Simulated HR-MSI")))
 
+    def cross_check(self, parameters, context):
+        kind = P.choice_value(self, parameters, "PSF", context, PSF_CHOICES)
+        if kind == "kernel" and not self.parameterAsFile(parameters, "PSF_FILE", context):
+            return "the PSF 'Kernel file' needs a PSF kernel file"
+        return None
+
     def _ratio(self, parameters, context):
         raw = parameters.get("RATIO")
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):

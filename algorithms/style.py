@@ -1,5 +1,6 @@
-"""hsifusion:style — a band-combination preset by wavelength: written as a .qml style file and applied
-to the raster's layers in the open project.
+"""hsifusion:style — a band-combination preset by wavelength.
+
+Written as a .qml style file and applied to the raster's layers in the open project.
 """
 from __future__ import annotations
 

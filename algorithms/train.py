@@ -76,8 +76,8 @@ class TrainAlgorithm(HsiAlgorithm):
                                                        64, False, 8))
         self.addParameter(QgsProcessingParameterNumber(BATCH_SIZE, self.tr("Batch size"), NUMBER_INTEGER, 4,
                                                        False, 1))
-        P.add_advanced(self, P.set_decimals(QgsProcessingParameterNumber(
-            LEARNING_RATE, self.tr("Learning rate (empty or 0 = the paper's)"), NUMBER_DOUBLE, None, True, 0), 6))
+        P.add_advanced(self, QgsProcessingParameterNumber(
+            LEARNING_RATE, self.tr("Learning rate (empty or 0 = the paper's)"), NUMBER_DOUBLE, None, True, 0))
         self.addParameter(QgsProcessingParameterNumber(VALIDATION, self.tr("Validation fraction"), NUMBER_DOUBLE,
                                                        0.2, False, 0, 0.8))
         P.add_device(self)

@@ -87,7 +87,8 @@ def label(method: str, params: Optional[Dict] = None) -> str:
     if method in NETWORKS:
         p = params or {}
         h = p.get("hyper") or {}
-        extra = (", lite" if p.get("lite") or h.get("lite") else "") + (f", init {h['init_steps']}" if "init_steps" in h else "")
+        lite = p.get("lite") or h.get("lite")
+        extra = (", lite" if lite else "") + (f", init {h['init_steps']}" if "init_steps" in h else "")
         its = p.get("iterations")
         return f"{method} ({its if its else 'default'} it{extra})"
     return method

@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     DEFAULT_WORK,
+    LITE,
     NETWORK_BUDGET,
     QUICK_ITERATIONS,
     ROOT,
@@ -102,10 +103,10 @@ def assemble(meta: dict) -> str:
         f"numpy {mi.get('numpy')}; {mi.get('platform')}",
         f"- **GPU**: {gpu_line()}",
         f"- **Seeds**: every method and simulation uses seed {SEED}; simulations are noise-free. "
-        + (f"Quick mode: networks {QUICK_ITERATIONS} iterations, CoFusion and UMSFT lite." if quick else
+        + (f"Quick mode: networks {QUICK_ITERATIONS} iterations, lite variants ({', '.join(LITE)})." if quick else
            ("Networks: the engine's default iterations and full variants." if meta.get("budget") == "default"
-            else "Networks: `SAMPLE_BUDGETS` (engine/methods/network.py) — the small CPU budgets at which each "
-                 "network beats bicubic on the bundled sample (tested) — on every scene and ratio.")),
+            else "Networks: the catalogue's `sample_budget` (models/catalogue.py) — the small CPU budgets at which "
+                 "each network beats bicubic on the bundled sample (tested) — on every scene and ratio.")),
         "- Raw results: `benchmarks/results/*.json`; scripts: `benchmarks/` (each runs alone, `--help`).",
         "",
         "## Quality (Wald protocol, real scenes)",
@@ -152,7 +153,7 @@ def main(argv=None) -> None:
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--assemble-only", action="store_true")
     ap.add_argument("--budget", choices=("sample", "default"), default="sample",
-                    help="network budgets without --quick: 'sample' = the tested SAMPLE_BUDGETS (minutes), "
+                    help="network budgets without --quick: 'sample' = the catalogue's tested sample_budget (minutes), "
                          "'default' = each network's default (hours on 2 CPU cores)")
     a = ap.parse_args(argv)
     NETWORK_BUDGET["mode"] = a.budget

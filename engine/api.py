@@ -31,7 +31,8 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     """Fuse an LR-HSI with an HR-MSI onto the MSI grid, tile by tile.
 
     Args:
-        hsi, msi: raster paths (any GDAL format).
+        hsi: low-resolution hyperspectral raster path (any GDAL format).
+        msi: high-resolution multispectral raster path; its grid is the output grid.
         output: raster path, format by extension (:func:`.outputs.raster_driver`); written under a
             temporary name and moved over ``output`` on success only.
         method: a registered method name or a :class:`FusionMethod` instance.
@@ -117,8 +118,10 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
 
 def check_fuse_outputs(output: str, inputs: Sequence[str], tile_dir: Optional[str] = None,
                        save_checkpoint: Optional[str] = None) -> None:
-    """Every file a fusion run writes, checked before any work: the raster (a format GDAL can create,
-    or a .vrt mosaic with ``tile_dir``), the tile folder and a network's checkpoint.
+    """Check every file a fusion run writes, before any work.
+
+    The raster (a format GDAL can create, or a .vrt mosaic with ``tile_dir``), the tile folder and a
+    network's checkpoint.
     """
     check_outputs({"OUTPUT": output, "SAVE_CHECKPOINT": save_checkpoint}, inputs)
     if tile_dir:

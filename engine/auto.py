@@ -18,17 +18,18 @@ import html
 import json
 from typing import Dict, List, Optional, Sequence
 
+from ..models.catalogue import network_ids
 from .errors import InputError
 from .feedback import Feedback, ensure_feedback
 from .methods import get_method, list_methods
+from .outputs import check_outputs, replacing
 from .pair import validate_pair
 from .raster import raster_info
 from .scene import build_scene
 from .selfval import rank, validate
-from .outputs import check_outputs, replacing
 
 DEFAULT_CANDIDATES = ("upsample", "gsa", "glp", "sfim", "cnmf")
-NETWORKS = ("amsfnet", "cofusion", "ssjcn", "uds2c2", "umsft")
+NETWORKS = network_ids()  # candidates given a MAX_SECONDS budget
 TABLE_KEY = "HSIFUSION_AUTO_TABLE"
 BUDGET_GRACE = 2.0  # a network candidate is stopped at twice its budget (data preparation, inference)
 COLUMNS = ("rank", "method", "PSNR", "SAM", "ERGAS", "seconds", "error")
@@ -98,7 +99,8 @@ def fuse_auto(hsi: str, msi: str, output: str, candidates: Optional[Sequence[str
               creation_options: Optional[Sequence[str]] = None, hsi_wavelengths=None, msi_wavelengths=None,
               max_lr_side: int = 256) -> Dict:
     """Rank ``candidates`` on the reduced pair, fuse with the best; returns api.fuse's dict plus
-    CHOSEN and TABLE (the ranked rows)."""
+    CHOSEN and TABLE (the ranked rows).
+    """
     from .api import fuse
 
     feedback = ensure_feedback(feedback)

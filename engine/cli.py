@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--hsi", required=True, help="low-resolution hyperspectral raster (any GDAL path)")
     f.add_argument("--msi", required=True, help="high-resolution multispectral raster (output grid)")
     f.add_argument("--output", "-o", required=True,
-                   help="output raster: .tif/.tiff GeoTIFF, .img Erdas Imagine, .dat/.bsq ENVI (a .vrt with --tile-dir)")
+                   help="output raster: .tif/.tiff GeoTIFF, .img Erdas Imagine, .dat/.bsq ENVI "
+                        "(a .vrt with --tile-dir)")
     f.add_argument("--tile-size", type=int, default=256, help="tile side in HR pixels (default 256)")
     add_method_options(f)
     f.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
@@ -200,8 +201,9 @@ def _version() -> str:
 
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:
-    """One ``--option`` per parameter any method declares (engine/params.py), with its type and choices;
-    the help names the methods that take it. Unset options stay None (= the method's default).
+    """One ``--option`` per parameter any method declares (engine/params.py), with its type and choices.
+
+    The help names the methods that take it. Unset options stay None (= the method's default).
     """
     from .methods import method_specs
     from .params import DEVICE
@@ -231,8 +233,9 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
 
 
 def method_options(args, method: str) -> Dict:
-    """The method options set on the command line, refused (InputError) when ``method`` does not take
-    them: the message names the methods that do.
+    """The method options set on the command line.
+
+    Refused (InputError) when ``method`` does not take them: the message names the methods that do.
     """
     from .methods import method_spec, method_specs
     from .params import declared_names
@@ -327,8 +330,10 @@ def cap_gdal_cache(mib: int = CLI_GDAL_CACHE_MIB) -> None:
 
 
 class Terminated(BaseException):
-    """SIGTERM / SIGHUP: unwinds at once (not only between tiles), so every writer's ``with`` block
-    removes its temporary file, as a cancel does.
+    """SIGTERM / SIGHUP received.
+
+    Unwinds at once (not only between tiles), so every writer's ``with`` block removes its temporary
+    file, as a cancel does.
     """
 
     def __init__(self, signum: int) -> None:
@@ -344,8 +349,9 @@ TERMINATING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if
 
 
 def _install_signal_handlers(feedback: CliFeedback) -> Dict:
-    """Ctrl-C cancels like the Toolbox's button; SIGTERM/SIGHUP raise :class:`Terminated`. Returns the
-    previous handlers (empty off the main thread, where Python allows none).
+    """Ctrl-C cancels like the Toolbox's button; SIGTERM/SIGHUP raise :class:`Terminated`.
+
+    Returns the previous handlers (empty off the main thread, where Python allows none).
     """
     previous = {}
     try:

@@ -35,6 +35,7 @@ INSTALL_HINT = 'pip install "dask[distributed]" "numpy<2"'
 # own connect retried a refused port for 30 s and waited for ever on a port that accepts but stays silent.
 CONNECT_TIMEOUT_S = 5
 LOCAL_CLUSTER_TIMEOUT_S = 30
+HANDSHAKE_MAX_BYTES = 2**20
 WORKER_WAIT_S = 60
 POLL_S = 0.05
 LOST_RESULT_RETRIES = 3
@@ -206,18 +207,30 @@ def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     except OSError as exc:
         raise DistributedError(f"cannot reach the Dask scheduler {address}: {exc.strerror or exc}. "
                                + _reach_hint(address)) from None
+    not_dask = "it is not a Dask scheduler (wrong host or port?)"
+    head, closed = b"", False
     with sock:
         sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
         try:
-            first = sock.recv(1)
+            while len(head) < 8 and time.monotonic() < deadline:
+                part = sock.recv(8 - len(head))
+                closed = not part
+                if closed:
+                    break
+                head += part
         except socket.timeout:
-            raise DistributedError(f"{address} accepts connections but sent no Dask handshake within {timeout:g} s: "
-                                   "it is not a Dask scheduler (wrong host or port?)") from None
+            pass
         except OSError as exc:
             raise DistributedError(f"cannot reach the Dask scheduler {address}: {exc.strerror or exc}") from None
-    if not first:
-        raise DistributedError(f"{address} closed the connection without a Dask handshake: it is not a Dask "
-                               "scheduler (wrong host or port?)")
+    if not head:
+        raise DistributedError(f"{address} " + ("closed the connection without a Dask handshake: " if closed else
+                                                f"accepts connections but sent no Dask handshake within "
+                                                f"{timeout:g} s: ") + not_dask)
+    # Dask's TCP frames start with their total length (uint64, little-endian); a handshake is a few dozen
+    # bytes. Anything else (an SSH banner read as a length asked Dask for 2.8 EiB) is another protocol.
+    if len(head) < 8 or not 8 <= int.from_bytes(head, "little") <= HANDSHAKE_MAX_BYTES:
+        raise DistributedError(f"{address} answered {head[:8]!r}..., not a Dask handshake: " + not_dask)
 
 
 def open_cluster(spec, feedback: Optional[Feedback] = None, inputs: Sequence[str] = (),
@@ -252,10 +265,11 @@ def open_cluster(spec, feedback: Optional[Feedback] = None, inputs: Sequence[str
             client = distributed.Client(cluster, timeout=f"{timeout}s")
         else:
             client = distributed.Client(value, timeout=f"{timeout}s")
-    except (OSError, TimeoutError) as exc:
+    except Exception as exc:  # noqa: BLE001 - refused, timed out, or a service that is not Dask
         if cluster is not None:
             cluster.close()
-        raise DistributedError(f"cannot reach the Dask scheduler {spec}: {exc}. " + _reach_hint(spec)) from None
+        raise DistributedError(f"cannot reach the Dask scheduler {spec}: {type(exc).__name__}: {exc}. "
+                               + _reach_hint(spec)) from None
     session = DaskSession(client, cluster, str(spec))
     try:
         try:

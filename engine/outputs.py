@@ -75,9 +75,10 @@ def _vrt_sources(ds: gdal.Dataset, vrt_path: str) -> List[str]:
 
 
 def input_files(path: str, _seen: Optional[Set[str]] = None) -> Set[str]:
-    """Every local file (resolved) that reading ``path`` touches: the file itself, the files GDAL lists
-    for it, VRT sources recursively and the archive of a ``/vsizip/``-style path. A path GDAL cannot
-    open (a CSV, a checkpoint) is just itself.
+    """Every local file (resolved) that reading ``path`` touches.
+
+    The file itself, the files GDAL lists for it, VRT sources recursively and the archive of a
+    ``/vsizip/``-style path. A path GDAL cannot open (a CSV, a checkpoint) is just itself.
     """
     seen = set() if _seen is None else _seen
     files: Set[str] = set()
@@ -126,8 +127,9 @@ def _own_files(path: str) -> List[str]:
 
 
 def check_output_path(path: str, inputs: Iterable[str] = (), what: str = "output") -> str:
-    """Refuse an output that is or shares a file with an input, is a folder, or sits in a missing or
-    read-only folder; returns the absolute path.
+    """Refuse an output that is or shares a file with an input, is a folder, or has no writable folder.
+
+    Returns the absolute path.
     """
     if not path or not str(path).strip():
         raise OutputError(f"no {what} path given")
@@ -150,8 +152,9 @@ def check_output_path(path: str, inputs: Iterable[str] = (), what: str = "output
 
 
 def check_output_folder(path: str, inputs: Iterable[str] = (), what: str = "output folder") -> str:
-    """A folder an algorithm writes into (created if missing): not an input's file, not a plain file,
-    and its parent exists and is writable; returns the absolute path.
+    """Check a folder an algorithm writes into (created if missing); returns the absolute path.
+
+    It must not be an input's file nor a plain file, and its parent must exist and be writable.
     """
     if not path or not str(path).strip():
         raise OutputError(f"no {what} given")
@@ -170,8 +173,10 @@ def check_output_folder(path: str, inputs: Iterable[str] = (), what: str = "outp
 
 
 def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Iterable[str] = ()) -> dict:
-    """Check every named output (``{"OUTPUT_SAM": path, ...}``; None = not written) against the inputs
-    and against each other; returns ``{name: absolute path}`` of those given.
+    """Check every named output against the inputs and against each other.
+
+    ``outputs`` maps names to paths (``{"OUTPUT_SAM": path, ...}``; None = not written); returns
+    ``{name: absolute path}`` of those given.
     """
     inputs = [str(p) for p in inputs if p]
     checked = {}
@@ -186,13 +191,18 @@ def check_outputs(outputs: Mapping[str, Optional[str]], inputs: Iterable[str] = 
     return checked
 
 
+def raster_extensions() -> List[str]:
+    """Extensions (without the dot) of the raster formats this GDAL build can write, GeoTIFF first."""
+    return [e[1:] for e, d in RASTER_FORMATS.items() if gdal.GetDriverByName(d) is not None]
+
+
 def raster_driver(path: str) -> str:
     """GDAL driver for a raster output, chosen by its extension; refuse others naming those allowed."""
     ext = os.path.splitext(str(path))[1].lower()
     name = RASTER_FORMATS.get(ext)
     driver = gdal.GetDriverByName(name) if name else None
     if driver is None or driver.GetMetadataItem(gdal.DCAP_CREATE) != "YES":
-        allowed = ", ".join(sorted(e for e, d in RASTER_FORMATS.items() if gdal.GetDriverByName(d)))
+        allowed = ", ".join("." + e for e in raster_extensions())
         what = f"extension {ext!r}" if ext else "no extension"
         raise OutputError(f"raster output {path} has {what}; use one of {allowed}")
     return name
@@ -200,9 +210,11 @@ def raster_driver(path: str) -> str:
 
 @contextlib.contextmanager
 def replacing(path: str, suffix: str = ".partial") -> Iterator[str]:
-    """Write a small output (CSV, report, plot) under ``path + suffix`` and ``os.replace`` it over
-    ``path`` when the block succeeds; on failure remove it (the previous file stays). An ``OSError``
-    in the block (disk full, EFBIG) becomes an :class:`OutputError` naming ``path``.
+    """Write a small output (CSV, report, plot) under a temporary name, then replace ``path``.
+
+    The block writes ``path + suffix``; it is moved over ``path`` with ``os.replace`` when the block
+    succeeds and removed on failure (the previous file stays). An ``OSError`` in the block (disk full,
+    EFBIG) becomes an :class:`OutputError` naming ``path``.
     """
     tmp = f"{path}{suffix}"
     try:

@@ -64,8 +64,10 @@ def same_crs(a: str, b: str) -> bool:
 
 
 def check_north_up(info: RasterInfo, role: str) -> None:
-    """Refuse a grid that is not north-up, CRS or not: no geotransform (GCPs only), rotation terms, a
-    negative x or a positive y pixel size. Pixel offsets between the two grids assume north-up.
+    """Refuse a grid that is not north-up, CRS or not.
+
+    No geotransform (GCPs only), rotation terms, a negative x or a positive y pixel size: pixel offsets
+    between the two grids assume north-up.
     """
     gt = info.geotransform
     fix = "warp it north-up first (gdalwarp)"

@@ -9,6 +9,7 @@ or QGIS.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -17,6 +18,7 @@ from .errors import InputError
 # Param.kind: how a str parameter is entered (Processing widget, CLI check); "" = a plain value.
 FILE, FILE_OUT, DEVICE = "file", "file_out", "device"
 DEVICES = ("auto", "cpu", "cuda")  # the choices of a DEVICE parameter (the CLI also takes cuda:N)
+DEVICE_LABELS = ("Automatic (CUDA GPU when available, else CPU)", "CPU", "CUDA GPU")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Param:
         help: more text for the help page.
         minimum, maximum: inclusive range of a number.
         choices: the allowed values of a str.
+        choice_labels: what the Toolbox's drop-down shows for each choice (default: the choices).
         key: Processing parameter name (default ``NAME``).
         kind: FILE / FILE_OUT (a path; Processing file widgets) or DEVICE (a choice, ``cuda:N`` allowed).
         extension: file extension of a FILE / FILE_OUT path.
@@ -46,6 +49,7 @@ class Param:
     minimum: Optional[float] = None
     maximum: Optional[float] = None
     choices: Optional[Tuple[str, ...]] = None
+    choice_labels: Tuple[str, ...] = ()
     key: str = ""
     kind: str = ""
     extension: str = ""
@@ -92,6 +96,8 @@ class Param:
             if not isinstance(value, Mapping):
                 raise InputError(f"{what} must be a JSON object ({{\"key\": value}}), got {value!r}")
             return dict(value)
+        if self.kind in (FILE, FILE_OUT) and isinstance(value, os.PathLike):
+            value = os.fspath(value)
         if not isinstance(value, str):
             raise InputError(f"{what} must be text, got {value!r}")
         if self.choices is not None:
@@ -171,16 +177,15 @@ def unknown_parameter_message(spec: MethodSpec, name: str) -> str:
 
 def help_text(spec: MethodSpec) -> str:
     """Plain-text help generated from the declaration (used when no help file exists)."""
-    lines = [spec.toolbox_name, "", spec.summary or spec.title, "", "Parameters:"]
+    lines = [spec.summary or spec.title, ""]
     for p in spec.params:
         if not p.exposed:
             continue
         rule = f"one of {', '.join(p.choices)}" if p.choices else (
             p.range_text() if p.type in (int, float) and (p.minimum is not None or p.maximum is not None) else "")
         default = "" if p.default is None else f"default {p.default}"
-        extra = "; ".join(x for x in (default, rule) if x)
-        lines.append(f"- {p.processing_name} ({p.cli_flag}): {p.label}" + (f" [{extra}]" if extra else "")
-                     + (f". {p.help}" if p.help else ""))
+        extra = "; ".join(x for x in (p.cli_flag, default, rule) if x)
+        lines.append(f"{p.processing_name}: {p.label} ({extra})." + (f" {p.help}." if p.help else ""))
     return "\n".join(lines)
 
 

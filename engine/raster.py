@@ -118,28 +118,26 @@ def spectral_bands(ds: gdal.Dataset) -> List[int]:
             if ds.GetRasterBand(i).GetColorInterpretation() != gdal.GCI_AlphaBand]
 
 
-def _masked_bands(ds: gdal.Dataset) -> List[int]:
-    """Spectral bands whose GDAL mask says more than nodata/NaN does (one band for a per-dataset mask)."""
-    out = []
-    for i in spectral_bands(ds):
-        flags = ds.GetRasterBand(i).GetMaskFlags()
-        if flags & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA):
+def _mask_sources(ds: gdal.Dataset) -> List[Tuple[str, gdal.Band]]:
+    """(kind, band whose values > 0 mean valid) of every mask that says more than nodata/NaN does:
+    alpha bands themselves (GDAL uses an alpha band as mask only for 2- and 4-band rasters), then a
+    per-dataset mask (.msk or internal, read once) or per-band masks."""
+    index = spectral_bands(ds)
+    out = [("alpha band", ds.GetRasterBand(i)) for i in range(1, ds.RasterCount + 1) if i not in index]
+    for i in index:
+        band = ds.GetRasterBand(i)
+        flags = band.GetMaskFlags()
+        if flags & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA | gdal.GMF_ALPHA):
             continue
         if flags & gdal.GMF_PER_DATASET:
-            return [i]
-        out.append(i)
+            return out + [("dataset mask", band.GetMaskBand())]
+        out.append(("per-band masks", band.GetMaskBand()))
     return out
 
 
 def mask_kind(ds: gdal.Dataset) -> str:
-    """'alpha band', 'dataset mask' (.msk or internal), 'per-band masks', or '' (nodata/NaN only)."""
-    masked = _masked_bands(ds)
-    if not masked:
-        return ""
-    flags = ds.GetRasterBand(masked[0]).GetMaskFlags()
-    if flags & gdal.GMF_ALPHA:
-        return "alpha band"
-    return "dataset mask" if flags & gdal.GMF_PER_DATASET else "per-band masks"
+    """'alpha band', 'dataset mask' (.msk or internal), 'per-band masks' (joined by ' and '), or ''."""
+    return " and ".join(dict.fromkeys(kind for kind, _ in _mask_sources(ds)))
 
 
 def same_file(a: str, b: str) -> bool:
@@ -177,12 +175,12 @@ def read_mask_window(ds: gdal.Dataset, col: int, row: int, width: int, height: i
     masks: every one must pass) marks a pixel valid, mirrored like :func:`read_window`; None when
     validity is nodata/NaN only.
     """
-    masked = _masked_bands(ds)
-    if not masked:
+    sources = _mask_sources(ds)
+    if not sources:
         return None
     ok = np.ones((height, width), dtype=bool)
-    for i in masked:
-        def read(c0: int, r0: int, w: int, h: int, band=ds.GetRasterBand(i).GetMaskBand()) -> np.ndarray:
+    for _, source in sources:
+        def read(c0: int, r0: int, w: int, h: int, band=source) -> np.ndarray:
             return band.ReadAsArray(c0, r0, w, h)[None]
 
         ok &= _read_mirrored(read, ds.RasterXSize, ds.RasterYSize, col, row, width, height)[0] > 0

@@ -23,6 +23,7 @@ from .windows import Window, align_outward, intersection
 
 STRIP_BYTES = 64 * 2**20
 _log = logging.getLogger("hsifusion")
+EMPTY_BAND_SAMPLE_SIDE = 256
 _FILL_LOCK = threading.Lock()
 
 
@@ -130,16 +131,34 @@ def _strips(ds: gdal.Dataset, window: Window, max_side: int, bands: Optional[lis
         yield data, mask
 
 
+def values_valid(data: np.ndarray, nodata, mask: Optional[np.ndarray] = None) -> np.ndarray:
+    """(bands, h, w) bool: each value finite, not nodata, and under a set GDAL ``mask`` (per value, where
+    :func:`.raster.valid_mask` asks for every band of a pixel)."""
+    ok = np.isfinite(data)
+    if nodata is not None and np.isfinite(nodata):
+        ok &= data != nodata
+    if mask is not None:
+        ok &= mask[None]
+    return ok
+
+
 def band_means(ds: gdal.Dataset, window: Window, nodata, good_bands, max_side: int = 1024) -> np.ndarray:
     """Per-band mean over valid pixels of ``window`` (decimated reads above ``max_side``)."""
-    sums, count = None, 0
+    sums, count, seen = None, 0, None
     for data, mask in _strips(ds, window, max_side):
         ok = valid_mask(data, nodata, good_bands, mask)
         part = data[:, ok].sum(axis=1, dtype=np.float64)
         sums = part if sums is None else sums + part
         count += int(ok.sum())
+        if not ok.any():  # which bands leave nothing valid: for the message
+            has = values_valid(data, nodata, mask).any(axis=(1, 2))
+            seen = has if seen is None else seen | has
     if count == 0:
-        raise NoValidDataError(f"{ds.GetDescription()} holds no valid pixel in the overlap")
+        good = np.ones(len(sums), bool) if good_bands is None else np.asarray(good_bands, bool)
+        empty = np.flatnonzero(good & ~seen) + 1 if seen is not None else []
+        raise NoValidDataError(f"{ds.GetDescription()} holds no valid pixel in the overlap"
+                               + (f": band(s) {', '.join(map(str, empty))} hold no valid value there"
+                                  if len(empty) else ""))
     means = (sums / count).astype(np.float32)
     if good_bands is not None:
         means[~good_bands] = 0.0
@@ -155,12 +174,7 @@ def empty_bands(ds: gdal.Dataset, window: Window, nodata, max_side: int = 1024) 
     def seen(band_numbers, side):
         found = np.zeros(len(band_numbers), bool)
         for data, mask in _strips(ds, window, side, band_numbers):
-            ok = np.isfinite(data)
-            if nodata is not None and np.isfinite(nodata):
-                ok &= data != nodata
-            if mask is not None:
-                ok &= mask[None]
-            found |= ok.any(axis=(1, 2))
+            found |= values_valid(data, nodata, mask).any(axis=(1, 2))
         return found
 
     empty = ~seen(bands, max_side)
@@ -184,20 +198,18 @@ def build_scene(pair: PairGrid, feedback: Optional[Feedback] = None) -> Scene:
     """The scene of a validated pair; fill values follow when a window first needs them.
 
     Checks once what no tile could see: an HSI band without any valid pixel in the overlap (it would make
-    every pixel invalid) becomes a bad band, written as nodata like an ENVI ``bbl = 0`` band; an MSI band
-    without one is an error naming it. Alpha bands and GDAL masks in use are reported.
+    every pixel invalid) becomes a bad band, written as nodata like an ENVI ``bbl = 0`` band (the LR-HSI
+    is ratio^2 smaller than the output: a 256 px sample finds candidates, only those are read in full).
+    An MSI band without one ends in the fill statistics' NoValidDataError, which names it. Alpha bands
+    and GDAL masks in use are reported.
     """
-    hsi_ds, msi_ds = open_raster(pair.hsi.path), open_raster(pair.msi.path)
+    hsi_ds = open_raster(pair.hsi.path)
     lr = intersection(align_outward(pair.region, pair.ratio).scale_down(pair.ratio),
                       Window(0, 0, pair.hsi.width, pair.hsi.height))
     good = _good(pair.hsi)
-    empty = empty_bands(hsi_ds, lr, pair.hsi.nodata) & good
+    empty = empty_bands(hsi_ds, lr, pair.hsi.nodata, EMPTY_BAND_SAMPLE_SIDE) & good
     if empty.any() and not (good & ~empty).any():
         raise NoValidDataError(f"{pair.hsi.path} holds no valid pixel in the overlap (every good band is nodata)")
-    msi_empty = empty_bands(msi_ds, pair.to_msi(pair.region), pair.msi.nodata) & _good(pair.msi)
-    if msi_empty.any():
-        raise NoValidDataError(f"{pair.msi.path}: MSI band(s) {_band_list(pair.msi, msi_empty)} hold no valid "
-                               "pixel in the overlap; remove them or give an MSI with data in every band")
     notes = [_mask_note(role, info) for role, info in (("HSI", pair.hsi), ("MSI", pair.msi))]
     if empty.any():
         notes.append(f"HSI band(s) {_band_list(pair.hsi, empty)} hold no valid pixel in the overlap: treated as "

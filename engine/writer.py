@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import sys
+import threading
 import uuid
 from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -33,6 +34,7 @@ DEFAULT_NODATA = -9999.0
 TRIM_EVERY_WRITES = 8  # blocks written between two returns of free heap memory to the OS
 TEMP_SUFFIX = ".partial"  # not a raster extension: file browsers and QGIS do not list it as a raster
 _LIVE_TEMP_FILES: Set[str] = set()  # temporary files of open writers, removed at exit if still there
+_CLOSING = threading.Lock()  # see collect_gdal_errors
 
 
 def float_nodata(input_nodata: Optional[float]) -> float:
@@ -77,13 +79,15 @@ atexit.register(_remove_live_temp_files)
 
 @contextlib.contextmanager
 def collect_gdal_errors(closing: bool = False) -> Iterator[List[str]]:
-    """Collect GDAL's failure messages raised in the block, in this thread (GDAL's handlers are per
-    thread): "File too large" / "No space left" come as a message before the exception's own text.
+    """Collect GDAL's failure messages raised in the block, in this thread.
+
+    GDAL's handlers are per thread; "File too large" / "No space left" come as a message before the
+    exception's own text.
 
     ``closing``: the block destroys a dataset. GDAL 3.6's Python bindings raise close errors inside the
     destructor, where Python only prints "Exception ignored" and a traceback; that unraisable
-    RuntimeError is silenced (the messages are collected here). Only from one thread at a time: the
-    hook is process-wide.
+    RuntimeError is silenced (the messages are collected here). The hook is process-wide, so closing
+    blocks run one at a time (QGIS may run two algorithms at once).
     """
     errors: List[str] = []
 
@@ -91,16 +95,18 @@ def collect_gdal_errors(closing: bool = False) -> Iterator[List[str]]:
         if err_class >= gdal.CE_Failure:
             errors.append(str(message))
 
-    hook = sys.unraisablehook
-    if closing:
-        sys.unraisablehook = lambda u: None if issubclass(u.exc_type, RuntimeError) else hook(u)
-    gdal.PushErrorHandler(collect)
-    try:
-        yield errors
-    finally:
-        gdal.PopErrorHandler()
+    lock = _CLOSING if closing else contextlib.nullcontext()
+    with lock:
+        hook = sys.unraisablehook
         if closing:
-            sys.unraisablehook = hook
+            sys.unraisablehook = lambda u: None if issubclass(u.exc_type, RuntimeError) else hook(u)
+        gdal.PushErrorHandler(collect)
+        try:
+            yield errors
+        finally:
+            gdal.PopErrorHandler()
+            if closing:
+                sys.unraisablehook = hook
 
 
 def merge_creation_options(user: Optional[Sequence[str]],
@@ -227,8 +233,10 @@ class RasterWriter:
         return files + [aux] if os.path.exists(aux) and aux not in files else files
 
     def _final_name(self, tmp_file: str) -> str:
-        """Where a temporary file goes: ``.out.bsq.ab12.partial`` -> ``out.bsq``, its
-        ``.out.bsq.ab12.hdr`` -> ``out.hdr``, ``….partial.aux.xml`` -> ``out.bsq.aux.xml``.
+        """Where a temporary file goes.
+
+        ``.out.bsq.ab12.partial`` -> ``out.bsq``, its ``.out.bsq.ab12.hdr`` -> ``out.hdr``,
+        ``….partial.aux.xml`` -> ``out.bsq.aux.xml``.
         """
         if tmp_file.startswith(self.tmp_path):
             return self.path + tmp_file[len(self.tmp_path):]
@@ -274,6 +282,7 @@ class RasterWriter:
 
     def finish(self) -> None:
         """First half of :meth:`commit`: close checking GDAL's errors and verify the temporary file.
+
         Writers of outputs that belong together finish all, then publish all.
         """
         if self.ds is None:

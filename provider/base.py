@@ -58,9 +58,10 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
     def groupId(self):  # noqa: N802
         return self.GROUP_ID
 
-    def addParameter(self, definition, createOutput=True):  # noqa: N802
-        """Every decimal number field shows the digits its default needs ("0.20", not "0.200000") unless
-        the algorithm set its own (params.set_decimals).
+    def addParameter(self, definition, create_output=True):  # noqa: N802
+        """Add ``definition``; a decimal number field gets the digits its default needs.
+
+        "0.20", not "0.200000", unless the algorithm set its own (params.set_decimals).
         """
         from qgis.core import QgsProcessingParameterNumber
 
@@ -70,7 +71,7 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
         if (isinstance(definition, QgsProcessingParameterNumber) and definition.dataType() == NUMBER_DOUBLE
                 and "decimals" not in dict(definition.metadata().get("widget_wrapper") or {})):
             set_decimals(definition, default_decimals(definition))
-        return super().addParameter(definition, createOutput)
+        return super().addParameter(definition, create_output)
 
     def tr(self, text):
         return QCoreApplication.translate("hsifusion", text)
@@ -84,8 +85,9 @@ class HsiAlgorithm(QgsProcessingAlgorithm):
         return help_string(self)
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
-        """QGIS' own checks, then the algorithm's cross-parameter ones: the dialog (and qgis_process,
-        processing.run) reports the problem before the run starts.
+        """QGIS' own checks, then the algorithm's cross-parameter ones (:meth:`cross_check`).
+
+        The dialog (and qgis_process, processing.run) reports the problem before the run starts.
         """
         ok, message = super().checkParameterValues(parameters, context)
         if ok:

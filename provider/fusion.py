@@ -12,12 +12,15 @@ from ..engine import api
 from ..engine.params import FILE_OUT, MethodSpec, help_text
 from . import params as P
 from .base import HsiAlgorithm
+from .helptext import help_source, help_string
 from .outputs import finish_raster_output
 
 
 class DeclaredFusionAlgorithm(HsiAlgorithm):
-    """Subclasses (made by :func:`fusion_algorithm`) set SPEC, ID, NAME, GROUP, GROUP_ID, OUTPUT_LABEL
-    (the output parameter's label) and LAYER_NAME (the output layer's name).
+    """The Toolbox algorithm of one declared method.
+
+    Subclasses (made by :func:`fusion_algorithm`) set SPEC, ID, NAME, GROUP, GROUP_ID, OUTPUT_LABEL (the
+    output parameter's label) and LAYER_NAME (the output layer's name).
     """
 
     SPEC: Optional[MethodSpec] = None
@@ -34,7 +37,8 @@ class DeclaredFusionAlgorithm(HsiAlgorithm):
         P.add_declared(self, self.SPEC.params, outputs=True)
 
     def shortHelpString(self):  # noqa: N802
-        return super().shortHelpString() or help_text(self.SPEC)
+        """``help/<id>.md`` when it exists, else the help generated from the method's declaration."""
+        return help_string(self, source=help_source(self.ID) or help_text(self.SPEC))
 
     def execute(self, parameters, context, feedback):
         out = self.parameterAsOutputLayer(parameters, P.OUTPUT, context)
@@ -54,8 +58,9 @@ class DeclaredFusionAlgorithm(HsiAlgorithm):
 
 def fusion_algorithm(spec: MethodSpec, group: str, group_id: str, algorithm_id: str = "",
                      output_label: str = DeclaredFusionAlgorithm.OUTPUT_LABEL, layer_name: str = "") -> type:
-    """The algorithm class of one declared method (Toolbox id ``fuse_<id>``, layer "<title> fusion"
-    unless given).
+    """The algorithm class of one declared method.
+
+    Toolbox id ``fuse_<id>`` and layer name "<title> fusion" unless given.
     """
     return type(f"Fuse_{spec.id}_Algorithm", (DeclaredFusionAlgorithm,), {
         "SPEC": spec, "ID": algorithm_id or f"fuse_{spec.id}", "NAME": spec.toolbox_name, "GROUP": group,

@@ -29,8 +29,10 @@ def help_source(alg_id: str) -> str:
 
 
 def label_parameters(text: str, labels: Dict[str, str]) -> str:
-    """Show each parameter as "Label [ID]": where a line defines it ("ID: ...", "ID, ID2 (advanced): ..."),
-    else in a generated closing line listing the others. Ids in running text stay ids.
+    """Show each parameter as "Label [ID]" once.
+
+    Where a line defines it ("ID: ...", "ID, ID2 (advanced): ..."), else in a generated closing line
+    listing the others. Ids in running text stay ids.
     """
     spans = {}
     for head in _DEFINITION.finditer(text):
@@ -48,15 +50,19 @@ def label_parameters(text: str, labels: Dict[str, str]) -> str:
 
 
 def parameter_labels(alg) -> Dict[str, str]:
-    """Parameter id -> the label the dialog shows (less a leading "or:" / "and" that links it to the
-    parameter above it in the dialog), in the algorithm's order.
+    """Parameter id -> the label the dialog shows, in the algorithm's order.
+
+    Less a leading "or:" / "and", which links a label to the parameter above it in the dialog.
     """
     return {p.name(): re.sub(r"^(?:or|and)\b:?\s*", "", p.description()) for p in alg.parameterDefinitions()}
 
 
-def help_string(alg, platform: Optional[str] = None) -> str:
-    """``alg``'s help as QGIS should get it: labelled, and HTML-escaped unless printed by qgis_process."""
-    text = label_parameters(help_source(alg.name()), parameter_labels(alg))
+def help_string(alg, platform: Optional[str] = None, source: Optional[str] = None) -> str:
+    """``alg``'s help as QGIS should get it: labelled, and HTML-escaped unless printed by qgis_process.
+
+    ``source`` replaces the help file's text (algorithms generated from a declaration).
+    """
+    text = label_parameters(help_source(alg.name()) if source is None else source, parameter_labels(alg))
     if platform is None:
         from qgis.core import QgsApplication
 

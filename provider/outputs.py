@@ -1,5 +1,7 @@
-"""What happens to a written raster back in QGIS: a layer name that tells runs apart and, when styling
-is available, a style preset applied on load (see styling.py).
+"""What happens to a written raster back in QGIS.
+
+A layer name that tells runs apart and, when styling is available, a style preset applied on load
+(see styling.py).
 """
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ def is_temporary_output(path: str) -> bool:
 
 
 def output_layer_name(context, path: str, title: str) -> str:
-    """``title`` plus the output file's name when the user chose it ("GSA fusion: potsdam_gsa"), made
-    unique among the project's layers and the other layers of this run ("GSA fusion (2)").
+    """``title`` plus the output file's name when the user chose it ("GSA fusion: potsdam_gsa").
+
+    Made unique among the project's layers and the other layers of this run ("GSA fusion (2)").
     """
     stem = os.path.splitext(os.path.basename(path))[0]
     base = title if is_temporary_output(path) or not stem else f"{title}: {stem}"
@@ -33,8 +36,9 @@ def output_layer_name(context, path: str, title: str) -> str:
 
 
 def finish_raster_output(context, path: str, layer_name: str, kind: str = "hsi") -> None:
-    """Name the output layer that QGIS loads on completion after ``layer_name`` (see
-    :func:`output_layer_name`); ``kind`` picks the style (hsi | msi | sam).
+    """Name the layer QGIS loads on completion (:func:`output_layer_name`) and style it.
+
+    ``kind`` picks the style (hsi | msi | sam).
     """
     if context.willLoadLayerOnCompletion(path):
         details = context.layerToLoadOnCompletionDetails(path)

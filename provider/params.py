@@ -14,14 +14,13 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..engine.params import DEVICES, FILE, FILE_OUT
+from ..engine.params import DEVICE_LABELS, DEVICES, FILE, FILE_OUT
 from .compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
 
 HSI, MSI, OUTPUT, TILE_SIZE, DEVICE, SEED, CREATION_OPTIONS = (
     "HSI", "MSI", "OUTPUT", "TILE_SIZE", "DEVICE", "SEED", "CREATION_OPTIONS")
 DASK_SCHEDULER = "DASK_SCHEDULER"
-_DEVICE_LABELS = {"auto": "Automatic (CUDA GPU when available, else CPU)", "cpu": "CPU", "cuda": "CUDA GPU"}
-DEVICE_CHOICES = [(key, _DEVICE_LABELS[key]) for key in DEVICES]
+DEVICE_CHOICES = list(zip(DEVICES, DEVICE_LABELS))
 SENSOR, DEFAULT_SENSOR = "SENSOR", "sentinel2a_msi"
 
 
@@ -110,7 +109,7 @@ def declared_parameter(alg, p):
     if p.type is bool:
         return QgsProcessingParameterBoolean(p.processing_name, label, bool(p.default))
     if p.choices is not None:
-        return QgsProcessingParameterEnum(p.processing_name, label, list(p.choices),
+        return QgsProcessingParameterEnum(p.processing_name, label, [alg.tr(t) for t in p.choice_labels or p.choices],
                                           defaultValue=list(p.choices).index(p.default))
     if p.type in (int, float):
         limits = {k: v for k, v in (("minValue", p.minimum), ("maxValue", p.maximum)) if v is not None}
@@ -120,8 +119,9 @@ def declared_parameter(alg, p):
 
 
 def add_declared(alg, params, outputs: bool = False) -> None:
-    """Add the Processing parameters of the declared ``params``: the inputs, or (``outputs``) the file
-    destinations, which the Toolbox lists after the main OUTPUT.
+    """Add the Processing parameters of the declared ``params``.
+
+    The inputs, or (``outputs``) the file destinations, which the Toolbox lists after the main OUTPUT.
     """
     for p in params:
         if p.exposed and (p.kind == FILE_OUT) == outputs:
@@ -155,6 +155,8 @@ def declared_values(alg, params, parameters, context) -> dict:
         if value is not None:
             values[p.name] = value
     return values
+
+
 # --- drop-downs: the user sees labels, scripts and models pass the index (of the key order) -----------
 
 Choices = Sequence[Tuple[str, str]]
@@ -200,8 +202,18 @@ def set_decimals(param, decimals: int):
     return param
 
 
+# numbers whose useful values are far finer than their default or bounds show (a learning rate of 1e-4
+# next to a default of 0): they keep enough decimals to be typed
+FINE_DECIMALS = {"LEARNING_RATE": 6}
+
+
 def default_decimals(param) -> int:
-    """Fewest decimals (2 to 8) that show the default and the finite bounds of ``param`` exactly."""
+    """Fewest decimals (2 to 8) that show the default and the finite bounds of ``param`` exactly.
+
+    A name in FINE_DECIMALS gets the number given there.
+    """
+    if param.name() in FINE_DECIMALS:
+        return FINE_DECIMALS[param.name()]
     values = [v for v in (param.defaultValue(), param.minimum(), param.maximum())
               if isinstance(v, (int, float)) and abs(v) < 1e12]
     for decimals in range(2, 9):

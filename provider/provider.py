@@ -16,8 +16,9 @@ from .base import PLUGIN_DIR, missing_dependency_message, missing_optional_packa
 
 
 def discover_algorithm_classes(package_name: str = ""):
-    """All algorithm classes of the ``algorithms`` package (or ``package_name``), plus the modules
-    skipped for a missing optional package as (module, message).
+    """All algorithm classes of the ``algorithms`` package (or ``package_name``), and the skipped modules.
+
+    Skipped: modules whose optional package is missing, as (module, message).
     """
     package = importlib.import_module(package_name or __name__.rsplit(".", 2)[0] + ".algorithms")
     classes, errors = [], []
@@ -48,6 +49,15 @@ class HsiFusionProvider(QgsProcessingProvider):
 
     def icon(self):
         return QIcon(str(PLUGIN_DIR / "icons" / "hsifusion.svg"))
+
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+        """The formats the engine writes (engine/outputs.py): QGIS refuses others before the run."""
+        from ..engine.outputs import raster_extensions
+
+        return raster_extensions()
+
+    def defaultRasterFileExtension(self):  # noqa: N802
+        return "tif"
 
     def loadAlgorithms(self):  # noqa: N802
         classes, errors = discover_algorithm_classes()

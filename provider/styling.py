@@ -129,8 +129,9 @@ def sidecar_qml(path: str) -> str:
 
 def write_qml(path: str, kind: str = "hsi", preset=None, lower: float = 2.0, upper: float = 98.0,
               tolerance: float = DEFAULT_TOLERANCE_NM, qml: Optional[str] = None) -> Tuple[str, str]:
-    """Write the style of the raster at ``path`` to ``qml`` (default :func:`sidecar_qml`, which QGIS
-    loads as the raster's default style); returns (qml path, description).
+    """Write the style of the raster at ``path`` to ``qml``; returns (qml path, description).
+
+    The default, :func:`sidecar_qml`, is what QGIS loads as the raster's default style.
     """
     from ..engine.errors import OutputError, RasterOpenError
     from ..engine.raster import same_file
@@ -139,6 +140,8 @@ def write_qml(path: str, kind: str = "hsi", preset=None, lower: float = 2.0, upp
     if same_file(qml, path):
         raise OutputError(f"the style file {qml} would overwrite the raster itself")
     folder = os.path.dirname(os.path.abspath(qml))
+    if not os.path.isdir(folder):
+        raise OutputError(f"cannot write the style file {qml}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise OutputError(f"cannot write the style file {qml}: the folder {folder} is not writable; "
                           "choose another style file (OUTPUT)")
@@ -183,8 +186,10 @@ SAM_LEGEND_TITLE = "SAM (degrees)"
 
 
 def label_legend_header(project, layer, text: str) -> None:
-    """Replace the legend's first line (QGIS writes the band as "Band 1: <description> (Gray)") by
-    ``text``, on the layer's node in the project's layer tree (where QGIS keeps legend labels).
+    """Replace the legend's first line by ``text``.
+
+    QGIS writes it as "Band 1: <description> (Gray)"; the label is set on the layer's node in the
+    project's layer tree, where QGIS keeps legend labels.
     """
     node = project.layerTreeRoot().findLayer(layer.id()) if project is not None else None
     if node is None:

@@ -8,8 +8,11 @@ differ by up to 2e-6 of the largest value on the development CPU, by other amoun
 identity is therefore not a property the engine can promise across machines; what it promises is
 that tiling adds no *error*: edge effects, a wrong offset or a missing margin change values by
 percent, which this tolerance (1e-4 of the largest magnitude: 50x the measured CNMF spread) still
-catches by two orders of magnitude. Results that are the same arithmetic on the same shapes (same run repeated, seeded noise)
-are still compared exactly in the tests themselves.
+catches by two orders of magnitude.
+
+Exact comparisons stay where the arithmetic is the same by construction: the same run repeated, and
+per-pixel code with a fixed order of operations whatever the tile (simulate's tap-by-tap blur and
+band-by-band SRF, seeded per-pixel noise, assess' per-pixel spectral angle, nearest upsampling).
 """
 from __future__ import annotations
 

@@ -47,17 +47,21 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hsif-bench-"))
     hsi, msi = synthetic_pair(tmp, ratio=4, lr_size=(args.size // 4, args.size // 4), bands=args.bands,
                               msi_bands=4)
+    from hsifusion.models.catalogue import NETWORKS, SUPERVISED
+
+    supervised = {e.id: e for e in NETWORKS if e.kind == SUPERVISED}
     mpix = args.size * args.size / 1e6
     rows = []
     for method in args.methods.split(","):
         params = {}
-        if method in ("amsfnet", "cofusion", "ssjcn"):
+        if method in supervised:
             ck = str(tmp / f"{method}.pt")
             (tmp / "small").mkdir(exist_ok=True)
             small = synthetic_pair(tmp / "small", ratio=4, lr_size=(32, 32), bands=args.bands, msi_bands=4)
-            api.fuse(*small, str(tmp / "train.tif"), method,
-                     {"iterations": 5, "device": "cpu", "save_checkpoint": ck, "patch_size": 32,
-                      "hyper": {"lite": True} if method == "cofusion" else None})
+            train = {"iterations": 5, "device": "cpu", "save_checkpoint": ck, "patch_size": 32}
+            if supervised[method].lite:
+                train["lite"] = True
+            api.fuse(*small, str(tmp / "train.tif"), method, train)
             params = {"checkpoint": ck, "device": "cpu"}
         t0 = time.perf_counter()
         r = api.fuse(hsi, msi, str(tmp / f"{method}_local.tif"), method, params, tile_size=args.tile_size)

@@ -36,8 +36,9 @@ def _grid(column: float, row: float) -> QPointF:
 
 
 def static_defaults(child: QgsProcessingModelChildAlgorithm, registry) -> None:
-    """Give every parameter the child does not set yet its algorithm's default as a static value
-    (optional parameters without a default stay unset; destinations are left to the model).
+    """Give every parameter the child does not set yet its algorithm's default as a static value.
+
+    Optional parameters without a default stay unset; destinations are left to the model.
     """
     from hsifusion.provider.compat import FLAG_OPTIONAL
 

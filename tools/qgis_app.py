@@ -1,5 +1,7 @@
-"""A standalone QGIS application with Processing and this checkout's provider, for the scripts that need
-QGIS outside the desktop (make_model.py, screenshots.py, the desktop smoke test).
+"""A standalone QGIS application with Processing and this checkout's provider.
+
+For the scripts that need QGIS outside the desktop (make_model.py, screenshots.py, the desktop smoke
+test).
 """
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_app(gui: bool = True):
-    """(app, provider): a QgsApplication (with widgets when ``gui``), Processing initialised and the
-    hsifusion provider registered. Keep both references alive as long as QGIS is used.
+    """(app, provider): a QgsApplication (with widgets when ``gui``), Processing and the provider.
+
+    Keep both references alive as long as QGIS is used.
     """
     sys.path.insert(0, str(ROOT / "tools"))
     from repo_package import register_package

@@ -1,5 +1,7 @@
-"""Screenshots of the plugin in QGIS' own widgets for the README: the Processing Toolbox, an algorithm
-dialog, a fused result styled on load with its SAM map and legend, and the example model in the modeler.
+"""Screenshots of the plugin in QGIS' own widgets for the README.
+
+The Processing Toolbox, an algorithm dialog, a fused result styled on load with its SAM map and legend,
+and the example model in the modeler.
 
 Run headless from the repository root (a standalone GUI QgsApplication; no QGIS window needed):
     QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshots.py [docs]
@@ -34,7 +36,7 @@ def save(widget_or_image, path: Path, max_width: int = MAX_WIDTH) -> Path:
     if not isinstance(image, (QImage, QPixmap)):
         image = widget_or_image.grab()
     if image.width() > max_width:
-        image = image.scaledToWidth(max_width, Qt.SmoothTransformation)
+        image = image.scaledToWidth(max_width, Qt.TransformationMode.SmoothTransformation)
     assert image.save(str(path), "PNG"), path
     print(path, f"{path.stat().st_size // 1024} KB")
     return path
@@ -56,14 +58,14 @@ def toolbox(app, out: Path) -> Path:
     return save(view, out / "screenshot_toolbox.png")
 
 
-def dialog(app, out: Path, alg_id: str, params: dict) -> Path:
+def dialog(app, out: Path, alg_id: str, params: dict, show_in_help: str = "") -> Path:
     """An algorithm's dialog with its help panel, parameters filled in."""
     from processing.gui.AlgorithmDialog import AlgorithmDialog
     from qgis.core import QgsApplication, QgsProcessingContext
 
     alg = QgsApplication.processingRegistry().createAlgorithmById(alg_id)
     dlg = AlgorithmDialog(alg)
-    dlg.resize(1000, 640)
+    dlg.resize(1100, 700)
     panel = dlg.mainWidget()
     for name, value in params.items():
         wrapper = panel.wrappers.get(name)
@@ -71,14 +73,26 @@ def dialog(app, out: Path, alg_id: str, params: dict) -> Path:
             wrapper.setParameterValue(value, QgsProcessingContext())
     dlg.show()
     settle(app)
+    from qgis.PyQt.QtWidgets import QSplitter, QTextBrowser
+
+    splitter = dlg.findChild(QSplitter)
+    if splitter is not None:
+        splitter.setSizes([620, 460])
+    browser = dlg.findChild(QTextBrowser, "textShortHelp")
+    if browser is not None and show_in_help:
+        browser.find(show_in_help)        # the help scrolled to a labelled parameter, its line on top
+        bar = browser.verticalScrollBar()
+        bar.setValue(bar.value() + browser.cursorRect().top() - 8)
+    settle(app)
     path = save(dlg, out / f"screenshot_dialog_{alg_id.split(':')[1]}.png")
     dlg.close()
     return path
 
 
 def fused_result(app, out: Path, work: Path):
-    """GSA on the bundled sample and its assessment, loaded as the desktop loads results (names and
-    styles from the plugin); returns the layers in the project.
+    """GSA on the bundled sample and its assessment, loaded as the desktop loads results.
+
+    Names and styles come from the plugin; returns the layers in the project.
     """
     import processing
     from processing.gui.Postprocessing import handleAlgorithmResults
@@ -190,14 +204,16 @@ def main() -> int:
     app, _provider = start_app()
     toolbox(app, out)
     sample = ROOT / "sample"
-    dialog(app, out, "hsifusion:fuse_gsa", {"HSI": str(sample / "potsdam_lr_hsi_x4.tif"),
-                                            "MSI": str(sample / "potsdam_msi_s2a.tif")})
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    reference = QgsRasterLayer(str(sample / "enmap_potsdam_reference.tif"), "enmap_potsdam_reference")
+    QgsProject.instance().addMapLayer(reference)       # chosen in the dialog as a layer of the project
+    dialog(app, out, "hsifusion:simulate", {"REFERENCE": reference}, show_in_help="[SENSOR]")
+    QgsProject.instance().removeMapLayer(reference.id())
     modeler(app, out)
     with tempfile.TemporaryDirectory() as work:
         layers = fused_result(app, out, Path(work))
         styled_result(app, out, layers)
-        from qgis.core import QgsProject
-
         QgsProject.instance().removeAllMapLayers()
     return 0
 

@@ -68,6 +68,7 @@ class Upsample(FusionMethod):
 
 METHODS = [MethodSpec(
     "upsample", "Upsampling", Upsample,
-    (Param("mode", str, "bicubic", "Interpolation", choices=MODES, key="METHOD", advanced=False),),
+    (Param("mode", str, "bicubic", "Interpolation", choices=MODES, key="METHOD", advanced=False,
+           choice_labels=("Nearest neighbour", "Bilinear", "Bicubic")),),
     "baseline", display_name="Upsample LR-HSI to the MSI grid",
     summary="The LR-HSI interpolated onto the HR-MSI grid (the baseline of every fusion).")]

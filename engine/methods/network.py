@@ -19,20 +19,20 @@ from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from ..device import limit_cpu_threads, resolve_device
 from ..errors import CheckpointError, InputError
 from ..feedback import check_cancel, ensure_feedback
-from ..params import DEVICE, DEVICES, FILE, FILE_OUT, MethodSpec, Param
+from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
 from ..training import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from .base import FusionMethod
 
-# Small CPU budgets at which every network beats bicubic upsampling in PSNR and SAM on the bundled sample
-# (the catalogue's sample_budget): asserted by tests/engine/test_networks_on_sample.py and used by the
-# benchmark's standard run on every real scene (benchmarks/common.py).
-SAMPLE_BUDGETS = {e.id: e.sample_budget for e in NETWORKS}
 DEFAULT_CROP_LR = 128  # LR pixels a side used by fit(): 512 HR px at x4
 DEFAULT_PATCH, DEFAULT_BATCH = 64, 4  # scene-adaptive training patch (HR px) and batch
 # Scene-adaptive runs last hundreds of steps, not the papers' 20 000: the recipes' base rates (1e-4 Adam,
 # 4e-4 AdamW) barely move the weights in that budget. 1e-3 with the recipes' schedules gained 3.5 dB over
 # 1e-4 for SSJCN on the bundled sample at 80 steps (3e-3 diverged towards bicubic). LEARNING_RATE overrides.
 SCENE_ADAPTIVE_LR = 1e-3
+# Every network refines a classical base by default (engine/methods/anchored.py); "none" = the network alone.
+BASES = ("glp", "bicubic", "gsa", "auto", "none")
+DEFAULT_BASE = "glp"
+DEFAULT_MAX_SECONDS = 150.0  # whole run, inference included: a 256x256 pair within 3 minutes on 2 cores
 
 
 class NetworkMethod(FusionMethod):
@@ -194,8 +194,9 @@ class NetworkMethod(FusionMethod):
         self.training = {"mode": "unsupervised", "iterations": total}
 
     def stage_iterations(self) -> Tuple[int, ...]:
-        """ITERATIONS split over the model's fit stages in the catalogue's ``stage_shares`` (every stage
-        at least 1; the last takes the rest).
+        """ITERATIONS split over the model's fit stages in the catalogue's ``stage_shares``.
+
+        Every stage gets at least 1; the last takes the rest.
         """
         n, shares = self.iterations, self.entry.stage_shares or (1.0,)
         head = [max(1, int(n * s)) for s in shares[:-1]]
@@ -203,8 +204,9 @@ class NetworkMethod(FusionMethod):
 
     # -- pickling (distributed workers get the fitted method once, by scatter) --
     def __getstate__(self) -> Dict:
-        """Everything but the spec (looked up again by name) and the device (resolved again on the
-        worker: a GPU worker uses its GPU; tensors travel on the CPU).
+        """Everything but the spec (looked up again by name) and the device.
+
+        The device is resolved again on the worker: a GPU worker uses its GPU; tensors travel on the CPU.
         """
         import copy
 
@@ -321,10 +323,11 @@ class NetworkMethod(FusionMethod):
 
 
 def metadata_spans(hsi, msi):
-    """A per-tile net's SRF band groups from the band metadata: span_k = the HSI bands where a
-    Gaussian band of the MSI's centre/FWHM, resampled to the HSI bands, reaches 1 % of its peak. None
-    (every span = all bands, the spec's fallback) without centres and FWHM on both sides or when the HSI
-    does not cover an MSI band.
+    """A per-tile net's SRF band groups from the band metadata.
+
+    span_k = the HSI bands where a Gaussian band of the MSI's centre/FWHM, resampled to the HSI bands,
+    reaches 1 % of its peak. None (every span = all bands, the spec's fallback) without centres and FWHM
+    on both sides or when the HSI does not cover an MSI band.
     """
     from ...models.blocks import spans_from_srf
     from ..errors import WavelengthError
@@ -378,11 +381,17 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
         params.append(Param("checkpoint", str, None, "Checkpoint (.pt); empty = scene-adaptive training on this pair",
                             kind=FILE, extension="pt", advanced=False))
     params += [
-        Param("device", str, "auto", "Compute device", choices=DEVICES, kind=DEVICE,
+        Param("device", str, "auto", "Compute device", choices=DEVICES, choice_labels=DEVICE_LABELS, kind=DEVICE,
               help="cuda:N picks one GPU (command line)"),
         Param("seed", int, 0, "Random seed", minimum=0),
         Param("iterations", int, e.iterations, "Training / optimisation iterations", minimum=1),
-        Param("max_seconds", float, 0.0, "Time budget for training (s, 0 = none)", minimum=0),
+        Param("max_seconds", float, DEFAULT_MAX_SECONDS,
+              "Time budget of the whole run, inference included (s, 0 = none)", minimum=0,
+              help="training stops early enough for the estimated inference to fit"),
+        Param("base", str, DEFAULT_BASE, "Classical base the network refines (none = the network alone)",
+              choices=BASES, help="bicubic = the papers' setting; auto = the best of bicubic, GLP and GSA by "
+              "self-validation one scale down; none is also what a checkpoint or saving one uses "
+              "(engine/methods/anchored.py)"),
         Param("psf_fwhm", float, 0.0, "PSF FWHM in HR pixels for reduced-resolution training (0 = ratio)",
               minimum=0),
     ]
@@ -406,5 +415,13 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
     return tuple(params)
 
 
-METHODS = [MethodSpec(e.id, e.title, functools.partial(NetworkMethod, e.id), network_params(e), "network",
+def build_network(network: str, **params) -> FusionMethod:
+    """The factory of every network's method: anchored on a classical base unless BASE=none
+    (engine/methods/anchored.py, imported here so that module may import this one)."""
+    from .anchored import build_network_method
+
+    return build_network_method(network, **params)
+
+
+METHODS = [MethodSpec(e.id, e.title, functools.partial(build_network, e.id), network_params(e), "network",
                       summary=e.long_title) for e in NETWORKS]

@@ -1,6 +1,7 @@
-"""Desktop checks in a QGIS application with its GUI (the test session's own app has none): run as a
-script by test_desktop.py, prints one JSON object with what it found. Headless through Qt's offscreen
-platform (or under xvfb-run).
+"""Desktop checks in a QGIS application with its GUI (the test session's own app has none).
+
+Run as a script by test_desktop.py; writes one JSON object with what it found. Headless through Qt's
+offscreen platform (or under xvfb-run).
 
 Usage: python desktop_checks.py OUT_DIR [--run-model]
 """
@@ -34,8 +35,11 @@ def dialog_help(alg) -> dict:
     spin_texts = []
     from qgis.PyQt.QtWidgets import QDoubleSpinBox
 
-    for spin in dlg.findChildren(QDoubleSpinBox):
-        spin_texts.append(spin.text())
+    for name, wrapper in dlg.mainWidget().wrappers.items():
+        widget = getattr(wrapper, "wrappedWidget", lambda: None)()
+        spins = ([widget] if isinstance(widget, QDoubleSpinBox) else
+                 widget.findChildren(QDoubleSpinBox) if widget is not None else [])
+        spin_texts.extend((name, spin.text()) for spin in spins)
     result = {"help_plain": browser.toPlainText() if browser is not None else None,
               "labels": labels, "combos": list(combos.values()), "double_spins": spin_texts,
               "title": dlg.windowTitle()}

@@ -1,5 +1,7 @@
-"""What the desktop shows, checked without a GUI: help text, style output, layer names, drop-down labels,
-decimals, the SAM legend, import errors and cross-parameter checks.
+"""What the desktop shows, checked without a GUI.
+
+Help text, style output, layer names, drop-down labels, decimals, the SAM legend, import errors and
+cross-parameter checks.
 """
 from __future__ import annotations
 
@@ -97,9 +99,20 @@ def test_style_writes_to_output_and_restyles_the_project_layer(run_alg, raster_i
     assert reloaded.renderer().redBand() == after[0]
 
 
-def test_style_to_an_unwritable_place_names_it(run_alg, raster_in_folder, tmp_path):
-    with pytest.raises(QgsProcessingException, match="not writable"):
+def test_style_to_an_unwritable_place_names_it(run_alg, raster_in_folder, tmp_path, monkeypatch):
+    with pytest.raises(QgsProcessingException, match="does not exist"):
         run_alg("hsifusion:style", {"INPUT": str(raster_in_folder), "OUTPUT": str(tmp_path / "no" / "x.qml")})
+    # a read-only data folder (faked: root may write anywhere): the default style file cannot go next to it
+    from hsifusion.provider import styling
+
+    real_access = os.access
+    monkeypatch.setattr(styling.os, "access", lambda path, mode: (
+        False if os.path.realpath(path) == os.path.realpath(raster_in_folder.parent) else real_access(path, mode)))
+    with pytest.raises(QgsProcessingException, match=r"data is not writable.*\(OUTPUT\)"):
+        run_alg("hsifusion:style", {"INPUT": str(raster_in_folder)})
+    assert not [f for f in os.listdir(raster_in_folder.parent) if f.endswith(".qml")]
+    res = run_alg("hsifusion:style", {"INPUT": str(raster_in_folder), "OUTPUT": str(tmp_path / "elsewhere.qml")})
+    assert os.path.exists(res["OUTPUT"])
 
 
 # --- layer names -------------------------------------------------------------------------------------
@@ -187,7 +200,8 @@ def test_sam_legend_reads_degrees(tmp_path):
     context.setProject(project)
     model = QgsLayerTreeModel(project.layerTreeRoot())     # the Layers panel exists before the result loads
     post_processor_for(str(path), "sam").postProcessLayer(layer, context, None)
-    texts = [n.data(Qt.DisplayRole) for n in model.layerLegendNodes(project.layerTreeRoot().findLayer(layer.id()))]
+    nodes = model.layerLegendNodes(project.layerTreeRoot().findLayer(layer.id()))
+    texts = [n.data(Qt.ItemDataRole.DisplayRole) for n in nodes]
     assert texts[0] == SAM_LEGEND_TITLE and "Band 1" not in texts[0] and "Gray" not in texts[0]
     assert texts[1:] == ["0°", "2°", "5°", "10°", "15°", "≥ 20°"]
 
@@ -269,3 +283,20 @@ def test_style_cuts_are_checked_before_the_run(hsifusion_provider):
     assert not ok and "lower cut" in msg
     ok, msg = alg.checkParameterValues({"INPUT": str(REFERENCE), "PRESET": 4}, QgsProcessingContext())
     assert not ok and "three wavelengths" in msg
+
+
+def test_assess_and_simulate_inputs_are_checked_before_the_run(hsifusion_provider, tmp_path):
+    hsi, msi = synthetic_pair(tmp_path)
+    assess = hsifusion_provider.algorithm("assess")
+    ok, msg = assess.checkParameterValues({"ESTIMATE": str(REFERENCE)}, QgsProcessingContext())
+    assert not ok and "reference" in msg
+    ok, msg = assess.checkParameterValues({"ESTIMATE": str(REFERENCE), "LR_HSI": hsi}, QgsProcessingContext())
+    assert not ok and "both" in msg
+    ok, msg = assess.checkParameterValues({"ESTIMATE": str(REFERENCE), "LR_HSI": hsi, "MSI": msi},
+                                          QgsProcessingContext())
+    assert ok, msg
+    simulate = hsifusion_provider.algorithm("simulate")
+    params = {"REFERENCE": str(REFERENCE), "PSF": 2, "OUTPUT_HSI": str(tmp_path / "lr.tif"),
+              "OUTPUT_MSI": str(tmp_path / "ms.tif")}
+    ok, msg = simulate.checkParameterValues(params, QgsProcessingContext())
+    assert not ok and "kernel file" in msg

@@ -65,7 +65,7 @@ def test_beats_bicubic_on_sample(pair, bicubic_psnr, tmp_path, method):
     ref, good = pair[2], pair[3]
     assert np.isfinite(est[good]).all()
     value = psnr(est, ref, good)
-    # measured on the bundled pair: bicubic 23.5 dB; GSA 42.0, GLP 42.2, SFIM 40.7, CNMF(10, 60) 36.3
+    # measured on the bundled pair: bicubic 23.6 dB; GSA 42.0, GLP 46.5, SFIM 44.1, CNMF(10, 60) 36.3
     assert value > bicubic_psnr + 5.0, (method, value, bicubic_psnr)
 
 

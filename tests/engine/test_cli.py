@@ -13,6 +13,7 @@ from osgeo import gdal
 from hsifusion.engine import api, cli
 from hsifusion.engine.errors import DistributedError
 from hsifusion.engine.methods import list_methods
+from hsifusion.models.catalogue import network_ids
 from rasterkit import ROOT, make_raster, read, synthetic_pair
 
 
@@ -47,7 +48,7 @@ def test_help_lists_every_method_and_option(capsys):
     text = capsys.readouterr().out
     for name in list_methods():
         assert name in text
-    for name in ("upsample", "gsa", "ssjcn", "umsft"):
+    for name in ("upsample", "gsa", *network_ids()):
         assert name in list_methods()
     for opt in ("--hsi", "--msi", "--output", "--tile-size", "--device", "--checkpoint", "--seed", "--scheduler",
                 "--tile-dir", "--max-in-flight"):

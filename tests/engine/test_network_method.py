@@ -7,7 +7,7 @@ from hsifusion.engine import api
 from hsifusion.engine.checkpoint import load_checkpoint
 from hsifusion.engine.errors import CheckpointError
 from hsifusion.engine.feedback import LogFeedback
-from hsifusion.engine.methods import list_methods, method_specs
+from hsifusion.engine.methods import get_method, list_methods, method_specs
 from hsifusion.models.catalogue import NETWORKS, SUPERVISED, network_ids
 from hsifusion.models.registry import list_networks
 from invariance import assert_tile_invariant
@@ -122,3 +122,14 @@ def test_metadata_spans_follow_the_band_centres():
     assert len(spans) == 2 and 10 in spans[0] and 40 in spans[1]
     assert max(spans[0]) < min(spans[1]) and len(spans[0]) < 60
     assert metadata_spans(hsi, SimpleNamespace(bands=2, wavelengths=msi.wavelengths, fwhm=None)) is None
+
+
+@pytest.mark.parametrize("net", [e.id for e in NETWORKS if e.stage_shares])
+def test_fit_stages_split_the_iterations(net):
+    """A fit-once net's ITERATIONS are shared over its stages in the catalogue's proportions."""
+    shares = next(e for e in NETWORKS if e.id == net).stage_shares
+    for n in (len(shares), 7, 100, 600):
+        stages = get_method(net, iterations=n).stage_iterations()
+        assert len(stages) == len(shares) and min(stages) >= 1 and sum(stages) == n
+        for got, share in zip(stages[:-1], shares[:-1]):
+            assert abs(got - n * share) < 1

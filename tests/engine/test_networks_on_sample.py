@@ -7,8 +7,8 @@ scene-adaptive steps 31.46 dB / 10.64 deg (12 s), CoFusion-lite 200 steps 30.47 
 before its REC bicubic skip and output floor), UMSFT-lite 20 iterations 25.40 / 10.72 (84 s; was 27.5 /
 14.3 at 100 iterations in 225 s before the SpeD init fix, metadata spans, bicubic skip, floor and output
 averaging -- see the model docstrings).
-The budgets live in engine/methods/network.py (SAMPLE_BUDGETS); the benchmark's standard run uses
-them on every real scene (docs/benchmarks.md).
+The budgets are the catalogue's ``sample_budget`` (models/catalogue.py); the benchmark's standard run
+uses them on every real scene (docs/benchmarks.md).
 """
 import numpy as np
 import pytest
@@ -16,10 +16,10 @@ from osgeo import gdal
 
 from hsifusion.engine import api
 from hsifusion.engine.feedback import LogFeedback
-from hsifusion.engine.methods.network import SAMPLE_BUDGETS
+from hsifusion.models.catalogue import NETWORKS
 from rasterkit import REFERENCE, SAMPLE_HSI, SAMPLE_MSI, read
 
-BUDGETS = SAMPLE_BUDGETS
+BUDGETS = {e.id: e.sample_budget for e in NETWORKS}
 # Which of (PSNR, SAM) must beat bicubic at the budget above.
 MUST_BEAT = {net: ("psnr", "sam") for net in BUDGETS}
 

@@ -1,5 +1,7 @@
-"""Shared helpers of the hostile-input matrix: the CLI in-process and in a child process (for resource
-limits and signals), and a fingerprint of files that must survive a failed run unchanged.
+"""Shared helpers of the hostile-input matrix.
+
+The CLI in-process and in a child process (for resource limits and signals), and a fingerprint of
+files that must survive a failed run unchanged.
 """
 from __future__ import annotations
 
@@ -38,8 +40,10 @@ def cli_run(capsys):
 
 @pytest.fixture()
 def cli_child(package_path):
-    """``cli_child(argv, prelude="", **popen) -> Popen`` of ``hsifusion`` in a child Python; ``prelude`` is
-    code run first (set a resource limit, slow a method down). stdout/stderr are pipes (text).
+    """``cli_child(argv, prelude="", **popen) -> Popen`` of ``hsifusion`` in a child Python.
+
+    ``prelude`` is code run first (set a resource limit, slow a method down). stdout/stderr are pipes
+    (text).
     """
 
     def _start(argv, prelude: str = "", **kw):
@@ -64,7 +68,9 @@ def _fingerprint(folder) -> dict:
 
 @pytest.fixture()
 def fingerprint():
-    """``fingerprint(folder) -> {name: sha256}`` of every file: a failed run must leave a folder as it was
-    (no input overwritten, no old output lost, no temporary file left).
+    """``fingerprint(folder) -> {name: sha256}`` of every file.
+
+    A failed run must leave a folder as it was (no input overwritten, no old output lost, no temporary
+    file left).
     """
     return _fingerprint

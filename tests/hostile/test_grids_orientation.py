@@ -1,7 +1,10 @@
-"""Grids that are not north-up — a negative x or positive y pixel size, rotation terms, no geotransform
-(GCPs only) — are refused by name whether or not the raster has a CRS; a north-up pair without a CRS,
-and a pair simulated from an ungeoreferenced reference, fuse onto the right grid.
+"""Grids that are not north-up are refused by name, CRS or not.
+
+A negative x or positive y pixel size, rotation terms, no geotransform (GCPs only): each is refused
+whether or not the raster has a CRS. A north-up pair without a CRS, and a pair simulated from an
+ungeoreferenced reference, fuse onto the right grid.
 """
+
 import os
 
 import numpy as np

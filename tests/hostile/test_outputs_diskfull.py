@@ -1,6 +1,9 @@
-"""A full disk never loses the previous output or leaves a corrupt file behind (unprivileged: the child
-process gets ``RLIMIT_FSIZE`` with SIGXFSZ ignored, so write() fails with EFBIG as on a full disk).
+"""A full disk never loses the previous output or leaves a corrupt file behind.
+
+Unprivileged: the child process gets ``RLIMIT_FSIZE`` with SIGXFSZ ignored, so write() fails with
+EFBIG as on a full disk.
 """
+
 import os
 import subprocess
 
@@ -91,3 +94,26 @@ def test_same_run_without_the_limit_succeeds(tmp_path, cli_child):
     ds = gdal.Open(str(out))
     assert (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (32, 40, 64)
     assert ds.GetRasterBand(64).Checksum() >= 0  # every block readable
+
+
+def test_disk_full_through_the_engine_api_is_an_output_error(tmp_path, package_path):
+    """assess() with a SAM map, CSV and report: the write that fails raises OutputError."""
+    import sys
+
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(10, 8), bands=64)
+    code = (_limit(FSIZE_LIMIT) +
+            "from hsifusion.engine import api\n"
+            "from hsifusion.engine.errors import OutputError\n"
+            "try:\n"
+            f"    api.assess({msi!r}, {msi!r}, 4, out_sam={str(tmp_path / 'sam.tif')!r},\n"
+            f"               out_table={str(tmp_path / 't.csv')!r}, out_report={str(tmp_path / 'r.html')!r})\n"
+            "except OutputError as exc:\n"
+            "    print('OutputError:', exc)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=package_path, PYTHONDONTWRITEBYTECODE="1"))
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    # the small SAM map and CSV fit under the limit; the report (with its quick-look images) does not
+    assert p.stdout.startswith(f"OutputError: cannot write {tmp_path / 'r.html'}") and "too large" in p.stdout
+    assert not (tmp_path / "r.html").exists() and not [n for n in os.listdir(tmp_path) if "partial" in n]
+    ds = gdal.Open(str(tmp_path / "sam.tif"))  # what was written is complete
+    assert ds.GetRasterBand(1).Checksum() >= 0

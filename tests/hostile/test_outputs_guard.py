@@ -1,7 +1,10 @@
-"""An output never overwrites an input, however the input is named: through a VRT (also nested), a
-/vsizip/ archive, an ENVI header, a symbolic link, a relative path — for every algorithm that writes.
-Each case: a typed OutputError naming the file, and the folder byte-for-byte as before.
+"""An output never overwrites an input, however the input is named.
+
+Through a VRT (also nested), a /vsizip/ archive, an ENVI header, a symbolic link, a relative path, for
+every algorithm that writes. Each case: a typed OutputError naming the file, and the folder
+byte-for-byte as before.
 """
+
 import os
 import zipfile
 

@@ -1,7 +1,9 @@
-"""Output paths that cannot work are refused before any work (no progress reported), and the output
-format follows the extension (or is refused naming the allowed ones); Float32 nodata stays out of the
-data's range.
+"""Output paths that cannot work are refused before any work; the format follows the extension.
+
+No progress is reported before a refusal; an extension without a supported format is refused naming
+the allowed ones; Float32 nodata stays out of the data's range.
 """
+
 import math
 import os
 
@@ -125,3 +127,42 @@ def test_uint16_nodata_zero_input_gives_a_minus_9999_float_output(tmp_path):
     valid = np.ones(fused.shape[1:], bool)
     valid[8:12, 12:16] = False
     assert np.array_equal(fused[:, valid], np.repeat(np.repeat(lr, 4, 1), 4, 2)[:, valid].astype(np.float32))
+
+
+def test_simulate_with_one_unsupported_extension_writes_nothing(tmp_path):
+    rng = np.random.default_rng(8)
+    ref = make_raster(tmp_path / "ref.tif", rng.random((12, 16, 16)) + 1, (0, 10, 0, 160, 0, -10),
+                      wavelengths=np.linspace(450, 900, 12))
+    with pytest.raises(OutputError, match=r"ms\.jpg has extension '\.jpg'; use one of"):
+        api.simulate(ref, str(tmp_path / "lr.tif"), str(tmp_path / "ms.jpg"), ratio=2,
+                     sensor="sentinel2a_msi", bands="B2,B3,B4")
+    assert os.listdir(tmp_path) == ["ref.tif"]
+
+
+def test_processing_run_writes_the_format_of_the_extension(tmp_path, pair, run_alg):
+    hsi, msi = pair
+    out = str(tmp_path / "fused.img")
+    res = run_alg("hsifusion:upsample", {"HSI": hsi, "MSI": msi, "OUTPUT": out})
+    assert res["OUTPUT"] == out
+    ds = gdal.Open(out)
+    assert ds.GetDriver().ShortName == "HFA" and ds.RasterCount == 8
+    assert not [n for n in os.listdir(tmp_path) if "partial" in n]
+
+
+@pytest.mark.parametrize("name", ["fused.nc", "fused.jpg"])
+def test_processing_run_refuses_an_unsupported_extension(tmp_path, pair, run_alg, name):
+    from qgis.core import QgsProcessingException
+
+    hsi, msi = pair
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(QgsProcessingException, match=r"use one of \.tif, \.tiff, \.img, \.dat, \.bsq"):
+        run_alg("hsifusion:upsample", {"HSI": hsi, "MSI": msi, "OUTPUT": str(tmp_path / name)})
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_provider_offers_the_engine_formats(hsifusion_provider):
+    from hsifusion.engine.outputs import RASTER_FORMATS
+
+    offered = hsifusion_provider.supportedOutputRasterLayerExtensions()
+    assert offered[0] == "tif" and {"." + e for e in offered} <= set(RASTER_FORMATS)
+    assert hsifusion_provider.defaultRasterFileExtension() == "tif"

@@ -1,6 +1,9 @@
-"""A run stopped by SIGTERM or SIGHUP (a closed terminal, a job scheduler) leaves no temporary raster,
-as Ctrl-C does; a temporary file is never named like a raster and is removed at interpreter exit.
+"""A run stopped by SIGTERM or SIGHUP leaves no temporary raster, as Ctrl-C does.
+
+A closed terminal or a job scheduler sends them. A temporary file is never named like a raster and
+is removed at interpreter exit.
 """
+
 import os
 import signal
 import subprocess

@@ -108,7 +108,8 @@ def test_fit_lowers_loss_and_tiles_are_exact():
     # state_dict round trip keeps the frozen attention
     clone = uds2c2.build(12, 3, 4)
     clone.load_state_dict(m.state_dict())
-    assert_tile_invariant(clone.predict(z[..., :8, :8]).detach().numpy(), whole[..., :8, :8].detach().numpy(), "UDS2C2 crop")
+    assert_tile_invariant(clone.predict(z[..., :8, :8]).detach().numpy(), whole[..., :8, :8].detach().numpy(),
+                          "UDS2C2 crop")
 
 
 def test_fit_non_blind_and_determinism():
