@@ -58,6 +58,7 @@ RANGE_SLACK = 0.5  # outputs clamped to [min - s*span, max + s*span] of the HSI 
 INFERENCE_SAFETY = 1.5  # margin on the extrapolated inference time
 PER_TILE_BUDGET_ITERATIONS = 20  # per-tile iterations of a per-tile net (UMSFT) under a time budget
 DEFAULT_TILE = 256  # the Toolbox's tile size, for the inference-time estimate
+MEASURE_FORWARDS = 5  # the inference estimate costs about this many validation forwards (1 + a 4x one)
 AUTO_BASES = ("bicubic", "glp", "gsa")  # BASE=auto's candidates
 
 
@@ -404,11 +405,17 @@ class AnchoredNetwork(FusionMethod):
 
         def validate() -> float:
             wrapped.eval()
+            t = time.perf_counter()
             est = forward(val)
             if not cost:  # the forward above was the warm-up
-                cost.update(self._inference_cost(forward, val))
-                feedback.pushInfo(f"inference estimate: {cost['seconds']:.1f} s for {self._out_pixels} px "
-                                  f"({cost['per_px'] * 1e6:.2f} us/px + {cost['per_tile']:.2f} s per tile)")
+                warm = time.perf_counter() - t
+                if self._seconds_left() < MEASURE_FORWARDS * warm:
+                    cost["seconds"] = math.inf  # no time even to measure (a starved CPU): the base it is
+                    feedback.pushInfo(f"{net.entry.title}: one forward took {warm:.1f} s, no time left to train")
+                else:
+                    cost.update(self._inference_cost(forward, val))
+                    feedback.pushInfo(f"inference estimate: {cost['seconds']:.1f} s for {self._out_pixels} px "
+                                      f"({cost['per_px'] * 1e6:.2f} us/px + {cost['per_tile']:.2f} s per tile)")
             wrapped.train()
             return self._score(val, est)
 
