@@ -5,9 +5,9 @@
 Cases: ``sample`` = the bundled EnMAP Potsdam block at x4 with its simulated Sentinel-2A MSI (Wald's
 protocol, reference = the EnMAP block); ``enmap_256`` = the time-budget case, a 256x256 HR pair with 109
 bands (every second good band of the bundled reference, mirror-tiled to 256x256, simulated at x4 with
-Sentinel-2A as the quality benchmark simulates: benchmarks/quality.py ``make_pair``); the real Paris pair (Hyperion + real ALI MS, ``paris_*``) when
-``benchmarks/real_pairs.py`` and ../shared are present (its case builder: the reference is the real
-Hyperion cube). Each method runs once through ``engine.api.fuse`` with its defaults (CPU, seed 0) and is
+Sentinel-2A as the quality benchmark simulates: benchmarks/quality.py ``make_pair``); the real Paris
+pair (Hyperion + real ALI MS, ``paris_*``) when ../shared is present (benchmarks/real_pairs.py builds
+them; the reference is the real Hyperion cube). Each method runs once through ``engine.api.fuse`` with its defaults (CPU, seed 0) and is
 scored by ``engine.api.assess``. The wall time is the whole fuse call (fit, inference, writing), the
 figure the 3-minute budget applies to. Writes results/anchored_networks.json and prints the
 Markdown table of docs/benchmarks.md.
@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORKS, SAMPLE, SEED, fmt, load_result, log, md_table, register_package,  # noqa: E402
-                    save_result)
+from common import DEFAULT_WORK, NETWORKS, SAMPLE, SEED, fmt, load_result, log, md_table, register_package, save_result
 
 BUDGET_S = 180.0  # each network's default run within 3 minutes on 2 cores
 METHODS = ["upsample", "glp"] + NETWORKS
@@ -102,7 +101,7 @@ def run(work: Path, methods: List[str], keys: List[str]) -> Dict:
                                                 "stopped_by", "fit_seconds") if k in res})
                 a = api.assess(case["reference"], str(out), case["ratio"])
                 row.update({k: float(a[k]) for k in ("PSNR", "SAM", "ERGAS")})
-            except Exception as exc:  # noqa: BLE001 - a failing method is a row, not a crash
+            except Exception as exc:
                 row["error"] = f"{type(exc).__name__}: {exc}"
                 traceback.print_exc()
             finally:
