@@ -78,7 +78,7 @@ def params_of(method: str) -> Dict:
     return {"device": "cpu", "seed": SEED} if method in NETWORKS else {}
 
 
-def run(work: Path, methods: List[str], keys: List[str]) -> Dict:
+def run(work: Path, methods: List[str], keys: List[str], merge: bool = False) -> Dict:
     register_package()
     from hsifusion.engine import api
 
@@ -109,6 +109,9 @@ def run(work: Path, methods: List[str], keys: List[str]) -> Dict:
                     out.unlink()
             rows.append(row)
             log(f"  {row}")
+    if merge:  # keep the saved rows of the cases not run now
+        done = {r["case"] for r in rows}
+        rows = [r for r in (load_result("anchored_networks") or {}).get("rows", []) if r["case"] not in done] + rows
     data = {"rows": rows, "budget_s": BUDGET_S}
     save_result("anchored_networks", data)
     return data
@@ -152,12 +155,13 @@ def main(argv=None) -> Dict:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--cases", default="", help="comma-separated case keys (default: all available)")
     ap.add_argument("--markdown", action="store_true", help="only print the table of the last saved results")
+    ap.add_argument("--merge", action="store_true", help="keep the saved rows of the cases not run now")
     a = ap.parse_args(argv)
     if a.markdown:
         data = load_result("anchored_networks")
         print(markdown(data))
         return data
-    data = run(a.work, a.methods.split(","), [k for k in a.cases.split(",") if k])
+    data = run(a.work, a.methods.split(","), [k for k in a.cases.split(",") if k], a.merge)
     print(markdown(data))
     return data
 
