@@ -5,12 +5,12 @@
 Cases: ``sample`` = the bundled EnMAP Potsdam block at x4 with its simulated Sentinel-2A MSI (Wald's
 protocol, reference = the EnMAP block); ``enmap_256`` = the time-budget case, a 256x256 HR pair with 109
 bands (every second good band of the bundled reference, mirror-tiled to 256x256, simulated at x4 with
-Sentinel-2A as the quality benchmark simulates: benchmarks/quality.py ``make_pair``); the real Paris
-pair (Hyperion + real ALI MS, ``paris_*``) when ../shared is present (benchmarks/real_pairs.py builds
-them; the reference is the real Hyperion cube). Each method runs once through ``engine.api.fuse`` with its defaults (CPU, seed 0) and is
-scored by ``engine.api.assess``. The wall time is the whole fuse call (fit, inference, writing), the
-figure the 3-minute budget applies to. Writes results/anchored_networks.json and prints the
-Markdown table of docs/benchmarks.md.
+Sentinel-2A as the quality benchmark simulates: benchmarks/quality.py ``make_pair``); the real Paris pair
+(Hyperion + real ALI MS, ``paris_*``) when ../shared is present (benchmarks/real_pairs.py builds them;
+the reference is the real Hyperion cube). Each method runs once through ``engine.api.fuse`` with its
+defaults (CPU, seed 0) and is scored by ``engine.api.assess``. The wall time is the whole fuse call (fit,
+inference, writing), the figure the 3-minute budget applies to. Writes results/anchored_networks.json and
+prints the Markdown table of docs/benchmarks.md.
 """
 from __future__ import annotations
 
