@@ -53,6 +53,9 @@ def enmap_256_case(work: Path) -> Dict:
     ref = work / "enmap_256_reference.tif"
     if not ref.exists():
         _write_cube(ref, cube, np.asarray(info.wavelengths)[keep], np.asarray(info.fwhm)[keep])
+        ds = gdal.Open(str(ref), gdal.GA_Update)
+        ds.SetGeoTransform((0.0, 1.0, 0.0, 0.0, 0.0, -1.0))  # north-up pixel grid, as the fused outputs get
+        ds = None
     scene = {"key": "enmap_256", "reference": str(ref), "sensor": "sentinel2a_msi", "bands": None}
     hsi, msi, _ = make_pair(scene, 4, work)
     return {"key": "enmap_256", "title": f"EnMAP Potsdam mirror-tiled to 256x256, {len(keep)} bands, x4, "
