@@ -38,7 +38,6 @@ from ._common import (
     regress,
 )
 
-
 WEIGHTS = ("nonneg", "free", "auto")  # regression weights: W >= 0, free signs, the better at the reduced scale
 WEIGHTS_PARAM = Param("weights", str, WEIGHTS[0], "Regression weights (nonneg; free signs; auto: the better one "
                       "scale down)", choices=WEIGHTS,
