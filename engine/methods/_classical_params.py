@@ -17,6 +17,8 @@ def classical_params(fit_lr_side: int = FIT_LR_SIDE) -> Tuple[Param, ...]:
               key="FIT_SIZE"),
         Param("gains", str, GAINS[0], "Injection gains (reduced_scale: fitted per band one scale down; "
               "classic: the method's own)", choices=GAINS,
+              choice_labels=("Fitted per band one scale down (never worse than interpolation there)",
+                             "The method's own (classic)"),
               help="reduced_scale (default): each band's detail is scaled by a gain fitted on the pair itself "
                    "one scale down (HSI and MSI degraded once more by the ratio, result compared with the HSI), "
                    "between 0 and 2, 0 where the MSI's detail does not predict the band's; so no band is worse "
