@@ -164,23 +164,29 @@ def make_optimizer(module, params, iterations: int, learning_rate: Optional[floa
     return opt, sched
 
 
+def _record_step(hist: History, i: int, loss: float, t0: float, iterations: int, feedback: Feedback,
+                 progress_span, label: str, report_every: int) -> None:
+    """Book step ``i`` (0-based) in ``hist``, move the progress bar and log every ``report_every`` steps."""
+    lo, hi = progress_span
+    hist.losses.append(loss)
+    hist.iterations = i + 1
+    hist.seconds = time.perf_counter() - t0
+    feedback.setProgress(lo + (hi - lo) * (i + 1) / iterations)
+    if (i + 1) % report_every == 0 or i == 0 or i + 1 == iterations:
+        feedback.pushInfo(f"{label}: iteration {i + 1}/{iterations}, loss {loss:.5f}, {hist.seconds:.1f} s")
+
+
 def optimise(step: Callable[[int], float], iterations: int, feedback: Optional[Feedback] = None,
              max_seconds: Optional[float] = None, progress_span=(0.0, 100.0), label: str = "training",
              report_every: int = 10) -> History:
     """Call ``step(i) -> loss`` up to ``iterations`` times; cancel is checked before every step."""
     feedback = ensure_feedback(feedback)
-    lo, hi = progress_span
     hist = History()
     t0 = time.perf_counter()
     for i in range(iterations):
         check_cancel(feedback)
         loss = float(step(i))
-        hist.losses.append(loss)
-        hist.iterations = i + 1
-        hist.seconds = time.perf_counter() - t0
-        feedback.setProgress(lo + (hi - lo) * (i + 1) / iterations)
-        if (i + 1) % report_every == 0 or i == 0 or i + 1 == iterations:
-            feedback.pushInfo(f"{label}: iteration {i + 1}/{iterations}, loss {loss:.5f}, {hist.seconds:.1f} s")
+        _record_step(hist, i, loss, t0, iterations, feedback, progress_span, label, report_every)
         if max_seconds is not None and hist.seconds > max_seconds:
             hist.stopped_by = "time budget"
             feedback.pushInfo(f"{label}: time budget of {max_seconds:g} s reached after {i + 1} iterations")
@@ -213,7 +219,6 @@ def optimise_validated(step: Callable[[int], float], validate: Callable[[], floa
     next step and the validation after it, timed as the last ones (a step of a large net on a busy CPU lasts seconds).
     """
     feedback = ensure_feedback(feedback)
-    lo, hi = progress_span
     hist = ValidatedHistory()
     t0 = time.perf_counter()
     stale = 0
@@ -247,12 +252,7 @@ def optimise_validated(step: Callable[[int], float], validate: Callable[[], floa
         ts = time.perf_counter()
         loss = float(step(i))
         cost["step"] = time.perf_counter() - ts
-        hist.losses.append(loss)
-        hist.iterations = i + 1
-        hist.seconds = time.perf_counter() - t0
-        feedback.setProgress(lo + (hi - lo) * (i + 1) / iterations)
-        if (i + 1) % report_every == 0 or i == 0 or i + 1 == iterations:
-            feedback.pushInfo(f"{label}: iteration {i + 1}/{iterations}, loss {loss:.5f}, {hist.seconds:.1f} s")
+        _record_step(hist, i, loss, t0, iterations, feedback, progress_span, label, report_every)
         if validates:
             tv = time.perf_counter()
             going = check(i + 1)
