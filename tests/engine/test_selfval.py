@@ -20,7 +20,7 @@ from classical_pair import SAMPLE_HSI, SAMPLE_MSI, gaussian_degrade  # noqa: E40
 
 from hsifusion.engine import selfval  # noqa: E402
 from hsifusion.engine.errors import InputError  # noqa: E402
-from hsifusion.engine.methods import _common as cm  # noqa: E402
+from hsifusion.engine.methods import _kernels as cm  # noqa: E402
 from hsifusion.engine.methods import get_method  # noqa: E402
 
 CLASSICAL = ["gsa", "glp", "sfim", "cnmf"]
