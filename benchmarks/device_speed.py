@@ -178,7 +178,7 @@ def train_to_mark(net: str, s: Dict, scene: ArrayScene, device: str, iterations:
 
     from hsifusion.engine.methods import get_method
 
-    method = get_method(net, device=device, seed=SEED, iterations=iterations)
+    method = get_method(net, device=device, seed=SEED, iterations=iterations, base="none")  # the network alone
     probe = training_probe(
         method, iterations, every,
         lambda: psnr_good_bands(s["ref"], apply_whole(method, scene), s["ref_valid"], s["ref_good"]),
@@ -192,7 +192,7 @@ def fitted_method(net: str, scene: ArrayScene, device: str, quick: bool):
     """A method ready to ``apply``: a short fit (speed, not quality) for nets step 1 did not train."""
     from hsifusion.engine.methods import get_method
 
-    params: Dict = {"device": device, "seed": SEED, "iterations": 20 if quick else 60}
+    params: Dict = {"device": device, "seed": SEED, "iterations": 20 if quick else 60, "base": "none"}
     if net in PER_TILE:
         params.update(iterations=PER_TILE_STEPS, hyper={"init_steps": PER_TILE_STEPS})
     method = get_method(net, **params)

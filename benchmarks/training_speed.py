@@ -75,7 +75,7 @@ def curve(net: str, iterations: int, every: int, quick: bool) -> Dict:
     ev = _Eval(scene, str(SAMPLE / "enmap_potsdam_reference.tif"))
     bic = get_method("upsample", mode="bicubic")
     bicubic = ev.psnr(bic)
-    params = {"device": "cpu", "seed": SEED, "iterations": iterations}
+    params = {"device": "cpu", "seed": SEED, "iterations": iterations, "base": "none"}  # the network alone
     if quick and net in LITE:
         params["lite"] = True
     method = get_method(net, **params)

@@ -7,8 +7,9 @@ the MSI degraded once more) and scored against the LR-HSI. Rank rule (selfval.ra
 full-scale pair through :func:`engine.api.fuse`.
 
 Candidates: bicubic and the classical methods by default. Networks are candidates only when named and
-given a time budget (``network_seconds``): each trains on the reduced pair within it, then again on
-the full pair if it wins.
+given a time budget (``network_seconds``): each trains on the reduced pair within it (MAX_SECONDS) and
+is stopped at twice the budget if it does not honour it (an error row), then trains again on the full
+pair if it wins.
 """
 from __future__ import annotations
 
@@ -18,18 +19,19 @@ import json
 from typing import Dict, List, Optional, Sequence
 
 from ..models.catalogue import network_ids
-from .errors import InputError, OutputError
+from .errors import InputError
 from .feedback import Feedback, ensure_feedback
 from .methods import get_method, list_methods
+from .outputs import check_outputs, replacing
 from .pair import validate_pair
 from .raster import raster_info
 from .scene import build_scene
 from .selfval import rank, validate
-from .writer import check_output_path
 
 DEFAULT_CANDIDATES = ("upsample", "gsa", "glp", "sfim", "cnmf")
 NETWORKS = network_ids()  # candidates given a MAX_SECONDS budget
 TABLE_KEY = "HSIFUSION_AUTO_TABLE"
+BUDGET_GRACE = 2.0  # a network candidate is stopped at twice its budget (data preparation, inference)
 COLUMNS = ("rank", "method", "PSNR", "SAM", "ERGAS", "seconds", "error")
 
 
@@ -103,31 +105,29 @@ def fuse_auto(hsi: str, msi: str, output: str, candidates: Optional[Sequence[str
 
     feedback = ensure_feedback(feedback)
     names = check_candidates(candidates, network_seconds)
-    for extra in (out_table, out_report):
-        if extra:
-            check_output_path(extra, (hsi, msi, output))
-    if out_table and out_report and check_output_path(out_table, ()) == check_output_path(out_report, ()):
-        raise OutputError("the CSV table and the HTML report need different file names")
+    check_outputs({"OUTPUT": output, "OUTPUT_TABLE": out_table, "OUTPUT_REPORT": out_report}, (hsi, msi))
     pair = validate_pair(raster_info(hsi, hsi_wavelengths), raster_info(msi, msi_wavelengths))
-    check_output_path(output, (hsi, msi))
     scene = build_scene(pair)
     feedback.pushInfo(f"fuse auto: scoring {', '.join(names)} on the pair reduced by {pair.ratio} "
                       f"(target: the LR-HSI)")
     methods = [(n, get_method(n, **candidate_params(n, network_seconds))) for n in names]
-    ranked = rank(validate(scene, methods, feedback, max_lr_side))
+    budgets = {n: BUDGET_GRACE * float(network_seconds) for n in names if n in NETWORKS}
+    ranked = rank(validate(scene, methods, feedback, max_lr_side, budgets))
     feedback.pushInfo(format_table(ranked))
     best = ranked[0]
     if "error" in best:
         raise InputError(f"no candidate could be scored on the reduced pair: {best['error']}")
     chosen = best["method"]
     feedback.pushInfo(f"fuse auto: chose {chosen} (rank rule: PSNR, then SAM)")
-    if out_table:
-        write_csv(out_table, ranked)
-    if out_report:
-        write_html(out_report, ranked, chosen, pair.ratio)
     table = [{**r, "rank": i} for i, r in enumerate(ranked, 1)]
     result = fuse(hsi, msi, output, chosen, candidate_params(chosen, network_seconds), tile_size=tile_size,
                   feedback=feedback, creation_options=creation_options, hsi_wavelengths=hsi_wavelengths,
                   msi_wavelengths=msi_wavelengths,
                   metadata={TABLE_KEY: json.dumps(table, default=float), "HSIFUSION_AUTO_CHOSEN": chosen})
+    if out_table:  # the reports follow a successful fusion only, each written whole or not at all
+        with replacing(out_table) as tmp:
+            write_csv(tmp, ranked)
+    if out_report:
+        with replacing(out_report) as tmp:
+            write_html(tmp, ranked, chosen, pair.ratio)
     return {**result, "CHOSEN": chosen, "TABLE": table, "OUTPUT_TABLE": out_table, "OUTPUT_REPORT": out_report}

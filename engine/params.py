@@ -9,6 +9,7 @@ or QGIS.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -95,6 +96,8 @@ class Param:
             if not isinstance(value, Mapping):
                 raise InputError(f"{what} must be a JSON object ({{\"key\": value}}), got {value!r}")
             return dict(value)
+        if self.kind in (FILE, FILE_OUT) and isinstance(value, os.PathLike):
+            value = os.fspath(value)
         if not isinstance(value, str):
             raise InputError(f"{what} must be text, got {value!r}")
         if self.choices is not None:

@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import InputError, NoValidDataError
+from .errors import Cancelled, InputError, NoValidDataError
 from .feedback import check_cancel, ensure_feedback
 from .metrics import ergas, sam_degrees
 
@@ -200,10 +200,39 @@ def injection_gains(base: np.ndarray, detail: np.ndarray, target: np.ndarray, va
     return np.clip(np.nan_to_num(g), 0.0, gain_max)
 
 
-def validate(scene, candidates: Sequence[Tuple[str, object]], feedback=None, max_lr_side: int = 256
-             ) -> List[Dict]:
+class Deadline:
+    """Feedback for one candidate: silent, cancelled when the user cancels or ``seconds`` have passed
+    (a method that does not honour its own time budget is stopped at its next progress check)."""
+
+    def __init__(self, parent, seconds: Optional[float]) -> None:
+        self.parent = parent
+        self.end = None if not seconds else time.perf_counter() + float(seconds)
+
+    @property
+    def expired(self) -> bool:
+        return self.end is not None and time.perf_counter() > self.end
+
+    def setProgress(self, progress: float) -> None:  # noqa: N802
+        pass
+
+    def pushInfo(self, info: str) -> None:  # noqa: N802
+        pass
+
+    def pushWarning(self, warning: str) -> None:  # noqa: N802
+        pass
+
+    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802,N803
+        pass
+
+    def isCanceled(self) -> bool:  # noqa: N802
+        return self.parent.isCanceled() or self.expired
+
+
+def validate(scene, candidates: Sequence[Tuple[str, object]], feedback=None, max_lr_side: int = 256,
+             budgets: Optional[Dict[str, float]] = None) -> List[Dict]:
     """Score each (name, method) on the scene's reduced pair; rows with PSNR, SAM, ERGAS, seconds
-    (or ``error``), in ``candidates`` order. Cancel is honoured between candidates."""
+    (or ``error``), in ``candidates`` order. ``budgets``: seconds a candidate may take (its fit and
+    apply are stopped after that: an error row). Cancel is honoured between and within candidates."""
     feedback = ensure_feedback(feedback)
     pair = reduce_scene(scene, max_lr_side)
     infos = (scene.pair.hsi, scene.pair.msi)
@@ -212,8 +241,12 @@ def validate(scene, candidates: Sequence[Tuple[str, object]], feedback=None, max
         check_cancel(feedback)
         t0 = time.perf_counter()
         row: Dict = {"method": name}
+        deadline = Deadline(feedback, (budgets or {}).get(name))
         try:
-            row.update(score(run_reduced(method, pair, None, infos), pair).as_dict())
+            row.update(score(run_reduced(method, pair, deadline, infos), pair).as_dict())
+        except Cancelled:
+            check_cancel(feedback)  # the user's cancel goes on; an expired budget is the candidate's row
+            row["error"] = f"stopped: over its time budget of {budgets[name]:g} s"
         except (InputError, NoValidDataError, ValueError) as exc:  # a candidate that cannot run is a row
             row["error"] = f"{type(exc).__name__}: {exc}"
         row["seconds"] = time.perf_counter() - t0

@@ -20,6 +20,10 @@ In eval mode the skip variant floors every band at ``min(0, min of that band in 
 Deviation from the published block signature: the LFE mask width inside MFF is e = 32 (= w), not 16 — the
 only reading that gives the measured parameter counts exactly (see :class:`MFF`). Conv biases keep
 PyTorch's init.
+Anchored default (REC; engine/methods/anchored.py, models/anchor.py): ``hsi_skip=True`` with
+``skip_gain`` set to 1, wrapped as ``base + g * (AMSF-Net(y, z) - bicubic(y))`` = ``base + g * net(y, z)``,
+``g`` per band initialised at 0: the bicubic skip is replaced by the classical base, and the zero-initialised
+gate is ``g`` (two zero gains in series would both get zero gradient at step 0).
 """
 from __future__ import annotations
 

@@ -10,6 +10,11 @@ HSI-stream features and V the MSI-stream ones, mask dropout in training only; bl
 the paper's 4.91 M (ablation deltas ignored); local MSI-guided stream -> SpaCAM, global HSI-driven stream ->
 SpeCAM.
 Size rule: H, W multiples of lcm(8, r) (two ↓2 levels and a Haar split at H/4).
+
+Anchored default (REC; engine/methods/anchored.py, models/anchor.py): CoFusion has no
+image-level skip, so its whole estimate minus bicubic(y) is the correction, added to the classical base
+through a per-band gain initialised at 0: ``base + g * (CoFusion(y, z) - bicubic(y))``. Architecture
+unchanged.
 """
 from __future__ import annotations
 

@@ -25,6 +25,11 @@ ties them). Loss L1 (DOC); optimiser recipe REC (docs/networks.md#ssjcn-losses-a
 
 Size rule: H, W multiples of ``lcm(4, r)``, ``Y`` exactly ``(H/r, W/r)``. CAVE 31/3 x4: 2 105 882
 parameters (spec ≈ 2.11 M).
+
+Anchored default (REC; engine/methods/anchored.py, models/anchor.py): the output is
+``base + g * (SSJCN(y, z) - bicubic(y))`` with ``g`` per band, zero-initialised: the correction SSJCN adds
+to its own bicubic start ``X_0`` is added to the classical base instead, i.e. the bicubic skip is replaced
+by the base. The stages themselves are unchanged.
 """
 from __future__ import annotations
 

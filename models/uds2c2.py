@@ -30,6 +30,12 @@ current weights, attention frozen, and ``fitted.cancelled = True``.
 
 CAVE 31/3 x4 parameters: SpeU 2 988 (k_scf=1) / 7 732 (k_scf=3), GCE 1 224, SpaD 16, SpeD 36 (spans
 R 20-30, G 10-22, B 0-11), as in the spec.
+
+Anchored default (REC; engine/methods/anchored.py): the three stages run unchanged on the
+pair degraded once more by the ratio (inputs normalised by their own 0.1-99.9th percentile range, so an
+MSI in other units cannot scale the output); the pixel-wise map's estimate is blended with the classical
+base, ``base + g * (UDS2C2 - base)``, one g in [0, 1] fitted on a training area and scored on a
+held-out one; without a held-out gain the output is the base.
 """
 from __future__ import annotations
 

@@ -40,6 +40,12 @@ Cancel: ``callback(stage, i, n, loss)`` after every iteration, stages ``"sped_in
 ``"spad_init"``, ``"coupled_init"``, ``"main"``; returning ``False`` stops :func:`fit`, which returns
 the X̂ of the last main-loop forward (None if the main loop had not started) and
 ``info["cancelled"] = True``.
+
+Anchored default (REC; engine/methods/anchored.py): the per-tile optimisation is unchanged;
+it is first run on the pair degraded once more by the ratio, and its estimate is blended with the
+classical base, ``base + g * (UMSFT - base)``, one g in [0, 1] fitted on a training area and scored
+on a held-out one. Under a time budget it runs 20 iterations per tile, and is skipped (the output is the
+base) when that would not fit in the time left.
 """
 from __future__ import annotations
 

@@ -29,6 +29,10 @@ DEFAULT_PATCH, DEFAULT_BATCH = 64, 4  # scene-adaptive training patch (HR px) an
 # 4e-4 AdamW) barely move the weights in that budget. 1e-3 with the recipes' schedules gained 3.5 dB over
 # 1e-4 for SSJCN on the bundled sample at 80 steps (3e-3 diverged towards bicubic). LEARNING_RATE overrides.
 SCENE_ADAPTIVE_LR = 1e-3
+# Every network refines a classical base by default (engine/methods/anchored.py); "none" = the network alone.
+BASES = ("glp", "bicubic", "gsa", "auto", "none")
+DEFAULT_BASE = "glp"
+DEFAULT_MAX_SECONDS = 150.0  # whole run, inference included: a 256x256 pair within 3 minutes on 2 cores
 
 
 class NetworkMethod(FusionMethod):
@@ -381,7 +385,13 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
               help="cuda:N picks one GPU (command line)"),
         Param("seed", int, 0, "Random seed", minimum=0),
         Param("iterations", int, e.iterations, "Training / optimisation iterations", minimum=1),
-        Param("max_seconds", float, 0.0, "Time budget for training (s, 0 = none)", minimum=0),
+        Param("max_seconds", float, DEFAULT_MAX_SECONDS,
+              "Time budget of the whole run, inference included (s, 0 = none)", minimum=0,
+              help="training stops early enough for the estimated inference to fit"),
+        Param("base", str, DEFAULT_BASE, "Classical base the network refines (none = the network alone)",
+              choices=BASES, help="bicubic = the papers' setting; auto = the best of bicubic, GLP and GSA by "
+              "self-validation one scale down; none is also what a checkpoint or saving one uses "
+              "(engine/methods/anchored.py)"),
         Param("psf_fwhm", float, 0.0, "PSF FWHM in HR pixels for reduced-resolution training (0 = ratio)",
               minimum=0),
     ]
@@ -405,5 +415,13 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
     return tuple(params)
 
 
-METHODS = [MethodSpec(e.id, e.title, functools.partial(NetworkMethod, e.id), network_params(e), "network",
+def build_network(network: str, **params) -> FusionMethod:
+    """The factory of every network's method: anchored on a classical base unless BASE=none
+    (engine/methods/anchored.py, imported here so that module may import this one)."""
+    from .anchored import build_network_method
+
+    return build_network_method(network, **params)
+
+
+METHODS = [MethodSpec(e.id, e.title, functools.partial(build_network, e.id), network_params(e), "network",
                       summary=e.long_title) for e in NETWORKS]

@@ -44,7 +44,7 @@ def _tile_loop(method) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name,params", [("upsample", {}), ("gsa", {}),
-                                         ("amsfnet", {"iterations": 1, "device": "cpu"})])
+                                         ("amsfnet", {"iterations": 1, "device": "cpu", "base": "none"})])
 def test_whole_sample_protocol_matches_the_tile_loop(sample, name, params):
     """apply_whole (arrays, no GDAL) == engine.tiling.fuse_tiles on the same clean sample.
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classical_pair import SAMPLE_HSI, SAMPLE_MSI, gaussian_degrade  # noqa: E402
 
 from hsifusion.engine import selfval  # noqa: E402
-from hsifusion.engine.errors import InputError  # noqa: E402
+from hsifusion.engine.errors import InputError, OutputError  # noqa: E402
 from hsifusion.engine.methods import _kernels as cm  # noqa: E402
 from hsifusion.engine.methods import get_method  # noqa: E402
 
@@ -188,6 +188,11 @@ def test_fuse_auto_bad_input(tmp_path):
         api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), ["gsa", "nope"])
     with pytest.raises(InputError, match="time budget"):
         api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), ["gsa", "ssjcn"])
+    with pytest.raises(OutputError, match="same file"):
+        api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), out_table=str(tmp_path / "t"),
+                      out_report=str(tmp_path / "t"))
+    with pytest.raises(OutputError, match="inputs"):
+        api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), out_table=str(SAMPLE_MSI))
     assert not list(tmp_path.iterdir())
 
 
@@ -215,3 +220,20 @@ def test_glp_auto_weights_keep_the_better_at_the_reduced_scale(scene):
     auto.fit(scene)
     assert auto.chosen_weights == max(scores, key=scores.get)
     assert auto.describe()["weights_chosen"] == auto.chosen_weights
+
+
+def test_fuse_auto_network_candidate_within_its_budget(tmp_path):
+    """The network hook: a network is scored on the reduced pair within NETWORK_SECONDS like any method."""
+    pytest.importorskip("torch")
+    from hsifusion.engine import api
+
+    import time
+
+    t0 = time.perf_counter()
+    res = api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), ["upsample", "uds2c2"],
+                        network_seconds=0.5)
+    rows = {r["method"]: r for r in res["TABLE"]}
+    assert set(rows) == {"upsample", "uds2c2"} and res["TABLE"][0]["method"] == res["CHOSEN"]
+    net = rows["uds2c2"]  # scored, or stopped at twice its budget (UDS2C2's default 300 iterations take longer)
+    assert np.isfinite(net.get("PSNR", np.nan)) or "time budget" in net["error"]
+    assert net["seconds"] < 30 and time.perf_counter() - t0 < 120

@@ -1,0 +1,167 @@
+"""The five networks with their defaults (anchored on GLP, MAX_SECONDS 150 s) against GLP and bicubic.
+
+    .venv/bin/python benchmarks/anchored_networks.py [--work DIR] [--methods a,b] [--cases sample,paris_ms_x3]
+
+Cases: ``sample`` = the bundled EnMAP Potsdam block at x4 with its simulated Sentinel-2A MSI (Wald's
+protocol, reference = the EnMAP block); ``enmap_256`` = the time-budget case, a 256x256 HR pair with 109
+bands (every second good band of the bundled reference, mirror-tiled to 256x256, simulated at x4 with
+Sentinel-2A as the quality benchmark simulates: benchmarks/quality.py ``make_pair``); the real Paris pair (Hyperion + real ALI MS, ``paris_*``) when
+``benchmarks/real_pairs.py`` and ../shared are present (its case builder: the reference is the real
+Hyperion cube). Each method runs once through ``engine.api.fuse`` with its defaults (CPU, seed 0) and is
+scored by ``engine.api.assess``. The wall time is the whole fuse call (fit, inference, writing), the
+figure the 3-minute budget applies to. Writes results/anchored_networks.json and prints the
+Markdown table of docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (DEFAULT_WORK, NETWORKS, SAMPLE, SEED, fmt, load_result, log, md_table, register_package,  # noqa: E402
+                    save_result)
+
+BUDGET_S = 180.0  # each network's default run within 3 minutes on 2 cores
+METHODS = ["upsample", "glp"] + NETWORKS
+
+
+def sample_case() -> Dict:
+    return {"key": "sample", "title": "EnMAP Potsdam x4, simulated S2A (bundled sample)", "ratio": 4,
+            "hsi": str(SAMPLE / "potsdam_lr_hsi_x4.tif"), "msi": str(SAMPLE / "potsdam_msi_s2a.tif"),
+            "reference": str(SAMPLE / "enmap_potsdam_reference.tif")}
+
+
+def enmap_256_case(work: Path) -> Dict:
+    """The 3-minute budget's pair: 256x256 HR pixels, ~100 bands, x4 (see the module docstring)."""
+    import numpy as np
+    from osgeo import gdal
+
+    from quality import make_pair
+    from scenes import _write_cube
+
+    register_package()
+    from hsifusion.engine.raster import raster_info
+
+    ref_path = SAMPLE / "enmap_potsdam_reference.tif"
+    info = raster_info(str(ref_path))
+    keep = np.flatnonzero(info.good_bands)[::2]
+    cube = gdal.Open(str(ref_path)).ReadAsArray().astype(np.float32)[keep]
+    cube = np.pad(cube, ((0, 0), (0, 256 - cube.shape[1]), (0, 256 - cube.shape[2])), mode="symmetric")
+    ref = work / "enmap_256_reference.tif"
+    if not ref.exists():
+        _write_cube(ref, cube, np.asarray(info.wavelengths)[keep], np.asarray(info.fwhm)[keep])
+    scene = {"key": "enmap_256", "reference": str(ref), "sensor": "sentinel2a_msi", "bands": None}
+    hsi, msi, _ = make_pair(scene, 4, work)
+    return {"key": "enmap_256", "title": f"EnMAP Potsdam mirror-tiled to 256x256, {len(keep)} bands, x4, "
+            "simulated S2A (time-budget case)", "ratio": 4, "hsi": hsi, "msi": msi, "reference": str(ref)}
+
+
+def real_cases(work: Path, keys: List[str]) -> List[Dict]:
+    """The Paris cases of benchmarks/real_pairs.py (absent: none)."""
+    try:
+        import real_pairs
+    except ImportError:
+        log("benchmarks/real_pairs.py not present: real pairs skipped")
+        return []
+    cases = [c for c in real_pairs.build_cases(work / "real") if not keys or c["key"] in keys]
+    if not cases:
+        log("../shared/data/real/paris_hyperion_ali absent: real pairs skipped")
+    return cases
+
+
+def params_of(method: str) -> Dict:
+    if method == "upsample":
+        return {"mode": "bicubic"}
+    return {"device": "cpu", "seed": SEED} if method in NETWORKS else {}
+
+
+def run(work: Path, methods: List[str], keys: List[str]) -> Dict:
+    register_package()
+    from hsifusion.engine import api
+
+    work.mkdir(parents=True, exist_ok=True)
+    cases = ([sample_case()] if not keys or "sample" in keys else [])
+    cases += [enmap_256_case(work)] if not keys or "enmap_256" in keys else []
+    cases += real_cases(work, [k for k in keys if k.startswith("paris")]) if not keys or any(
+        k.startswith("paris") for k in keys) else []
+    rows = []
+    for case in cases:
+        for m in methods:
+            out = work / f"{case['key']}_{m}.tif"
+            row = {"case": case["key"], "title": case["title"], "method": m}
+            log(f"anchored_networks: {case['key']} {m}")
+            try:
+                t0 = time.perf_counter()
+                res = api.fuse(case["hsi"], case["msi"], str(out), m, params_of(m))
+                row["seconds"] = time.perf_counter() - t0
+                row.update({k: res[k] for k in ("base", "network_used", "heldout_gain_db", "iterations",
+                                                "stopped_by", "fit_seconds") if k in res})
+                a = api.assess(case["reference"], str(out), case["ratio"])
+                row.update({k: float(a[k]) for k in ("PSNR", "SAM", "ERGAS")})
+            except Exception as exc:  # noqa: BLE001 - a failing method is a row, not a crash
+                row["error"] = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+            finally:
+                if out.exists():
+                    out.unlink()
+            rows.append(row)
+            log(f"  {row}")
+    data = {"rows": rows, "budget_s": BUDGET_S}
+    save_result("anchored_networks", data)
+    return data
+
+
+def outcome(row: Dict) -> str:
+    """What the network's run produced: the refined base or the base, why, after how many steps."""
+    if row.get("network_used") is None:
+        return "—"
+    steps = f"{row['iterations']} it" if row.get("iterations") is not None else ""
+    stop = f", stopped by {row['stopped_by']}" if row.get("stopped_by") not in (None, "iterations") else ""
+    gain = f"held-out {row.get('heldout_gain_db', 0.0):+.2f} dB"
+    return f"{'network' if row['network_used'] else 'base'} ({gain}; {steps}{stop})"
+
+
+def markdown(data: Dict) -> str:
+    """One table per case: each method's PSNR/SAM, its difference to GLP and bicubic, its wall time."""
+    out = []
+    for case in dict.fromkeys(r["case"] for r in data["rows"]):
+        rows = [r for r in data["rows"] if r["case"] == case]
+        ref = {r["method"]: r for r in rows if "PSNR" in r}
+        glp, bic = ref.get("glp", {}), ref.get("upsample", {})
+        table = []
+        for r in rows:
+            if "error" in r:
+                table.append([r["method"], r["error"], "", "", "", "", "", ""])
+                continue
+            within = "" if r["method"] not in NETWORKS else (" ✓" if r["seconds"] <= data["budget_s"] else " ✗")
+            table.append([r["method"], fmt(r["PSNR"]), fmt(r["SAM"]),
+                          fmt(r["PSNR"] - glp["PSNR"]) if glp else "—", fmt(r["PSNR"] - bic["PSNR"]) if bic else "—",
+                          fmt(r["SAM"] - bic["SAM"]) if bic else "—", f"{r['seconds']:.0f}{within}", outcome(r)])
+        out += [f"**{rows[0]['title']}**", "",
+                md_table(["method", "PSNR dB", "SAM °", "Δ PSNR vs GLP", "Δ PSNR vs bicubic", "Δ SAM vs bicubic",
+                          f"wall s (✓ ≤ {data['budget_s']:.0f})", "output"], table), ""]
+    return "\n".join(out)
+
+
+def main(argv=None) -> Dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=DEFAULT_WORK / "anchored")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--cases", default="", help="comma-separated case keys (default: all available)")
+    ap.add_argument("--markdown", action="store_true", help="only print the table of the last saved results")
+    a = ap.parse_args(argv)
+    if a.markdown:
+        data = load_result("anchored_networks")
+        print(markdown(data))
+        return data
+    data = run(a.work, a.methods.split(","), [k for k in a.cases.split(",") if k])
+    print(markdown(data))
+    return data
+
+
+if __name__ == "__main__":
+    main()
