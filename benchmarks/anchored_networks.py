@@ -5,12 +5,12 @@
 Cases: ``sample`` = the bundled EnMAP Potsdam block at x4 with its simulated Sentinel-2A MSI (Wald's
 protocol, reference = the EnMAP block); ``enmap_256`` = the time-budget case, a 256x256 HR pair with 109
 bands (every second good band of the bundled reference, mirror-tiled to 256x256, simulated at x4 with
-Sentinel-2A as the quality benchmark simulates: benchmarks/quality.py ``make_pair``); the real Paris pair (Hyperion + real ALI MS, ``paris_*``) when
-``benchmarks/real_pairs.py`` and ../shared are present (its case builder: the reference is the real
-Hyperion cube). Each method runs once through ``engine.api.fuse`` with its defaults (CPU, seed 0) and is
-scored by ``engine.api.assess``. The wall time is the whole fuse call (fit, inference, writing), the
-figure the 3-minute budget applies to. Writes results/anchored_networks.json and prints the
-Markdown table of docs/benchmarks.md.
+Sentinel-2A as the quality benchmark simulates: benchmarks/quality.py ``make_pair``); the real Paris pair
+(Hyperion + real ALI MS, ``paris_*``) when ../shared is present (benchmarks/real_pairs.py builds them;
+the reference is the real Hyperion cube). Each method runs once through ``engine.api.fuse`` with its
+defaults (CPU, seed 0) and is scored by ``engine.api.assess``. The wall time is the whole fuse call (fit,
+inference, writing), the figure the 3-minute budget applies to. Writes results/anchored_networks.json and
+prints the Markdown table of docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_WORK, NETWORKS, SAMPLE, SEED, fmt, load_result, log, md_table, register_package,  # noqa: E402
-                    save_result)
+from common import DEFAULT_WORK, NETWORKS, SAMPLE, SEED, fmt, load_result, log, md_table, register_package, save_result
 
 BUDGET_S = 180.0  # each network's default run within 3 minutes on 2 cores
 METHODS = ["upsample", "glp"] + NETWORKS
@@ -54,6 +53,9 @@ def enmap_256_case(work: Path) -> Dict:
     ref = work / "enmap_256_reference.tif"
     if not ref.exists():
         _write_cube(ref, cube, np.asarray(info.wavelengths)[keep], np.asarray(info.fwhm)[keep])
+        ds = gdal.Open(str(ref), gdal.GA_Update)
+        ds.SetGeoTransform((0.0, 1.0, 0.0, 0.0, 0.0, -1.0))  # north-up pixel grid, as the fused outputs get
+        ds = None
     scene = {"key": "enmap_256", "reference": str(ref), "sensor": "sentinel2a_msi", "bands": None}
     hsi, msi, _ = make_pair(scene, 4, work)
     return {"key": "enmap_256", "title": f"EnMAP Potsdam mirror-tiled to 256x256, {len(keep)} bands, x4, "
@@ -79,7 +81,7 @@ def params_of(method: str) -> Dict:
     return {"device": "cpu", "seed": SEED} if method in NETWORKS else {}
 
 
-def run(work: Path, methods: List[str], keys: List[str]) -> Dict:
+def run(work: Path, methods: List[str], keys: List[str], merge: bool = False) -> Dict:
     register_package()
     from hsifusion.engine import api
 
@@ -102,7 +104,7 @@ def run(work: Path, methods: List[str], keys: List[str]) -> Dict:
                                                 "stopped_by", "fit_seconds") if k in res})
                 a = api.assess(case["reference"], str(out), case["ratio"])
                 row.update({k: float(a[k]) for k in ("PSNR", "SAM", "ERGAS")})
-            except Exception as exc:  # noqa: BLE001 - a failing method is a row, not a crash
+            except Exception as exc:
                 row["error"] = f"{type(exc).__name__}: {exc}"
                 traceback.print_exc()
             finally:
@@ -110,6 +112,9 @@ def run(work: Path, methods: List[str], keys: List[str]) -> Dict:
                     out.unlink()
             rows.append(row)
             log(f"  {row}")
+    if merge:  # keep the saved rows of the cases not run now
+        done = {r["case"] for r in rows}
+        rows = [r for r in (load_result("anchored_networks") or {}).get("rows", []) if r["case"] not in done] + rows
     data = {"rows": rows, "budget_s": BUDGET_S}
     save_result("anchored_networks", data)
     return data
@@ -153,12 +158,13 @@ def main(argv=None) -> Dict:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--cases", default="", help="comma-separated case keys (default: all available)")
     ap.add_argument("--markdown", action="store_true", help="only print the table of the last saved results")
+    ap.add_argument("--merge", action="store_true", help="keep the saved rows of the cases not run now")
     a = ap.parse_args(argv)
     if a.markdown:
         data = load_result("anchored_networks")
         print(markdown(data))
         return data
-    data = run(a.work, a.methods.split(","), [k for k in a.cases.split(",") if k])
+    data = run(a.work, a.methods.split(","), [k for k in a.cases.split(",") if k], a.merge)
     print(markdown(data))
     return data
 

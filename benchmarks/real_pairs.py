@@ -220,7 +220,16 @@ def verdict(rows: List[Dict]) -> str:
         return ""
     head = ("Every classical method is above bicubic in PSNR and below it in SAM on every case"
             if not bad else "Below bicubic (PSNR) or above it (SAM): " + ", ".join(bad))
-    return f"{head}; the best classical method gains {min(best):.2f} to {max(best):.2f} dB over bicubic.\n"
+    auto = []
+    for key in dict.fromkeys(r["case"] for r in rows):
+        a = next((r for r in rows if r["case"] == key and r["method"] == "auto" and "PSNR" in r), None)
+        top = max((r for r in rows if r["case"] == key and r["method"] in CLASSICAL and "PSNR" in r),
+                  key=lambda r: r["PSNR"], default=None)
+        if a and top:
+            auto.append(f"{key}: {a.get('chosen')}" + ("" if a.get("chosen") == top["method"] else
+                                                       f" ({top['PSNR'] - a['PSNR']:.2f} dB below {top['method']})"))
+    tail = (" fuse auto (ranked one scale down, a proxy) chose " + "; ".join(auto) + ".") if auto else ""
+    return f"{head}; the best classical method gains {min(best):.2f} to {max(best):.2f} dB over bicubic.{tail}\n"
 
 
 def markdown(data: Dict) -> str:

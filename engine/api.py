@@ -77,7 +77,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     feedback.pushInfo(f"{method.name}: HSI {hsi_info.width}x{hsi_info.height}x{hsi_info.bands}, "
                       f"MSI {msi_info.width}x{msi_info.height}x{msi_info.bands}, ratio {pair.ratio}, "
                       f"output {pair.region.width}x{pair.region.height}")
-    scene = build_scene(pair)
+    scene = build_scene(pair, feedback)
     method.fit(scene, feedback)
     if method.device_reason:
         feedback.pushInfo(method.device_reason)

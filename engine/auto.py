@@ -107,7 +107,7 @@ def fuse_auto(hsi: str, msi: str, output: str, candidates: Optional[Sequence[str
     names = check_candidates(candidates, network_seconds)
     check_outputs({"OUTPUT": output, "OUTPUT_TABLE": out_table, "OUTPUT_REPORT": out_report}, (hsi, msi))
     pair = validate_pair(raster_info(hsi, hsi_wavelengths), raster_info(msi, msi_wavelengths))
-    scene = build_scene(pair)
+    scene = build_scene(pair, feedback)
     feedback.pushInfo(f"fuse auto: scoring {', '.join(names)} on the pair reduced by {pair.ratio} "
                       f"(target: the LR-HSI)")
     methods = [(n, get_method(n, **candidate_params(n, network_seconds))) for n in names]

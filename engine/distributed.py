@@ -183,7 +183,9 @@ def _reach_hint(spec) -> str:
 
 
 def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """For ``tcp://host:port``: the port must accept within ``timeout`` s and send the first bytes of
+    """Refuse a ``tcp://`` address that does not answer like a Dask scheduler, within a time limit.
+
+    For ``tcp://host:port``: the port must accept within ``timeout`` s and send the first bytes of
     the Dask handshake (a scheduler speaks first) within ``timeout`` s more. Raises
     :class:`DistributedError` naming the address; other protocols (tls://, ws://) are left to Dask.
     """
@@ -265,7 +267,7 @@ def open_cluster(spec, feedback: Optional[Feedback] = None, inputs: Sequence[str
             client = distributed.Client(cluster, timeout=f"{timeout}s")
         else:
             client = distributed.Client(value, timeout=f"{timeout}s")
-    except Exception as exc:  # noqa: BLE001 - refused, timed out, or a service that is not Dask
+    except Exception as exc:
         if cluster is not None:
             cluster.close()
         raise DistributedError(f"cannot reach the Dask scheduler {spec}: {type(exc).__name__}: {exc}. "

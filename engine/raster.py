@@ -119,9 +119,12 @@ def spectral_bands(ds: gdal.Dataset) -> List[int]:
 
 
 def _mask_sources(ds: gdal.Dataset) -> List[Tuple[str, gdal.Band]]:
-    """(kind, band whose values > 0 mean valid) of every mask that says more than nodata/NaN does:
+    """The GDAL masks that say more than nodata/NaN does.
+
+    (kind, band whose values > 0 mean valid) of every mask that says more than nodata/NaN does:
     alpha bands themselves (GDAL uses an alpha band as mask only for 2- and 4-band rasters), then a
-    per-dataset mask (.msk or internal, read once) or per-band masks."""
+    per-dataset mask (.msk or internal, read once) or per-band masks.
+    """
     index = spectral_bands(ds)
     out = [("alpha band", ds.GetRasterBand(i)) for i in range(1, ds.RasterCount + 1) if i not in index]
     for i in index:
@@ -152,7 +155,9 @@ def same_file(a: str, b: str) -> bool:
 
 def read_window(ds: gdal.Dataset, col: int, row: int, width: int, height: int,
                 bands: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Read a (bands, height, width) float32 window; parts outside the raster are mirrored. ``bands``
+    """Read a (bands, height, width) float32 window, mirrored outside the raster.
+
+    Read a (bands, height, width) float32 window; parts outside the raster are mirrored. ``bands``
     (1-based) defaults to the spectral bands (alpha left out).
 
     Mirroring at raster edges is what makes a tile at the border see the same context the untiled run
@@ -171,7 +176,9 @@ def read_window(ds: gdal.Dataset, col: int, row: int, width: int, height: int,
 
 
 def read_mask_window(ds: gdal.Dataset, col: int, row: int, width: int, height: int) -> Optional[np.ndarray]:
-    """(height, width) bool where the GDAL mask (alpha band, .msk / internal dataset mask, per-band
+    """Validity of a window from the raster's GDAL masks, or None without one.
+
+    (height, width) bool where the GDAL mask (alpha band, .msk / internal dataset mask, per-band
     masks: every one must pass) marks a pixel valid, mirrored like :func:`read_window`; None when
     validity is nodata/NaN only.
     """
@@ -212,7 +219,9 @@ def _clamp_span(start: int, size: int, limit: int) -> Tuple[int, int]:
 
 def valid_mask(data: np.ndarray, nodata: Optional[float], good_bands: Optional[np.ndarray] = None,
                mask: Optional[np.ndarray] = None) -> np.ndarray:
-    """Pixels (H, W) where every good band is finite and differs from nodata, and the GDAL ``mask``
+    """Valid pixels (H, W) of a (bands, H, W) window.
+
+    Pixels (H, W) where every good band is finite and differs from nodata, and the GDAL ``mask``
     (from :func:`read_mask_window`) is set.
     """
     use = data if good_bands is None or good_bands.all() else data[good_bands]

@@ -109,7 +109,9 @@ def fill_invalid(data: np.ndarray, valid: np.ndarray, fill: Callable[[], np.ndar
 
 
 def _strips(ds: gdal.Dataset, window: Window, max_side: int, bands: Optional[list] = None):
-    """Yield (data (bands, rows, cols) float32, GDAL mask or None) strips of ``window``, decimated
+    """Decimated strips of a window, with its GDAL mask.
+
+    Yield (data (bands, rows, cols) float32, GDAL mask or None) strips of ``window``, decimated
     (nearest) so that neither side exceeds ``max_side``; ``bands`` defaults to the spectral bands.
     """
     bands = bands or spectral_bands(ds)
@@ -132,8 +134,11 @@ def _strips(ds: gdal.Dataset, window: Window, max_side: int, bands: Optional[lis
 
 
 def values_valid(data: np.ndarray, nodata, mask: Optional[np.ndarray] = None) -> np.ndarray:
-    """(bands, h, w) bool: each value finite, not nodata, and under a set GDAL ``mask`` (per value, where
-    :func:`.raster.valid_mask` asks for every band of a pixel)."""
+    """Per-value validity of a (bands, h, w) window.
+
+    (bands, h, w) bool: each value finite, not nodata, and under a set GDAL ``mask`` (per value, where
+    :func:`.raster.valid_mask` asks for every band of a pixel).
+    """
     ok = np.isfinite(data)
     if nodata is not None and np.isfinite(nodata):
         ok &= data != nodata
@@ -166,7 +171,9 @@ def band_means(ds: gdal.Dataset, window: Window, nodata, good_bands, max_side: i
 
 
 def empty_bands(ds: gdal.Dataset, window: Window, nodata, max_side: int = 1024) -> np.ndarray:
-    """(bands,) bool: bands without a single valid value in ``window``. A decimated pass finds the
+    """Bands without a single valid value in ``window``.
+
+    (bands,) bool: bands without a single valid value in ``window``. A decimated pass finds the
     candidates; only those are read again at full resolution, so a sparse band is never called empty.
     """
     bands = spectral_bands(ds)

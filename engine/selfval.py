@@ -34,6 +34,7 @@ import numpy as np
 from .errors import Cancelled, InputError, NoValidDataError
 from .feedback import check_cancel, ensure_feedback
 from .metrics import ergas, sam_degrees
+from .windows import Window
 
 MIN_REDUCED_LR_SIDE = 2  # reduced LR pixels a side below which no reduced-scale fit is attempted
 GAIN_MAX = 2.0  # injection gains beyond this are clipped (the MSI detail is never amplified further)
@@ -113,7 +114,7 @@ class ReducedScene:
     """A reduced pair dressed as a scene, so any method's ``fit(scene)`` runs on it unchanged.
 
     ``pair`` keeps the original rasters' band descriptions (wavelengths, FWHM, good bands); sizes
-    are the reduced arrays'.
+    (``region``: the output window on the reduced HR grid) are the reduced arrays'.
     """
 
     def __init__(self, pair: ReducedPair, infos=None) -> None:
@@ -121,7 +122,7 @@ class ReducedScene:
         hsi, msi = infos if infos is not None else (None, None)
         good = pair.good
         self.pair = SimpleNamespace(
-            ratio=pair.ratio,
+            ratio=pair.ratio, region=Window(0, 0, pair.hr.shape[2], pair.hr.shape[1]),
             hsi=hsi or SimpleNamespace(bands=pair.lr.shape[0], wavelengths=None, fwhm=None, good_bands=good,
                                        nodata=None),
             msi=msi or SimpleNamespace(bands=pair.hr.shape[0], wavelengths=None, fwhm=None, good_bands=None,

@@ -93,7 +93,9 @@ class Sensor:
         return np.array(out)
 
     def support(self, k: int, level: float = 0.0) -> Tuple[float, float]:
-        """Wavelength range where band ``k``'s response, linearly interpolated between the tabulated
+        """Wavelength range of band ``k`` above ``level`` x its peak.
+
+        Wavelength range where band ``k``'s response, linearly interpolated between the tabulated
         samples, exceeds ``level`` x its peak. At level 0 this runs from the last zero sample before the
         response to the first zero sample after it: the ramps to those samples are part of the band.
         """
@@ -122,7 +124,9 @@ class Sensor:
 
 
 def _crossings(x: np.ndarray, y: np.ndarray, above: np.ndarray, value: float) -> Tuple[float, float]:
-    """Outermost wavelengths where the piecewise-linear curve (x, y) crosses ``value`` around the
+    """Outermost crossings of ``value`` by a piecewise-linear curve.
+
+    Outermost wavelengths where the piecewise-linear curve (x, y) crosses ``value`` around the
     samples flagged ``above`` (the table's ends when the curve is still above there).
     """
     idx = np.flatnonzero(above)

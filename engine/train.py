@@ -214,7 +214,9 @@ def random_core(src: Source, patch: int, ratio: int, rng: np.random.Generator) -
 
 
 def validation_side(sources: List[Source], patch: int, step: int, smallest: int) -> Optional[int]:
-    """Side of the validation patches: ``patch`` when it fits a held-out strip, else the largest multiple
+    """Side of the validation patches, or None when none fits.
+
+    Side of the validation patches: ``patch`` when it fits a held-out strip, else the largest multiple
     of ``step`` (at least ``smallest``) that fits the widest strip; None when nothing fits (a small
     raster: 20 % of a 256 px pair at ratio 4 is a 12 px strip).
     """

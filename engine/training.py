@@ -28,9 +28,11 @@ def robust_max(data: np.ndarray, percentile: float = DEFAULT_PERCENTILE) -> floa
 
 def robust_range(data: np.ndarray, low: float = 100.0 - DEFAULT_PERCENTILE, high: float = DEFAULT_PERCENTILE
                  ) -> Tuple[float, float]:
-    """(offset, scale) with ``(data - offset) / scale`` spanning about [0, 1]: the ``low`` and ``high``
-    percentiles of the finite values. Each input of an anchored network is normalised by its own pair, so
-    an HSI and an MSI in different units, scales or offsets reach the network on the same footing."""
+    """(offset, scale) with ``(data - offset) / scale`` spanning about [0, 1].
+
+    The ``low`` and ``high`` percentiles of the finite values. Each input of an anchored network is normalised by its
+    own pair, so an HSI and an MSI in different units, scales or offsets reach the network on the same footing.
+    """
     finite = data[np.isfinite(data)]
     if not finite.size:
         return 0.0, 1.0
@@ -94,7 +96,8 @@ def zero_shot_data(y: np.ndarray, z: np.ndarray, ratio: int, step: int, psf_fwhm
 def sample_batch(data: ZeroShotData, ratio: int, patch: int, batch: int, generator) -> Tuple:
     """Random aligned crops (HR side ``patch``) with flips; the whole image when it is smaller.
 
-    Returns (y, z, x), plus the matching crops of ``data.base`` as a fourth item when it is set."""
+    Returns (y, z, x), plus the matching crops of ``data.base`` as a fourth item when it is set.
+    """
     import torch
 
     _, _, H, W = data.target.shape
@@ -201,12 +204,14 @@ def optimise_validated(step: Callable[[int], float], validate: Callable[[], floa
                        iterations: int, seconds_left: Callable[[], float], feedback: Optional[Feedback] = None,
                        validate_every: int = 10, patience: int = 5, progress_span=(0.0, 100.0),
                        label: str = "training", report_every: int = 10) -> ValidatedHistory:
-    """:func:`optimise` with a held-out score: ``validate() -> score`` (higher is better) before the first
-    step and every ``validate_every`` steps; ``keep_best()`` is called whenever the score improves (the
-    caller snapshots its weights). Stops after ``iterations`` steps, after ``patience`` validations
-    without improvement (early stop), or when ``seconds_left()`` (asked before every step, so a budget
-    that depends on measurements made meanwhile is honoured) would not cover the next step and the
-    validation after it, timed as the last ones (a step of a large net on a busy CPU lasts seconds)."""
+    """:func:`optimise` with a held-out score.
+
+    ``validate() -> score`` (higher is better) before the first step and every ``validate_every`` steps;
+    ``keep_best()`` is called whenever the score improves (the caller snapshots its weights). Stops after
+    ``iterations`` steps, after ``patience`` validations without improvement (early stop), or when ``seconds_left()``
+    (asked before every step, so a budget that depends on measurements made meanwhile is honoured) would not cover the
+    next step and the validation after it, timed as the last ones (a step of a large net on a busy CPU lasts seconds).
+    """
     feedback = ensure_feedback(feedback)
     lo, hi = progress_span
     hist = ValidatedHistory()
@@ -228,7 +233,8 @@ def optimise_validated(step: Callable[[int], float], validate: Callable[[], floa
 
     tv = time.perf_counter()
     going = check(0)
-    cost = {"step": 0.0, "validate": time.perf_counter() - tv}
+    # Before the first step is timed, it is taken to cost a validation (a forward on as many pixels).
+    cost = {"step": time.perf_counter() - tv, "validate": time.perf_counter() - tv}
     for i in range(iterations):
         if not going:
             hist.stopped_by = "early stop"

@@ -95,7 +95,9 @@ def _all_bands(ds, index: Optional[Sequence[int]]) -> Sequence[int]:
 
 
 def read_wavelengths(ds, index: Optional[Sequence[int]] = None) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """(wavelengths_nm, fwhm_nm) of the GDAL bands ``index`` (1-based, default all), or (None, None).
+    """Wavelengths and FWHM (nm) of some GDAL bands.
+
+    (wavelengths_nm, fwhm_nm) of the GDAL bands ``index`` (1-based, default all), or (None, None).
     FWHM entries may be NaN.
     """
     index = _all_bands(ds, index)
@@ -115,7 +117,9 @@ def read_wavelengths(ds, index: Optional[Sequence[int]] = None) -> Tuple[Optiona
 
 
 def read_bad_bands(ds, index: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Boolean 'good band' vector of the GDAL bands ``index`` (default all) from band ``bbl`` items
+    """Good-band flags of some GDAL bands from their ``bbl`` items.
+
+    Boolean 'good band' vector of the GDAL bands ``index`` (default all) from band ``bbl`` items
     (ENVI bad band list); all True without it.
     """
     index = _all_bands(ds, index)

@@ -33,8 +33,10 @@ class ResidualOnBase(nn.Module):
 
 
 def open_inner_gain(net: nn.Module) -> None:
-    """Set a network's own zero-initialised skip gain (AMSF-Net's ``skip_gain``) to 1: see the module
-    docstring. No-op for networks without one."""
+    """Set a network's own zero-initialised skip gain (AMSF-Net's ``skip_gain``) to 1.
+
+    See the module docstring. No-op for networks without one.
+    """
     gain = getattr(net, "skip_gain", None)
     if isinstance(gain, nn.Parameter):
         with torch.no_grad():

@@ -23,7 +23,9 @@ TILE_RTOL = 1e-4
 
 
 def assert_tile_invariant(actual, expected, what: str = "", rtol: float = TILE_RTOL, nodata=None) -> None:
-    """Assert equal shapes, the same non-finite (and ``nodata``) pixels, and the other values within
+    """Assert that two results agree within the tile tolerance.
+
+    Assert equal shapes, the same non-finite (and ``nodata``) pixels, and the other values within
     ``rtol * max|expected|`` (the maximum taken over valid pixels only).
     """
     a = np.asarray(actual, dtype=np.float64)

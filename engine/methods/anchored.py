@@ -39,13 +39,14 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ...models.catalogue import FIT_ONCE, PER_TILE
 from ..device import resolve_device
 from ..errors import Cancelled, InputError
 from ..feedback import ensure_feedback
 from ..training import make_optimizer, optimise_validated, robust_range, sample_batch, zero_shot_data
-from ...models.catalogue import FIT_ONCE, PER_TILE
 from .base import FusionMethod
 from .network import BASES, DEFAULT_BASE, DEFAULT_MAX_SECONDS, SCENE_ADAPTIVE_LR, NetworkMethod, metadata_spans
+
 HOLDOUT_SHARE = 0.25  # of the fit crop's longer side, held out for validation
 VALIDATE_EVERY = 10  # training steps between validations
 PATIENCE = 5  # validations without a better held-out score before an early stop
@@ -58,13 +59,17 @@ RANGE_SLACK = 0.5  # outputs clamped to [min - s*span, max + s*span] of the HSI 
 INFERENCE_SAFETY = 1.5  # margin on the extrapolated inference time
 PER_TILE_BUDGET_ITERATIONS = 20  # per-tile iterations of a per-tile net (UMSFT) under a time budget
 DEFAULT_TILE = 256  # the Toolbox's tile size, for the inference-time estimate
+MEASURE_FORWARDS = 5  # the inference estimate costs about this many validation forwards (1 + a 4x one)
 AUTO_BASES = ("bicubic", "glp", "gsa")  # BASE=auto's candidates
 
 
 def build_network_method(network: str, base: str = DEFAULT_BASE, max_seconds: Optional[float] = DEFAULT_MAX_SECONDS,
                          **params) -> FusionMethod:
-    """The registered factory of every network: anchored unless BASE=none, a CHECKPOINT or SAVE_CHECKPOINT
-    asks for the network alone (a checkpoint holds the paper's net, not a residual on a base)."""
+    """The registered factory of every network.
+
+    Anchored unless BASE=none, a CHECKPOINT or SAVE_CHECKPOINT asks for the network alone (a checkpoint holds the
+    paper's net, not a residual on a base).
+    """
     base = (base or "none").lower()
     if base not in BASES:
         raise InputError(f"BASE must be one of {', '.join(BASES)}; got {base!r}")
@@ -76,8 +81,10 @@ def build_network_method(network: str, base: str = DEFAULT_BASE, max_seconds: Op
 
 
 class ArrayScene:
-    """What a classical method's ``fit`` reads of a scene (``engine.scene.Scene``), on in-memory arrays:
-    used to fit the base on the degraded pair. Band metadata come from the real scene's pair."""
+    """What a classical method's ``fit`` reads of a scene (``engine.scene.Scene``), on in-memory arrays.
+
+    Used to fit the base on the degraded pair. Band metadata come from the real scene's pair.
+    """
 
     def __init__(self, lr: np.ndarray, hr: np.ndarray, ratio: int, pair) -> None:
         self.lr, self.hr, self.ratio, self.pair = lr, hr, ratio, pair
@@ -101,8 +108,11 @@ def make_base(name: str) -> FusionMethod:
 
 
 def split_holdout(y: np.ndarray, z: np.ndarray, ratio: int):
-    """(training (y, z), held-out (y, z)) of a crop: the last ``HOLDOUT_SHARE`` of the longer side,
-    whole multiples of ``ratio`` LR pixels (each part is degraded once more by the ratio)."""
+    """(training (y, z), held-out (y, z)) of a crop.
+
+    The last ``HOLDOUT_SHARE`` of the longer side, whole multiples of ``ratio`` LR pixels (each part is degraded once
+    more by the ratio).
+    """
     r = ratio
     axis = 2 if y.shape[2] >= y.shape[1] else 1
     n = (y.shape[axis] // r) * r
@@ -126,8 +136,10 @@ def split_holdout(y: np.ndarray, z: np.ndarray, ratio: int):
 
 
 def mirror_pad(y: np.ndarray, z: np.ndarray, ratio: int, step: int, min_side: int):
-    """Mirror an LR/HR part at the bottom/right until the LR side (the HR side of the degraded pair) is a
-    multiple of ``step`` and at least ``min_side``: the network's size rule on real scene content."""
+    """Mirror an LR/HR part at the bottom/right to the network's size rule, on real scene content.
+
+    The LR side (the HR side of the degraded pair) becomes a multiple of ``step`` and at least ``min_side``.
+    """
     def target(n):
         return max(-(-n // step) * step, -(-min_side // step) * step)
 
@@ -155,9 +167,11 @@ def ratio_db(base_error: float, error: float) -> float:
 
 
 def heldout_gain_db(estimate: np.ndarray, base: np.ndarray, target: np.ndarray, good: np.ndarray) -> float:
-    """The held-out score: the smaller of the MSE gain and the SAM gain over the base, both as
-    ``10 log10(base error / error)`` over the good bands, so a positive score means better in both
-    (an MSE gain bought with spectral distortion is not a gain)."""
+    """The held-out score.
+
+    The smaller of the MSE gain and the SAM gain over the base, both as ``10 log10(base error / error)`` over the good
+    bands, so a positive score means better in both (an MSE gain bought with spectral distortion is not a gain).
+    """
     e, b, t = (a[good].astype(np.float64) for a in (estimate, base, target))
     mse = ratio_db(float(np.mean((b - t) ** 2)), float(np.mean((e - t) ** 2)))
     sam = ratio_db(mean_sam(b, t), mean_sam(e, t))
@@ -165,9 +179,11 @@ def heldout_gain_db(estimate: np.ndarray, base: np.ndarray, target: np.ndarray, 
 
 
 def blend_gain(net: np.ndarray, base: np.ndarray, target: np.ndarray) -> float:
-    """The g in [0, 1] minimising ||base + g (net - base) - target||² over all bands (closed form). One
-    gain for every band: per-band gains reshape the spectra, and on the bundled sample UDS2C2 blended per
-    band scored +0.55 dB on the held-out strip yet raised the full-resolution SAM from 5.7 to 8.5 deg."""
+    """The g in [0, 1] minimising ||base + g (net - base) - target||² over all bands (closed form).
+
+    One gain for every band: per-band gains reshape the spectra, and on the bundled sample UDS2C2 blended per band
+    scored +0.55 dB on the held-out strip yet raised the full-resolution SAM from 5.7 to 8.5 deg.
+    """
     d = (net - base).astype(np.float64)
     e = (target - base).astype(np.float64)
     den = float((d * d).sum())
@@ -176,8 +192,11 @@ def blend_gain(net: np.ndarray, base: np.ndarray, target: np.ndarray) -> float:
 
 def inference_load(method: FusionMethod, ratio: int, width: int, height: int, tile: int = DEFAULT_TILE
                    ) -> Tuple[int, int]:
-    """(tiles, HR pixels) a tiled inference of a width x height output computes: each tile's core plus
-    its context (the margin inside the raster, the tile loop's edge pad at its edges: engine/geometry)."""
+    """(tiles, HR pixels) a tiled inference of a width x height output computes.
+
+    Each tile's core plus its context (the margin inside the raster, the tile loop's edge pad at its edges:
+    engine/geometry).
+    """
     from ..geometry import edge_pad, tile_geometry
 
     step, margin, tile = tile_geometry(method, ratio, tile)
@@ -197,8 +216,11 @@ def mirror2(t):
 
 
 class Part:
-    """One area of the degraded pair (training or held-out): torch tensors for the network, numpy copies
-    for the base and the scores, and the size of its real (unmirrored) content."""
+    """One area of the degraded pair (training or held-out).
+
+    Torch tensors for the network, numpy copies for the base and the scores, and the size of its real (unmirrored)
+    content.
+    """
 
     def __init__(self, y: np.ndarray, z: np.ndarray, ratio: int, step: int, min_side: int, psf_fwhm, device):
         self.h, self.w = y.shape[1], y.shape[2]
@@ -213,8 +235,11 @@ class Part:
 
 
 class Deadline:
-    """A feedback whose cancel also fires at a wall-clock deadline: stops UDS2C2's stages at the budget
-    (the caller tells a budget stop from a user's cancel by asking the inner feedback)."""
+    """A feedback whose cancel also fires at a wall-clock deadline.
+
+    Stops UDS2C2's stages at the budget (the caller tells a budget stop from a user's cancel by asking the inner
+    feedback).
+    """
 
     def __init__(self, feedback, deadline: float) -> None:
         self.inner, self.deadline = feedback, deadline
@@ -280,8 +305,11 @@ class AnchoredNetwork(FusionMethod):
         return self.chosen_base or self.base_name
 
     def _choose_base(self, scene, feedback) -> str:
-        """BASE=auto: the best of ``AUTO_BASES`` by self-validation on the reduced pair (engine/selfval.py,
-        the rule of ``fuse auto``); the ranking is logged."""
+        """BASE=auto.
+
+        The best of ``AUTO_BASES`` by self-validation on the reduced pair (engine/selfval.py, the rule of ``fuse
+        auto``); the ranking is logged.
+        """
         from ..auto import format_table
         from ..selfval import rank, validate
 
@@ -345,7 +373,8 @@ class AnchoredNetwork(FusionMethod):
             feedback.pushInfo(f"{net.entry.long_title}: held-out gain over {base_name.upper()} {best:+.3f} dB: "
                               f"output = refined base")
         else:
-            feedback.pushInfo(f"{net.entry.long_title}: held-out gain over {base_name.upper()} {best:+.3f} dB, not above "
+            feedback.pushInfo(f"{net.entry.long_title}: held-out gain over {base_name.upper()} {best:+.3f} dB, "
+                              f"not above "
                               f"{MIN_GAIN_DB:g} dB: the output is the {base_name.upper()} base")
 
     def _set_radiometry(self, y: np.ndarray, z: np.ndarray, feedback) -> None:
@@ -404,11 +433,17 @@ class AnchoredNetwork(FusionMethod):
 
         def validate() -> float:
             wrapped.eval()
+            t = time.perf_counter()
             est = forward(val)
             if not cost:  # the forward above was the warm-up
-                cost.update(self._inference_cost(forward, val))
-                feedback.pushInfo(f"inference estimate: {cost['seconds']:.1f} s for {self._out_pixels} px "
-                                  f"({cost['per_px'] * 1e6:.2f} us/px + {cost['per_tile']:.2f} s per tile)")
+                warm = time.perf_counter() - t
+                if self._seconds_left() < MEASURE_FORWARDS * warm:
+                    cost["seconds"] = math.inf  # no time even to measure (a starved CPU): the base it is
+                    feedback.pushInfo(f"{net.entry.title}: one forward took {warm:.1f} s, no time left to train")
+                else:
+                    cost.update(self._inference_cost(forward, val))
+                    feedback.pushInfo(f"inference estimate: {cost['seconds']:.1f} s for {self._out_pixels} px "
+                                      f"({cost['per_px'] * 1e6:.2f} us/px + {cost['per_tile']:.2f} s per tile)")
             wrapped.train()
             return self._score(val, est)
 
@@ -434,9 +469,11 @@ class AnchoredNetwork(FusionMethod):
                        "best_iteration": hist.best_iteration, "stopped_by": hist.stopped_by}
 
     def _inference_cost(self, forward, part: Part) -> Dict[str, float]:
-        """Seconds the tiled inference will take: ``per_tile + per_px * pixels`` fitted through timed
-        forwards of ``part`` and of its 2 x 2 mirror tiling (the caller has run one warm-up forward; small
-        inputs cost far more per pixel than tiles do)."""
+        """Seconds the tiled inference will take.
+
+        ``per_tile + per_px * pixels`` fitted through timed forwards of ``part`` and of its 2 x 2 mirror tiling (the
+        caller has run one warm-up forward; small inputs cost far more per pixel than tiles do).
+        """
         d = part.data
         big = SimpleNamespace(data=SimpleNamespace(**{k: mirror2(getattr(d, k)) for k in ("y_in", "z_in", "base")}))
         timed = []
@@ -512,7 +549,8 @@ class AnchoredNetwork(FusionMethod):
         px = sum(p.target.shape[1] * p.target.shape[2] for p in (train, val))
         needed = seconds / px * self._out_pixels
         if needed * INFERENCE_SAFETY > self._seconds_left():
-            feedback.pushInfo(f"{net.entry.title}: {net.iterations} iterations per tile would take about {needed:.0f} s, more "
+            feedback.pushInfo(f"{net.entry.title}: {net.iterations} iterations per tile would take about "
+                              f"{needed:.0f} s, more "
                               f"than the {max(0.0, self._seconds_left()):.0f} s left of the budget: skipped")
             return None
         return lambda p: outputs[id(p)]

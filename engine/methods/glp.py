@@ -41,6 +41,7 @@ from ._kernels import (
 WEIGHTS = ("nonneg", "free", "auto")  # regression weights: W >= 0, free signs, the better at the reduced scale
 WEIGHTS_PARAM = Param("weights", str, WEIGHTS[0], "Regression weights (nonneg; free signs; auto: the better one "
                       "scale down)", choices=WEIGHTS,
+                      choice_labels=("Non-negative", "Free signs (earlier versions)", "The better one scale down"),
                       help="nonneg: non-negative regression weights; free: any sign (earlier versions), where a "
                            "band may take the negative of another band's detail, which fits each band but can "
                            "raise the spectral angle above interpolation's; auto: both are fitted and the one "

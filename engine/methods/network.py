@@ -416,8 +416,11 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
 
 
 def build_network(network: str, **params) -> FusionMethod:
-    """The factory of every network's method: anchored on a classical base unless BASE=none
-    (engine/methods/anchored.py, imported here so that module may import this one)."""
+    """The factory of every network's method.
+
+    Anchored on a classical base unless BASE=none (engine/methods/anchored.py, imported here so that module may import
+    this one).
+    """
     from .anchored import build_network_method
 
     return build_network_method(network, **params)

@@ -1,6 +1,8 @@
-"""Networks anchored on a classical base (engine/methods/anchored.py): held-out split and
-scores, the validated loop, the fallback to the base, radiometry on a mismatched pair, the time budget,
-and quality on the bundled sample against its reference."""
+"""Networks anchored on a classical base (engine/methods/anchored.py).
+
+Held-out split and scores, the validated loop, the fallback to the base, radiometry on a mismatched pair, the time
+budget, and quality on the bundled sample against its reference.
+"""
 import math
 import time
 
@@ -162,8 +164,10 @@ def _mismatched_pair(tmp_path, scale=4.0, offset=300.0):
 
 
 def _fitted_with_the_network_forced(name, params, hsi, msi):
-    """Fit, then make the network's contribution count whatever validation said (gains 1): what the
-    clamp and the normalisation must keep within the data's range."""
+    """Fit, then make the network's contribution count whatever validation said (gains 1).
+
+    What the clamp and the normalisation must keep within the data's range.
+    """
     from hsifusion.engine.pair import validate_pair
     from hsifusion.engine.raster import raster_info
     from hsifusion.engine.scene import build_scene
@@ -259,8 +263,10 @@ def glp_on_sample(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["amsfnet", "cofusion", "ssjcn", "uds2c2", "umsft"])
 def test_default_network_is_not_worse_than_glp_on_held_out_reference(name, glp_on_sample, tmp_path):
-    """The sample's full-resolution reference is never seen by the fit (which validates at reduced scale
-    only): the real held-out property, within 0.5 dB of the GLP base."""
+    """The sample's full-resolution reference is never seen by the fit (which validates at reduced scale only).
+
+    The real held-out property, within 0.5 dB of the GLP base.
+    """
     ref, good, glp = glp_on_sample
     out = tmp_path / "o.tif"
     api.fuse(str(SAMPLE_HSI), str(SAMPLE_MSI), str(out), name, {"device": "cpu", "max_seconds": 60})

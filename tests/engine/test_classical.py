@@ -283,7 +283,9 @@ def test_gsa_fit_statistics_independent(pair):
 
 @pytest.mark.parametrize("ratio,msi_bands", [(3, 1), (2, 4), (8, 2)])
 def test_other_ratios_and_pan_tiled_equals_untiled(tmp_path, ratio, msi_bands):
-    """Odd ratio, a single-band (PAN) MSI and a large ratio: runs, finite, and tiles agree (within the
+    """Other ratios and a PAN MSI: tiled equals untiled.
+
+    Odd ratio, a single-band (PAN) MSI and a large ratio: runs, finite, and tiles agree (within the
     tile tolerance).
     """
     from rasterkit import synthetic_pair

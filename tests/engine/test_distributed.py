@@ -181,7 +181,9 @@ def test_classical_via_cli_on_the_cluster_equals_local(cluster, pair, tmp_path, 
 
 @pytest.fixture(scope="module")
 def cofusion_pair(tmp_path_factory):
-    """(hsi, msi, checkpoint): CoFusion (lite), the quickest of the five networks on 2 CPU cores, trained
+    """A small pair and a CoFusion (lite) checkpoint trained on it.
+
+    (hsi, msi, checkpoint): CoFusion (lite), the quickest of the five networks on 2 CPU cores, trained
     2 iterations on a small pair; the distributed path is the same for all of them.
     """
     tmp = tmp_path_factory.mktemp("cofusion")
@@ -222,7 +224,9 @@ def tile_then_threads(scene, method, core, plan):
 
 
 def test_network_tile_on_a_worker_uses_one_torch_thread_per_worker_thread(cluster, cofusion_pair):
-    """Measured on the workers themselves: after a network tile task, torch's intra-op thread count is
+    """A network tile on a Dask worker uses one torch thread per worker thread.
+
+    Measured on the workers themselves: after a network tile task, torch's intra-op thread count is
     the worker's --nthreads (1 here), not one per core of the machine.
     """
     from hsifusion.engine.methods import get_method

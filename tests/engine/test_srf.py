@@ -197,7 +197,9 @@ def test_overlapping_bands_not_double_counted():
 
 @pytest.mark.parametrize("step", [None, 1.0])
 def test_coarse_and_fine_tables_integrate_the_whole_triangle(tmp_path, step):
-    """A triangular response (0 at 500, 1 at 520, 0 at 600 nm), tabulated as the 3 corner rows or every
+    """Coarse and fine SRF tables are integrated over their whole support.
+
+    A triangular response (0 at 500, 1 at 520, 0 at 600 nm), tabulated as the 3 corner rows or every
     1 nm: the band-pass is the linear interpolation of the table over its whole support, ramps to the
     zero samples included. Through dense narrow HSI bands, a spectrum equal to the wavelength (and to its
     square) must give the analytic mean (and second moment) of that triangle.

@@ -1,5 +1,7 @@
-"""Helpers of the hostile-input cases (test_inputs_*.py): the CLI in-process, its error contract, and
-small rasters with masks, alpha bands and nodata bands built from arrays."""
+"""Helpers of the hostile-input cases (test_inputs_*.py).
+
+The CLI's error contract (with conftest's ``cli_run``), and small rasters with masks and alpha bands.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,19 +12,12 @@ from osgeo import gdal
 from rasterkit import utm_wkt
 
 
-def run_cli(capsys, *argv):
-    """(exit code, stdout, stderr) of ``engine.cli.main``; a traceback is never acceptable."""
-    from hsifusion.engine import cli
+def assert_cli_error(cli_run, argv, *needles, output=None) -> str:
+    """Exit status 1, every ``needles`` text in stderr, and no ``output`` file (nor a partial one) left.
 
-    code = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err, out.err
-    return code, out.out, out.err
-
-
-def assert_cli_error(capsys, argv, *needles, output=None) -> str:
-    """Exit status 1, every ``needles`` text in stderr, and no ``output`` file (nor a partial one) left."""
-    code, out, err = run_cli(capsys, *argv)
+    ``cli_run`` is conftest's fixture (in-process CLI, never a traceback).
+    """
+    code, out, err = cli_run(*argv)
     assert code == 1, (code, out, err)
     for text in needles:
         assert text in err, (text, err)

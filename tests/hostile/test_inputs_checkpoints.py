@@ -1,24 +1,25 @@
-"""Hostile inputs, checkpoints: every field of a checkpoint is data from anywhere. A NaN or zero scale,
+"""Hostile inputs, checkpoints: every field is checked and a bad one is named.
+
+Every field of a checkpoint is data from anywhere. A NaN or zero scale,
 NaN weights, missing keys, wrong types or a file that is not a checkpoint must each be a CheckpointError
 naming the field (exit status 1 on the CLI), never an all-NaN output with status 0 or a traceback; the
-message never advises loading with ``weights_only=False``."""
+message never advises loading with ``weights_only=False``.
+"""
 from __future__ import annotations
 
 import datetime
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inputs_kit import assert_cli_error, run_cli  # noqa: E402
+from hsifusion.engine.checkpoint import load_checkpoint, save_checkpoint
+from hsifusion.engine.errors import CheckpointError
+from hsifusion.models.registry import get_spec
+from rasterkit import read, synthetic_pair
 
-from hsifusion.engine.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from hsifusion.engine.errors import CheckpointError  # noqa: E402
-from hsifusion.models.registry import get_spec  # noqa: E402
-from rasterkit import read, synthetic_pair  # noqa: E402
+from .inputs_kit import assert_cli_error
 
 HYPER = {"width": 8, "share_stages": False}  # a narrow SSJCN: built in milliseconds
 
@@ -53,9 +54,9 @@ def fuse_argv(pair, ck, out):
     return ["fuse", "ssjcn", "--hsi", pair[0], "--msi", pair[1], "-o", out, "--checkpoint", ck, "--device", "cpu"]
 
 
-def test_the_untouched_checkpoint_fuses(pair, good_ckpt, tmp_path, capsys):
+def test_the_untouched_checkpoint_fuses(pair, good_ckpt, tmp_path, cli_run):
     """The control every variant below departs from: it loads and gives a finite output."""
-    code, _, err = run_cli(capsys, *fuse_argv(pair, good_ckpt, tmp_path / "o.tif"))
+    code, _, err = cli_run(*fuse_argv(pair, good_ckpt, tmp_path / "o.tif"))
     assert code == 0, err
     assert np.isfinite(read(tmp_path / "o.tif")).all()
 
@@ -102,11 +103,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_corrupted_field_is_named(pair, good_ckpt, tmp_path, capsys, name):
+def test_corrupted_field_is_named(pair, good_ckpt, tmp_path, cli_run, name):
     change, needle = CASES[name]
     ck = variant(good_ckpt, tmp_path, change)
     out = tmp_path / "o.tif"
-    err = assert_cli_error(capsys, fuse_argv(pair, ck, out), ck, needle, output=out)
+    err = assert_cli_error(cli_run, fuse_argv(pair, ck, out), ck, needle, output=out)
     assert "weights_only" not in err
 
 
@@ -116,17 +117,17 @@ def test_bad_resume_state_is_named(good_ckpt, tmp_path):
         load_checkpoint(ck)
 
 
-def test_pickled_objects_are_refused_without_torch_advice(pair, tmp_path, capsys):
+def test_pickled_objects_are_refused_without_torch_advice(pair, tmp_path, cli_run):
     ck = str(tmp_path / "objects.pt")
     torch.save({"format": "hsifusion-checkpoint", "when": datetime.date(2020, 1, 1)}, ck)
     out = tmp_path / "o.tif"
-    err = assert_cli_error(capsys, fuse_argv(pair, ck, out), "is not an hsifusion checkpoint", output=out)
+    err = assert_cli_error(cli_run, fuse_argv(pair, ck, out), "is not an hsifusion checkpoint", output=out)
     assert "weights_only" not in err and "trust" not in err
 
 
-def test_truncated_file_is_refused(pair, good_ckpt, tmp_path, capsys):
+def test_truncated_file_is_refused(pair, good_ckpt, tmp_path, cli_run):
     ck = tmp_path / "cut.pt"
     ck.write_bytes(Path(good_ckpt).read_bytes()[:300])
     out = tmp_path / "o.tif"
-    err = assert_cli_error(capsys, fuse_argv(pair, ck, out), "is not a readable hsifusion checkpoint", output=out)
+    err = assert_cli_error(cli_run, fuse_argv(pair, ck, out), "is not a readable hsifusion checkpoint", output=out)
     assert "weights_only" not in err

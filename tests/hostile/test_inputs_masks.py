@@ -1,24 +1,26 @@
 """Hostile inputs, validity: GDAL masks (.msk, internal, alpha) and bands without a single valid pixel.
 
 Each case: the fused output equals the fusion of the same data with the masked pixels written as nodata
-(or the empty band flagged bad), or a typed error naming the problem; CLI and engine API."""
+(or the empty band flagged bad), or a typed error naming the problem; CLI and engine API.
+"""
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from osgeo import gdal
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inputs_kit import assert_cli_error, run_cli, with_alpha, with_mask  # noqa: E402
+from hsifusion.engine import api
+from hsifusion.engine.errors import NoValidDataError
+from hsifusion.engine.feedback import LogFeedback
+from hsifusion.engine.pair import validate_pair
+from hsifusion.engine.raster import raster_info
+from hsifusion.engine.scene import build_scene
+from rasterkit import make_raster, read, synthetic_pair
 
-from hsifusion.engine import api  # noqa: E402
-from hsifusion.engine.errors import NoValidDataError  # noqa: E402
-from hsifusion.engine.raster import raster_info  # noqa: E402
-from rasterkit import make_raster, read, synthetic_pair  # noqa: E402
+from .inputs_kit import assert_cli_error, with_alpha, with_mask
 
 NODATA = -9999.0
 MSI_GT = (1000.0, 30.0, 0.0, 2000.0, 0.0, -30.0)
@@ -59,14 +61,14 @@ def test_msi_dataset_mask_pixels_are_nodata_not_fused(tmp_path, pair, internal):
     np.testing.assert_array_equal(got, want)  # same data, same validity, same tiles: same arithmetic
 
 
-def test_msi_alpha_band_is_a_mask_not_a_spectral_band(tmp_path, pair, capsys, caplog):
+def test_msi_alpha_band_is_a_mask_not_a_spectral_band(tmp_path, pair, cli_run, caplog):
     hsi, msi, valid = pair
     data = np.round(read(msi) * 1000).astype(np.uint16)
     alpha = with_alpha(str(tmp_path / "alpha.tif"), data, valid, MSI_GT)
     info = raster_info(alpha)
     assert (info.bands, info.alpha_bands, info.mask_kind) == (3, (4,), "alpha band")
     with caplog.at_level(logging.WARNING, logger="hsifusion"):
-        code, out, err = run_cli(capsys, "fuse", "gsa", "--hsi", hsi, "--msi", alpha, "-o", tmp_path / "a.tif",
+        code, out, err = cli_run("fuse", "gsa", "--hsi", hsi, "--msi", alpha, "-o", tmp_path / "a.tif",
                                  "--tile-size", 16)
     assert code == 0, err
     assert any("alpha band(s) 4 left out of the spectral bands" in r.getMessage() for r in caplog.records)
@@ -94,19 +96,23 @@ def test_hsi_alpha_band_is_left_out_of_the_output_bands(tmp_path, pair):
     np.testing.assert_array_equal(out[:, 4:, :], data.astype(np.float32).repeat(4, 1).repeat(4, 2)[:, 4:, :])
 
 
-def test_one_all_nodata_hsi_band_becomes_a_bad_band(tmp_path, pair, capsys, caplog):
+def test_one_all_nodata_hsi_band_becomes_a_bad_band(tmp_path, pair, cli_run, caplog):
     hsi, msi, _ = pair
     ds = gdal.Open(hsi, gdal.GA_Update)
     ds.GetRasterBand(3).Fill(NODATA)
     ds = None
     with caplog.at_level(logging.WARNING, logger="hsifusion"):
-        code, out, err = run_cli(capsys, "fuse", "gsa", "--hsi", hsi, "--msi", msi, "-o", tmp_path / "o.tif",
+        code, out, err = cli_run("fuse", "gsa", "--hsi", hsi, "--msi", msi, "-o", tmp_path / "o.tif",
                                  "--tile-size", 16)
     assert code == 0, err
     assert any("HSI band(s) 3" in r.getMessage() and "treated as bad bands" in r.getMessage()
                for r in caplog.records)
     got = read(tmp_path / "o.tif")
     assert (got[2] == NODATA).all() and (got[np.arange(12) != 2] != NODATA).all()
+    fb = LogFeedback()  # the engine API with a feedback: the warning goes to the run's log
+    scene = build_scene(validate_pair(raster_info(hsi), raster_info(msi)), fb)
+    assert np.flatnonzero(~scene.pair.hsi.good_bands).tolist() == [2]
+    assert any("HSI band(s) 3 (band 3, " in w for w in fb.warnings), fb.warnings
     # control: the same file with band 3 flagged bad (ENVI bbl = 0) up front
     flagged = str(tmp_path / "flagged.tif")
     gdal.Translate(flagged, hsi)
@@ -116,24 +122,24 @@ def test_one_all_nodata_hsi_band_becomes_a_bad_band(tmp_path, pair, capsys, capl
     np.testing.assert_array_equal(got, fuse(flagged, msi, tmp_path / "control.tif"))
 
 
-def test_all_hsi_bands_nodata_is_a_typed_error(tmp_path, pair, capsys):
+def test_all_hsi_bands_nodata_is_a_typed_error(tmp_path, pair, cli_run):
     hsi, msi, _ = pair
     ds = gdal.Open(hsi, gdal.GA_Update)
     for b in range(1, 13):
         ds.GetRasterBand(b).Fill(NODATA)
     ds = None
     out = tmp_path / "o.tif"
-    assert_cli_error(capsys, ["fuse", "gsa", "--hsi", hsi, "--msi", msi, "-o", out], "holds no valid pixel",
+    assert_cli_error(cli_run, ["fuse", "gsa", "--hsi", hsi, "--msi", msi, "-o", out], "holds no valid pixel",
                      hsi, output=out)
     with pytest.raises(NoValidDataError):
         api.fuse(hsi, msi, str(out), "upsample")
 
 
-def test_an_all_nodata_msi_band_is_named(tmp_path, pair, capsys):
+def test_an_all_nodata_msi_band_is_named(tmp_path, pair, cli_run):
     hsi, _, _ = pair
     data = read(pair[1])
     data[1] = NODATA
     msi = make_raster(tmp_path / "msi_b2.tif", data, MSI_GT, nodata=NODATA)
     out = tmp_path / "o.tif"
-    assert_cli_error(capsys, ["fuse", "gsa", "--hsi", hsi, "--msi", msi, "-o", out],
+    assert_cli_error(cli_run, ["fuse", "gsa", "--hsi", hsi, "--msi", msi, "-o", out],
                      "holds no valid pixel in the overlap: band(s) 2 hold no valid value there", output=out)

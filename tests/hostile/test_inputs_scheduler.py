@@ -1,25 +1,25 @@
-"""Hostile inputs, services: a ``--scheduler`` address where nothing listens, where something accepts and
+"""Hostile inputs, services: scheduler addresses that are not Dask schedulers.
+
+A ``--scheduler`` address where nothing listens, where something accepts and
 stays silent, closes at once, or speaks another protocol. Each is a DistributedError naming the address
 within the connect timeout (CONNECT_TIMEOUT_S, lowered here), never a hang or a 30 s wait. Servers are
-local sockets on 127.0.0.1 only, closed after each test."""
+local sockets on 127.0.0.1 only, closed after each test.
+"""
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("distributed")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inputs_kit import assert_cli_error  # noqa: E402
+from hsifusion.engine import distributed as dist
+from hsifusion.engine.errors import DistributedError, InputError
+from rasterkit import synthetic_pair
 
-from hsifusion.engine import distributed as dist  # noqa: E402
-from hsifusion.engine.errors import DistributedError, InputError  # noqa: E402
-from rasterkit import synthetic_pair  # noqa: E402
+from .inputs_kit import assert_cli_error
 
 TIMEOUT_S = 1.0
 
@@ -35,8 +35,11 @@ def fast_timeout(monkeypatch):
 
 
 class LoopbackServer:
-    """Accepts on 127.0.0.1 and, per connection, sends ``greeting`` (if any) then either closes or holds
-    the socket open without a word until :meth:`stop`."""
+    """A loopback TCP server that is not a Dask scheduler.
+
+    Accepts on 127.0.0.1 and, per connection, sends ``greeting`` (if any) then either closes or holds
+    the socket open without a word until :meth:`stop`.
+    """
 
     def __init__(self, greeting: bytes = b"", close: bool = False) -> None:
         self.sock = socket.socket()
@@ -93,18 +96,18 @@ def fuse_argv(pair, out, address):
     ({"close": True}, "closed the connection without a Dask handshake"),
     ({"greeting": b"SSH-2.0-OpenSSH_9.6\r\n"}, "answered b'SSH-2.0-'..., not a Dask handshake"),
 ], indirect=["server"], ids=["silent", "closes", "ssh-banner"])
-def test_a_port_that_is_not_a_dask_scheduler(pair, tmp_path, capsys, fast_timeout, server, needle):
+def test_a_port_that_is_not_a_dask_scheduler(pair, tmp_path, cli_run, fast_timeout, server, needle):
     out = tmp_path / "o.tif"
     t0 = time.monotonic()
-    assert_cli_error(capsys, fuse_argv(pair, out, server.address), server.address, needle, output=out)
+    assert_cli_error(cli_run, fuse_argv(pair, out, server.address), server.address, needle, output=out)
     assert time.monotonic() - t0 < 10 * TIMEOUT_S + 5
 
 
-def test_a_refused_port_fails_at_once(pair, tmp_path, capsys):
+def test_a_refused_port_fails_at_once(pair, tmp_path, cli_run):
     address = f"tcp://127.0.0.1:{free_port()}"
     out = tmp_path / "o.tif"
     t0 = time.monotonic()
-    assert_cli_error(capsys, fuse_argv(pair, out, address), f"cannot reach the Dask scheduler {address}", output=out)
+    assert_cli_error(cli_run, fuse_argv(pair, out, address), f"cannot reach the Dask scheduler {address}", output=out)
     assert time.monotonic() - t0 < 5  # Dask alone retried for 30 s
 
 

@@ -1,6 +1,9 @@
-"""Hostile inputs, training: a small pair with the default VALIDATION (0.2) and PATCH_SIZE (64) used to
+"""Hostile inputs, training: the defaults on a small pair.
+
+A small pair with the default VALIDATION (0.2) and PATCH_SIZE (64) used to
 be refused ("no validation patch fits"); validation now adapts (smaller validation patches, or off with
-a warning) and the checkpoint is written."""
+a warning) and the checkpoint is written.
+"""
 from __future__ import annotations
 
 import pytest
@@ -32,8 +35,11 @@ class _Strip:
 
 
 def test_validation_patches_shrink_to_the_held_out_strip():
-    """A 200 x 120 px region, 20 % held out: a 40 px strip; 64 px patches shrink to 32 (step 16), a step
-    of 48 fits nothing (None), and a strip wide enough keeps the training patch size."""
+    """Validation patches shrink to fit the held-out strip.
+
+    A 200 x 120 px region, 20 % held out: a 40 px strip; 64 px patches shrink to 32 (step 16), a step
+    of 48 fits nothing (None), and a strip wide enough keeps the training patch size.
+    """
     src = _Strip(Window(0, 0, 200, 120))
     split_regions(src, 0.2, 4)
     assert (src.val.width, src.val.height) == (40, 120)

@@ -30,8 +30,11 @@ def test_step_zero_returns_the_base_exactly(net):
 
 @pytest.mark.parametrize("net", sorted(SUPERVISED))
 def test_one_step_leaves_the_base(net):
-    """The zero gate must not be a dead end: its gradient is non-zero at step 0, and one optimiser step
-    moves the output off the base (AMSF-Net's own zero skip gain is opened for this)."""
+    """The zero gate must not be a dead end.
+
+    Its gradient is non-zero at step 0, and one optimiser step moves the output off the base (AMSF-Net's own zero skip
+    gain is opened for this).
+    """
     wrapped, y, z, base = _wrapped(net)
     wrapped.train()
     target = base + 0.1 * torch.rand_like(base)
@@ -44,8 +47,11 @@ def test_one_step_leaves_the_base(net):
 
 
 def test_residual_of_a_bicubic_skip_net_is_its_branch():
-    """SSJCN's estimate is bicubic(y) + correction: the residual the gain scales is that correction, so
-    its bicubic skip is replaced by the base (x = base + g * correction)."""
+    """SSJCN's estimate is bicubic(y) + correction.
+
+    The residual the gain scales is that correction, so its bicubic skip is replaced by the base (x = base + g *
+    correction).
+    """
     wrapped, y, z, base = _wrapped("ssjcn")
     wrapped.eval()
     with torch.no_grad():
