@@ -6,8 +6,12 @@ metadata (HSIFUSION_AUTO_TABLE) and optionally to a CSV and an HTML report.
 """
 from __future__ import annotations
 
-from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterEnum, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterNumber)
+from qgis.core import (
+    QgsProcessingOutputString,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+)
 
 from ..engine import api
 from ..engine.auto import DEFAULT_CANDIDATES, NETWORKS

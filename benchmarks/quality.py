@@ -77,9 +77,11 @@ QUICK_NET_CASES = {("enmap_128x64", 4)}
 
 def fuse_and_assess(row: Dict, hsi: str, msi: str, reference: str, ratio: int, method: str, params: Dict,
                     out: Path) -> Dict:
-    """``row`` plus seconds (the fuse call), iterations and METRICS against ``reference``, or ``error``:
-    a failing method is a row, not a crash. The output is deleted afterwards. ``method`` "auto" runs
-    ``api.fuse_auto`` (``params`` are its keyword arguments) and records the method it chose."""
+    """``row`` plus seconds (the fuse call), iterations and METRICS against ``reference``, or ``error``.
+
+    A failing method is a row, not a crash. The output is deleted afterwards. ``method`` "auto" runs
+    ``api.fuse_auto`` (``params`` are its keyword arguments) and records the method it chose.
+    """
     from hsifusion.engine import api
 
     try:
@@ -93,7 +95,7 @@ def fuse_and_assess(row: Dict, hsi: str, msi: str, reference: str, ratio: int, m
         row["iterations"] = res.get("iterations")
         a = api.assess(reference, str(out), ratio)
         row.update({k: float(a[k]) for k in METRICS})
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
     finally:
@@ -103,8 +105,11 @@ def fuse_and_assess(row: Dict, hsi: str, msi: str, reference: str, ratio: int, m
 
 
 def merged(new: Dict) -> Dict:
-    """The previous results/quality.json with this run's rows in place of its rows of the same scene,
-    ratio and method (each row keeps its own figures; ``remeasured`` names this run's methods)."""
+    """The previous results/quality.json with this run's rows replacing its rows of the same case.
+
+    A case is a scene, ratio and method; each row keeps its own figures; ``remeasured`` names this
+    run's methods.
+    """
     old = load_result("quality")
     if not old:
         return new
@@ -120,7 +125,6 @@ def run(quick: bool, work: Path, methods: List[str], only_scenes=None, all_cases
     register_package()
     import torch
 
-    from hsifusion.engine import api
 
     torch.manual_seed(SEED)
     work = work / "quality"

@@ -35,9 +35,22 @@ from typing import Dict, List, Optional
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (CLASSICAL, DEFAULT_WORK, NETWORKS, SEED, SHARED, SUPERVISED, catalogue, fmt, label,  # noqa: E402
-                    log, md_table, register_package, save_result)
-from quality import fuse_and_assess  # noqa: E402
+from common import (
+    CLASSICAL,
+    DEFAULT_WORK,
+    NETWORKS,
+    SEED,
+    SHARED,
+    SUPERVISED,
+    catalogue,
+    fmt,
+    label,
+    log,
+    md_table,
+    register_package,
+    save_result,
+)
+from quality import fuse_and_assess
 
 PARIS = SHARED / "paris_hyperion_ali"
 PIXEL_M = 30.0
@@ -75,8 +88,11 @@ def write_cube(path: Path, cube: np.ndarray, pixel: float, wavelengths, fwhm=Non
 
 
 def wald_degrade(cube: np.ndarray, ratio: int) -> np.ndarray:
-    """The engine's own degradation: Gaussian PSF of FWHM = ratio HR px, block-centred decimation
-    (edges reflected, as the simulator reads beyond a raster)."""
+    """The engine's own degradation.
+
+    Gaussian PSF of FWHM = ratio HR px, block-centred decimation (edges reflected, as the simulator reads
+    beyond a raster).
+    """
     register_package()
     from hsifusion.engine.degrade import PSF, blur_decimate
 
@@ -151,8 +167,11 @@ CLASSIC = {"gains": "classic"}  # the classical methods before the reduced-scale
 
 
 def method_params(method: str, max_seconds: Optional[float]) -> Dict:
-    """Parameters of a method entry: ``name`` (defaults), ``name:classic`` (the behaviour before the
-    reduced-scale gains) or ``auto`` (fuse auto over bicubic and the classical methods)."""
+    """Parameters of a method entry.
+
+    ``name`` (defaults), ``name:classic`` (the behaviour before the reduced-scale gains) or ``auto`` (fuse
+    auto over bicubic and the classical methods).
+    """
     name, _, variant = method.partition(":")
     if name == "upsample":
         return {"mode": "bicubic"}

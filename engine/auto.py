@@ -98,8 +98,9 @@ def fuse_auto(hsi: str, msi: str, output: str, candidates: Optional[Sequence[str
               out_report: Optional[str] = None, tile_size: int = 256, feedback: Optional[Feedback] = None,
               creation_options: Optional[Sequence[str]] = None, hsi_wavelengths=None, msi_wavelengths=None,
               max_lr_side: int = 256) -> Dict:
-    """Rank ``candidates`` on the reduced pair, fuse with the best; returns api.fuse's dict plus
-    CHOSEN and TABLE (the ranked rows).
+    """Rank ``candidates`` on the reduced pair, fuse with the best.
+
+    Returns api.fuse's dict plus CHOSEN and TABLE (the ranked rows).
     """
     from .api import fuse
 

@@ -125,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_method_options(f)
     f.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
                    help="any method parameter by name (value parsed as JSON, else text); repeatable")
-    f.add_argument("--hsi-wavelengths", default=None, help="HSI wavelengths in nm (list or CSV) if the raster lacks them")
-    f.add_argument("--msi-wavelengths", default=None, help="MSI wavelengths in nm (list or CSV) if the raster lacks them")
+    for sensor in ("hsi", "msi"):
+        f.add_argument(f"--{sensor}-wavelengths", default=None,
+                       help=f"{sensor.upper()} wavelengths in nm (list or CSV) if the raster lacks them")
     f.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="none = in-process; local:N = N Dask worker processes here; tcp://host:port = a "
                         "running Dask scheduler (`dask scheduler` / `dask worker`)")

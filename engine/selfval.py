@@ -141,10 +141,12 @@ class ReducedScene:
 
 def apply_mirrored(method, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None,
                    margin_hr: Optional[int] = None) -> np.ndarray:
-    """``method.apply`` on a whole pair with the context the tile loop gives a tile at a raster edge:
+    """``method.apply`` on a whole pair with the context the tile loop gives a tile at a raster edge.
+
     ``margin(ratio)`` HR px (rounded up to whole LR px) of half-sample symmetric mirror, as
-    ``engine.raster.read_window`` reads beyond a raster (the mirror consistent between both grids);
-    the estimate is cropped back to (C, r h, r w)."""
+    ``engine.raster.read_window`` reads beyond a raster (the mirror consistent between both grids); the
+    estimate is cropped back to (C, r h, r w).
+    """
     margin = method.margin(ratio) if margin_hr is None else margin_hr
     e = -(-int(margin) // ratio)
     h, w = lr.shape[1:]
@@ -157,15 +159,19 @@ def apply_mirrored(method, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=
 
 
 def run_reduced(method, pair: ReducedPair, feedback=None, infos=None) -> np.ndarray:
-    """Fit ``method`` on the reduced pair and apply it to all of it: the (C, h, w) estimate of the
-    target. The method never sees the target (the LR-HSI)."""
+    """Fit ``method`` on the reduced pair and apply it to all of it: the (C, h, w) estimate of the target.
+
+    The method never sees the target (the LR-HSI).
+    """
     method.fit(ReducedScene(pair, infos), feedback)
     return apply_mirrored(method, pair.lr, pair.hr, pair.ratio, feedback)
 
 
 def score(estimate: np.ndarray, pair: ReducedPair) -> Score:
-    """Per band MSE / PSNR and overall PSNR, SAM, ERGAS of ``estimate`` against the target, as
-    engine.metrics defines them (peak = the target band's maximum over valid pixels)."""
+    """Per band MSE / PSNR and overall PSNR, SAM, ERGAS of ``estimate`` against the target.
+
+    As engine.metrics defines them (peak = the target band's maximum over valid pixels).
+    """
     t = pair.target.astype(np.float64)
     e = np.asarray(estimate, dtype=np.float64)
     v, g = pair.valid, pair.good
@@ -185,8 +191,9 @@ def score(estimate: np.ndarray, pair: ReducedPair) -> Score:
 
 def injection_gains(base: np.ndarray, detail: np.ndarray, target: np.ndarray, valid: np.ndarray,
                     gain_max: float = GAIN_MAX) -> np.ndarray:
-    """Per band MMSE gain ``g_b`` of ``base + g_b detail`` against ``target`` (all (C, h, w)), over
-    ``valid``, clipped to [0, gain_max]: g_b = <D_b, T_b - B_b> / <D_b, D_b>.
+    """Per band MMSE gain ``g_b`` of ``base + g_b detail`` against ``target``.
+
+    All arrays (C, h, w); over ``valid``, clipped to [0, gain_max]: g_b = <D_b, T_b - B_b> / <D_b, D_b>.
 
     The residual of the best g >= 0 is never above that of g = 0 (interpolation), so no band gets
     worse than ``base`` at the scale the gains are fitted on (in the spirit of BDSD, Garzelli,
@@ -202,8 +209,11 @@ def injection_gains(base: np.ndarray, detail: np.ndarray, target: np.ndarray, va
 
 
 class Deadline:
-    """Feedback for one candidate: silent, cancelled when the user cancels or ``seconds`` have passed
-    (a method that does not honour its own time budget is stopped at its next progress check)."""
+    """Feedback for one candidate.
+
+    Silent, cancelled when the user cancels or ``seconds`` have passed (a method that does not honour its own
+    time budget is stopped at its next progress check).
+    """
 
     def __init__(self, parent, seconds: Optional[float]) -> None:
         self.parent = parent
@@ -231,9 +241,12 @@ class Deadline:
 
 def validate(scene, candidates: Sequence[Tuple[str, object]], feedback=None, max_lr_side: int = 256,
              budgets: Optional[Dict[str, float]] = None) -> List[Dict]:
-    """Score each (name, method) on the scene's reduced pair; rows with PSNR, SAM, ERGAS, seconds
-    (or ``error``), in ``candidates`` order. ``budgets``: seconds a candidate may take (its fit and
-    apply are stopped after that: an error row). Cancel is honoured between and within candidates."""
+    """Score each (name, method) on the scene's reduced pair.
+
+    Rows with PSNR, SAM, ERGAS, seconds (or ``error``), in ``candidates`` order. ``budgets``: seconds a
+    candidate may take (its fit and apply are stopped after that: an error row). Cancel is honoured between
+    and within candidates.
+    """
     feedback = ensure_feedback(feedback)
     pair = reduce_scene(scene, max_lr_side)
     infos = (scene.pair.hsi, scene.pair.msi)

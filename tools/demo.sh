@@ -12,8 +12,9 @@ run() { echo "== qgis_process run $*"; "$qp" run "$@" >"$out/last_run.log" 2>&1 
 
 run hsifusion:upsample -- HSI="$HSI" MSI="$MSI" METHOD=2 OUTPUT="$out/bicubic.tif"
 run hsifusion:fuse_gsa -- HSI="$HSI" MSI="$MSI" OUTPUT="$out/gsa.tif"
+run hsifusion:fuse_auto -- HSI="$HSI" MSI="$MSI" OUTPUT="$out/auto.tif" OUTPUT_REPORT="$out/auto_choice.html"
 run hsifusion:fuse_uds2c2 -- HSI="$HSI" MSI="$MSI" ITERATIONS=300 SEED=0 DEVICE=1 OUTPUT="$out/uds2c2.tif"
-for m in bicubic gsa uds2c2; do
+for m in bicubic gsa auto uds2c2; do
   echo "== assess $m against the reference"
   "$qp" --json run hsifusion:assess -- REFERENCE="$REF" ESTIMATE="$out/$m.tif" RATIO=4 \
       OUTPUT_SAM="$out/${m}_sam.tif" OUTPUT_TABLE="$out/${m}_bands.csv" OUTPUT_REPORT="$out/${m}_report.html" \

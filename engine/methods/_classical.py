@@ -175,7 +175,7 @@ class ClassicalMethod(FusionMethod):
     def reduced_scale_gains(self, s: LRSample, feedback=None) -> np.ndarray:
         """(C,) per band gains on the detail the method adds to bicubic, fitted at the reduced scale.
 
-        MMSE gains one scale down (engine.selfval: the fit crop degraded once more, scored against the
+        MMSE at the reduced scale (engine.selfval: the fit crop degraded once more, scored against the
         LR-HSI), shrunk towards 0 where the MSI's detail does not predict the HSI's; ones with
         ``gains="classic"``.
 
@@ -231,12 +231,12 @@ SAM_GUARD_STEPS = (1.0, 0.75, 0.5, 0.25, 0.0)
 
 def spectral_angle_guard(base: np.ndarray, detail: np.ndarray, gains: np.ndarray, target: np.ndarray,
                          valid: np.ndarray, good: np.ndarray) -> float:
-    """The largest of ``SAM_GUARD_STEPS`` that keeps the spectral angle from rising.
+    """The largest common scale t of the gains that does not raise the spectral angle.
 
-    Scaling every gain by t, the spectral angle of ``base + t g detail`` to ``target`` (mean over
-    ``valid``) must be no larger than that of ``base`` (t = 0 is ``base`` itself): per band MMSE gains
-    minimise each band's error, not the angle between spectra, and on a pair whose MSI detail has
-    another spectral shape they can raise it.
+    t is the largest of ``SAM_GUARD_STEPS`` such that the spectral angle of ``base + t g detail`` to
+    ``target`` (mean over ``valid``) is no larger than that of ``base`` (t = 0 is ``base`` itself).
+    Per band MMSE gains minimise each band's error, not the angle between spectra, and on a pair
+    whose MSI detail has another spectral shape they can raise it.
     """
     from ..metrics import sam_degrees
 

@@ -171,8 +171,8 @@ class CNMF(ClassicalMethod):
         Z = as_f32(hr).reshape(c, H * W) - self.offset[:, None]
         np.maximum(Z, 0, out=Z)
         Em = self.E_m
-        EmtZ = band_combination(Em.T, Z)  # fixed-order sums: BLAS would round by the tile's width
-        update_abundances_chunked(A, EmtZ, as_f32(Em.T @ Em), self.iterations)
+        em_t_z = band_combination(Em.T, Z)  # fixed-order sums: BLAS would round by the tile's width
+        update_abundances_chunked(A, em_t_z, as_f32(Em.T @ Em), self.iterations)
         if self.gains_mode == "classic":
             return (self.E @ A).reshape(C, H, W)
         # detail injection: bicubic + the HR detail of the unmixing, E (A - up(A_h)), times the band's

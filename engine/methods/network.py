@@ -30,7 +30,12 @@ DEFAULT_PATCH, DEFAULT_BATCH = 64, 4  # scene-adaptive training patch (HR px) an
 # 1e-4 for SSJCN on the bundled sample at 80 steps (3e-3 diverged towards bicubic). LEARNING_RATE overrides.
 SCENE_ADAPTIVE_LR = 1e-3
 # Every network refines a classical base by default (engine/methods/anchored.py); "none" = the network alone.
-BASES = ("glp", "bicubic", "gsa", "auto", "none")
+BASE_CHOICES = (("glp", "GLP (MTF-matched Laplacian pyramid)"),
+                ("bicubic", "Bicubic upsampling (the papers' setting)"),
+                ("gsa", "GSA (Gram-Schmidt adaptive)"),
+                ("auto", "Automatic (best of bicubic, GLP, GSA one scale down)"),
+                ("none", "None (the network alone)"))
+BASES = tuple(key for key, _ in BASE_CHOICES)
 DEFAULT_BASE = "glp"
 DEFAULT_MAX_SECONDS = 150.0  # whole run, inference included: a 256x256 pair within 3 minutes on 2 cores
 
@@ -389,7 +394,9 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
               "Time budget of the whole run, inference included (s, 0 = none)", minimum=0,
               help="training stops early enough for the estimated inference to fit"),
         Param("base", str, DEFAULT_BASE, "Classical base the network refines (none = the network alone)",
-              choices=BASES, help="bicubic = the papers' setting; auto = the best of bicubic, GLP and GSA by "
+              choices=BASES,
+              choice_labels=tuple(label for _, label in BASE_CHOICES),
+              help="bicubic = the papers' setting; auto = the best of bicubic, GLP and GSA by "
               "self-validation one scale down; none is also what a checkpoint or saving one uses "
               "(engine/methods/anchored.py)"),
         Param("psf_fwhm", float, 0.0, "PSF FWHM in HR pixels for reduced-resolution training (0 = ratio)",

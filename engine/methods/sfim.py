@@ -106,7 +106,8 @@ class SFIM(ClassicalMethod):
 METHODS = [MethodSpec(
     "sfim", "SFIM", SFIM,
     classical_params() + (Param("smoothing", str, SMOOTHING[0], "Smoothing filter", choices=SMOOTHING,
-                                choice_labels=("Gaussian matched to the sensor MTF", "Mean filter of width ratio (Liu)"),
+                                choice_labels=("Gaussian matched to the sensor MTF",
+                                               "Mean filter of width ratio (Liu)"),
                                 help="mtf: the MTF-matched low-pass; box: Liu's mean filter of width r"),),
     "classical", display_name="Fuse with SFIM (smoothing-filter intensity modulation)",
     summary="Smoothing-filter-based intensity modulation (Liu 2000), hypersharpening form.")]

@@ -1,6 +1,8 @@
-"""Radiometry of real pairs: the two sensors are not cross-calibrated, the MSI has nodata holes and a
-1-pixel misregistration. Built from the bundled sample: MSI x 4 + 500 (other units and offset, no
-scale declared), 30 nodata pixels plus a 6 x 6 hole, shifted one HR pixel to the right.
+"""Radiometry of real pairs.
+
+The two sensors are not cross-calibrated, the MSI has nodata holes and a 1-pixel misregistration. Built from
+the bundled sample: MSI x 4 + 500 (other units and offset, no scale declared), 30 nodata pixels plus a 6 x 6
+hole, shifted one HR pixel to the right.
 
 No method may blow up: every output (valid pixels, good bands) stays within the LR-HSI's range
 widened by half its span, MSI nodata is nodata in the output, each method says in the log what
@@ -16,10 +18,9 @@ import pytest
 from osgeo import gdal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classical_pair import SAMPLE_HSI, SAMPLE_MSI, reference_cube  # noqa: E402
-
-from hsifusion.engine import api  # noqa: E402
-from hsifusion.engine.feedback import LogFeedback  # noqa: E402
+from classical_pair import SAMPLE_HSI, SAMPLE_MSI, reference_cube
+from hsifusion.engine import api
+from hsifusion.engine.feedback import LogFeedback
 
 METHODS = ["upsample", "gsa", "glp", "sfim", "cnmf"]
 MSI_NODATA = -9999.0

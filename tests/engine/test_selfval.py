@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classical_pair import SAMPLE_HSI, SAMPLE_MSI, gaussian_degrade  # noqa: E402
-
-from hsifusion.engine import selfval  # noqa: E402
-from hsifusion.engine.errors import InputError, OutputError  # noqa: E402
-from hsifusion.engine.methods import _kernels as cm  # noqa: E402
-from hsifusion.engine.methods import get_method  # noqa: E402
+from classical_pair import SAMPLE_HSI, SAMPLE_MSI, gaussian_degrade
+from hsifusion.engine import selfval
+from hsifusion.engine.errors import InputError, OutputError
+from hsifusion.engine.methods import _kernels as cm
+from hsifusion.engine.methods import get_method
 
 CLASSICAL = ["gsa", "glp", "sfim", "cnmf"]
 FAST = {"cnmf": {"endmembers": 10, "iterations": 60}}
@@ -145,8 +144,11 @@ def _write_like(path, data, template, pixel_factor):
 
 
 def test_fuse_auto_picks_what_the_reduced_scale_ranks_first(tmp_path):
-    """Independent ranking: the reduced pair written as rasters (dense PSF), each candidate fused by
-    api.fuse and scored by api.assess against the LR-HSI; fuse auto must choose the best of these."""
+    """Independent ranking.
+
+    The reduced pair written as rasters (dense PSF), each candidate fused by api.fuse and scored by api.assess
+    against the LR-HSI; fuse auto must choose the best of these.
+    """
     import json
 
     from osgeo import gdal
@@ -225,9 +227,9 @@ def test_glp_auto_weights_keep_the_better_at_the_reduced_scale(scene):
 def test_fuse_auto_network_candidate_within_its_budget(tmp_path):
     """The network hook: a network is scored on the reduced pair within NETWORK_SECONDS like any method."""
     pytest.importorskip("torch")
-    from hsifusion.engine import api
-
     import time
+
+    from hsifusion.engine import api
 
     t0 = time.perf_counter()
     res = api.fuse_auto(str(SAMPLE_HSI), str(SAMPLE_MSI), str(tmp_path / "o.tif"), ["upsample", "uds2c2"],
