@@ -79,7 +79,7 @@ def reduce_pair(lr: np.ndarray, hr: np.ndarray, ratio: int, valid: Optional[np.n
     with the Gaussian of MTF ``mtf_gain`` at Nyquist (default: FWHM = r, the classical methods'
     default) and block-centred decimation; the LR-HSI is cropped to a multiple of r first.
     """
-    from .methods._common import DEFAULT_MTF_GAIN, degrade, mtf_sigma, psf_taps
+    from .methods._kernels import DEFAULT_MTF_GAIN, blur_decimate_separable, mtf_sigma, psf_taps
 
     C, h, w = lr.shape
     if hr.shape[1:] != (h * ratio, w * ratio):
@@ -90,13 +90,14 @@ def reduce_pair(lr: np.ndarray, hr: np.ndarray, ratio: int, valid: Optional[np.n
     hh, ww = h // ratio * ratio, w // ratio * ratio
     taps, extra = psf_taps(ratio, mtf_sigma(ratio, mtf_gain or DEFAULT_MTF_GAIN))
     target = np.ascontiguousarray(lr[:, :hh, :ww], dtype=np.float32)
-    hr_lr = degrade(np.ascontiguousarray(hr[:, :hh * ratio, :ww * ratio], dtype=np.float32), ratio, taps, extra)
+    hr_lr = blur_decimate_separable(np.ascontiguousarray(hr[:, :hh * ratio, :ww * ratio], dtype=np.float32), ratio,
+                                    taps, extra)
     ok = np.ones((hh, ww), bool) if valid is None else np.asarray(valid, bool)[:hh, :ww]
     if not ok.any():
         raise NoValidDataError("no valid pixel left for the reduced-scale check")
     good = np.ones(C, bool) if good is None else np.asarray(good, bool)
-    return ReducedPair(lr=degrade(target, ratio, taps, extra), hr=hr_lr, target=target, valid=ok, good=good,
-                       ratio=ratio)
+    return ReducedPair(lr=blur_decimate_separable(target, ratio, taps, extra), hr=hr_lr, target=target, valid=ok,
+                       good=good, ratio=ratio)
 
 
 def reduce_scene(scene, max_lr_side: int = 256, mtf_gain: Optional[float] = None) -> ReducedPair:

@@ -10,7 +10,8 @@ import json
 import math
 import os
 import time
-from typing import Dict, Optional, Sequence, Union
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from .errors import GridError, InputError, OutputError, WavelengthError
 from .feedback import Feedback, ensure_feedback
 from .outputs import check_outputs
 from .pair import require_positive_tile
-from .raster import open_raster, raster_info, read_window, valid_mask
+from .raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
 from .srf import DEFAULT_MAX_MISSING, Sensor, apply_srf, covered_bands, resolve_sensor, srf_matrix
 from .tiling import pipeline
 from .windows import Window, intersection, tiles
@@ -85,6 +86,45 @@ def _covered_sensor(sens: Sensor, explicit: bool, info, good, max_missing, feedb
     return sens.select(keep), dropped
 
 
+@dataclass
+class SimulationPlan:
+    """What one simulation reads, computes and writes: checked inputs, grids, tiles and working units."""
+
+    reference: str
+    out_hsi: Optional[str]
+    out_msi: Optional[str]
+    info: RasterInfo
+    ratio: int
+    psf: PSF
+    seed: int
+    snr_hsi: Optional[float]
+    snr_msi: Optional[float]
+    geotransform: Tuple[float, ...]
+    good: np.ndarray
+    sensor: Optional[Sensor] = None
+    dropped: List[str] = field(default_factory=list)
+    R: Optional[np.ndarray] = None
+    lr_size: Tuple[int, int] = (0, 0)               # (w, h) of the LR-HSI
+    margin: int = 0
+    start: int = 0                                  # first PSF tap of a core's block in its padded read
+    nodata: float = 0.0
+    gidx: np.ndarray = None                         # indices of the good bands
+    uniform: bool = True                            # one scale/offset for every good band: keep raw units
+    scale: np.ndarray = None
+    offset: np.ndarray = None
+    work_scale: float = 1.0
+    work_offset: float = 0.0
+    cores: List[Window] = field(default_factory=list)
+    tile_size: int = 256                            # as asked
+    tile: int = 0                                   # HR tile side used (a multiple of the ratio)
+    max_missing: float = DEFAULT_MAX_MISSING
+
+    @property
+    def noisy(self) -> bool:
+        """Whether a first pass must measure the clean outputs' power for the noise level."""
+        return (self.snr_hsi is not None and bool(self.out_hsi)) or (self.snr_msi is not None and bool(self.out_msi))
+
+
 def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], ratio: int,
              psf: Union[PSF, Dict, str, None] = None, sensor: Union[str, Sensor, None] = "sentinel2a_msi",
              srf_file: Optional[str] = None, bands=None, snr_hsi: Optional[float] = None,
@@ -118,6 +158,26 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
     """
     feedback = ensure_feedback(feedback)
     t0 = time.perf_counter()
+    plan = _validate_simulation(reference, out_hsi, out_msi, ratio, psf, sensor, srf_file, bands, snr_hsi,
+                                snr_msi, seed, tile_size, feedback, wavelengths, max_missing)
+    _plan_simulation(plan, feedback)
+    tiles = SimulationTiles(plan)
+    sig_hsi, sig_msi, span = _noise_sigmas(plan, tiles, feedback)
+    tiles.sigmas = (sig_hsi, sig_msi)
+    paths = _write_simulation(plan, tiles, _simulation_record(plan, sig_hsi, sig_msi), span, creation_options,
+                              feedback)
+    seconds = time.perf_counter() - t0
+    feedback.pushInfo(f"wrote {', '.join(paths.values())} in {seconds:.1f} s")
+    sens = plan.sensor
+    w, h = plan.lr_size
+    return {"OUTPUT_HSI": paths.get("hsi"), "OUTPUT_MSI": paths.get("msi"), "RATIO": plan.ratio, "LR_SIZE": [w, h],
+            "BANDS": list(sens.band_names) if sens else [], "BANDS_DROPPED": plan.dropped,
+            "NOISE_SIGMA_HSI": sig_hsi, "NOISE_SIGMA_MSI": sig_msi, "TILES": len(plan.cores), "SECONDS": seconds}
+
+
+def _validate_simulation(reference, out_hsi, out_msi, ratio, psf, sensor, srf_file, bands, snr_hsi, snr_msi,
+                         seed, tile_size, feedback: Feedback, wavelengths, max_missing) -> SimulationPlan:
+    """Check every argument, the reference's grid and the spectral side before anything is written."""
     r = check_ratio(ratio)
     tile_size = require_positive_tile(tile_size)
     psf = make_psf(psf)
@@ -147,171 +207,229 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
         raise InputError(f"reference {info.width}x{info.height} px is smaller than the PSF kernel "
                          f"({K}x{K} HR px at ratio {r}); use a larger raster or a narrower PSF")
     good = info.good_bands if info.good_bands is not None else np.ones(info.bands, bool)
+    plan = SimulationPlan(reference, out_hsi, out_msi, info, r, psf, seed, snr_hsi, snr_msi, gt, good,
+                          tile_size=tile_size, max_missing=max_missing)
 
-    # Spectral side (validated before anything is written).
-    R = sens = None
-    dropped = []
     if out_msi:
         if info.wavelengths is None or not np.all(np.isfinite(info.wavelengths)):
             raise WavelengthError(f"reference {reference} has no band wavelengths; give WAVELENGTHS "
                                   "(a list, or a CSV of wavelength[,fwhm] per band)")
-        sens, dropped = _covered_sensor(resolve_sensor(sensor, srf_file, bands), _has_bands(bands), info, good,
-                                        max_missing, feedback)
-        R = srf_matrix(sens, info.wavelengths, info.fwhm, good, max_missing)
-
+        plan.sensor, plan.dropped = _covered_sensor(resolve_sensor(sensor, srf_file, bands), _has_bands(bands),
+                                                    info, good, max_missing, feedback)
+        plan.R = srf_matrix(plan.sensor, info.wavelengths, info.fwhm, good, max_missing)
     check_outputs({"OUTPUT_HSI": out_hsi, "OUTPUT_MSI": out_msi}, (reference,))
+    return plan
 
+
+def _plan_simulation(plan: SimulationPlan, feedback: Feedback) -> None:
+    """Fill in the LR grid, the tiles, the margin and the working units of a validated plan."""
+    info, r, psf = plan.info, plan.ratio, plan.psf
     H, W = info.height, info.width
     h, w = H // r, W // r
-    if (H % r or W % r) and out_hsi:
+    plan.lr_size = (w, h)
+    if (H % r or W % r) and plan.out_hsi:
         feedback.pushWarning(f"reference {W}x{H} is not a multiple of ratio {r}: the LR-HSI covers the first "
                              f"{w * r}x{h * r} HR pixels ({W - w * r} column(s), {H - h * r} row(s) dropped)")
-    margin = psf.margin(r)
-    start = margin - (K - r) // 2
-    ref_nodata = info.nodata
-    nodata = float_nodata(ref_nodata)
-    gidx = np.flatnonzero(good)
-    uniform = _uniform(info.scale, good) and _uniform(info.offset, good)
-    scale = np.asarray(info.scale)[gidx][:, None, None]
-    offset = np.asarray(info.offset)[gidx][:, None, None]
-    work_scale, work_offset = (float(scale.flat[0]), float(offset.flat[0])) if uniform else (1.0, 0.0)
-    Rg = R[:, gidx] if R is not None else None
-
+    K = psf.size(r)
+    plan.margin = psf.margin(r)
+    plan.start = plan.margin - (K - r) // 2
+    plan.nodata = float_nodata(info.nodata)
+    plan.gidx = np.flatnonzero(plan.good)
+    plan.uniform = _uniform(info.scale, plan.good) and _uniform(info.offset, plan.good)
+    plan.scale = np.asarray(info.scale)[plan.gidx][:, None, None]
+    plan.offset = np.asarray(info.offset)[plan.gidx][:, None, None]
+    if plan.uniform:
+        plan.work_scale, plan.work_offset = float(plan.scale.flat[0]), float(plan.offset.flat[0])
     region = Window(0, 0, W, H)
-    lr_region = Window(0, 0, w * r, h * r)
-    tile = max(r, (tile_size // r) * r)
-    cores = [c for c in tiles(region, tile, r) if not intersection(c, region).empty]
-    feedback.pushInfo(f"simulate: reference {W}x{H}x{info.bands} ({len(gidx)} good bands), ratio {r}, "
+    plan.tile = max(r, (plan.tile_size // r) * r)
+    plan.cores = [c for c in tiles(region, plan.tile, r) if not intersection(c, region).empty]
+    sens = plan.sensor
+    feedback.pushInfo(f"simulate: reference {W}x{H}x{info.bands} ({len(plan.gidx)} good bands), ratio {r}, "
                       f"PSF {psf.kind} {K}x{K} HR px, LR {w}x{h}"
                       + (f", MSI {sens.title} {sens.bands} band(s)" if sens else "")
-                      + f", {len(cores)} tile(s) of {tile} px, margin {margin} px")
-    ds = open_raster(reference)
-    band_list = [int(i) + 1 for i in gidx]
+                      + f", {len(plan.cores)} tile(s) of {plan.tile} px, margin {plan.margin} px")
 
-    def read(core: Window):
-        return read_window(ds, core.col - margin, core.row - margin, core.width + 2 * margin,
-                           core.height + 2 * margin, bands=band_list)
 
-    def clean(core: Window, data):
-        """(lr window, lr values, lr valid, msi window, msi values, msi valid) in working units."""
-        valid = valid_mask(data, ref_nodata)
+@dataclass
+class CleanTile:
+    """The noise-free outputs of one core, in working units: LR-HSI and HR-MSI windows, values, validity."""
+
+    lr_window: Optional[Window]
+    lr: Optional[np.ndarray]
+    lr_valid: Optional[np.ndarray]
+    msi_window: Optional[Window]
+    msi: Optional[np.ndarray]
+    msi_valid: Optional[np.ndarray]
+
+
+class SimulationTiles:
+    """The read / compute / write steps of :func:`.tiling.pipeline` for one :class:`SimulationPlan`."""
+
+    def __init__(self, plan: SimulationPlan) -> None:
+        self.plan = plan
+        self.ds = open_raster(plan.reference)
+        self.band_list = [int(i) + 1 for i in plan.gidx]
+        self.Rg = plan.R[:, plan.gidx] if plan.R is not None else None
+        w, h = plan.lr_size
+        self.region = Window(0, 0, plan.info.width, plan.info.height)
+        self.lr_region = Window(0, 0, w * plan.ratio, h * plan.ratio)
+        self.sigmas = (0.0, 0.0)
+        self.power = {"hsi": [0.0, 0], "msi": [0.0, 0]}  # sum of squares and count, physical units
+        self.writers: Dict[str, RasterWriter] = {}
+
+    def read(self, core: Window):
+        m = self.plan.margin
+        return read_window(self.ds, core.col - m, core.row - m, core.width + 2 * m, core.height + 2 * m,
+                           bands=self.band_list)
+
+    def clean(self, core: Window, data) -> CleanTile:
+        p, r = self.plan, self.plan.ratio
+        valid = valid_mask(data, p.info.nodata)
         x = data.astype(np.float64)
-        if not uniform:
-            x = x * scale + offset
+        if not p.uniform:
+            x = x * p.scale + p.offset
         lr = lrw = lrv = None
-        if out_hsi:
-            lw = intersection(core, lr_region)
+        if p.out_hsi:
+            lw = intersection(core, self.lr_region)
             if not lw.empty:
                 lrw = Window(lw.col // r, lw.row // r, lw.width // r, lw.height // r)
-                lr, lrv = blur_decimate(x, psf, r, start, lrw.height, lrw.width, valid)
+                lr, lrv = blur_decimate(x, p.psf, r, p.start, lrw.height, lrw.width, valid)
         ms = msw = msv = None
-        if out_msi:
-            msw = intersection(core, region)
-            sl = msw.slices_in(core.pad(margin))
-            ms = apply_srf(Rg, x[:, sl[0], sl[1]])
+        if p.out_msi:
+            msw = intersection(core, self.region)
+            sl = msw.slices_in(core.pad(p.margin))
+            ms = apply_srf(self.Rg, x[:, sl[0], sl[1]])
             msv = valid[sl]
-        return lrw, lr, lrv, msw, ms, msv
+        return CleanTile(lrw, lr, lrv, msw, ms, msv)
 
-    # Pass 1 (only with noise): the mean square of each clean output, in physical units.
+    def accumulate(self, core: Window, data) -> None:
+        """Pass 1: add the tile's clean outputs to the mean squares (physical units)."""
+        t, p = self.clean(core, data), self.plan
+        for key, arr, v in (("hsi", t.lr, t.lr_valid), ("msi", t.msi, t.msi_valid)):
+            if arr is not None and v.any():
+                phys = arr[:, v] * p.work_scale + p.work_offset
+                self.power[key][0] += float(np.sum(phys * phys))
+                self.power[key][1] += phys.size
+        return None
+
+    def add_noise(self, arr, v, sigma: float, image: int, win: Window):
+        p = self.plan
+        if sigma > 0 and arr is not None:
+            n = noise_window(p.seed, image, arr.shape[0], win.col, win.row, win.width, win.height)
+            arr = arr + (sigma / (p.work_scale if p.uniform else 1.0)) * n * v[None]
+        return arr
+
+    def compute(self, core: Window, data):
+        """Pass 2: the tile's outputs with noise, nodata where invalid: {"hsi": (window, array), "msi": ...}."""
+        t, p = self.clean(core, data), self.plan
+        sig_hsi, sig_msi = self.sigmas
+        out = {}
+        if t.lr is not None:
+            lr = self.add_noise(t.lr, t.lr_valid, sig_hsi, 0, t.lr_window)
+            full = np.full((p.info.bands, t.lr_window.height, t.lr_window.width), p.nodata, dtype=np.float32)
+            full[p.gidx] = np.where(t.lr_valid[None], lr, p.nodata)
+            out["hsi"] = (t.lr_window, full)
+        if t.msi is not None:
+            ms = self.add_noise(t.msi, t.msi_valid, sig_msi, 1, t.msi_window)
+            out["msi"] = (t.msi_window, np.where(t.msi_valid[None], ms, p.nodata).astype(np.float32))
+        return out or None
+
+    def write(self, core: Window, out) -> None:
+        for key, (win, arr) in out.items():
+            self.writers[key].write(arr, win.col, win.row)
+
+
+def _discard(core: Window, out) -> None:
+    """The write step of a pass that only measures."""
+
+
+def _noise_sigmas(plan: SimulationPlan, tiles: SimulationTiles, feedback: Feedback
+                  ) -> Tuple[float, float, Tuple[float, float]]:
+    """Pass 1 (only with noise): sigma of each output's noise from its clean mean square; the writing pass's span."""
+    if not plan.noisy:
+        return 0.0, 0.0, (0.0, 100.0)
     sig_hsi = sig_msi = 0.0
-    if (snr_hsi is not None and out_hsi) or (snr_msi is not None and out_msi):
-        acc = {"hsi": [0.0, 0], "msi": [0.0, 0]}
+    pipeline(plan.cores, tiles.read, tiles.accumulate, _discard, feedback, (0.0, 40.0))
+    acc = tiles.power
+    if plan.snr_hsi is not None and plan.out_hsi and acc["hsi"][1]:
+        sig_hsi = noise_sigma(acc["hsi"][0] / acc["hsi"][1], float(plan.snr_hsi))
+    if plan.snr_msi is not None and plan.out_msi and acc["msi"][1]:
+        sig_msi = noise_sigma(acc["msi"][0] / acc["msi"][1], float(plan.snr_msi))
+    feedback.pushInfo(f"noise sigma (physical units): HSI {sig_hsi:.6g}, MSI {sig_msi:.6g}")
+    return sig_hsi, sig_msi, (40.0, 100.0)
 
-        def accumulate(core, data):
-            lrw, lr, lrv, msw, ms, msv = clean(core, data)
-            for key, arr, v in (("hsi", lr, lrv), ("msi", ms, msv)):
-                if arr is not None and v.any():
-                    phys = arr[:, v] * work_scale + work_offset
-                    acc[key][0] += float(np.sum(phys * phys))
-                    acc[key][1] += phys.size
-            return None
 
-        pipeline(cores, read, accumulate, lambda c, o: None, feedback, (0.0, 40.0))
-        if snr_hsi is not None and out_hsi and acc["hsi"][1]:
-            sig_hsi = noise_sigma(acc["hsi"][0] / acc["hsi"][1], float(snr_hsi))
-        if snr_msi is not None and out_msi and acc["msi"][1]:
-            sig_msi = noise_sigma(acc["msi"][0] / acc["msi"][1], float(snr_msi))
-        feedback.pushInfo(f"noise sigma (physical units): HSI {sig_hsi:.6g}, MSI {sig_msi:.6g}")
-        span = (40.0, 100.0)
-    else:
-        span = (0.0, 100.0)
-
+def _simulation_record(plan: SimulationPlan, sig_hsi: float, sig_msi: float) -> Dict:
+    """The ``HSIFUSION_SIMULATION`` metadata: how both outputs were made."""
+    info, r = plan.info, plan.ratio
     record = {
-        "hsifusion_version": __version__, "reference": os.path.abspath(reference),
-        "reference_size": [W, H], "ratio": r, "lr_size": [w, h], **psf.describe(r),
+        "hsifusion_version": __version__, "reference": os.path.abspath(plan.reference),
+        "reference_size": [info.width, info.height], "ratio": r, "lr_size": list(plan.lr_size),
+        **plan.psf.describe(r),
         "nodata_rule": "LR pixel nodata when any HR pixel of its r x r block is nodata; PSF weights "
                        "renormalised over valid HR pixels",
-        "snr_hsi_db": snr_hsi, "snr_msi_db": snr_msi, "seed": seed,
+        "snr_hsi_db": plan.snr_hsi, "snr_msi_db": plan.snr_msi, "seed": plan.seed,
         "noise": "additive Gaussian, sigma = sqrt(mean square of valid values over good bands / 10^(SNR/10)), "
                  f"samples from fixed {NOISE_BLOCK}x{NOISE_BLOCK} blocks seeded by (seed, image, block); "
                  "image 0 = HSI, 1 = MSI",
         "noise_sigma_hsi": sig_hsi, "noise_sigma_msi": sig_msi,
-        "units": "raw values with the reference's scale/offset" if uniform else "physical (scale/offset applied)",
+        "units": "raw values with the reference's scale/offset" if plan.uniform else "physical (scale/offset applied)",
     }
-    if sens is not None:
-        record.update({"spectral": sens.describe(), "bands_dropped": dropped, "max_missing": max_missing,
+    if plan.sensor is not None:
+        record.update({"spectral": plan.sensor.describe(), "bands_dropped": plan.dropped,
+                       "max_missing": plan.max_missing,
                        "srf_resampling": "Gaussian band-pass per HSI band from centre/FWHM, partition of unity "
                                          "over good bands, integrated with the sensor response on a 0.1 nm "
                                          "grid, rows normalised to 1"})
+    return record
 
-    def noisy(arr, v, sigma, image, win):
-        if sigma > 0 and arr is not None:
-            n = noise_window(seed, image, arr.shape[0], win.col, win.row, win.width, win.height)
-            arr = arr + (sigma / (work_scale if uniform else 1.0)) * n * v[None]
-        return arr
 
-    def compute(core, data):
-        lrw, lr, lrv, msw, ms, msv = clean(core, data)
-        out = {}
-        if lr is not None:
-            lr = noisy(lr, lrv, sig_hsi, 0, lrw)
-            full = np.full((info.bands, lrw.height, lrw.width), nodata, dtype=np.float32)
-            full[gidx] = np.where(lrv[None], lr, nodata)
-            out["hsi"] = (lrw, full)
-        if ms is not None:
-            ms = noisy(ms, msv, sig_msi, 1, msw)
-            out["msi"] = (msw, np.where(msv[None], ms, nodata).astype(np.float32))
-        return out or None
+def _open_lr_writer(plan: SimulationPlan, record: Dict, creation_options) -> RasterWriter:
+    info, r, gt = plan.info, plan.ratio, plan.geotransform
+    w, h = plan.lr_size
+    lr_gt = (gt[0], gt[1] * r, 0.0, gt[3], 0.0, gt[5] * r)
+    wh = RasterWriter(plan.out_hsi, w, h, info.bands, lr_gt, info.wkt, nodata=plan.nodata,
+                      inputs=(plan.reference,), creation_options=creation_options)
+    wh.set_band_names(info.band_names)
+    wh.set_wavelengths(info.wavelengths, info.fwhm)
+    if plan.uniform:
+        wh.set_scale_offset(info.scale, info.offset)
+    for i in range(info.bands):
+        wh.ds.GetRasterBand(i + 1).SetMetadataItem("bbl", "1" if plan.good[i] else "0")
+    k2d, _ = plan.psf.kernel(r)
+    wh.set_metadata({SIM_KEY: json.dumps(record), "HSIFUSION_ROLE": "LR-HSI",
+                     "HSIFUSION_PSF_KERNEL": json.dumps(np.round(k2d, 10).tolist()),
+                     "AREA_OR_POINT": "Area"})
+    return wh
 
-    writers = {}
-    t_count = [0]
+
+def _open_msi_writer(plan: SimulationPlan, record: Dict, creation_options) -> RasterWriter:
+    info, sens = plan.info, plan.sensor
+    wm = RasterWriter(plan.out_msi, info.width, info.height, sens.bands, plan.geotransform, info.wkt,
+                      nodata=plan.nodata, inputs=(plan.reference,), creation_options=creation_options)
+    wm.set_band_names(sens.band_names)
+    wm.set_wavelengths(sens.centres, sens.fwhm)
+    if plan.uniform and (plan.work_scale != 1.0 or plan.work_offset != 0.0):
+        wm.set_scale_offset([plan.work_scale] * sens.bands, [plan.work_offset] * sens.bands)
+    wm.set_metadata({SIM_KEY: json.dumps(record), "HSIFUSION_ROLE": "HR-MSI",
+                     "HSIFUSION_SRF_MATRIX": json.dumps(np.round(plan.R, 8).tolist()),
+                     "AREA_OR_POINT": "Area"})
+    return wm
+
+
+def _write_simulation(plan: SimulationPlan, tiles: SimulationTiles, record: Dict, span, creation_options,
+                      feedback: Feedback) -> Dict[str, str]:
+    """Pass 2: write both outputs under temporary names; publish them only when both are complete."""
+    writers = tiles.writers
     try:
-        if out_hsi:
-            lr_gt = (gt[0], gt[1] * r, 0.0, gt[3], 0.0, gt[5] * r)
-            wh = RasterWriter(out_hsi, w, h, info.bands, lr_gt, info.wkt, nodata=nodata, inputs=(reference,),
-                              creation_options=creation_options)
-            writers["hsi"] = wh
-            wh.set_band_names(info.band_names)
-            wh.set_wavelengths(info.wavelengths, info.fwhm)
-            if uniform:
-                wh.set_scale_offset(info.scale, info.offset)
-            for i in range(info.bands):
-                wh.ds.GetRasterBand(i + 1).SetMetadataItem("bbl", "1" if good[i] else "0")
-            k2d, _ = psf.kernel(r)
-            wh.set_metadata({SIM_KEY: json.dumps(record), "HSIFUSION_ROLE": "LR-HSI",
-                             "HSIFUSION_PSF_KERNEL": json.dumps(np.round(k2d, 10).tolist()),
-                             "AREA_OR_POINT": "Area"})
-        if out_msi:
-            wm = RasterWriter(out_msi, W, H, sens.bands, gt, info.wkt, nodata=nodata, inputs=(reference,),
-                              creation_options=creation_options)
-            writers["msi"] = wm
-            wm.set_band_names(sens.band_names)
-            wm.set_wavelengths(sens.centres, sens.fwhm)
-            if uniform and (work_scale != 1.0 or work_offset != 0.0):
-                wm.set_scale_offset([work_scale] * sens.bands, [work_offset] * sens.bands)
-            wm.set_metadata({SIM_KEY: json.dumps(record), "HSIFUSION_ROLE": "HR-MSI",
-                             "HSIFUSION_SRF_MATRIX": json.dumps(np.round(R, 8).tolist()),
-                             "AREA_OR_POINT": "Area"})
-
-        def write(core, out):
-            for key, (win, arr) in out.items():
-                writers[key].write(arr, win.col, win.row)
-            t_count[0] += 1
-
-        pipeline(cores, read, compute, write, feedback, span)
+        if plan.out_hsi:
+            writers["hsi"] = _open_lr_writer(plan, record, creation_options)
+        if plan.out_msi:
+            writers["msi"] = _open_msi_writer(plan, record, creation_options)
+        pipeline(plan.cores, tiles.read, tiles.compute, tiles.write, feedback, span)
         for wr in writers.values():  # both complete before either replaces a file
             wr.finish()
-        paths = {key: wr.publish() for key, wr in writers.items()}
+        return {key: wr.publish() for key, wr in writers.items()}
     except BaseException:
         for wr in writers.values():
             if not wr.committed:
@@ -319,11 +437,6 @@ def simulate(reference: str, out_hsi: Optional[str], out_msi: Optional[str], rat
         raise
     finally:
         noise_block.cache_clear()
-    seconds = time.perf_counter() - t0
-    feedback.pushInfo(f"wrote {', '.join(paths.values())} in {seconds:.1f} s")
-    return {"OUTPUT_HSI": paths.get("hsi"), "OUTPUT_MSI": paths.get("msi"), "RATIO": r, "LR_SIZE": [w, h],
-            "BANDS": list(sens.band_names) if sens else [], "BANDS_DROPPED": dropped,
-            "NOISE_SIGMA_HSI": sig_hsi, "NOISE_SIGMA_MSI": sig_msi, "TILES": len(cores), "SECONDS": seconds}
 
 
 def spectral_resample(source: str, output: str, sensor: Union[str, Sensor, None] = "sentinel2a_msi",

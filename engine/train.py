@@ -516,14 +516,48 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
     Returns:
         dict with OUTPUT, LOG, PLOT, EPOCHS, ITERATIONS, METRICS, SECONDS, MODE.
     """
-    import torch
-
-    from ..models.catalogue import SUPERVISED, entry, network_ids
-    from ..models.registry import load_spec
-
     feedback = ensure_feedback(feedback)
     t0 = time.perf_counter()
     limit_cpu_threads()
+    req = _validate_request(network, output, references, pairs, srf_file, validation, batch_size, seed)
+    data = _plan_data(req, ratio, psf, psf_fwhm, sensor, srf_file, bands, patch_size, feedback, max_missing)
+    data.stream.keep_log = keep_window_log
+    dev = resolve_device(device)
+    start = _starting_point(req, data, resume, hyper, steps_per_epoch, feedback)
+    length = _run_length(req, data, start, iterations, epochs)
+    run = TrainingRun(req, data, start, length, dev, learning_rate, max_val_patches, feedback, t0)
+    run.run_epochs()
+    seconds = time.perf_counter() - t0
+    feedback.setProgress(100.0)
+    log_csv, log_png = log_paths(output)
+    feedback.pushInfo(f"wrote {output}, {log_csv} and {log_png} in {seconds:.1f} s")
+    return {"OUTPUT": output, "LOG": log_csv, "PLOT": log_png if os.path.exists(log_png) else None,
+            "EPOCHS": length.epochs, "ITERATIONS": run.iteration, "METRICS": run.last_metrics, "SECONDS": seconds,
+            "MODE": data.mode, "PATCH_SIZE": data.patch, "STEPS_PER_EPOCH": length.steps_per_epoch,
+            "VALIDATION_WINDOWS": run.val_where, "TRAIN_WINDOWS": list(data.stream.train_log),
+            "SOURCES": data.sources}
+
+
+@dataclass
+class TrainingRequest:
+    """The checked arguments of a run that do not depend on the rasters."""
+
+    net: object                      # the network's catalogue entry
+    spec: object                     # its NetSpec
+    output: str
+    refs: List[str]
+    pairs: List[Tuple[str, ...]]
+    validation: float
+    batch_size: int
+    seed: int
+
+
+def _validate_request(network, output, references, pairs, srf_file, validation, batch_size, seed
+                      ) -> TrainingRequest:
+    """Check the network, the data mode, the outputs and the numbers before any raster is read."""
+    from ..models.catalogue import SUPERVISED, entry, network_ids
+    from ..models.registry import load_spec
+
     try:
         net = entry(network)
     except KeyError as exc:
@@ -543,16 +577,35 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
     validation = float(validation or 0.0)
     if not 0.0 <= validation < 0.9:
         raise InputError(f"VALIDATION must be a fraction between 0 and 0.9, got {validation}")
-    batch_size, seed = max(1, int(batch_size)), int(seed or 0)
+    return TrainingRequest(net, spec, output, refs, pair_list, validation, max(1, int(batch_size)), int(seed or 0))
 
-    # -- data sources --
-    if refs:
+
+@dataclass
+class TrainingData:
+    """Where the examples come from and how they are cut: sources, ratio, PSF, patch sides, the stream."""
+
+    mode: str
+    sources: List[Source]
+    meta: Dict
+    ratio: int
+    psf: PSF
+    patch: int
+    val_side: Optional[int]
+    validation: float                # the fraction actually held out (0 when nothing fits)
+    stream: "PatchStream"
+
+
+def _plan_data(req: TrainingRequest, ratio, psf, psf_fwhm, sensor, srf_file, bands, patch_size, feedback,
+               max_missing) -> TrainingData:
+    """Open the sources, split each into training and validation regions, and size the patches."""
+    net, spec, validation = req.net, req.spec, req.validation
+    if req.refs:
         r = check_ratio(ratio)
         psf_obj = make_psf(psf, fwhm=psf_fwhm)
-        sources, meta = _reference_sources(refs, r, psf_obj, sensor, srf_file, bands, feedback, max_missing)
+        sources, meta = _reference_sources(req.refs, r, psf_obj, sensor, srf_file, bands, feedback, max_missing)
         mode = "simulated from HR-HSI references"
     else:
-        sources, meta, r, psf_obj = _pair_sources(pair_list, psf, psf_fwhm, ratio if ratio else None)
+        sources, meta, r, psf_obj = _pair_sources(req.pairs, psf, psf_fwhm, ratio if ratio else None)
         mode = "real pairs at reduced resolution"
     for s in sources:
         split_regions(s, validation, r)
@@ -576,16 +629,33 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
             split_regions(s, validation, r)
     elif val_side is not None and val_side < patch:
         feedback.pushInfo(f"validation patches of {val_side} px: PATCH_SIZE {patch} does not fit the held-out strips")
-    stream = PatchStream(sources, patch, r, seed)
-    stream.keep_log = keep_window_log
+    stream = PatchStream(sources, patch, r, req.seed)
+    return TrainingData(mode, sources, meta, r, psf_obj, patch, val_side, validation, stream)
 
-    # -- resume / normalisation / model --
-    dev, reason = resolve_device(device)
+
+@dataclass
+class StartingPoint:
+    """Where a run starts: fresh, fine-tuned from weights, or resumed with the optimizer state."""
+
+    ckpt: Optional[Dict]
+    iteration: int
+    epochs_done: int
+    history: List[Dict]
+    optimizer_state: Optional[Dict]
+    norm: Dict[str, float]
+    hyper: Dict
+    steps_per_epoch: Optional[int]
+
+
+def _starting_point(req: TrainingRequest, data: TrainingData, resume, hyper, steps_per_epoch, feedback
+                    ) -> StartingPoint:
+    """A resumed checkpoint's counts, normalisation and hyper-parameters, or fresh ones from the data."""
+    net, spec, meta = req.net, req.spec, data.meta
     hyper_all = dict(spec.defaults, **(hyper or {}))
     ckpt, start_it, done_epochs, history, opt_state = None, 0, 0, [], None
     if resume:
         ckpt = load_checkpoint(resume)
-        check_compatible(ckpt, network, meta["hsi_bands"], meta["msi_bands"], r, meta["hsi_wavelengths"],
+        check_compatible(ckpt, net.id, meta["hsi_bands"], meta["msi_bands"], data.ratio, meta["hsi_wavelengths"],
                          meta["msi_wavelengths"])
         hyper_all = dict(spec.defaults, **net.checkpoint_fallbacks, **ckpt.get("hyper", {}))
         norm = {k: float(v) for k, v in ckpt["norm"].items()}
@@ -600,15 +670,28 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
         else:
             feedback.pushInfo(f"{resume} holds weights but no optimizer state: fine-tuning from its weights")
     else:
-        hs, ms = zip(*(s.sample() for s in sources))
+        hs, ms = zip(*(s.sample() for s in data.sources))
         norm = {"hsi": robust_max(np.concatenate(hs)), "msi": robust_max(np.concatenate(ms))}
     for k, v in list(hyper_all.items()):
         if isinstance(v, list):
             hyper_all[k] = tuple(v)
+    return StartingPoint(ckpt, start_it, done_epochs, history, opt_state, norm, hyper_all, steps_per_epoch)
 
+
+@dataclass
+class RunLength:
+    steps_per_epoch: int
+    epochs: int
+    total: int                       # iterations, counted from the first run
+
+
+def _run_length(req: TrainingRequest, data: TrainingData, start: StartingPoint, iterations, epochs) -> RunLength:
+    """Steps per epoch (default about one pass over the training area), epochs and total iterations."""
+    steps_per_epoch = start.steps_per_epoch
     if not steps_per_epoch:
-        area = sum(max(0, s.train.width) * max(0, s.train.height) for s in sources)
-        steps_per_epoch = int(min(MAX_STEPS_PER_EPOCH, max(1, round(area / (patch * patch * batch_size)))))
+        area = sum(max(0, s.train.width) * max(0, s.train.height) for s in data.sources)
+        patch, batch = data.patch, req.batch_size
+        steps_per_epoch = int(min(MAX_STEPS_PER_EPOCH, max(1, round(area / (patch * patch * batch)))))
     spe = int(steps_per_epoch)
     if iterations:
         total = int(iterations)
@@ -616,128 +699,156 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
     else:
         n_epochs = int(epochs or DEFAULT_EPOCHS)
         total = n_epochs * spe
-    if total <= start_it:
-        raise InputError(f"the checkpoint already holds {done_epochs} epoch(s) ({start_it} iterations); ask for "
-                         f"more than that (EPOCHS > {done_epochs}) to continue")
+    if total <= start.iteration:
+        raise InputError(f"the checkpoint already holds {start.epochs_done} epoch(s) ({start.iteration} iterations); "
+                         f"ask for more than that (EPOCHS > {start.epochs_done}) to continue")
+    return RunLength(spe, n_epochs, total)
 
-    torch.manual_seed(seed)
-    model = spec.build(meta["hsi_bands"], meta["msi_bands"], r, **hyper_all).to(dev)
-    if ckpt is not None:
-        try:
-            model.load_state_dict(ckpt["state_dict"])
-        except RuntimeError as exc:
-            raise CheckpointError(f"checkpoint weights do not fit {net.title}: {str(exc).splitlines()[0]}") \
-                from None
-    opt, sched = make_optimizer(spec, model.parameters(), total, learning_rate, start_it, opt_state)
-    loss_fn = spec.loss
-    val_data, val_where = stream.validation(max_val_patches, feedback, val_side) if validation > 0 else ([], [])
-    if validation > 0 and not val_data:
-        feedback.pushWarning("VALIDATION > 0 but every validation patch in the held-out strips holds nodata; "
-                             "training without validation metrics")
-    log_csv, log_png = log_paths(output)
-    feedback.pushInfo(
-        f"train {net.title} ({mode}) on {dev} ({reason}): {len(sources)} source(s), ratio {r}, "
-        f"{meta['hsi_bands']} HSI / {meta['msi_bands']} MSI bands, patches {patch} px, batch {batch_size}, "
-        f"{spe} steps per epoch, {n_epochs} epoch(s) ({total} iterations), {len(val_data)} validation patches")
 
-    def to_t(a):
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(dev)
+class TrainingRun:
+    """The model, its optimizer and the epoch loop: one step, validation, checkpoint and log per epoch."""
 
-    def normalise(b: Batch):
-        return to_t(b.y / norm["hsi"]), to_t(b.z / norm["msi"]), to_t(b.x / norm["hsi"])
+    def __init__(self, req: TrainingRequest, data: TrainingData, start: StartingPoint, length: RunLength,
+                 device: Tuple[object, str], learning_rate: Optional[float], max_val_patches: int, feedback: Feedback,
+                 t0: float) -> None:
+        import torch
 
-    def validate() -> Dict:
+        self.req, self.data, self.start, self.length = req, data, start, length
+        self.feedback, self.t0 = feedback, t0
+        net, spec, meta, r = req.net, req.spec, data.meta, data.ratio
+        self.dev, reason = device          # resolve_device's (device, why)
+        torch.manual_seed(req.seed)
+        self.model = spec.build(meta["hsi_bands"], meta["msi_bands"], r, **start.hyper).to(self.dev)
+        if start.ckpt is not None:
+            try:
+                self.model.load_state_dict(start.ckpt["state_dict"])
+            except RuntimeError as exc:
+                raise CheckpointError(f"checkpoint weights do not fit {net.title}: {str(exc).splitlines()[0]}") \
+                    from None
+        self.opt, self.sched = make_optimizer(spec, self.model.parameters(), length.total, learning_rate,
+                                              start.iteration, start.optimizer_state)
+        self.loss_fn = spec.loss
+        self.val_data, self.val_where = (data.stream.validation(max_val_patches, feedback, data.val_side)
+                                         if data.validation > 0 else ([], []))
+        if data.validation > 0 and not self.val_data:
+            feedback.pushWarning("VALIDATION > 0 but every validation patch in the held-out strips holds nodata; "
+                                 "training without validation metrics")
+        feedback.pushInfo(
+            f"train {net.title} ({data.mode}) on {self.dev} ({reason}): {len(data.sources)} source(s), ratio {r}, "
+            f"{meta['hsi_bands']} HSI / {meta['msi_bands']} MSI bands, patches {data.patch} px, "
+            f"batch {req.batch_size}, {length.steps_per_epoch} steps per epoch, {length.epochs} epoch(s) "
+            f"({length.total} iterations), {len(self.val_data)} validation patches")
+        self.iteration = self.saved = start.iteration
+        self.history = list(start.history)
+        self.last_metrics = dict(start.ckpt.get("metrics", {})) if start.ckpt is not None else {}
+        self.epoch_metrics = MetricAccumulator()
+        self.base_training = {
+            "mode": data.mode, "network": net.id, "sources": _describe_sources(data.sources, data.mode),
+            "patch_size": data.patch, "batch_size": req.batch_size, "steps_per_epoch": length.steps_per_epoch,
+            "validation_fraction": data.validation, "validation_patches": len(self.val_data),
+            "optimizer": type(self.opt).__name__, "scheduler": type(self.sched).__name__ if self.sched else None,
+            "learning_rate": learning_rate, "seed": req.seed, "sensor": meta["sensor"],
+            "msi_band_names": meta["msi_band_names"]}
+
+    def to_tensor(self, a):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.dev)
+
+    def normalise(self, b: Batch):
+        norm = self.start.norm
+        return self.to_tensor(b.y / norm["hsi"]), self.to_tensor(b.z / norm["msi"]), self.to_tensor(b.x / norm["hsi"])
+
+    def validate(self) -> Dict:
+        import torch
+
         acc = MetricAccumulator()
-        model.eval()
+        batch_size = self.req.batch_size
+        self.model.eval()
         with torch.no_grad():
-            for i in range(0, len(val_data), batch_size):
-                chunk = val_data[i:i + batch_size]
+            for i in range(0, len(self.val_data), batch_size):
+                chunk = self.val_data[i:i + batch_size]
                 b = Batch(*(np.stack(t) for t in zip(*chunk)))
-                y, z, x = normalise(b)
-                pred = model(y, z)
-                acc.add(float(loss_fn(pred, x)), pred.float().cpu().numpy(), x.float().cpu().numpy())
-        model.train()
+                y, z, x = self.normalise(b)
+                pred = self.model(y, z)
+                acc.add(float(self.loss_fn(pred, x)), pred.float().cpu().numpy(), x.float().cpu().numpy())
+        self.model.train()
         return acc.result()
 
-    counter = {"it": start_it, "saved": start_it}
-    base_training = {"mode": mode, "network": network, "sources": _describe_sources(sources, mode),
-                     "patch_size": patch, "batch_size": batch_size, "steps_per_epoch": spe,
-                     "validation_fraction": validation, "validation_patches": len(val_data),
-                     "optimizer": type(opt).__name__, "scheduler": type(sched).__name__ if sched else None,
-                     "learning_rate": learning_rate, "seed": seed, "sensor": meta["sensor"],
-                     "msi_band_names": meta["msi_band_names"]}
-
-    def save(epochs_done: int, metrics: Dict, interrupted: bool = False) -> None:
-        training = dict(base_training, epochs=epochs_done, iterations=counter["it"], history=history,
-                        interrupted=interrupted, seconds=round(time.perf_counter() - t0, 2))
-        save_checkpoint(output, network, hyper_all, model.state_dict(), meta["hsi_bands"], meta["msi_bands"], r,
-                        norm, meta["hsi_wavelengths"], meta["msi_wavelengths"], psf=psf_obj.describe(r),
+    def save(self, epochs_done: int, metrics: Dict, interrupted: bool = False) -> None:
+        req, data, meta, length = self.req, self.data, self.data.meta, self.length
+        training = dict(self.base_training, epochs=epochs_done, iterations=self.iteration, history=self.history,
+                        interrupted=interrupted, seconds=round(time.perf_counter() - self.t0, 2))
+        save_checkpoint(req.output, req.net.id, self.start.hyper, self.model.state_dict(), meta["hsi_bands"],
+                        meta["msi_bands"], data.ratio, self.start.norm, meta["hsi_wavelengths"],
+                        meta["msi_wavelengths"], psf=data.psf.describe(data.ratio),
                         srf=meta["srf"], training=training, metrics=metrics,
-                        extra={"seed": seed, "plugin": __version__},
-                        resume={"optimizer": opt.state_dict(), "iteration": counter["it"],
-                                "epochs_done": epochs_done, "steps_per_epoch": spe, "total_iterations": total})
-        counter["saved"] = counter["it"]
+                        extra={"seed": req.seed, "plugin": __version__},
+                        resume={"optimizer": self.opt.state_dict(), "iteration": self.iteration,
+                                "epochs_done": epochs_done, "steps_per_epoch": length.steps_per_epoch,
+                                "total_iterations": length.total})
+        self.saved = self.iteration
 
-    model.train()
-    last_metrics = dict(ckpt.get("metrics", {})) if ckpt is not None else {}
-    acc_holder = {}
+    def step(self, _i: int) -> float:
+        import torch
 
-    def one_step(_i: int) -> float:
-        g = counter["it"]
+        seed, g = self.req.seed, self.iteration
         rng = np.random.default_rng([seed, g])
         torch.manual_seed(seed * 1_000_003 + g)
-        y, z, x = normalise(stream.sample(batch_size, rng))
-        opt.zero_grad(set_to_none=True)
-        pred = model(y, z)
-        loss = loss_fn(pred, x)
+        y, z, x = self.normalise(self.data.stream.sample(self.req.batch_size, rng))
+        self.opt.zero_grad(set_to_none=True)
+        pred = self.model(y, z)
+        loss = self.loss_fn(pred, x)
         value = float(loss.item())
         if not math.isfinite(value):
             raise TrainingDiverged(f"the training loss became {value} at iteration {g + 1}; lower LEARNING_RATE. "
-                                   f"The last good checkpoint ({counter['saved']} iterations) is kept")
+                                   f"The last good checkpoint ({self.saved} iterations) is kept")
         loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-        counter["it"] = g + 1
-        acc_holder["acc"].add(value, pred.detach().float().cpu().numpy(), x.float().cpu().numpy())
+        self.opt.step()
+        if self.sched is not None:
+            self.sched.step()
+        self.iteration = g + 1
+        self.epoch_metrics.add(value, pred.detach().float().cpu().numpy(), x.float().cpu().numpy())
         return value
 
-    first_epoch = start_it // spe
-    span = max(1, n_epochs - first_epoch)
-    try:
-        for epoch in range(first_epoch, n_epochs):
-            n_steps = min((epoch + 1) * spe, total) - counter["it"]
-            if n_steps <= 0:
-                continue
-            acc_holder["acc"] = MetricAccumulator()
-            k = epoch - first_epoch
-            optimise(one_step, n_steps, feedback, None, (100.0 * k / span, 100.0 * (k + 1) / span),
-                     f"epoch {epoch + 1}/{n_epochs}", report_every=max(10, n_steps // 5))
-            tr = acc_holder["acc"].result()
-            va = validate() if val_data else {"loss": None, "psnr": None, "sam": None}
-            row = {"epoch": epoch + 1, "iteration": counter["it"], "seconds": round(time.perf_counter() - t0, 2),
-                   "learning_rate": float(opt.param_groups[0]["lr"]),
-                   "train_loss": tr["loss"], "train_psnr": tr["psnr"], "train_sam": tr["sam"],
-                   "val_loss": va["loss"], "val_psnr": va["psnr"], "val_sam": va["sam"]}
-            history = [h for h in history if h.get("epoch") != epoch + 1] + [row]
-            last_metrics = {"validation": va, "training": tr, "epoch": epoch + 1}
-            save(epoch + 1, last_metrics)
-            write_log(log_csv, history)
-            plot_losses(log_png, history, f"{net.id} training: {mode}")
-            feedback.pushInfo(_epoch_line(row, n_epochs))
-    except Cancelled:
-        if counter["it"] > counter["saved"]:
-            save(counter["it"] // spe, last_metrics, interrupted=True)
-            feedback.pushInfo(f"cancelled after {counter['it']} iterations; weights saved to {output} "
-                              "(RESUME continues from there)")
-        raise
-    seconds = time.perf_counter() - t0
-    feedback.setProgress(100.0)
-    feedback.pushInfo(f"wrote {output}, {log_csv} and {log_png} in {seconds:.1f} s")
-    return {"OUTPUT": output, "LOG": log_csv, "PLOT": log_png if os.path.exists(log_png) else None,
-            "EPOCHS": n_epochs, "ITERATIONS": counter["it"], "METRICS": last_metrics, "SECONDS": seconds,
-            "MODE": mode, "PATCH_SIZE": patch, "STEPS_PER_EPOCH": spe, "VALIDATION_WINDOWS": val_where,
-            "TRAIN_WINDOWS": list(stream.train_log), "SOURCES": sources}
+    def run_epochs(self) -> None:
+        """Train to the end; on cancel save the last completed step (RESUME continues from there)."""
+        spe, n_epochs, total = self.length.steps_per_epoch, self.length.epochs, self.length.total
+        first_epoch = self.start.iteration // spe
+        span = max(1, n_epochs - first_epoch)
+        try:
+            for epoch in range(first_epoch, n_epochs):
+                n_steps = min((epoch + 1) * spe, total) - self.iteration
+                if n_steps <= 0:
+                    continue
+                k = epoch - first_epoch
+                self.run_epoch(epoch, n_steps, (100.0 * k / span, 100.0 * (k + 1) / span))
+        except Cancelled:
+            if self.iteration > self.saved:
+                self.save(self.iteration // spe, self.last_metrics, interrupted=True)
+                self.feedback.pushInfo(f"cancelled after {self.iteration} iterations; weights saved to "
+                                       f"{self.req.output} (RESUME continues from there)")
+            raise
+
+    def run_epoch(self, epoch: int, n_steps: int, progress_span: Tuple[float, float]) -> None:
+        """``n_steps`` steps, then validation, checkpoint, CSV log and loss plot."""
+        n_epochs = self.length.epochs
+        self.epoch_metrics = MetricAccumulator()
+        optimise(self.step, n_steps, self.feedback, None, progress_span, f"epoch {epoch + 1}/{n_epochs}",
+                 report_every=max(10, n_steps // 5))
+        tr = self.epoch_metrics.result()
+        va = self.validate() if self.val_data else {"loss": None, "psnr": None, "sam": None}
+        row = {"epoch": epoch + 1, "iteration": self.iteration, "seconds": round(time.perf_counter() - self.t0, 2),
+               "learning_rate": float(self.opt.param_groups[0]["lr"]),
+               "train_loss": tr["loss"], "train_psnr": tr["psnr"], "train_sam": tr["sam"],
+               "val_loss": va["loss"], "val_psnr": va["psnr"], "val_sam": va["sam"]}
+        self.history = [h for h in self.history if h.get("epoch") != epoch + 1] + [row]
+        self.last_metrics = {"validation": va, "training": tr, "epoch": epoch + 1}
+        self.save(epoch + 1, self.last_metrics)
+        log_csv, log_png = log_paths(self.req.output)
+        write_log(log_csv, self.history)
+        plot_losses(log_png, self.history, f"{self.req.net.id} training: {self.data.mode}")
+        self.feedback.pushInfo(_epoch_line(row, n_epochs))
 
 
 def _fmt(v, spec: str) -> str:

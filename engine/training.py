@@ -53,7 +53,7 @@ def gaussian_psf(ratio: int, fwhm: Optional[float] = None):
     return gaussian_kernel2d(size, sigma)
 
 
-def degrade(t, ratio: int, kernel):
+def blur_decimate_torch(t, ratio: int, kernel):
     """``(t * PSF)↓r`` with block centring (torch, any batch)."""
     from ..models.blocks import psf_downsample
 
@@ -90,7 +90,7 @@ def zero_shot_data(y: np.ndarray, z: np.ndarray, ratio: int, step: int, psf_fwhm
         yt = F.pad(yt, (0, pw, 0, ph), mode=mode)
         zt = F.pad(zt, (0, pw * r, 0, ph * r), mode="reflect" if ph * r < h * r and pw * r < w * r else "replicate")
     kernel = gaussian_psf(r, psf_fwhm)
-    return ZeroShotData(y_in=degrade(yt, r, kernel), z_in=degrade(zt, r, kernel), target=yt)
+    return ZeroShotData(y_in=blur_decimate_torch(yt, r, kernel), z_in=blur_decimate_torch(zt, r, kernel), target=yt)
 
 
 def sample_batch(data: ZeroShotData, ratio: int, patch: int, batch: int, generator) -> Tuple:

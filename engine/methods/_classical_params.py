@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Tuple
 
 from ..params import Param
-from ._common import DEFAULT_MTF_GAIN, FIT_LR_SIDE, GAINS
+from ._classical import FIT_LR_SIDE, GAINS
+from ._kernels import DEFAULT_MTF_GAIN
 
 
 def classical_params(fit_lr_side: int = FIT_LR_SIDE) -> Tuple[Param, ...]:

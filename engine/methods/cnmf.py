@@ -19,7 +19,7 @@ apply (per tile, pixel-wise, ``iterations`` updates each so tiles agree exactly)
   * ``X = E A`` with ``gains="classic"``; by default (``gains="reduced_scale"``) detail injection
     ``X_b = up(Y_b) + g_b (E (A - up(A_h)))_b`` = ``E A + up(Y - E A_h)`` at g = 1: the LR unmixing
     residual is given back (the estimate stays consistent with the LR-HSI), and ``g_b`` is the band's
-    reduced-scale gain (_common.py). On the real Paris pair this took CNMF from a SAM above bicubic's
+    reduced-scale gain (_classical.py). On the real Paris pair this took CNMF from a SAM above bicubic's
     (ALI PAN x3: 3.47 vs 3.46 degrees) to below it (3.36), and +0.1-0.2 dB (benchmarks/real_pairs.py).
 Negative inputs are clipped at 0 for the factorisation (NMF needs non-negative data).
 """
@@ -29,8 +29,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..params import MethodSpec, Param
+from ._classical import ClassicalMethod
 from ._classical_params import classical_params
-from ._common import ClassicalMethod, as_f32, band_combination, bicubic, degrade, regress
+from ._kernels import as_f32, band_combination, bicubic, blur_decimate_separable, regress
 
 FLOOR = 1e-4  # abundance floor: multiplicative updates cannot revive an exact zero
 TINY = 1e-12
@@ -138,7 +139,7 @@ class CNMF(ClassicalMethod):
             A = np.maximum(bicubic(as_f32(A_h).reshape(p, h, w), r).reshape(p, -1).astype(np.float64), FLOOR)
             nmf(Z, E_m, A, it, fix_e=True)
             nmf(Z, E_m, A, it)
-            A_h = degrade(as_f32(A).reshape(p, h * r, w * r), r, taps, extra).reshape(p, -1)
+            A_h = blur_decimate_separable(as_f32(A).reshape(p, h * r, w * r), r, taps, extra).reshape(p, -1)
             A_h = np.maximum(A_h.astype(np.float64), FLOOR)
             nmf(Y, E, A_h, it, fix_a=True)
             nmf(Y, E, A_h, it)

@@ -13,7 +13,7 @@ negative of another band's detail (NIR from red on an RGB MSI), which fits each 
 the spectral angle above bicubic's (Samson x4: SAM 3.72 vs 2.68 degrees; non-negative 2.53), and the
 reduced scale did not see it there (22x22 LR px: free scored better in PSNR and SAM one scale down), so
 ``auto`` is not the default; on the EnMAP sample free signs gave 1.2-2.6 dB more. Then the per band
-reduced-scale gains (``gains``, _common.py).
+reduced-scale gains (``gains``, _classical.py).
 apply (per tile): ``X_b = up(Y_b) + (S_b - LP(S_b)) = up(Y_b) + W_b . (P - LP(P))`` with
 ``LP = bicubic-up(degrade(.))``, the same MTF and the same interpolator as the HSI, so the injected
 detail is exactly what the upsampled HSI lacks (unit injection gain: the regression already scales it).
@@ -25,15 +25,15 @@ import numpy as np
 
 from ..errors import InputError
 from ..params import MethodSpec, Param
+from ._classical import ClassicalMethod
 from ._classical_params import classical_params
-from ._common import (
-    ClassicalMethod,
+from ._kernels import (
     add_detail,
     as_f32,
     band_combination,
     bicubic,
+    blur_decimate_separable,
     crop_hr,
-    degrade,
     lowpass_margin_lr,
     regress,
 )
@@ -83,7 +83,7 @@ class GLP(ClassicalMethod):
     def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
         self._need_fit()
         taps, extra = self.psf(ratio)
-        base = lr - band_combination(self.weights, degrade(hr, ratio, taps, extra))
+        base = lr - band_combination(self.weights, blur_decimate_separable(hr, ratio, taps, extra))
         return bicubic(base, ratio, crop, finish=add_detail(self.weights, crop_hr(hr, crop)))
 
     def describe(self):

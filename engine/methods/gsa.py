@@ -10,7 +10,7 @@ fit (LR scale, global):
   * each HSI band b takes detail from one MSI band k(b): the band whose FWHM covers it (wavelengths
     known) or else the one it correlates best with;
   * Gram-Schmidt injection gain ``g_b = cov(Y_b, I_k(b)) / var(I_k(b))``, then times the band's
-    reduced-scale gain (``gains``, _common.py).
+    reduced-scale gain (``gains``, _classical.py).
 apply (per tile): ``X_b = up(Y_b) + g_b (P_k(b) - up(I_k(b)))`` with bicubic ``up``; since ``up`` is
 linear this is computed as ``up(Y_b - g_b I_k(b)) + g_b P_k(b)``: one upsampling of C bands, the
 intensities only at the LR scale.
@@ -22,8 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..params import MethodSpec
+from ._classical import ClassicalMethod, assign_bands
 from ._classical_params import classical_params
-from ._common import ClassicalMethod, add_detail, as_f32, assign_bands, band_combination, bicubic, crop_hr, regress
+from ._kernels import add_detail, as_f32, band_combination, bicubic, crop_hr, regress
 
 
 class GSA(ClassicalMethod):

@@ -1,6 +1,6 @@
 """Plain upsampling of the LR-HSI onto the HR grid: the baseline every fusion is compared with.
 
-Bicubic uses the separable polyphase kernel of :func:`._common.bicubic` (torch's bicubic, a = -0.75,
+Bicubic uses the separable polyphase kernel of :func:`._kernels.bicubic` (torch's bicubic, a = -0.75,
 align_corners=False, to float32 rounding; 3-4x faster than torch's non-separable CPU kernel on 224 bands,
 which is itself ~25x faster than ``scipy.ndimage.zoom``). Bilinear uses torch with ``scale_factor`` (not
 an output size), which keeps the sampling positions identical in every tile.
@@ -23,7 +23,7 @@ def upsample(lr: np.ndarray, ratio: int, mode: str = "bicubic") -> np.ndarray:
     if mode == "nearest":
         return np.repeat(np.repeat(lr, ratio, axis=1), ratio, axis=2)
     if mode == "bicubic":
-        from ._common import bicubic
+        from ._kernels import bicubic
 
         return bicubic(lr, ratio)
     import torch
@@ -57,7 +57,7 @@ class Upsample(FusionMethod):
 
     def apply_cropped(self, lr, hr, ratio, crop, feedback=None) -> np.ndarray:
         if self.mode == "bicubic":
-            from ._common import bicubic
+            from ._kernels import bicubic
 
             return bicubic(lr, ratio, crop)
         return super().apply_cropped(lr, hr, ratio, crop, feedback)

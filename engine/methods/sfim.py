@@ -7,7 +7,7 @@ regression) as in Selva et al. (2015) and Yokoya, Grohnfeldt & Chanussot (2017).
 fit (LR scale, global): ``S_b = W_b . P + c_b`` with ``W_b >= 0`` — NNLS regression of the LR-HSI band
 on the MSI bands degraded to the LR scale.
 apply (per tile): ``X_b = up(Y_b) * (1 + a_b (S_b / smooth(S_b) - 1))``, ``a_b`` the band's reduced-scale
-gain (``gains``, _common.py; 1 with ``gains="classic"``: Liu's ``up(Y_b) * S_b / smooth(S_b)``).
+gain (``gains``, _classical.py; 1 with ``gains="classic"``: Liu's ``up(Y_b) * S_b / smooth(S_b)``).
 ``smooth`` is the MTF-matched low-pass (degrade + bicubic, as in MTF-GLP), or with ``smoothing="box"``
 Liu's plain mean filter of width r at the HR scale. The denominator is floored at 5 % of the band's LR
 mean (a global constant), so dark or noisy pixels never divide by ~0.
@@ -18,8 +18,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..params import MethodSpec, Param
+from ._classical import ClassicalMethod
 from ._classical_params import classical_params
-from ._common import ClassicalMethod, add_matmul, as_f32, bicubic, crop_hr, lowpass, lowpass_margin_lr, regress, scratch
+from ._kernels import add_matmul, as_f32, bicubic, crop_hr, lowpass, lowpass_margin_lr, regress, scratch
 
 SMOOTHING = ("mtf", "box")
 FLOOR = 0.05

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classical_pair import SAMPLE_HSI, SAMPLE_MSI, gaussian_degrade
 from hsifusion.engine import selfval
 from hsifusion.engine.errors import InputError, OutputError
-from hsifusion.engine.methods import _common as cm
+from hsifusion.engine.methods import _kernels as cm
 from hsifusion.engine.methods import get_method
 
 CLASSICAL = ["gsa", "glp", "sfim", "cnmf"]
