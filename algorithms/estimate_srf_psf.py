@@ -13,7 +13,7 @@ from qgis.core import (
 )
 
 from ..engine import api
-from ..engine.estimate import DEFAULT_MAX_LR_SIDE, DEFAULT_SMOOTHNESS
+from ..engine.sensors.blind_srf_psf import DEFAULT_MAX_LR_SIDE, DEFAULT_SMOOTHNESS
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
 from ..provider.compat import NUMBER_DOUBLE, NUMBER_INTEGER

@@ -1,6 +1,6 @@
 """hsifusion:fuse_auto — pick the fusion method by self-validation on the pair, then fuse with it.
 
-The candidates are scored on the pair reduced by the ratio against the LR-HSI (engine/selfval.py);
+The candidates are scored on the pair reduced by the ratio against the LR-HSI (engine/quality/selfval.py);
 the best (PSNR, then SAM) fuses the full-scale pair. The table goes to the log, to the output's
 metadata (HSIFUSION_AUTO_TABLE) and optionally to a CSV and an HTML report.
 """

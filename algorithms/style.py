@@ -14,8 +14,8 @@ from qgis.core import (
 )
 
 from ..engine.errors import InputError
-from ..engine.presets import DEFAULT_TOLERANCE_NM, PRESETS
-from ..engine.raster import same_file
+from ..engine.io.presets import DEFAULT_TOLERANCE_NM, PRESETS
+from ..engine.io.raster import same_file
 from ..provider import params as P
 from ..provider.base import HsiAlgorithm
 from ..provider.compat import ALG_FLAG_NO_THREADING, FLAG_ADVANCED, NUMBER_DOUBLE, add_flag

@@ -43,7 +43,7 @@ def enmap_256_case(work: Path) -> Dict:
     from scenes import _write_cube
 
     register_package()
-    from hsifusion.engine.raster import raster_info
+    from hsifusion.engine.io.raster import raster_info
 
     ref_path = SAMPLE / "enmap_potsdam_reference.tif"
     info = raster_info(str(ref_path))

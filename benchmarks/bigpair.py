@@ -124,7 +124,7 @@ def materialise(vrt: Path, out: Path) -> Path:
     from osgeo import gdal
 
     register_package()
-    from hsifusion.engine.writer import DEFAULT_CREATION_OPTIONS
+    from hsifusion.engine.io.writer import DEFAULT_CREATION_OPTIONS
 
     tmp = out.with_suffix(".partial.tif")
     gdal.Translate(str(tmp), str(vrt), format="GTiff", creationOptions=list(DEFAULT_CREATION_OPTIONS))

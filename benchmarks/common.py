@@ -190,7 +190,7 @@ MARK_DB = 3.0  # the training benchmarks' mark: bicubic + 3 dB
 
 
 def psnr_good_bands(ref, est, valid, good) -> float:
-    """Mean PSNR over good bands on valid pixels, as engine.metrics defines it.
+    """Mean PSNR over good bands on valid pixels, as engine.quality.metrics defines it.
 
     10 log10(peak² / MSE) per band, peak = the reference band's max (tests/benchmarks/test_device_speed.py
     checks it against that module).

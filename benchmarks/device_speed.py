@@ -77,7 +77,7 @@ def load_sample(npz: Optional[str] = None) -> Dict:
     register_package()
     from osgeo import gdal
 
-    from hsifusion.engine.raster import raster_info, valid_mask
+    from hsifusion.engine.io.raster import raster_info, valid_mask
 
     out = {}
     for key, name in (("lr", "potsdam_lr_hsi_x4.tif"), ("msi", "potsdam_msi_s2a.tif"),
@@ -93,7 +93,7 @@ def load_sample(npz: Optional[str] = None) -> Dict:
 
 
 def fill_invalid(arr: np.ndarray, valid: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """As the engine reads a window (engine.scene.fill_invalid).
+    """As the engine reads a window (engine.io.scene.fill_invalid).
 
     Invalid pixels take the band's mean over the valid ones, whole bad bands 0.
     """
@@ -106,7 +106,7 @@ def fill_invalid(arr: np.ndarray, valid: np.ndarray, good: np.ndarray) -> np.nda
 
 
 class ArrayScene:
-    """What ``NetworkMethod.fit`` reads of a scene (``engine.scene.Scene``), on in-memory arrays."""
+    """What ``NetworkMethod.fit`` reads of a scene (``engine.io.scene.Scene``), on in-memory arrays."""
 
     def __init__(self, s: Dict, ratio: int):
         self.ratio = ratio
@@ -139,8 +139,8 @@ def size_rule(method, ratio: int, side: int) -> int:
 
 
 def edge_context(method, ratio: int) -> int:
-    """HR px of mirrored context the tile loop gives a tile at the raster's edge (engine.geometry)."""
-    from hsifusion.engine.geometry import edge_pad, tile_geometry
+    """HR px of mirrored context the tile loop gives a tile at the raster's edge (engine.pipeline.tile_geometry)."""
+    from hsifusion.engine.pipeline.tile_geometry import edge_pad, tile_geometry
 
     step, margin, _ = tile_geometry(method, ratio, 0)
     return edge_pad(step, margin)
@@ -204,7 +204,7 @@ def sweep(method, s: Dict, scene: ArrayScene, tiles: Sequence[int], repeats: int
     """Seconds per ``apply`` and core Mpx/s for each HR tile side; stops at the first out-of-memory."""
     import torch
 
-    from hsifusion.engine.device import is_out_of_memory
+    from hsifusion.engine.pipeline.device import is_out_of_memory
 
     r = scene.ratio
     margin = method.margin(r)
@@ -250,8 +250,8 @@ def run(device: str, nets: Sequence[str], tiles: Sequence[int], quick: bool, rep
     register_package()
     import torch
 
-    from hsifusion.engine.device import resolve_device
     from hsifusion.engine.methods import get_method
+    from hsifusion.engine.pipeline.device import resolve_device
 
     dev, why = resolve_device(device)
     s = load_sample(npz)
@@ -343,7 +343,7 @@ def main(argv=None) -> Optional[Dict]:
         export_npz(a.export_npz)
         return None
     register_package()
-    from hsifusion.engine.device import resolve_device
+    from hsifusion.engine.pipeline.device import resolve_device
 
     gpu = resolve_device(a.device)[0].type == "cuda"
     tiles = [int(t) for t in (a.tiles or ("128,256,512,1024,2048" if gpu else "256,512")).split(",")]

@@ -6,7 +6,7 @@
 
 ``fuse`` runs :func:`engine.api.fuse` (the same call as the Toolbox and the CLI). Times: total, fit
 (scene statistics + training), and the tile phase. ``--phases`` adds the summed thread time of tile
-reads, method compute and writes (the three stages of ``engine.tiling.pipeline``). ``io`` is the I/O
+reads, method compute and writes (the three stages of ``engine.pipeline.tiling.pipeline``). ``io`` is the I/O
 limit: a plain GDAL windowed read of both inputs over the same core tiles and a windowed write of a
 Float32 GeoTIFF of the output's size and band count with the engine's creation options, no threads.
 Peak RSS = VmHWM of /proc/self/status at the end (this process image, all threads).
@@ -77,9 +77,10 @@ def cmd_fuse(a) -> dict:
     import scipy.optimize  # noqa: F401
     import torch  # noqa: F401
 
-    from hsifusion.engine import api, tiling
+    from hsifusion.engine import api
+    from hsifusion.engine.io.writer import RasterWriter
     from hsifusion.engine.methods import get_method
-    from hsifusion.engine.writer import RasterWriter
+    from hsifusion.engine.pipeline import tiling
 
     params = json.loads(a.params or "{}")
     rss0 = rss_mib()
@@ -137,10 +138,10 @@ def cmd_io(a) -> dict:
     import numpy as np
     from osgeo import gdal
 
-    from hsifusion.engine.pair import validate_pair
-    from hsifusion.engine.raster import open_raster, raster_info
-    from hsifusion.engine.tiling import iter_cores
-    from hsifusion.engine.writer import DEFAULT_CREATION_OPTIONS, merge_creation_options
+    from hsifusion.engine.io.pair import validate_pair
+    from hsifusion.engine.io.raster import open_raster, raster_info
+    from hsifusion.engine.io.writer import DEFAULT_CREATION_OPTIONS, merge_creation_options
+    from hsifusion.engine.pipeline.tiling import iter_cores
 
     hsi, msi = raster_info(a.hsi), raster_info(a.msi)
     pair = validate_pair(hsi, msi)

@@ -9,7 +9,7 @@ SOURCE.md). Cases (Wald's protocol, the reference is the real Hyperion cube, nev
 
 * ``paris_ms_x3`` / ``paris_ms_x2``: Hyperion 72x72x128 and ALI MS 72x72x9 share the 30 m grid (the
   HySure protocol). The Hyperion cube is degraded by r (Gaussian PSF, FWHM = r HR px, block-centred
-  decimation: ``engine.degrade.blur_decimate``), fused with the ALI MS at 30 m and compared with the
+  decimation: ``engine.sensors.degradation.blur_decimate``), fused with the ALI MS at 30 m and compared with the
   original Hyperion.
 * ``paris_pan_x3``: Hyperion 72x58 and the ALI PAN at 10 m (216x174, 3x finer). BOTH are degraded by 3
   (cropped to 57 / 171 columns, a multiple of 3), the 90 m HSI is fused with the 30 m PAN and compared
@@ -71,7 +71,7 @@ def write_cube(path: Path, cube: np.ndarray, pixel: float, wavelengths, fwhm=Non
     from osgeo import gdal
 
     register_package()
-    from hsifusion.engine.wavelengths import write_wavelengths
+    from hsifusion.engine.io.wavelengths import write_wavelengths
 
     cube = np.ascontiguousarray(cube, dtype=np.float32)
     b, h, w = cube.shape
@@ -94,7 +94,7 @@ def wald_degrade(cube: np.ndarray, ratio: int) -> np.ndarray:
     beyond a raster).
     """
     register_package()
-    from hsifusion.engine.degrade import PSF, blur_decimate
+    from hsifusion.engine.sensors.degradation import PSF, blur_decimate
 
     psf = PSF(kind="gaussian", fwhm=float(ratio))
     m = psf.margin(ratio)
@@ -149,13 +149,13 @@ INTRO = (
     "(9 MS bands, and PAN) from HySure (Simões et al., IEEE TGRS 2015; ../shared/data/real/paris_hyperion_ali), "
     "not cross-calibrated (band correlation ~0.85). Wald's protocol on the real pair: `paris_ms_x3` / "
     "`paris_ms_x2` degrade the Hyperion cube by r (Gaussian PSF, FWHM = r HR px, block-centred decimation: "
-    "`engine.degrade.blur_decimate`) and fuse it with the real ALI MS at 30 m (the HySure protocol); "
+    "`engine.sensors.degradation.blur_decimate`) and fuse it with the real ALI MS at 30 m (the HySure protocol); "
     "`paris_pan_x3` degrades both the Hyperion cube and the 10 m ALI PAN by 3 and fuses them back to 30 m. The "
     "reference is always the original Hyperion cube, which no method sees. The arrays are written as GeoTIFFs "
     "on a synthetic local grid (origin 0,0, no CRS, 30 m); every method runs with its defaults through "
     "`engine.api.fuse` and is scored by `engine.api.assess`. No other real two-sensor pair exists in the "
     "shared data (EnMAP Potsdam has no co-registered MSI; Samson is one sensor). Classical methods: per band "
-    "injection gains fitted at the reduced scale (`GAINS=reduced_scale`, the default; engine/selfval.py); "
+    "injection gains fitted at the reduced scale (`GAINS=reduced_scale`, the default; engine/quality/selfval.py); "
     "`fuse auto` picks by the same self-validation. Networks (when present), on the CPU, seed 0: the "
     "supervised ones (AMSF-Net, CoFusion, SSJCN) scene-adaptive with their defaults and MAX_SECONDS capping "
     "the training; the unsupervised UDS2C2 and UMSFT do not honour MAX_SECONDS (UDS2C2's default 600 "

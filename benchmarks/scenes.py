@@ -33,7 +33,7 @@ def _write_cube(path: Path, cube, wavelengths, fwhm=None) -> Path:
     from osgeo import gdal
 
     register_package()
-    from hsifusion.engine.wavelengths import write_wavelengths
+    from hsifusion.engine.io.wavelengths import write_wavelengths
 
     cube = np.ascontiguousarray(cube, dtype=np.float32)
     b, h, w = cube.shape

@@ -86,7 +86,7 @@ def pansharpen(pair: Dict, work: Path) -> Dict:
     from osgeo import gdal
 
     register_package()
-    from hsifusion.engine.writer import DEFAULT_CREATION_OPTIONS
+    from hsifusion.engine.io.writer import DEFAULT_CREATION_OPTIONS
 
     if not Path(PANSHARPEN).exists():
         return {"error": f"{PANSHARPEN} not found"}

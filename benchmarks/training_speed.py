@@ -4,8 +4,8 @@
 
 Each supervised network is trained on the pair itself exactly as ``fuse`` does (``NetworkMethod.fit``,
 seed 0, CPU). Every ``--every`` iterations the clock is paused, the current weights are applied to the
-whole scene through the engine's tile loop (``engine.tiling.fuse_tiles``) and PSNR against the real
-reference is computed with the definition of ``engine.metrics`` (per band 10 log10(peak²/MSE), peak =
+whole scene through the engine's tile loop (``engine.pipeline.tiling.fuse_tiles``) and PSNR against the real
+reference is computed with the definition of ``engine.quality.metrics`` (per band 10 log10(peak²/MSE), peak =
 the reference band's max over valid pixels; mean over good bands). Reported: the first evaluated
 iteration at or above bicubic + 3 dB, and the training seconds up to it (evaluation time excluded).
 """
@@ -38,7 +38,7 @@ class _Eval:
         import numpy as np
         from osgeo import gdal
 
-        from hsifusion.engine.raster import raster_info, valid_mask
+        from hsifusion.engine.io.raster import raster_info, valid_mask
 
         self.scene = scene
         info = raster_info(reference)
@@ -49,7 +49,7 @@ class _Eval:
     def psnr(self, method) -> float:
         import numpy as np
 
-        from hsifusion.engine.tiling import fuse_tiles
+        from hsifusion.engine.pipeline.tiling import fuse_tiles
 
         out = np.zeros_like(self.ref)
 
@@ -65,10 +65,10 @@ def curve(net: str, iterations: int, every: int, quick: bool) -> Dict:
     register_package()
     import torch
 
+    from hsifusion.engine.io.pair import validate_pair
+    from hsifusion.engine.io.raster import raster_info
+    from hsifusion.engine.io.scene import build_scene
     from hsifusion.engine.methods import get_method
-    from hsifusion.engine.pair import validate_pair
-    from hsifusion.engine.raster import raster_info
-    from hsifusion.engine.scene import build_scene
 
     hsi, msi = str(SAMPLE / "potsdam_lr_hsi_x4.tif"), str(SAMPLE / "potsdam_msi_s2a.tif")
     scene = build_scene(validate_pair(raster_info(hsi), raster_info(msi)))

@@ -12,15 +12,15 @@ from typing import Dict, Optional, Sequence, Union
 from .. import __version__
 from .errors import InputError
 from .feedback import Feedback, ensure_feedback
-from .memory import TILE_BUFFERS
+from .io.outputs import check_output_folder, check_outputs, raster_driver
+from .io.pair import require_positive_tile, validate_pair
+from .io.raster import raster_info
+from .io.scene import build_scene
+from .io.writer import RasterWriter, float_nodata
 from .methods import get_method
 from .methods.base import FusionMethod
-from .outputs import check_output_folder, check_outputs, raster_driver
-from .pair import require_positive_tile, validate_pair
-from .raster import raster_info
-from .scene import build_scene
-from .tiling import fuse_tiles
-from .writer import RasterWriter, float_nodata
+from .pipeline.memory import TILE_BUFFERS
+from .pipeline.tiling import fuse_tiles
 
 
 def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "upsample",
@@ -33,7 +33,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     Args:
         hsi: low-resolution hyperspectral raster path (any GDAL format).
         msi: high-resolution multispectral raster path; its grid is the output grid.
-        output: raster path, format by extension (:func:`.outputs.raster_driver`); written under a
+        output: raster path, format by extension (:func:`.io.outputs.raster_driver`); written under a
             temporary name and moved over ``output`` on success only.
         method: a registered method name or a :class:`FusionMethod` instance.
         method_params: keyword arguments for the method's factory.
@@ -43,8 +43,8 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
         hsi_wavelengths: HSI wavelengths in nm when the raster lacks them (list, string or CSV).
         msi_wavelengths: MSI wavelengths in nm when the raster lacks them.
         scheduler: None/"" = in-process; ``local:N`` = a Dask LocalCluster of N worker processes;
-            ``tcp://host:port`` = a running Dask scheduler (engine/distributed.py); or an open
-            :class:`~.distributed.DaskSession`.
+            ``tcp://host:port`` = a running Dask scheduler (engine/pipeline/distributed.py); or an open
+            :class:`~.pipeline.distributed.DaskSession`.
         max_in_flight: with a scheduler, at most this many pending tile tasks.
         tile_dir: with a scheduler, workers write per-tile GeoTIFFs there and ``output`` (*.vrt) is
             their VRT mosaic (when the client's bandwidth is the limit).
@@ -68,7 +68,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
                 raise InputError("per-tile output (tile_dir) needs a Dask scheduler")
             scheduler = None
         else:  # inputs checked above, before any cluster starts; the session lives for this run
-            from .distributed import open_cluster
+            from .pipeline.distributed import open_cluster
             with open_cluster(scheduler, feedback, inputs=(hsi, msi)) as session:
                 return fuse(hsi, msi, output, method, tile_size=tile_size, feedback=feedback,
                             creation_options=creation_options, hsi_wavelengths=hsi_wavelengths,
@@ -84,7 +84,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     nodata = float_nodata(hsi_info.nodata)
     writer_cls = RasterWriter
     if tile_dir:
-        from .distributed import TileVrtWriter
+        from .pipeline.distributed import TileVrtWriter
         writer_cls = functools.partial(TileVrtWriter, tile_dir=tile_dir)
     with writer_cls(output, pair.region.width, pair.region.height, hsi_info.bands, pair.out_geotransform,
                     pair.out_wkt, nodata=nodata, inputs=(hsi, msi),
@@ -97,14 +97,14 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
                              "HSIFUSION_METHOD": json.dumps(method.describe()), **(metadata or {})})
         span = (100.0 * getattr(method, "fit_share", 0.0), 100.0)
         if scheduler is not None:
-            from .distributed import fuse_tiles_distributed
+            from .pipeline.distributed import fuse_tiles_distributed
             n = fuse_tiles_distributed(scene, method, lambda a, w: writer.write(a, w.col, w.row), tile_size,
                                        nodata, feedback, span, scheduler, max_in_flight,
                                        writer if tile_dir else None)
         else:
             def write_and_recycle(block, w) -> None:
                 writer.write(block, w.col, w.row)
-                TILE_BUFFERS.give(block)  # GDAL has copied it: the next tile's array (engine/memory.py)
+                TILE_BUFFERS.give(block)  # GDAL has copied it: the next tile's array (engine/pipeline/memory.py)
 
             try:
                 n = fuse_tiles(scene, method, write_and_recycle, tile_size, nodata, feedback, span)
@@ -130,27 +130,29 @@ def check_fuse_outputs(output: str, inputs: Sequence[str], tile_dir: Optional[st
         raster_driver(output)
 
 
-# Wald-protocol simulation and spectral resampling (engine/simulate.py).
-from .simulate import simulate, spectral_resample  # noqa: E402,F401
+# Wald-protocol simulation and spectral resampling (engine/sensors/simulate.py).
+from .sensors.simulate import simulate, spectral_resample  # noqa: E402,F401
 
 
 def assess(reference: Optional[str], estimate: str, ratio: Optional[float] = None, out_sam: Optional[str] = None,
            out_table: Optional[str] = None, out_report: Optional[str] = None, mask: Optional[str] = None,
            border: int = 0, tile_size: int = 256, feedback: Optional[Feedback] = None, **kwargs) -> Dict:
-    """Quality of a fused image; see :func:`engine.assess.assess` (metrics defined in engine/metrics.py).
+    """Quality of a fused image; see :func:`engine.quality.assess.assess`.
+
+    Metrics are defined in engine/quality/metrics.py.
 
     Full reference: PSNR, SSIM, SAM, ERGAS, RMSE, CC, UIQI, Q2N (+ SAM map, CSV, HTML report).
     No reference (``lr_hsi=`` and ``msi=``): QNR, D_LAMBDA, D_S.
     """
-    from .assess import assess as _assess
+    from .quality.assess import assess as _assess
 
     return _assess(reference, estimate, ratio, out_sam=out_sam, out_table=out_table, out_report=out_report,
                    mask=mask, border=border, tile_size=tile_size, feedback=feedback, **kwargs)
 
 
-# Method chosen by self-validation at the reduced scale (engine/auto.py, engine/selfval.py).
+# Method chosen by self-validation at the reduced scale (engine/auto.py, engine/quality/selfval.py).
 from .auto import fuse_auto  # noqa: E402,F401
+from .learning.corpus_training import train  # noqa: E402,F401
 
-# Corpus training (engine/train.py) and blind SRF/PSF estimation (engine/estimate.py).
-from .estimate import estimate_srf_psf  # noqa: E402,F401
-from .train import train  # noqa: E402,F401
+# Corpus training (engine/learning/corpus_training.py) and blind SRF/PSF estimation (engine/sensors/blind_srf_psf.py).
+from .sensors.blind_srf_psf import estimate_srf_psf  # noqa: E402,F401

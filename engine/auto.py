@@ -1,6 +1,6 @@
 """``fuse auto``: pick the method by self-validation on the pair itself, then fuse with it.
 
-Each candidate is fitted and run on the pair reduced by the ratio (engine/selfval.py: the LR-HSI and
+Each candidate is fitted and run on the pair reduced by the ratio (engine/quality/selfval.py: the LR-HSI and
 the MSI degraded once more) and scored against the LR-HSI. Rank rule (selfval.rank): the highest PSNR
 (to 0.01 dB), then the lowest SAM. The table is logged, written into the output's metadata as
 ``HSIFUSION_AUTO_TABLE`` (JSON) and optionally to a CSV / HTML report; the winner then fuses the
@@ -21,12 +21,12 @@ from typing import Dict, List, Optional, Sequence
 from ..models.catalogue import network_ids
 from .errors import InputError
 from .feedback import Feedback, ensure_feedback
+from .io.outputs import check_outputs, replacing
+from .io.pair import validate_pair
+from .io.raster import raster_info
+from .io.scene import build_scene
 from .methods import get_method, list_methods
-from .outputs import check_outputs, replacing
-from .pair import validate_pair
-from .raster import raster_info
-from .scene import build_scene
-from .selfval import rank, validate
+from .quality.selfval import rank, validate
 
 DEFAULT_CANDIDATES = ("upsample", "gsa", "glp", "sfim", "cnmf")
 NETWORKS = network_ids()  # candidates given a MAX_SECONDS budget

@@ -15,8 +15,8 @@ import signal
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from .checkpoint import plain_data
 from .errors import Cancelled, FusionError, InputError
+from .learning.checkpoint import plain_data
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
 INSTALL_HINTS = {
@@ -188,7 +188,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _sensors() -> List[str]:
     try:
-        from .srf import list_sensors
+        from .sensors.srf import list_sensors
 
         return list_sensors()
     except Exception:  # help text only

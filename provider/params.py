@@ -179,7 +179,7 @@ def choice_value(alg, parameters, name: str, context, choices: Choices) -> str:
 
 def sensor_choices(exclude: Sequence[str] = ()) -> List[Tuple[str, str]]:
     """(key, "Title [measured | Gaussian ...]") of the bundled sensors, in key order."""
-    from ..engine.srf import sensor_titles
+    from ..engine.sensors.srf import sensor_titles
 
     return [(key, title) for key, title in sorted(sensor_titles().items()) if key not in exclude]
 

@@ -51,8 +51,8 @@ class HsiFusionProvider(QgsProcessingProvider):
         return QIcon(str(PLUGIN_DIR / "icons" / "hsifusion.svg"))
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
-        """The formats the engine writes (engine/outputs.py): QGIS refuses others before the run."""
-        from ..engine.outputs import raster_extensions
+        """The formats the engine writes (engine/io/outputs.py): QGIS refuses others before the run."""
+        from ..engine.io.outputs import raster_extensions
 
         return raster_extensions()
 

@@ -3,12 +3,12 @@
 Renderers for hyperspectral outputs and SAM maps, ``.qml`` sidecars, and the post-processor that styles a
 layer when Processing loads it.
 
-Band choice by wavelength is QGIS-free (``engine/presets.py``); this module only builds renderers.
+Band choice by wavelength is QGIS-free (``engine/io/presets.py``); this module only builds renderers.
 * 'hsi' / 'msi' layers: a multiband colour renderer on the preset's bands (true colour, else the first
   available of colour infrared, agriculture, SWIR; bands 1/2/3 when the raster has no wavelengths),
   each band stretched min-max to its 2-98 % cumulative cut (values in QGIS' scaled units).
 * 'sam' layers: single-band pseudo-colour on a fixed 0-20 degree scale (ramp
-  :data:`engine.report.SAM_RAMP`, values above 20 degrees drawn in the top colour), the same scale
+  :data:`engine.quality.report.SAM_RAMP`, values above 20 degrees drawn in the top colour), the same scale
   as the HTML report, so maps of different runs compare by colour.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from ..engine.presets import (
+from ..engine.io.presets import (
     DEFAULT_TOLERANCE_NM,
     PresetChoice,
     cumulative_cut,
@@ -37,8 +37,8 @@ from ..engine.presets import (
     read_preview,
     require_preset,
 )
-from ..engine.raster import raster_info
-from ..engine.report import SAM_RAMP, SAM_SCALE_MAX
+from ..engine.io.raster import raster_info
+from ..engine.quality.report import SAM_RAMP, SAM_SCALE_MAX
 from .compat import COLOR_RAMP_INTERPOLATED, STRETCH_TO_MINMAX
 
 
@@ -134,7 +134,7 @@ def write_qml(path: str, kind: str = "hsi", preset=None, lower: float = 2.0, upp
     The default, :func:`sidecar_qml`, is what QGIS loads as the raster's default style.
     """
     from ..engine.errors import OutputError, RasterOpenError
-    from ..engine.raster import same_file
+    from ..engine.io.raster import same_file
 
     qml = qml or sidecar_qml(path)
     if same_file(qml, path):

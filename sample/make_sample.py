@@ -3,7 +3,7 @@
     cd <plugin folder> && python sample/make_sample.py
 
 Writes ``potsdam_lr_hsi_x4.tif`` (LR-HSI, ratio 4, 120 m) and ``potsdam_msi_s2a.tif`` (HR-MSI, 30 m,
-Sentinel-2A bands B1-B9, B8A, B11, B12) next to this script, through ``hsifusion.engine.simulate``:
+Sentinel-2A bands B1-B9, B8A, B11, B12) next to this script, through ``hsifusion.engine.sensors.simulate``:
 Gaussian PSF with FWHM = 4 HR pixels (the default), block-centred decimation, no noise.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _import_package():
     from repo_package import register_package
 
     register_package()
-    from hsifusion.engine.simulate import simulate
+    from hsifusion.engine.sensors.simulate import simulate
     return simulate
 
 

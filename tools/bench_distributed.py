@@ -41,7 +41,7 @@ def main() -> None:
     from distributed import get_task_stream
 
     from hsifusion.engine import api
-    from hsifusion.engine.distributed import open_cluster
+    from hsifusion.engine.pipeline.distributed import open_cluster
     from rasterkit import synthetic_pair
 
     tmp = Path(tempfile.mkdtemp(prefix="hsif-bench-"))
@@ -88,7 +88,7 @@ def main() -> None:
                      f"{acc['transfer']:.2f} s, deserialise {acc['deserialize']:.2f} s")
             base = base or wall
             rows.append((method, f"Dask local:{n}", r["TILES"], start, wall, mpix / wall, base / wall, where))
-            from hsifusion.engine.raster import open_raster
+            from hsifusion.engine.io.raster import open_raster
 
             out = open_raster(str(tmp / f"{method}_{n}.tif")).ReadAsArray()
             ref = open_raster(str(tmp / f"{method}_local.tif")).ReadAsArray() if ref is None else ref

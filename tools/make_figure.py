@@ -17,8 +17,8 @@ from repo_package import register_package  # noqa: E402
 
 register_package()
 
-from hsifusion.engine.presets import read_preview, require_preset, stretch_rgb  # noqa: E402
-from hsifusion.engine.raster import open_raster, raster_info  # noqa: E402
+from hsifusion.engine.io.presets import read_preview, require_preset, stretch_rgb  # noqa: E402
+from hsifusion.engine.io.raster import open_raster, raster_info  # noqa: E402
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "demo_output")
 fusion = sys.argv[2] if len(sys.argv) > 2 else "uds2c2"

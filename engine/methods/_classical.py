@@ -13,7 +13,7 @@ Every classical method works in two passes:
 
 Injection gains (``gains``): each method adds detail to the bicubic-upsampled HSI. By default
 (``reduced_scale``) ``fit`` ends by scaling each band's detail by the MMSE gain fitted one scale down
-(the fit crop's LR-HSI and MSI degraded once more, scored against the LR-HSI: engine/selfval.py), in
+(the fit crop's LR-HSI and MSI degraded once more, scored against the LR-HSI: engine/quality/selfval.py), in
 [0, 2], shrunk to 0 where the MSI's detail does not predict the HSI's (in the spirit of BDSD, Garzelli,
 Nencini & Capobianco 2008, and BDSD-PC, Vivone 2019), then scaled down together if they raised the
 mean spectral angle there (``spectral_angle_guard``). So no band is worse than interpolation at the
@@ -27,8 +27,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..device import limit_cpu_threads
 from ..errors import InputError, NoValidDataError
+from ..pipeline.device import limit_cpu_threads
 from ._kernels import (
     DEFAULT_MTF_GAIN,
     NO_CROP,
@@ -175,7 +175,7 @@ class ClassicalMethod(FusionMethod):
     def reduced_scale_gains(self, s: LRSample, feedback=None) -> np.ndarray:
         """(C,) per band gains on the detail the method adds to bicubic, fitted at the reduced scale.
 
-        MMSE at the reduced scale (engine.selfval: the fit crop degraded once more, scored against the
+        MMSE at the reduced scale (engine.quality.selfval: the fit crop degraded once more, scored against the
         LR-HSI), shrunk towards 0 where the MSI's detail does not predict the HSI's; ones with
         ``gains="classic"``.
 
@@ -184,7 +184,7 @@ class ClassicalMethod(FusionMethod):
         """
         from dataclasses import replace
 
-        from ..selfval import apply_mirrored, can_reduce, injection_gains, reduce_pair, score
+        from ..quality.selfval import apply_mirrored, can_reduce, injection_gains, reduce_pair, score
 
         C = s.lr.shape[0]
         r = self._ratio
@@ -238,7 +238,7 @@ def spectral_angle_guard(base: np.ndarray, detail: np.ndarray, gains: np.ndarray
     Per band MMSE gains minimise each band's error, not the angle between spectra, and on a pair
     whose MSI detail has another spectral shape they can raise it.
     """
-    from ..metrics import sam_degrees
+    from ..quality.metrics import sam_degrees
 
     def mean_sam(x):
         ang, ok = sam_degrees(x[good][:, valid], target[good][:, valid])

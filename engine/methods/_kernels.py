@@ -18,7 +18,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 from ..errors import InputError
-from ..memory import TILE_BUFFERS
+from ..pipeline.memory import TILE_BUFFERS
 
 FWHM_GAIN = math.exp(-math.pi ** 2 / (2 * (2 * math.sqrt(2 * math.log(2))) ** 2))  # 0.4107: FWHM = r
 DEFAULT_MTF_GAIN = round(FWHM_GAIN, 2)
@@ -32,7 +32,7 @@ RIDGE = 1e-6  # relative Tikhonov term on Gram matrices (adjacent HSI bands are 
 def mtf_sigma(ratio: int, gain: float = DEFAULT_MTF_GAIN) -> float:
     """Std (HR px) of the Gaussian whose MTF equals ``gain`` at the LR Nyquist frequency 1/(2r).
 
-    MTF(f) = exp(-2 pi^2 sigma^2 f^2)  ->  sigma = r * sqrt(-2 ln gain) / pi (as engine.degrade).
+    MTF(f) = exp(-2 pi^2 sigma^2 f^2)  ->  sigma = r * sqrt(-2 ln gain) / pi (as engine.sensors.degradation).
     """
     if not 0.0 < gain < 1.0:
         raise InputError(f"MTF gain must lie strictly between 0 and 1, got {gain}")
@@ -45,11 +45,11 @@ def psf_taps(ratio: int, sigma: float, truncate: float = TRUNCATE) -> Tuple[np.n
     LR pixel i covers HR pixels r*i .. r*i+r-1; its value is sum_t taps[t] * x[r*i - R + t] for
     t = 0 .. r+2R-1, the taps being the Gaussian at (t - R) - (r-1)/2 from the block centre.
     Returns (taps float32 summing to 1, R = HR pixels of support beyond the block on each side).
-    The taps are the simulator's (``engine.degrade.gaussian_kernel``) when that module is present,
+    The taps are the simulator's (``engine.sensors.degradation.gaussian_kernel``) when that module is present,
     cut at ``truncate`` sigmas (3: the tail beyond holds < 0.3 % of the weight, and margins stay small).
     """
     try:
-        from ..degrade import gaussian_kernel
+        from ..sensors.degradation import gaussian_kernel
     except ImportError:  # engine without the simulator: same formula here
         gaussian_kernel = None
     if gaussian_kernel is not None:

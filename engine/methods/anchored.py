@@ -1,11 +1,11 @@
 """Networks anchored on a classical estimate: the network refines a base, never replaces it.
 
 Default run of every network (``BASE`` = glp; bicubic is the papers' setting, gsa, auto = the best of
-the three by self-validation one scale down, engine/selfval.py):
+the three by self-validation one scale down, engine/quality/selfval.py):
 
 1. The base method (GLP, GSA or bicubic upsampling; engine/methods) is fitted on the scene as usual.
 2. The fit crop is normalised, each input by its own robust range (0.1-99.9th percentiles:
-   :func:`engine.training.robust_range`), so an HSI and an MSI in different units, scales or offsets
+   :func:`engine.learning.loops.robust_range`), so an HSI and an MSI in different units, scales or offsets
    reach the network on the same footing; the log states both ranges.
 3. Reduced scale (Wald): the crop is split into a training area and a held-out validation strip
    (``HOLDOUT_SHARE`` of the longer side), each degraded once more by the ratio; a second instance of
@@ -40,10 +40,10 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ...models.catalogue import FIT_ONCE, PER_TILE
-from ..device import resolve_device
 from ..errors import Cancelled, InputError
 from ..feedback import ensure_feedback
-from ..training import make_optimizer, optimise_validated, robust_range, sample_batch, zero_shot_data
+from ..learning.loops import make_optimizer, optimise_validated, robust_range, sample_batch, zero_shot_data
+from ..pipeline.device import resolve_device
 from .base import FusionMethod
 from .network import BASES, DEFAULT_BASE, DEFAULT_MAX_SECONDS, SCENE_ADAPTIVE_LR, NetworkMethod, metadata_spans
 
@@ -81,7 +81,7 @@ def build_network_method(network: str, base: str = DEFAULT_BASE, max_seconds: Op
 
 
 class ArrayScene:
-    """What a classical method's ``fit`` reads of a scene (``engine.scene.Scene``), on in-memory arrays.
+    """What a classical method's ``fit`` reads of a scene (``engine.io.scene.Scene``), on in-memory arrays.
 
     Used to fit the base on the degraded pair. Band metadata come from the real scene's pair.
     """
@@ -197,7 +197,7 @@ def inference_load(method: FusionMethod, ratio: int, width: int, height: int, ti
     Each tile's core plus its context (the margin inside the raster, the tile loop's edge pad at its edges:
     engine/geometry).
     """
-    from ..geometry import edge_pad, tile_geometry
+    from ..pipeline.tile_geometry import edge_pad, tile_geometry
 
     step, margin, tile = tile_geometry(method, ratio, tile)
     edge = edge_pad(step, margin)
@@ -307,11 +307,11 @@ class AnchoredNetwork(FusionMethod):
     def _choose_base(self, scene, feedback) -> str:
         """BASE=auto.
 
-        The best of ``AUTO_BASES`` by self-validation on the reduced pair (engine/selfval.py, the rule of ``fuse
+        The best of ``AUTO_BASES`` by self-validation on the reduced pair (engine/quality/selfval.py, the rule of ``fuse
         auto``); the ranking is logged.
         """
         from ..auto import format_table
-        from ..selfval import rank, validate
+        from ..quality.selfval import rank, validate
 
         ranked = rank(validate(scene, [(name, make_base(name)) for name in AUTO_BASES], feedback))
         feedback.pushInfo("BASE=auto, self-validation one scale down:\n" + format_table(ranked))

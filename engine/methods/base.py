@@ -7,7 +7,7 @@ import numpy as np
 
 
 class FusionMethod:
-    """A fusion method driven by the single tile loop in :mod:`engine.tiling`.
+    """A fusion method driven by the single tile loop in :mod:`engine.pipeline.tiling`.
 
     ``apply`` gets an LR-HSI tile (C, h, w) and the matching HR-MSI tile (c, r*h, r*w), both padded by
     ``margin(r)`` HR pixels (margin/r LR pixels) with invalid pixels already filled, and returns the

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..device import limit_cpu_threads
 from ..params import MethodSpec, Param
+from ..pipeline.device import limit_cpu_threads
 from .base import FusionMethod
 
 MODES = ("nearest", "bilinear", "bicubic")

@@ -15,12 +15,12 @@ import numpy as np
 
 from ... import __version__
 from ...models.catalogue import FIT_ONCE, NETWORKS, PER_TILE, SUPERVISED, NetworkEntry, entry
-from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from ..device import limit_cpu_threads, resolve_device
 from ..errors import CheckpointError, InputError
 from ..feedback import check_cancel, ensure_feedback
+from ..learning.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from ..learning.loops import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
-from ..training import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
+from ..pipeline.device import limit_cpu_threads, resolve_device
 from .base import FusionMethod
 
 DEFAULT_CROP_LR = 128  # LR pixels a side used by fit(): 512 HR px at x4
@@ -336,7 +336,7 @@ def metadata_spans(hsi, msi):
     """
     from ...models.blocks import spans_from_srf
     from ..errors import WavelengthError
-    from ..srf import gaussian_sensor, srf_matrix
+    from ..sensors.srf import gaussian_sensor, srf_matrix
 
     if hsi.wavelengths is None or msi.wavelengths is None or msi.fwhm is None:
         return None

@@ -73,7 +73,7 @@ def test_registered_with_outputs(hsifusion_provider):
 
 
 def test_assess_returns_numbers_and_files(run_alg, estimate, tmp_path):
-    from hsifusion.engine.assess import assess
+    from hsifusion.engine.quality.assess import assess
 
     sam, table, report = tmp_path / "sam.tif", tmp_path / "t.csv", tmp_path / "r.html"
     res = run_alg("hsifusion:assess", {"REFERENCE": REF, "ESTIMATE": estimate, "RATIO": 4, "BORDER": 2,

@@ -1,7 +1,7 @@
 """hsifusion:estimate_srf_psf through QGIS Processing on the bundled simulated pair."""
 import pytest
 
-from hsifusion.engine.srf import load_srf_csv
+from hsifusion.engine.sensors.srf import load_srf_csv
 from rasterkit import SAMPLE_HSI, SAMPLE_MSI
 
 

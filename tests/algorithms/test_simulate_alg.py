@@ -7,7 +7,7 @@ from osgeo import gdal
 from qgis.core import QgsProcessingException
 
 from conftest import SAMPLE
-from hsifusion.engine.srf import list_sensors
+from hsifusion.engine.sensors.srf import list_sensors
 
 
 @pytest.fixture(scope="module")

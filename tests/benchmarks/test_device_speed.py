@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hsifusion.engine.io.pair import validate_pair
+from hsifusion.engine.io.raster import raster_info
+from hsifusion.engine.io.scene import build_scene
 from hsifusion.engine.methods import get_method
-from hsifusion.engine.pair import validate_pair
-from hsifusion.engine.raster import raster_info
-from hsifusion.engine.scene import build_scene
-from hsifusion.engine.tiling import fuse_tiles
+from hsifusion.engine.pipeline.tiling import fuse_tiles
 from rasterkit import SAMPLE_HSI, SAMPLE_MSI
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -46,7 +46,7 @@ def _tile_loop(method) -> np.ndarray:
 @pytest.mark.parametrize("name,params", [("upsample", {}), ("gsa", {}),
                                          ("amsfnet", {"iterations": 1, "device": "cpu", "base": "none"})])
 def test_whole_sample_protocol_matches_the_tile_loop(sample, name, params):
-    """apply_whole (arrays, no GDAL) == engine.tiling.fuse_tiles on the same clean sample.
+    """apply_whole (arrays, no GDAL) == engine.pipeline.tiling.fuse_tiles on the same clean sample.
 
     AMSF-Net has a 32-px step, so its edge context differs from the others' 16 px.
     """
@@ -61,8 +61,8 @@ def test_whole_sample_protocol_matches_the_tile_loop(sample, name, params):
 
 
 def test_psnr_matches_engine_metrics(sample):
-    """The script's PSNR == engine.metrics' streaming band table (the quality benchmark's definition)."""
-    from hsifusion.engine.metrics import BandMoments, band_table
+    """The script's PSNR == engine.quality.metrics' streaming band table (the quality benchmark's definition)."""
+    from hsifusion.engine.quality.metrics import BandMoments, band_table
 
     ref, good, valid = sample["ref"], sample["ref_good"], sample["ref_valid"]
     est = ref + np.random.default_rng(0).normal(0, 20, ref.shape).astype(np.float32)

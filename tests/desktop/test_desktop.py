@@ -97,7 +97,7 @@ def test_model_runs_with_defaults(desktop):
 
 
 def test_drop_downs_show_labels_not_ids(desktop):
-    from hsifusion.engine.srf import list_sensors
+    from hsifusion.engine.sensors.srf import list_sensors
 
     keys = set(list_sensors())
     for alg_id in ("hsifusion:simulate", "hsifusion:spectral_resample", "hsifusion:train"):

@@ -145,7 +145,7 @@ def test_repeated_runs_get_distinct_layer_names(run_alg, tmp_path):
 
 
 def test_sensor_drop_downs_show_titles_and_map_back_to_keys(hsifusion_provider):
-    from hsifusion.engine.srf import list_sensors, sensor_titles
+    from hsifusion.engine.sensors.srf import list_sensors, sensor_titles
     from hsifusion.provider import params as P
 
     titles = sensor_titles()

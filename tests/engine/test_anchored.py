@@ -13,9 +13,9 @@ from osgeo import gdal
 from hsifusion.engine import api
 from hsifusion.engine.errors import InputError
 from hsifusion.engine.feedback import LogFeedback
+from hsifusion.engine.learning.loops import optimise_validated, robust_range
 from hsifusion.engine.methods import anchored, get_method
 from hsifusion.engine.methods.network import NetworkMethod
-from hsifusion.engine.training import optimise_validated, robust_range
 from rasterkit import REFERENCE, SAMPLE_HSI, SAMPLE_MSI, make_raster, read, synthetic_pair
 
 FAST = {"ssjcn": {"iterations": 3}, "uds2c2": {"iterations": 30}}
@@ -96,7 +96,7 @@ def test_inference_load_counts_cores_margins_and_edges():
         def min_hr_size(self, r):
             return 16
 
-    # one 128x64 tile: 16 px of mirrored context at each raster edge (engine.geometry.EDGE_PAD)
+    # one 128x64 tile: 16 px of mirrored context at each raster edge (engine.pipeline.tile_geometry.EDGE_PAD)
     assert anchored.inference_load(M(), 4, 128, 64) == (1, (128 + 32) * (64 + 32))
     # 2 x 1 tiles of 256: one inner boundary, where both tiles read a 64-px margin
     assert anchored.inference_load(M(), 4, 512, 100) == (2, (512 + 32 + 128) * (100 + 32))
@@ -168,9 +168,9 @@ def _fitted_with_the_network_forced(name, params, hsi, msi):
 
     What the clamp and the normalisation must keep within the data's range.
     """
-    from hsifusion.engine.pair import validate_pair
-    from hsifusion.engine.raster import raster_info
-    from hsifusion.engine.scene import build_scene
+    from hsifusion.engine.io.pair import validate_pair
+    from hsifusion.engine.io.raster import raster_info
+    from hsifusion.engine.io.scene import build_scene
 
     scene = build_scene(validate_pair(raster_info(hsi), raster_info(msi)))
     method = get_method(name, device="cpu", seed=0, max_seconds=60, **params)
@@ -184,7 +184,7 @@ def _fitted_with_the_network_forced(name, params, hsi, msi):
 
 
 def _run_tiles(scene, method):
-    from hsifusion.engine.tiling import fuse_tiles
+    from hsifusion.engine.pipeline.tiling import fuse_tiles
 
     r = scene.pair.region
     out = np.full((scene.pair.hsi.bands, r.height, r.width), np.nan, np.float32)
@@ -277,9 +277,9 @@ def test_fitted_method_survives_pickling(small_pair):
     """Dask workers get the fitted method by pickle: the copy gives the same tile."""
     import pickle
 
-    from hsifusion.engine.pair import validate_pair
-    from hsifusion.engine.raster import raster_info
-    from hsifusion.engine.scene import build_scene
+    from hsifusion.engine.io.pair import validate_pair
+    from hsifusion.engine.io.raster import raster_info
+    from hsifusion.engine.io.scene import build_scene
 
     hsi, msi = small_pair
     scene = build_scene(validate_pair(raster_info(hsi), raster_info(msi)))
@@ -295,7 +295,7 @@ def test_fitted_method_survives_pickling(small_pair):
 
 def test_base_auto_takes_the_self_validated_best(small_pair, tmp_path, monkeypatch):
     """BASE=auto runs selfval's ranking (the rule of fuse auto) and refines its winner."""
-    from hsifusion.engine import selfval
+    from hsifusion.engine.quality import selfval
 
     hsi, msi = small_pair
     monkeypatch.setattr(selfval, "rank", lambda rows: sorted(rows, key=lambda r: r["method"] != "gsa"))

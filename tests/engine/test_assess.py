@@ -1,4 +1,4 @@
-"""engine.assess on real EnMAP data: oracles, SAM map, tiling invariance, errors, QNR."""
+"""engine.quality.assess on real EnMAP data: oracles, SAM map, tiling invariance, errors, QNR."""
 from __future__ import annotations
 
 import csv
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from hsifusion.engine.assess import assess
 from hsifusion.engine.errors import BandError, Cancelled, CrsMismatchError, GridError
 from hsifusion.engine.feedback import LogFeedback
+from hsifusion.engine.quality.assess import assess
 
 METRIC_KEYS = ("PSNR", "SSIM", "SAM", "ERGAS", "RMSE", "CC", "UIQI", "Q2N")
 

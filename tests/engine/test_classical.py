@@ -260,9 +260,9 @@ def test_cnmf_formula_small():
 
 def test_gsa_fit_statistics_independent(pair):
     """Gains = cov / var per band and the band assignment by covering FWHM, recomputed directly."""
-    from hsifusion.engine.pair import validate_pair
-    from hsifusion.engine.raster import raster_info
-    from hsifusion.engine.scene import build_scene
+    from hsifusion.engine.io.pair import validate_pair
+    from hsifusion.engine.io.raster import raster_info
+    from hsifusion.engine.io.scene import build_scene
 
     scene = build_scene(validate_pair(raster_info(pair[0]), raster_info(pair[1])))
     m = get_method("gsa", gains="classic")  # the method's own gains (reduced-scale ones: test_selfval.py)

@@ -149,7 +149,7 @@ def test_module_entry_point_runs_without_qgis(pair, tmp_path, package_path):
 
 
 def test_missing_dask_names_the_install_command(monkeypatch, pair, tmp_path):
-    from hsifusion.engine import distributed
+    from hsifusion.engine.pipeline import distributed
 
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(DistributedError, match=r'pip install "dask\[distributed\]"'):

@@ -1,4 +1,4 @@
-"""PSF kernels, block-centred decimation and noise (engine/degrade.py)."""
+"""PSF kernels, block-centred decimation and noise (engine/sensors/degradation.py)."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from hsifusion.engine.degrade import (
+from hsifusion.engine.errors import InputError
+from hsifusion.engine.sensors.degradation import (
     NOISE_BLOCK,
     PSF,
     blur_decimate,
@@ -17,7 +18,6 @@ from hsifusion.engine.degrade import (
     noise_window,
     read_kernel_file,
 )
-from hsifusion.engine.errors import InputError
 
 
 def _impulse_kernel(psf: PSF, r: int) -> np.ndarray:

@@ -19,10 +19,10 @@ from osgeo import gdal
 distributed = pytest.importorskip("distributed")
 
 from hsifusion.engine import api, cli  # noqa: E402
-from hsifusion.engine.distributed import DaskSession, check_workers, parse_scheduler  # noqa: E402
 from hsifusion.engine.errors import InputError, WorkerEnvironmentError  # noqa: E402
 from hsifusion.engine.feedback import LogFeedback  # noqa: E402
 from hsifusion.engine.methods import list_methods  # noqa: E402
+from hsifusion.engine.pipeline.distributed import DaskSession, check_workers, parse_scheduler  # noqa: E402
 from invariance import assert_tile_invariant  # noqa: E402
 from rasterkit import ROOT, read, synthetic_pair  # noqa: E402
 
@@ -146,7 +146,7 @@ def test_parse_scheduler():
 
 
 def test_unreachable_scheduler_is_a_clear_error(monkeypatch, pair, tmp_path, capsys):
-    from hsifusion.engine import distributed as dist
+    from hsifusion.engine.pipeline import distributed as dist
 
     monkeypatch.setattr(dist, "CONNECT_TIMEOUT_S", 1)
     hsi, msi = pair
@@ -214,7 +214,7 @@ _THREADS_SRC = """
 def tile_then_threads(scene, method, core, plan):
     import torch
     from distributed import get_worker
-    from hsifusion.engine.distributed import tile_task
+    from hsifusion.engine.pipeline.distributed import tile_task
     nthreads = get_worker().state.nthreads
     if torch.get_num_threads() == nthreads:  # make the check able to fail on a 1-core machine too
         torch.set_num_threads(nthreads + 2)
@@ -229,11 +229,11 @@ def test_network_tile_on_a_worker_uses_one_torch_thread_per_worker_thread(cluste
     Measured on the workers themselves: after a network tile task, torch's intra-op thread count is
     the worker's --nthreads (1 here), not one per core of the machine.
     """
+    from hsifusion.engine.io.pair import validate_pair
+    from hsifusion.engine.io.raster import raster_info
+    from hsifusion.engine.io.scene import build_scene
     from hsifusion.engine.methods import get_method
-    from hsifusion.engine.pair import validate_pair
-    from hsifusion.engine.raster import raster_info
-    from hsifusion.engine.scene import build_scene
-    from hsifusion.engine.tiling import plan_tiles
+    from hsifusion.engine.pipeline.tiling import plan_tiles
 
     hsi, msi, ck = cofusion_pair
     scene = build_scene(validate_pair(raster_info(hsi), raster_info(msi)))
@@ -292,7 +292,7 @@ def test_worker_without_the_package_is_named_on_connect(cluster, pair, tmp_path)
 
 
 def test_version_mismatch_names_package_and_versions(pair):
-    here = __import__("hsifusion.engine.distributed", fromlist=["x"]).probe_environment(())
+    here = __import__("hsifusion.engine.pipeline.distributed", fromlist=["x"]).probe_environment(())
 
     class FakeClient:
         def run(self, func, *args):
@@ -385,7 +385,7 @@ class _Client:
 def _run_bounded_with_losses(monkeypatch, losses):
     from types import SimpleNamespace
 
-    import hsifusion.engine.distributed as dist
+    import hsifusion.engine.pipeline.distributed as dist
 
     fake = SimpleNamespace(as_completed=_AsCompleted, client=SimpleNamespace(FutureCancelledError=_Lost))
     monkeypatch.setattr(dist, "import_distributed", lambda: fake)
@@ -406,8 +406,8 @@ def test_a_lost_tile_is_resubmitted_after_a_growing_delay(monkeypatch):
 
 
 def test_a_tile_lost_every_time_is_a_clear_error(monkeypatch):
-    from hsifusion.engine.distributed import LOST_RESULT_RETRIES
     from hsifusion.engine.errors import DistributedError
+    from hsifusion.engine.pipeline.distributed import LOST_RESULT_RETRIES
 
     with pytest.raises(DistributedError, match=f"tile 1 was lost {LOST_RESULT_RETRIES + 1} times"):
         _run_bounded_with_losses(monkeypatch, {1: LOST_RESULT_RETRIES + 1})

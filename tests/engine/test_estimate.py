@@ -1,13 +1,14 @@
-"""Blind SRF/PSF estimation (engine/estimate.py).
+"""Blind SRF/PSF estimation (engine/sensors/blind_srf_psf.py).
 
 On a pair simulated from real EnMAP with the real Sentinel-2A SRF and a known Gaussian PSF.
 """
 import numpy as np
 import pytest
 
-from hsifusion.engine import api, srf
+from hsifusion.engine import api
 from hsifusion.engine.errors import InputError
-from hsifusion.engine.raster import raster_info
+from hsifusion.engine.io.raster import raster_info
+from hsifusion.engine.sensors import srf
 from rasterkit import REFERENCE
 
 TRUE_FWHM = 5.0

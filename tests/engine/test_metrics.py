@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from hsifusion.engine import metrics as M
+from hsifusion.engine.quality import metrics as M
 
 SAMPLE = "sample/enmap_potsdam_reference.tif"
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from hsifusion.engine import api
-from hsifusion.engine.checkpoint import load_checkpoint
 from hsifusion.engine.errors import CheckpointError
 from hsifusion.engine.feedback import LogFeedback
+from hsifusion.engine.learning.checkpoint import load_checkpoint
 from hsifusion.engine.methods import get_method, list_methods, method_specs
 from hsifusion.models.catalogue import NETWORKS, SUPERVISED, network_ids
 from hsifusion.models.registry import list_networks

@@ -27,7 +27,7 @@ MUST_BEAT = {net: ("psnr", "sam") for net in BUDGETS}
 def psnr_sam(estimate: np.ndarray, reference: np.ndarray, good: np.ndarray):
     """Mean per-band PSNR (peak = reference band max) and mean SAM in degrees over non-zero spectra.
 
-    Written independently of engine/metrics.py.
+    Written independently of engine/quality/metrics.py.
     """
     x, r = estimate[good].astype(np.float64), reference[good].astype(np.float64)
     mse = ((x - r) ** 2).mean(axis=(1, 2))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hsifusion.engine.errors import InputError, WavelengthError
-from hsifusion.engine.presets import (
+from hsifusion.engine.io.presets import (
     PRESETS,
     choose_bands,
     cumulative_cut,
@@ -13,7 +13,7 @@ from hsifusion.engine.presets import (
     parse_wavelength_triplet,
     require_preset,
 )
-from hsifusion.engine.raster import raster_info
+from hsifusion.engine.io.raster import raster_info
 
 S2 = np.array([443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1375, 1610, 2190], float)
 

@@ -1,10 +1,10 @@
-"""engine.raster.open_raster: read-only GeoTIFFs bypass GDAL's block cache, values unchanged."""
+"""engine.io.raster.open_raster: read-only GeoTIFFs bypass GDAL's block cache, values unchanged."""
 from __future__ import annotations
 
 import numpy as np
 from osgeo import gdal
 
-from hsifusion.engine.raster import READ_CONFIG, open_raster
+from hsifusion.engine.io.raster import READ_CONFIG, open_raster
 
 
 def _tiled_tif(path, bands=8, side=512) -> np.ndarray:

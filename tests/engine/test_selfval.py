@@ -1,4 +1,4 @@
-"""Self-validation at the reduced scale (engine/selfval.py) and the reduced-scale injection gains.
+"""Self-validation at the reduced scale (engine/quality/selfval.py) and the reduced-scale injection gains.
 
 * the reduced pair is the LR-HSI and the MSI degraded once more (against an independent dense PSF);
 * the scores match independent formulas (scikit-image's PSNR, arccos SAM);
@@ -17,10 +17,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classical_pair import SAMPLE_HSI, SAMPLE_MSI, gaussian_degrade
-from hsifusion.engine import selfval
 from hsifusion.engine.errors import InputError, OutputError
 from hsifusion.engine.methods import _kernels as cm
 from hsifusion.engine.methods import get_method
+from hsifusion.engine.quality import selfval
 
 CLASSICAL = ["gsa", "glp", "sfim", "cnmf"]
 FAST = {"cnmf": {"endmembers": 10, "iterations": 60}}
@@ -28,9 +28,9 @@ FAST = {"cnmf": {"endmembers": 10, "iterations": 60}}
 
 @pytest.fixture(scope="module")
 def scene():
-    from hsifusion.engine.pair import validate_pair
-    from hsifusion.engine.raster import raster_info
-    from hsifusion.engine.scene import build_scene
+    from hsifusion.engine.io.pair import validate_pair
+    from hsifusion.engine.io.raster import raster_info
+    from hsifusion.engine.io.scene import build_scene
 
     return build_scene(validate_pair(raster_info(str(SAMPLE_HSI)), raster_info(str(SAMPLE_MSI))))
 

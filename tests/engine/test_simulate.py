@@ -1,4 +1,4 @@
-"""hsifusion.engine.simulate: Wald-protocol simulation end to end on the bundled EnMAP reference."""
+"""hsifusion.engine.sensors.simulate: Wald-protocol simulation end to end on the bundled EnMAP reference."""
 from __future__ import annotations
 
 import json
@@ -13,11 +13,11 @@ from conftest import SAMPLE
 from hsifusion.engine import api
 from hsifusion.engine.errors import Cancelled, GridError, InputError, WavelengthError
 from hsifusion.engine.feedback import LogFeedback
-from hsifusion.engine.pair import validate_pair
-from hsifusion.engine.raster import open_raster, raster_info
-from hsifusion.engine.simulate import simulate, spectral_resample
-from hsifusion.engine.srf import list_sensors
-from hsifusion.engine.wavelengths import write_wavelengths
+from hsifusion.engine.io.pair import validate_pair
+from hsifusion.engine.io.raster import open_raster, raster_info
+from hsifusion.engine.io.wavelengths import write_wavelengths
+from hsifusion.engine.sensors.simulate import simulate, spectral_resample
+from hsifusion.engine.sensors.srf import list_sensors
 
 REF = str(SAMPLE / "enmap_potsdam_reference.tif")
 S2_BANDS = ["B2", "B3", "B4", "B8", "B11"]

@@ -1,4 +1,4 @@
-"""Sensor library and spectral resampling matrix (engine/srf.py), on the real EnMAP band list."""
+"""Sensor library and spectral resampling matrix (engine/sensors/srf.py), on the real EnMAP band list."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE
-from hsifusion.engine import srf
 from hsifusion.engine.errors import InputError, WavelengthError
-from hsifusion.engine.raster import open_raster, raster_info
+from hsifusion.engine.io.raster import open_raster, raster_info
+from hsifusion.engine.sensors import srf
 
 REF = str(SAMPLE / "enmap_potsdam_reference.tif")
 MSI = str(SAMPLE / "potsdam_msi_s2a.tif")

@@ -197,7 +197,8 @@ def test_writer_returns_free_heap_memory_every_few_tiles(tmp_path, monkeypatch):
     """
     import sys
 
-    from hsifusion.engine import memory, writer
+    from hsifusion.engine.io import writer
+    from hsifusion.engine.pipeline import memory
 
     if sys.platform.startswith("linux"):
         assert memory.release_free_memory() is True
@@ -211,7 +212,7 @@ def test_writer_returns_free_heap_memory_every_few_tiles(tmp_path, monkeypatch):
 
 
 def test_tile_buffers_reuse_written_arrays_of_the_same_shape():
-    from hsifusion.engine.memory import TileBuffers
+    from hsifusion.engine.pipeline.memory import TileBuffers
 
     pool = TileBuffers(limit=2)
     a = pool.take((3, 4, 5))
@@ -239,7 +240,7 @@ def test_fuse_recycles_tile_arrays_and_the_output_is_unchanged(tmp_path, monkeyp
     Each written tile array is handed back and the next tile of that shape reuses it (no fresh 58 MB mapping
     per tile); the pool is empty after the call.
     """
-    from hsifusion.engine import memory
+    from hsifusion.engine.pipeline import memory
 
     hsi, msi = synthetic_pair(tmp_path, lr_size=(16, 16))
     api.fuse(hsi, msi, str(tmp_path / "a.tif"), "gsa", tile_size=8)  # 64 tiles, every one 8x8

@@ -1,4 +1,4 @@
-"""Corpus training (engine/train.py) on the bundled real EnMAP sample, with tiny budgets."""
+"""Corpus training (engine/learning/corpus_training.py) on the bundled real EnMAP sample, with tiny budgets."""
 import csv
 
 import numpy as np
@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from hsifusion.engine import api
-from hsifusion.engine.checkpoint import load_checkpoint
 from hsifusion.engine.errors import Cancelled, CheckpointError, InputError
 from hsifusion.engine.feedback import LogFeedback
-from hsifusion.engine.train import random_core, split_regions, val_cores
-from hsifusion.engine.windows import intersection
+from hsifusion.engine.io.windows import intersection
+from hsifusion.engine.learning.checkpoint import load_checkpoint
+from hsifusion.engine.learning.corpus_training import random_core, split_regions, val_cores
 from rasterkit import REFERENCE, SAMPLE_HSI, SAMPLE_MSI, read, synthetic_pair
 
 TINY = dict(ratio=4, steps_per_epoch=1, patch_size=32, batch_size=1, validation=0.3, device="cpu",

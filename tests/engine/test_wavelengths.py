@@ -4,8 +4,8 @@ import pytest
 from osgeo import gdal
 
 from hsifusion.engine.errors import WavelengthError
-from hsifusion.engine.raster import raster_info
-from hsifusion.engine.wavelengths import read_wavelengths, to_nanometres, write_wavelengths
+from hsifusion.engine.io.raster import raster_info
+from hsifusion.engine.io.wavelengths import read_wavelengths, to_nanometres, write_wavelengths
 from rasterkit import REFERENCE, make_raster
 
 

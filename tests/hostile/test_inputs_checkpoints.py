@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from hsifusion.engine.checkpoint import load_checkpoint, save_checkpoint
 from hsifusion.engine.errors import CheckpointError
+from hsifusion.engine.learning.checkpoint import load_checkpoint, save_checkpoint
 from hsifusion.models.registry import get_spec
 from rasterkit import read, synthetic_pair
 

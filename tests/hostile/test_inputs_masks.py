@@ -14,9 +14,9 @@ from osgeo import gdal
 from hsifusion.engine import api
 from hsifusion.engine.errors import NoValidDataError
 from hsifusion.engine.feedback import LogFeedback
-from hsifusion.engine.pair import validate_pair
-from hsifusion.engine.raster import raster_info
-from hsifusion.engine.scene import build_scene
+from hsifusion.engine.io.pair import validate_pair
+from hsifusion.engine.io.raster import raster_info
+from hsifusion.engine.io.scene import build_scene
 from rasterkit import make_raster, read, synthetic_pair
 
 from .inputs_kit import assert_cli_error, with_alpha, with_mask

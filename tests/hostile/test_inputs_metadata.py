@@ -16,7 +16,7 @@ import pytest
 from osgeo import gdal
 
 from hsifusion.engine.errors import WavelengthError
-from hsifusion.engine.raster import raster_info
+from hsifusion.engine.io.raster import raster_info
 from rasterkit import make_raster, read, synthetic_pair
 
 from .inputs_kit import assert_cli_error

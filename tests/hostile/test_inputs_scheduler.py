@@ -15,8 +15,8 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from hsifusion.engine import distributed as dist
 from hsifusion.engine.errors import DistributedError, InputError
+from hsifusion.engine.pipeline import distributed as dist
 from rasterkit import synthetic_pair
 
 from .inputs_kit import assert_cli_error

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 
 from hsifusion.engine import api
-from hsifusion.engine.checkpoint import load_checkpoint
 from hsifusion.engine.feedback import LogFeedback
-from hsifusion.engine.train import split_regions, validation_side
-from hsifusion.engine.windows import Window
+from hsifusion.engine.io.windows import Window
+from hsifusion.engine.learning.checkpoint import load_checkpoint
+from hsifusion.engine.learning.corpus_training import split_regions, validation_side
 from rasterkit import synthetic_pair
 
 

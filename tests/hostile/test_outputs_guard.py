@@ -14,7 +14,7 @@ from osgeo import gdal
 
 from hsifusion.engine import api
 from hsifusion.engine.errors import OutputError
-from hsifusion.engine.outputs import input_files
+from hsifusion.engine.io.outputs import input_files
 from rasterkit import make_raster, synthetic_pair
 
 

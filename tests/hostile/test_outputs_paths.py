@@ -14,7 +14,7 @@ from osgeo import gdal
 from hsifusion.engine import api
 from hsifusion.engine.errors import OutputError
 from hsifusion.engine.feedback import LogFeedback
-from hsifusion.engine.writer import DEFAULT_NODATA, float_nodata
+from hsifusion.engine.io.writer import DEFAULT_NODATA, float_nodata
 from rasterkit import make_raster, read, synthetic_pair
 
 
@@ -161,7 +161,7 @@ def test_processing_run_refuses_an_unsupported_extension(tmp_path, pair, run_alg
 
 
 def test_provider_offers_the_engine_formats(hsifusion_provider):
-    from hsifusion.engine.outputs import RASTER_FORMATS
+    from hsifusion.engine.io.outputs import RASTER_FORMATS
 
     offered = hsifusion_provider.supportedOutputRasterLayerExtensions()
     assert offered[0] == "tif" and {"." + e for e in offered} <= set(RASTER_FORMATS)

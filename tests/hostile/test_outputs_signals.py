@@ -17,7 +17,7 @@ from rasterkit import synthetic_pair
 # Makes every tile write slow and announces it, so the signal arrives mid-run with a temporary file open.
 SLOW_WRITES = """
 import sys, time
-from hsifusion.engine import writer
+from hsifusion.engine.io import writer
 _write = writer.RasterWriter.write
 def _slow_write(self, *a, **k):
     _write(self, *a, **k)
@@ -61,7 +61,7 @@ def test_terminating_signal_removes_the_temporary_file(tmp_path, cli_child, sig)
 def test_temporary_file_is_removed_at_exit_and_not_named_like_a_raster(tmp_path, package_path):
     """A writer abandoned without commit or abort (the process just exits) leaves nothing behind."""
     code = ("import sys, numpy as np\n"
-            "from hsifusion.engine.writer import RasterWriter\n"
+            "from hsifusion.engine.io.writer import RasterWriter\n"
             f"w = RasterWriter({str(tmp_path / 'o.tif')!r}, 8, 8, 2, (0, 1, 0, 8, 0, -1), '')\n"
             "w.write(np.ones((2, 8, 8), np.float32), 0, 0)\n"
             "print(w.tmp_path)\n"

@@ -9,10 +9,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .. import __version__
+from ... import __version__
+from ..io.outputs import replacing
+from ..io.presets import default_preset, read_preview, stretch_rgb
 from . import metrics as M
-from .outputs import replacing
-from .presets import default_preset, read_preview, stretch_rgb
 
 SAM_SCALE_MAX = 20.0   # degrees: the fixed colour scale of SAM maps (as the QGIS style)
 

@@ -11,7 +11,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .feedback import Feedback, check_cancel, ensure_feedback
+from ..feedback import Feedback, check_cancel, ensure_feedback
 
 DEFAULT_PERCENTILE = 99.9
 
@@ -44,7 +44,7 @@ def robust_range(data: np.ndarray, low: float = 100.0 - DEFAULT_PERCENTILE, high
 
 def gaussian_psf(ratio: int, fwhm: Optional[float] = None):
     """Block-centred Gaussian PSF (torch) with FWHM in HR pixels (project default FWHM = ratio)."""
-    from ..models.blocks import gaussian_kernel2d
+    from ...models.blocks import gaussian_kernel2d
 
     fwhm = float(ratio if fwhm is None else fwhm)
     sigma = fwhm / 2.3548
@@ -55,7 +55,7 @@ def gaussian_psf(ratio: int, fwhm: Optional[float] = None):
 
 def blur_decimate_torch(t, ratio: int, kernel):
     """``(t * PSF)↓r`` with block centring (torch, any batch)."""
-    from ..models.blocks import psf_downsample
+    from ...models.blocks import psf_downsample
 
     return psf_downsample(t, kernel.to(t.device), ratio)
 

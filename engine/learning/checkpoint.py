@@ -12,8 +12,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from .. import __version__
-from .errors import CheckpointError
+from ... import __version__
+from ..errors import CheckpointError
 
 FORMAT = "hsifusion-checkpoint"
 FORMAT_VERSION = 1
@@ -55,7 +55,8 @@ def save_checkpoint(path: str, network: str, hyper: Dict, state_dict: Dict, hsi_
                     resume: Optional[Dict] = None) -> str:
     """Write atomically (temp name + rename): an interrupted save never leaves a broken checkpoint.
 
-    ``resume`` (corpus training, engine/train.py): optimizer state dict, global iteration, epochs done,
+    ``resume`` (corpus training, engine/learning/corpus_training.py): optimizer state dict, global
+    iteration, epochs done,
     steps per epoch — tensors, ints, floats, tuples and lists only, so ``weights_only=True`` still loads.
     """
     import torch
@@ -189,7 +190,7 @@ def _validate_resume(resume: Any, bad) -> None:
 
 def _validate_hyper(network: str, hyper: Any, bad) -> None:
     """Known network; each hyper-parameter with a default has a value of the default's kind."""
-    from ..models.registry import get_spec, list_networks
+    from ...models.registry import get_spec, list_networks
 
     if network not in list_networks():
         raise bad("network", f"is {network!r}; known networks: {', '.join(list_networks())}")

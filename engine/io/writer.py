@@ -19,8 +19,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 import numpy as np
 from osgeo import gdal
 
-from .errors import OutputError
-from .memory import release_free_memory
+from ..errors import OutputError
+from ..pipeline.memory import release_free_memory
 from .outputs import check_output_path, raster_driver
 from .wavelengths import write_wavelengths
 
@@ -201,7 +201,7 @@ class RasterWriter:
                               "(disk full or file size limit?)")
         self._writes += 1
         if self._writes % TRIM_EVERY_WRITES == 0:
-            release_free_memory()  # in the writer thread, overlapping compute (engine/memory.py)
+            release_free_memory()  # in the writer thread, overlapping compute (engine/pipeline/memory.py)
 
     def _flush_whole_blocks(self, col: int, row: int, width: int, height: int) -> None:
         """Hand the blocks just written to the disk now, in the writer thread.

@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .errors import WavelengthError
+from ..errors import WavelengthError
 
 _MICRO = ("micro", "um", "µm", "μm")
 

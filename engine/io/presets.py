@@ -12,7 +12,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import InputError, WavelengthError
+from ..errors import InputError, WavelengthError
 from .wavelengths import nearest_band
 
 DEFAULT_TOLERANCE_NM = 50.0

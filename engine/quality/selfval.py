@@ -18,7 +18,7 @@ API, all on in-memory arrays (C = HSI bands, c = MSI bands, r = ratio):
 * ``reduce_scene(scene, max_lr_side=256) -> ReducedPair`` — the same from a scene's fit crop.
 * ``run_reduced(method, pair, feedback=None) -> (C, h, w)`` — fit ``method`` on the reduced pair (it
   never sees the target) and apply it to the whole reduced pair.
-* ``score(estimate, pair) -> Score`` — per band MSE/PSNR, overall PSNR, SAM, ERGAS (engine.metrics).
+* ``score(estimate, pair) -> Score`` — per band MSE/PSNR, overall PSNR, SAM, ERGAS (engine.quality.metrics).
 * ``validate(scene, candidates, feedback=None) -> list of rows``; ``rank(rows)``: best first by PSNR,
   then SAM (rounded to 0.01 dB / 0.01 degree, so a tie in PSNR is decided by the spectral angle).
 """
@@ -31,10 +31,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import Cancelled, InputError, NoValidDataError
-from .feedback import check_cancel, ensure_feedback
+from ..errors import Cancelled, InputError, NoValidDataError
+from ..feedback import check_cancel, ensure_feedback
+from ..io.windows import Window
 from .metrics import ergas, sam_degrees
-from .windows import Window
 
 MIN_REDUCED_LR_SIDE = 2  # reduced LR pixels a side below which no reduced-scale fit is attempted
 GAIN_MAX = 2.0  # injection gains beyond this are clipped (the MSI detail is never amplified further)
@@ -57,7 +57,7 @@ class Score:
     """Reduced-scale quality of one estimate (per band and overall)."""
 
     mse: np.ndarray  # (C,) per band over valid pixels (nan for bad bands)
-    psnr_bands: np.ndarray  # (C,) dB, peak = the target band's maximum (engine.metrics' definition)
+    psnr_bands: np.ndarray  # (C,) dB, peak = the target band's maximum (engine.quality.metrics' definition)
     psnr: float  # mean over good bands
     sam: float  # degrees, mean over valid pixels
     ergas: float
@@ -79,7 +79,7 @@ def reduce_pair(lr: np.ndarray, hr: np.ndarray, ratio: int, valid: Optional[np.n
     with the Gaussian of MTF ``mtf_gain`` at Nyquist (default: FWHM = r, the classical methods'
     default) and block-centred decimation; the LR-HSI is cropped to a multiple of r first.
     """
-    from .methods._kernels import DEFAULT_MTF_GAIN, blur_decimate_separable, mtf_sigma, psf_taps
+    from ..methods._kernels import DEFAULT_MTF_GAIN, blur_decimate_separable, mtf_sigma, psf_taps
 
     C, h, w = lr.shape
     if hr.shape[1:] != (h * ratio, w * ratio):
@@ -144,7 +144,7 @@ def apply_mirrored(method, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=
     """``method.apply`` on a whole pair with the context the tile loop gives a tile at a raster edge.
 
     ``margin(ratio)`` HR px (rounded up to whole LR px) of half-sample symmetric mirror, as
-    ``engine.raster.read_window`` reads beyond a raster (the mirror consistent between both grids); the
+    ``engine.io.raster.read_window`` reads beyond a raster (the mirror consistent between both grids); the
     estimate is cropped back to (C, r h, r w).
     """
     margin = method.margin(ratio) if margin_hr is None else margin_hr
@@ -170,7 +170,7 @@ def run_reduced(method, pair: ReducedPair, feedback=None, infos=None) -> np.ndar
 def score(estimate: np.ndarray, pair: ReducedPair) -> Score:
     """Per band MSE / PSNR and overall PSNR, SAM, ERGAS of ``estimate`` against the target.
 
-    As engine.metrics defines them (peak = the target band's maximum over valid pixels).
+    As engine.quality.metrics defines them (peak = the target band's maximum over valid pixels).
     """
     t = pair.target.astype(np.float64)
     e = np.asarray(estimate, dtype=np.float64)

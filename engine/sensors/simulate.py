@@ -1,7 +1,7 @@
 """Wald-protocol simulation: from an HR-HSI reference write the LR-HSI and the HR-MSI a sensor pair sees.
 
-``Y = (X * PSF) decimated by r + n_Y`` (block-centred, :mod:`.degrade`) and ``Z = R X + n_Z``
-(:func:`.srf.srf_matrix`). Runs tile by tile through :func:`.tiling.pipeline` with a margin of the PSF
+``Y = (X * PSF) decimated by r + n_Y`` (block-centred, :mod:`.degradation`) and ``Z = R X + n_Z``
+(:func:`.srf.srf_matrix`). Runs tile by tile through :func:`..pipeline.tiling.pipeline` with a margin of the PSF
 radius; both outputs are written under temporary names and renamed only when both succeeded.
 """
 from __future__ import annotations
@@ -15,17 +15,17 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .. import __version__
-from .degrade import NOISE_BLOCK, PSF, blur_decimate, noise_block, noise_sigma, noise_window
-from .errors import GridError, InputError, OutputError, WavelengthError
-from .feedback import Feedback, ensure_feedback
-from .outputs import check_outputs
-from .pair import require_positive_tile
-from .raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
+from ... import __version__
+from ..errors import GridError, InputError, OutputError, WavelengthError
+from ..feedback import Feedback, ensure_feedback
+from ..io.outputs import check_outputs
+from ..io.pair import require_positive_tile
+from ..io.raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
+from ..io.windows import Window, intersection, tiles
+from ..io.writer import RasterWriter, float_nodata
+from ..pipeline.tiling import pipeline
+from .degradation import NOISE_BLOCK, PSF, blur_decimate, noise_block, noise_sigma, noise_window
 from .srf import DEFAULT_MAX_MISSING, Sensor, apply_srf, covered_bands, resolve_sensor, srf_matrix
-from .tiling import pipeline
-from .windows import Window, intersection, tiles
-from .writer import RasterWriter, float_nodata
 
 SIM_KEY = "HSIFUSION_SIMULATION"
 
@@ -263,7 +263,7 @@ class CleanTile:
 
 
 class SimulationTiles:
-    """The read / compute / write steps of :func:`.tiling.pipeline` for one :class:`SimulationPlan`."""
+    """The read / compute / write steps of :func:`..pipeline.tiling.pipeline` for one :class:`SimulationPlan`."""
 
     def __init__(self, plan: SimulationPlan) -> None:
         self.plan = plan

@@ -24,11 +24,11 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import Cancelled, DistributedError, InputError, WorkerEnvironmentError
-from .feedback import Feedback, LogFeedback, check_cancel, ensure_feedback
-from .raster import open_raster
+from ..errors import Cancelled, DistributedError, InputError, WorkerEnvironmentError
+from ..feedback import Feedback, LogFeedback, check_cancel, ensure_feedback
+from ..io.raster import open_raster
+from ..io.windows import Window, window_geotransform
 from .tiling import TilePlan, compute_tile, plan_tiles
-from .windows import Window, window_geotransform
 
 INSTALL_HINT = 'pip install "dask[distributed]" "numpy<2"'
 # A remote scheduler must accept the connection and send its handshake within this time (seconds): Dask's
@@ -387,7 +387,7 @@ def tile_task(scene, method, core: Window, plan: TilePlan) -> Tuple[Optional[np.
 def tile_file_task(scene, method, core: Window, plan: TilePlan, tile_dir: str, stem: str,
                    creation_options=None) -> Tuple[Optional[str], List[str]]:
     """One output window written by the worker itself as a GeoTIFF in ``tile_dir``: (path or None, warnings)."""
-    from .writer import RasterWriter
+    from ..io.writer import RasterWriter
 
     out, warnings = tile_task(scene, method, core, plan)
     if out is None:
@@ -547,7 +547,7 @@ class TileVrtWriter:
 
     def __init__(self, path: str, width: int, height: int, bands: int, geotransform, wkt: str,
                  nodata=None, inputs: Iterable[str] = (), creation_options=None, tile_dir: str = "") -> None:
-        from .writer import check_output_path
+        from ..io.writer import check_output_path
 
         self.path = check_output_path(path, inputs)
         if not self.path.lower().endswith(".vrt"):
@@ -585,7 +585,7 @@ class TileVrtWriter:
     def commit(self) -> str:
         from osgeo import gdal
 
-        from .writer import RasterWriter
+        from ..io.writer import RasterWriter
 
         w, h = self.size
         gt = self.gt

@@ -10,7 +10,7 @@ from typing import Tuple
 
 from osgeo import osr
 
-from .errors import BandError, CrsMismatchError, GridError, InputError
+from ..errors import BandError, CrsMismatchError, GridError, InputError
 from .raster import RasterInfo
 from .windows import Window
 

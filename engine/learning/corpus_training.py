@@ -3,11 +3,11 @@
 Training data, streamed by GDAL windows (a raster is never read whole):
 
 - **references** (mode a): HR-HSI rasters. Per patch an HR window (+ the PSF margin) is read and the
-  network's inputs are simulated on the fly exactly as :func:`.simulate.simulate` does: LR-HSI =
-  ``(X * PSF)`` decimated by ``ratio`` (:func:`.degrade.blur_decimate`, block-centred), HR-MSI = ``R X``
-  (:func:`.srf.srf_matrix` of the SENSOR / SRF_FILE); the target is ``X``.
+  network's inputs are simulated on the fly exactly as :func:`..sensors.simulate.simulate` does: LR-HSI =
+  ``(X * PSF)`` decimated by ``ratio`` (:func:`..sensors.degradation.blur_decimate`, block-centred), HR-MSI = ``R X``
+  (:func:`..sensors.srf.srf_matrix` of the SENSOR / SRF_FILE); the target is ``X``.
 - **pairs** (mode b): real LR-HSI + HR-MSI pairs, trained at reduced resolution (Wald / zero-shot, as
-  :func:`.training.zero_shot_data`): both inputs degraded once more by ``ratio`` with the PSF, the LR-HSI
+  :func:`.loops.zero_shot_data`): both inputs degraded once more by ``ratio`` with the PSF, the LR-HSI
   is the target.
 
 Patches are random windows (aligned to ``ratio``) over pixels where every good band is valid; windows
@@ -30,20 +30,20 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .. import __version__
+from ... import __version__
+from ..errors import Cancelled, CheckpointError, FusionError, InputError, NoValidDataError, OutputError
+from ..feedback import Feedback, ensure_feedback
+from ..io.outputs import check_outputs, replacing
+from ..io.pair import validate_pair
+from ..io.raster import open_raster, raster_info, read_window, valid_mask
+from ..io.windows import Window, intersection
+from ..pipeline.device import limit_cpu_threads, resolve_device
+from ..quality.metrics import sam_degrees
+from ..sensors.degradation import PSF, blur_decimate
+from ..sensors.simulate import check_ratio, make_psf
+from ..sensors.srf import DEFAULT_MAX_MISSING, apply_srf, covered_bands, resolve_sensor, srf_matrix
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from .degrade import PSF, blur_decimate
-from .device import limit_cpu_threads, resolve_device
-from .errors import Cancelled, CheckpointError, FusionError, InputError, NoValidDataError, OutputError
-from .feedback import Feedback, ensure_feedback
-from .metrics import sam_degrees
-from .outputs import check_outputs, replacing
-from .pair import validate_pair
-from .raster import open_raster, raster_info, read_window, valid_mask
-from .simulate import check_ratio, make_psf
-from .srf import DEFAULT_MAX_MISSING, apply_srf, covered_bands, resolve_sensor, srf_matrix
-from .training import make_optimizer, optimise, robust_max
-from .windows import Window, intersection
+from .loops import make_optimizer, optimise, robust_max
 
 WAVELENGTH_TOLERANCE_NM = 2.0
 MAX_TRIES = 60                # random windows tried per patch before giving up
@@ -495,7 +495,7 @@ def train(network: str, output: str, references: Union[str, Sequence[str], None]
         srf_file: a custom-SRF CSV instead of ``sensor``.
         bands: optional band subset of the sensor.
         ratio: resolution ratio of the simulated pairs (mode a).
-        psf: :class:`.degrade.PSF`, dict or kind name.
+        psf: :class:`..sensors.degradation.PSF`, dict or kind name.
         psf_fwhm: Gaussian FWHM in HR px (default ratio).
         epochs: total run length in epochs.
         iterations: total run length in iterations (wins over ``epochs`` when given).
@@ -555,8 +555,8 @@ class TrainingRequest:
 def _validate_request(network, output, references, pairs, srf_file, validation, batch_size, seed
                       ) -> TrainingRequest:
     """Check the network, the data mode, the outputs and the numbers before any raster is read."""
-    from ..models.catalogue import SUPERVISED, entry, network_ids
-    from ..models.registry import load_spec
+    from ...models.catalogue import SUPERVISED, entry, network_ids
+    from ...models.registry import load_spec
 
     try:
         net = entry(network)

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator, List, Mapping, Optional, Set
 
 from osgeo import gdal
 
-from .errors import OutputError
+from ..errors import OutputError
 
 gdal.UseExceptions()
 

@@ -15,8 +15,8 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 from osgeo import gdal
 
-from .errors import NoValidDataError
-from .feedback import Feedback
+from ..errors import NoValidDataError
+from ..feedback import Feedback
 from .pair import PairGrid
 from .raster import RasterInfo, mask_kind, open_raster, read_mask_window, read_window, spectral_bands, valid_mask
 from .windows import Window, align_outward, intersection

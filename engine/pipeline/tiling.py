@@ -13,13 +13,13 @@ from typing import Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
+from ..errors import Cancelled
+from ..feedback import Feedback, check_cancel, ensure_feedback
+from ..io.raster import open_raster
+from ..io.scene import Scene, read_pair_window
+from ..io.windows import Window, align_outward, intersection, tiles
 from .device import is_out_of_memory
-from .errors import Cancelled
-from .feedback import Feedback, check_cancel, ensure_feedback
-from .geometry import edge_pad, tile_geometry
-from .raster import open_raster
-from .scene import Scene, read_pair_window
-from .windows import Window, align_outward, intersection, tiles
+from .tile_geometry import edge_pad, tile_geometry
 
 T = TypeVar("T")
 PREFETCH = 2

@@ -4,7 +4,7 @@ In the spirit of HySure (Simões et al. 2015) and CNMF's estimation (Yokoya et a
 ``Z = R X`` and ``Y = (X * B) decimated by r``, the MSI degraded by the true PSF equals ``R Y`` on the
 LR grid. So for a candidate PSF ``B``:
 
-1. ``Zd = (Z * B) decimated by r`` (:func:`.degrade.blur_decimate`, block-centred, reflect at raster
+1. ``Zd = (Z * B) decimated by r`` (:func:`.degradation.blur_decimate`, block-centred, reflect at raster
    edges, nodata-aware);
 2. per MSI band ``k``: ``min_r  mean_px (Zd_k - r^T Y)^2 + smoothness * ||D2 r||^2``, ``r >= 0``, where
    ``D2`` is the second difference along increasing wavelength over the good HSI bands (non-negative
@@ -29,16 +29,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import __version__
-from .degrade import FWHM_TO_SIGMA, PSF, blur_decimate
-from .errors import InputError, NoValidDataError, OutputError, WavelengthError
-from .feedback import Feedback, check_cancel, ensure_feedback
-from .outputs import check_outputs, replacing
-from .pair import validate_pair
-from .raster import open_raster, raster_info, read_window, valid_mask
+from ... import __version__
+from ..errors import InputError, NoValidDataError, OutputError, WavelengthError
+from ..feedback import Feedback, check_cancel, ensure_feedback
+from ..io.outputs import check_outputs, replacing
+from ..io.pair import validate_pair
+from ..io.raster import open_raster, raster_info, read_window, valid_mask
+from ..io.wavelengths import fill_missing_fwhm
+from ..io.windows import Window, intersection
+from .degradation import FWHM_TO_SIGMA, PSF, blur_decimate
 from .srf import hsi_bandpasses
-from .wavelengths import fill_missing_fwhm
-from .windows import Window, intersection
 
 DEFAULT_SMOOTHNESS = 2e-6
 DEFAULT_MAX_LR_SIDE = 256

@@ -30,10 +30,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import InputError, WavelengthError
-from .wavelengths import fill_missing_fwhm, to_nanometres
+from ..errors import InputError, WavelengthError
+from ..io.wavelengths import fill_missing_fwhm, to_nanometres
 
-SENSOR_DIR = Path(__file__).resolve().parent / "sensors"
+SENSOR_DIR = Path(__file__).resolve().parent  # the CSV files sit beside this module
 GRID_STEP_NM = 0.1
 COVER_LEVEL = 1.0 / 16.0  # g_b at one FWHM from the centre
 DEFAULT_MAX_MISSING = 0.01

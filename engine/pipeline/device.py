@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Tuple
 
-from .errors import DeviceError
+from ..errors import DeviceError
 
 CPU_THREADS = 2  # the reference machine's cores; torch's default oversubscribes small machines
 

@@ -1,6 +1,6 @@
 """Quality assessment of a fused image: full-reference metrics + SAM map, and no-reference QNR.
 
-Two passes of :func:`engine.tiling.pipeline` over tiles (the first finds each reference band's peak,
+Two passes of :func:`engine.pipeline.tiling.pipeline` over tiles (the first finds each reference band's peak,
 which SSIM's constants need; the second accumulates everything else and writes the SAM map), so a
 pair of any size is assessed in bounded memory. Tiles lie on a grid of 32-px blocks starting at the
 first evaluated pixel, so UIQI / Q2n blocks never straddle tiles, and SSIM tiles read a 5-px margin:
@@ -15,16 +15,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import __version__
+from ... import __version__
+from ..errors import BandError, CrsMismatchError, GridError, InputError, NoValidDataError
+from ..feedback import Feedback, ensure_feedback
+from ..io.outputs import check_outputs, raster_driver, replacing
+from ..io.pair import crs_name, same_crs, validate_pair
+from ..io.raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
+from ..io.windows import Window, intersection
+from ..io.writer import DEFAULT_NODATA, RasterWriter
+from ..pipeline.tiling import pipeline
 from . import metrics as M
-from .errors import BandError, CrsMismatchError, GridError, InputError, NoValidDataError
-from .feedback import Feedback, ensure_feedback
-from .outputs import check_outputs, raster_driver, replacing
-from .pair import crs_name, same_crs, validate_pair
-from .raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
-from .tiling import pipeline
-from .windows import Window, intersection
-from .writer import DEFAULT_NODATA, RasterWriter
 
 SAM_NODATA = DEFAULT_NODATA
 GT_TOLERANCE = 1e-6   # relative to the pixel size

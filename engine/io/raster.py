@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from osgeo import gdal
 
-from .errors import RasterOpenError
+from ..errors import RasterOpenError
 from .wavelengths import parse_user_wavelengths, read_bad_bands, read_wavelengths
 
 gdal.UseExceptions()

@@ -1,0 +1,5 @@
+"""Learning.
+
+Corpus training of supervised networks, the training loops shared with scene-adaptive
+training, checkpoints.
+"""
