@@ -4,7 +4,7 @@ The package root is the QGIS plugin folder. Nothing QGIS is imported at module l
 engine (``hsifusion.engine``) and networks (``hsifusion.models``) import without QGIS.
 """
 
-__version__ = "0.1.0"
+from .engine.version import __version__  # noqa: F401 (one place: engine/version.py)
 
 
 def classFactory(iface):  # noqa: N802 (QGIS' name)

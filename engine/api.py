@@ -9,7 +9,6 @@ import json
 import time
 from typing import Dict, Optional, Sequence, Union
 
-from .. import __version__
 from .errors import InputError
 from .feedback import Feedback, ensure_feedback
 from .io.outputs import check_output_folder, check_outputs, raster_driver
@@ -21,6 +20,7 @@ from .methods import get_method
 from .methods.base import FusionMethod
 from .pipeline.memory import TILE_BUFFERS
 from .pipeline.tiling import fuse_tiles
+from .version import __version__
 
 
 def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "upsample",

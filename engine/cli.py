@@ -196,7 +196,7 @@ def _sensors() -> List[str]:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .version import __version__
 
     return __version__
 

@@ -12,8 +12,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from ... import __version__
 from ..errors import CheckpointError
+from ..version import __version__
 
 FORMAT = "hsifusion-checkpoint"
 FORMAT_VERSION = 1

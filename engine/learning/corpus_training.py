@@ -30,7 +30,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ... import __version__
 from ..errors import Cancelled, CheckpointError, FusionError, InputError, NoValidDataError, OutputError
 from ..feedback import Feedback, ensure_feedback
 from ..io.outputs import check_outputs, replacing
@@ -42,6 +41,7 @@ from ..quality.metrics import sam_degrees
 from ..sensors.degradation import PSF, blur_decimate
 from ..sensors.simulate import check_ratio, make_psf
 from ..sensors.srf import DEFAULT_MAX_MISSING, apply_srf, covered_bands, resolve_sensor, srf_matrix
+from ..version import __version__
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from .loops import make_optimizer, optimise, robust_max
 

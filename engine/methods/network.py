@@ -13,7 +13,6 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ... import __version__
 from ...models.catalogue import FIT_ONCE, NETWORKS, PER_TILE, SUPERVISED, NetworkEntry, entry
 from ..errors import CheckpointError, InputError
 from ..feedback import check_cancel, ensure_feedback
@@ -21,6 +20,7 @@ from ..learning.checkpoint import check_compatible, load_checkpoint, save_checkp
 from ..learning.loops import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
 from ..pipeline.device import limit_cpu_threads, resolve_device
+from ..version import __version__
 from .base import FusionMethod
 
 DEFAULT_CROP_LR = 128  # LR pixels a side used by fit(): 512 HR px at x4

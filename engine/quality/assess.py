@@ -15,7 +15,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ... import __version__
 from ..errors import BandError, CrsMismatchError, GridError, InputError, NoValidDataError
 from ..feedback import Feedback, ensure_feedback
 from ..io.outputs import check_outputs, raster_driver, replacing
@@ -24,6 +23,7 @@ from ..io.raster import RasterInfo, open_raster, raster_info, read_window, valid
 from ..io.windows import Window, intersection
 from ..io.writer import DEFAULT_NODATA, RasterWriter
 from ..pipeline.tiling import pipeline
+from ..version import __version__
 from . import metrics as M
 
 SAM_NODATA = DEFAULT_NODATA

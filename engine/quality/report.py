@@ -9,9 +9,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ... import __version__
 from ..io.outputs import replacing
 from ..io.presets import default_preset, read_preview, stretch_rgb
+from ..version import __version__
 from . import metrics as M
 
 SAM_SCALE_MAX = 20.0   # degrees: the fixed colour scale of SAM maps (as the QGIS style)

@@ -29,7 +29,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ... import __version__
 from ..errors import InputError, NoValidDataError, OutputError, WavelengthError
 from ..feedback import Feedback, check_cancel, ensure_feedback
 from ..io.outputs import check_outputs, replacing
@@ -37,6 +36,7 @@ from ..io.pair import validate_pair
 from ..io.raster import open_raster, raster_info, read_window, valid_mask
 from ..io.wavelengths import fill_missing_fwhm
 from ..io.windows import Window, intersection
+from ..version import __version__
 from .degradation import FWHM_TO_SIGMA, PSF, blur_decimate
 from .srf import hsi_bandpasses
 

@@ -15,7 +15,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ... import __version__
 from ..errors import GridError, InputError, OutputError, WavelengthError
 from ..feedback import Feedback, ensure_feedback
 from ..io.outputs import check_outputs
@@ -24,6 +23,7 @@ from ..io.raster import RasterInfo, open_raster, raster_info, read_window, valid
 from ..io.windows import Window, intersection, tiles
 from ..io.writer import RasterWriter, float_nodata
 from ..pipeline.tiling import pipeline
+from ..version import __version__
 from .degradation import NOISE_BLOCK, PSF, blur_decimate, noise_block, noise_sigma, noise_window
 from .srf import DEFAULT_MAX_MISSING, Sensor, apply_srf, covered_bands, resolve_sensor, srf_matrix
 
