@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-import traceback
 from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_WORK, NETWORKS, SAMPLE, SEED, fmt, load_result, log, md_table, register_package, save_result
+from quality import fuse_and_assess
 
 BUDGET_S = 180.0  # each network's default run within 3 minutes on 2 cores
+# what an anchored network's fuse call reports about its run, kept in its row
+RESULT_KEYS = ("base", "network_used", "heldout_gain_db", "stopped_by", "fit_seconds")
 METHODS = ["upsample", "glp"] + NETWORKS
 
 
@@ -83,8 +84,6 @@ def params_of(method: str) -> Dict:
 
 def run(work: Path, methods: List[str], keys: List[str], merge: bool = False) -> Dict:
     register_package()
-    from hsifusion.engine import api
-
     work.mkdir(parents=True, exist_ok=True)
     cases = ([sample_case()] if not keys or "sample" in keys else [])
     cases += [enmap_256_case(work)] if not keys or "enmap_256" in keys else []
@@ -96,20 +95,8 @@ def run(work: Path, methods: List[str], keys: List[str], merge: bool = False) ->
             out = work / f"{case['key']}_{m}.tif"
             row = {"case": case["key"], "title": case["title"], "method": m}
             log(f"anchored_networks: {case['key']} {m}")
-            try:
-                t0 = time.perf_counter()
-                res = api.fuse(case["hsi"], case["msi"], str(out), m, params_of(m))
-                row["seconds"] = time.perf_counter() - t0
-                row.update({k: res[k] for k in ("base", "network_used", "heldout_gain_db", "iterations",
-                                                "stopped_by", "fit_seconds") if k in res})
-                a = api.assess(case["reference"], str(out), case["ratio"])
-                row.update({k: float(a[k]) for k in ("PSNR", "SAM", "ERGAS")})
-            except Exception as exc:
-                row["error"] = f"{type(exc).__name__}: {exc}"
-                traceback.print_exc()
-            finally:
-                if out.exists():
-                    out.unlink()
+            fuse_and_assess(row, case["hsi"], case["msi"], case["reference"], case["ratio"], m, params_of(m), out,
+                            extra=RESULT_KEYS)
             rows.append(row)
             log(f"  {row}")
     if merge:  # keep the saved rows of the cases not run now

@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
@@ -76,8 +76,10 @@ QUICK_NET_CASES = {("enmap_128x64", 4)}
 
 
 def fuse_and_assess(row: Dict, hsi: str, msi: str, reference: str, ratio: int, method: str, params: Dict,
-                    out: Path) -> Dict:
+                    out: Path, extra: Sequence[str] = ()) -> Dict:
     """``row`` plus seconds (the fuse call), iterations and METRICS against ``reference``, or ``error``.
+
+    ``extra``: further keys of the fuse result to copy into the row where the result has them.
 
     A failing method is a row, not a crash. The output is deleted afterwards. ``method`` "auto" runs
     ``api.fuse_auto`` (``params`` are its keyword arguments) and records the method it chose.
@@ -93,6 +95,7 @@ def fuse_and_assess(row: Dict, hsi: str, msi: str, reference: str, ratio: int, m
             res = api.fuse(hsi, msi, str(out), method, params)
         row["seconds"] = time.perf_counter() - t0
         row["iterations"] = res.get("iterations")
+        row.update({k: res[k] for k in extra if k in res})
         a = api.assess(reference, str(out), ratio)
         row.update({k: float(a[k]) for k in METRICS})
     except Exception as exc:
