@@ -32,6 +32,8 @@ class NetSpec:
         fit: unsupervised nets: ``fit(y, z, ratio, srf=..., iterations=..., callback=..., seed=...,
             device=..., **defaults)``; fit-once nets return an object with ``predict(z) -> x``, per-tile
             nets return ``(x, info)``.
+        tile: HR core tile side the engine uses when the user leaves TILE_SIZE automatic (0): chosen per
+            network from measured CPU inference speed (docs/benchmarks.md, "Whole scenes with the networks").
         paper_params: parameter count reported by the paper at its settings, or None.
         reference: citation string.
     """
@@ -44,5 +46,6 @@ class NetSpec:
     loss: Optional[Callable[..., Any]] = None
     default_optimizer: Optional[Callable[..., Any]] = None
     fit: Optional[Callable[..., Any]] = None
+    tile: int = 256
     paper_params: Optional[int] = None
     reference: str = ""
