@@ -436,13 +436,28 @@ class AMSFNet(nn.Module):
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         check_pair(y, z, *self.bands, self.ratio, self.align(self.ratio))
-        if self.channels_last and not self.training:
-            x = self._forward(y.contiguous(memory_format=torch.channels_last),
-                              z.contiguous(memory_format=torch.channels_last))
+        if self.training and self.basis is not None:
+            self.basis.fit_once(y)
+        fast = self.channels_last and not self.training
+        if fast:
+            layout = torch.channels_last
+            x = self._correction(y.contiguous(memory_format=layout), z.contiguous(memory_format=layout))
+        else:
+            x = self._correction(y, z)
+        if self.skip_gain is None:
             return x.contiguous()
-        return self._forward(y, z)
+        up = F.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
+        if self.training:
+            return up + self.skip_gain * x
+        if torch.is_grad_enabled():
+            return floor_at_input_minimum(up + self.skip_gain * x, y)
+        # Inference: the band-sized HR tensors updated in place (each is 4 * C bytes per HR pixel).
+        up.add_(x.mul_(self.skip_gain))
+        del x
+        return torch.maximum(up, y.amin(dim=(-2, -1), keepdim=True).clamp_max(0), out=up)
 
-    def _forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _correction(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The network proper: the HR estimate (published net) or the correction to bicubic(Y) (skip)."""
         h, w = y.shape[-2:]
         big = z.shape[-2:]
         quarter = (h // 4, w // 4)
@@ -460,16 +475,10 @@ class AMSFNet(nn.Module):
         f3 = F.relu(self.post3(self.pcp3(torch.cat([d, zf, hh, f2], dim=1))))
         if self.basis is None:
             x = F.relu(self.out2(F.relu(self.out1(f3 + d))))
-            x = x + self.res2(F.relu(self.res1(x)))
-        else:  # lite: a signed code (no ReLU on it), decoded to the bands by the fixed basis
-            if self.training:
-                self.basis.fit_once(y)
-            x = self.out2(F.relu(self.out1(f3 + d)))
-            x = self.basis(x + self.res2(F.relu(self.res1(x))))
-        if self.skip_gain is None:
-            return x
-        x = F.interpolate(y, size=big, mode="bicubic", align_corners=False) + self.skip_gain * x
-        return x if self.training else floor_at_input_minimum(x, y)
+            return x + self.res2(F.relu(self.res1(x)))
+        # lite: a signed code (no ReLU on it), decoded to the bands by the fixed basis in the plain layout
+        x = self.out2(F.relu(self.out1(f3 + d)))
+        return self.basis((x + self.res2(F.relu(self.res1(x)))).contiguous())
 
 
 def _diff(t: torch.Tensor, dim: int) -> torch.Tensor:
