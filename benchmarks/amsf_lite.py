@@ -30,6 +30,12 @@ from quality import fuse_and_assess
 
 SAMPLE = ROOT / "sample"
 CONFIGS = {"paper": {}, "lite": {"lite": True}}
+VARIANTS = {  # lite variants tried on the way (docs/networks.md#amsf-net-lite)
+    "lite-w16": {"lite": True, "hyper": {"width": 16}},
+    "lite-c16": {"lite": True, "hyper": {"code": 16}},
+    "lite-w8": {"lite": True, "hyper": {"width": 8}},
+    "lite-pooled": {"lite": True, "hyper": {"local": False}},
+}
 RESULT = "amsf_lite"
 
 
@@ -37,17 +43,19 @@ def checkpoint_path(work: Path, config: str) -> Path:
     return work / f"amsf_{config}.pt"
 
 
-def quality(work: Path, iterations: int) -> Dict:
-    """PSNR/SAM/... of both configurations after ``iterations`` scene-adaptive steps on the sample."""
+def quality(work: Path, iterations: int, configs: List[str], seed: int = 0) -> Dict:
+    """PSNR/SAM/... of the configurations after ``iterations`` scene-adaptive steps on the sample."""
     rows = {}
-    for config, hyper in CONFIGS.items():
-        params = dict(hyper, iterations=iterations, base="none", device="cpu", seed=0, max_seconds=0,
+    for config in configs:
+        hyper = {**CONFIGS, **VARIANTS}[config]
+        params = dict(hyper, iterations=iterations, base="none", device="cpu", seed=seed, max_seconds=0,
                       save_checkpoint=str(checkpoint_path(work, config)))
-        rows[config] = fuse_and_assess({"config": config}, str(SAMPLE / "potsdam_lr_hsi_x4.tif"),
+        name = config if seed == 0 else f"{config} seed {seed}"
+        rows[name] = fuse_and_assess({"config": config, "seed": seed}, str(SAMPLE / "potsdam_lr_hsi_x4.tif"),
                                        str(SAMPLE / "potsdam_msi_s2a.tif"),
                                        str(SAMPLE / "enmap_potsdam_reference.tif"), 4, "amsfnet", params,
                                        work / f"amsf_{config}.tif")
-        log(f"{config}: {rows[config]}")
+        log(f"{name}: {rows[name]}")
     return rows
 
 
@@ -138,6 +146,7 @@ def main() -> None:
     ap.add_argument("what", choices=("quality", "margins", "speed"))
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--iterations", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--core", type=int, default=64)
     ap.add_argument("--margins", default="0,32,64,96,128,160")
     ap.add_argument("--scene-lr", type=int, default=128)
@@ -147,16 +156,17 @@ def main() -> None:
     a = ap.parse_args()
     register_package()
     a.work.mkdir(parents=True, exist_ok=True)
-    result = load_result(RESULT) or {}
     configs = a.configs.split(",")
     if a.what == "quality":
-        result["quality"] = quality(a.work, a.iterations)
+        key, value = "quality", quality(a.work, a.iterations, configs, a.seed)
     elif a.what == "margins":
-        result["margins"] = {c: margin_errors(checkpoint_path(a.work, c), a.core,
-                                              [int(m) for m in a.margins.split(",")], a.scene_lr)
-                             for c in configs}
+        margins = [int(m) for m in a.margins.split(",")]
+        key, value = "margins", {c: margin_errors(checkpoint_path(a.work, c), a.core, margins, a.scene_lr)
+                                 for c in configs}
     else:
-        result["speed"] = {c: speed(c, [int(s) for s in a.sizes.split(",")], a.rounds) for c in configs}
+        key, value = "speed", {c: speed(c, [int(s) for s in a.sizes.split(",")], a.rounds) for c in configs}
+    result = load_result(RESULT) or {}  # read now: another section may have been written meanwhile
+    result[key] = {**result.get(key, {}), **value}
     save_result(RESULT, result)
 
 
