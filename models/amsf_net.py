@@ -376,6 +376,12 @@ class SpectralBasis(nn.Module):
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         return F.conv2d(code, self.weight[:, :, None, None])
 
+    @torch.no_grad()
+    def decode_into(self, out: torch.Tensor, code: torch.Tensor, gain: float) -> None:
+        """``out += gain * decode(code)`` without a second band-sized tensor (inference; NCHW contiguous)."""
+        for o, c in zip(out, code):
+            o.view(o.shape[0], -1).addmm_(self.weight, c.reshape(c.shape[0], -1), alpha=gain)
+
 
 class AMSFNet(nn.Module):
     """AMSF-Net ``forward(y, z) -> x``; H, W must be multiples of ``align(ratio) = 8 r``."""
@@ -451,12 +457,16 @@ class AMSFNet(nn.Module):
         if self.skip_gain is None:
             return x.contiguous()
         up = F.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
-        if self.training:
-            return up + self.skip_gain * x
-        if torch.is_grad_enabled():
-            return floor_at_input_minimum(up + self.skip_gain * x, y)
-        # Inference: the band-sized HR tensors updated in place (each is 4 * C bytes per HR pixel).
-        up.add_(x.mul_(self.skip_gain))
+        if self.training or torch.is_grad_enabled():
+            x = up + self.skip_gain * (x if self.basis is None else self.basis(x))
+            return x if self.training else floor_at_input_minimum(x, y)
+        # Inference: one band-sized HR tensor (4 C bytes per HR pixel), updated in place; lite decodes its
+        # code straight into it.
+        gain = float(self.skip_gain)
+        if self.basis is None:
+            up.add_(x, alpha=gain)
+        else:
+            self.basis.decode_into(up, x, gain)
         del x
         return torch.maximum(up, y.amin(dim=(-2, -1), keepdim=True).clamp_max(0), out=up)
 
@@ -477,12 +487,13 @@ class AMSFNet(nn.Module):
         f2 = F.relu(self.post2(_resize(self.pcp2(torch.cat([a, yf, g, f1], dim=1)), big)))
         hh = self.mff3(d, zf)
         f3 = F.relu(self.post3(self.pcp3(torch.cat([d, zf, hh, f2], dim=1))))
+        del zf, hh, f2
         if self.basis is None:
-            x = F.relu(self.out2(F.relu(self.out1(f3 + d))))
-            return x + self.res2(F.relu(self.res1(x)))
-        # lite: a signed code (no ReLU on it), decoded to the bands by the fixed basis in the plain layout
-        x = self.out2(F.relu(self.out1(f3 + d)))
-        return self.basis((x + self.res2(F.relu(self.res1(x)))).contiguous())
+            x = F.relu(self.out2(F.relu(self.out1(f3 + d), inplace=True)), inplace=True)
+            return self.res2(F.relu(self.res1(x), inplace=True)).add_(x)
+        # lite: a signed code (no ReLU on it) in the plain layout; forward() decodes it with the fixed basis
+        x = self.out2(F.relu(self.out1(f3 + d), inplace=True))
+        return self.res2(F.relu(self.res1(x), inplace=True)).add_(x).contiguous()
 
 
 def _diff(t: torch.Tensor, dim: int) -> torch.Tensor:
