@@ -39,6 +39,13 @@ VARIANTS = {  # lite variants tried on the way (docs/networks.md#amsf-net-lite)
 RESULT = "amsf_lite"
 
 
+def network_id() -> str:
+    """The catalogue id of the network whose model module is ``amsf_net`` (ids live in the catalogue only)."""
+    from hsifusion.models.catalogue import NETWORKS
+
+    return next(e.id for e in NETWORKS if e.module == "amsf_net")
+
+
 def checkpoint_path(work: Path, config: str) -> Path:
     return work / f"amsf_{config}.pt"
 
@@ -47,13 +54,16 @@ def quality(work: Path, iterations: int, configs: List[str], seed: int = 0) -> D
     """PSNR/SAM/... of the configurations after ``iterations`` scene-adaptive steps on the sample."""
     rows = {}
     for config in configs:
-        hyper = {**CONFIGS, **VARIANTS}[config]
-        params = dict(hyper, iterations=iterations, base="none", device="cpu", seed=seed, max_seconds=0,
-                      save_checkpoint=str(checkpoint_path(work, config)))
+        if config == "bicubic":  # the reference point, scored the same way
+            method, params = "upsample", {"mode": "bicubic"}
+        else:
+            method = network_id()
+            params = dict({**CONFIGS, **VARIANTS}[config], iterations=iterations, base="none", device="cpu",
+                          seed=seed, max_seconds=0, save_checkpoint=str(checkpoint_path(work, config)))
         name = config if seed == 0 else f"{config} seed {seed}"
         rows[name] = fuse_and_assess({"config": config, "seed": seed}, str(SAMPLE / "potsdam_lr_hsi_x4.tif"),
                                        str(SAMPLE / "potsdam_msi_s2a.tif"),
-                                       str(SAMPLE / "enmap_potsdam_reference.tif"), 4, "amsfnet", params,
+                                       str(SAMPLE / "enmap_potsdam_reference.tif"), 4, method, params,
                                        work / f"amsf_{config}.tif")
         log(f"{name}: {rows[name]}")
     return rows
@@ -90,11 +100,18 @@ def mirrored_sample(lr_side: int, norm: Dict):
     return torch.from_numpy(np.ascontiguousarray(y))[None], torch.from_numpy(np.ascontiguousarray(z))[None], r
 
 
-def margin_errors(ckpt: Path, core: int, margins: List[int], scene_lr: int) -> Dict:
-    """Max |tile - whole| on one central core, relative to max |whole|, per margin (HR px)."""
+def margin_errors(ckpt: Path, core: int, margins: List[int], scene_lr: int, full_gain: bool = False) -> Dict:
+    """Max |tile - whole| on one central core, relative to max |whole|, per margin (HR px).
+
+    ``full_gain``: the correction at gain 1 instead of the trained ``skip_gain`` (as the anchored default
+    runs it: models/anchor.py), i.e. the tiling error of the network itself.
+    """
     import torch
 
     net, norm = load_trained(ckpt)
+    if full_gain:
+        with torch.no_grad():
+            net.skip_gain.fill_(1.0)
     y, z, r = mirrored_sample(scene_lr, norm)
     side = z.shape[-1]
     c0 = (side // 2 - core // 2) // (8 * r) * (8 * r)
@@ -110,7 +127,7 @@ def margin_errors(ckpt: Path, core: int, margins: List[int], scene_lr: int) -> D
             t = net(y[..., lo // r:hi // r, lo // r:hi // r], z[..., lo:hi, lo:hi])
             diff = (t[..., m:m + core, m:m + core] - whole[..., c0:c0 + core, c0:c0 + core]).abs().max()
             out[m] = float(diff) / scale
-            log(f"{ckpt.name} margin {m}: {out[m]:.2e} of max |x| ({scale:.3f})")
+            log(f"{ckpt.name}{' gain 1' if full_gain else ''} margin {m}: {out[m]:.2e} of max |x| ({scale:.3f})")
     return out
 
 
@@ -151,6 +168,7 @@ def main() -> None:
     ap.add_argument("--margins", default="0,32,64,96,128,160")
     ap.add_argument("--scene-lr", type=int, default=128)
     ap.add_argument("--configs", default="paper,lite")
+    ap.add_argument("--full-gain", action="store_true", help="margins: the correction at gain 1")
     ap.add_argument("--sizes", default="256")
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
@@ -161,8 +179,9 @@ def main() -> None:
         key, value = "quality", quality(a.work, a.iterations, configs, a.seed)
     elif a.what == "margins":
         margins = [int(m) for m in a.margins.split(",")]
-        key, value = "margins", {c: margin_errors(checkpoint_path(a.work, c), a.core, margins, a.scene_lr)
-                                 for c in configs}
+        key = "margins_gain1" if a.full_gain else "margins"
+        value = {c: margin_errors(checkpoint_path(a.work, c), a.core, margins, a.scene_lr, a.full_gain)
+                 for c in configs}
     else:
         key, value = "speed", {c: speed(c, [int(s) for s in a.sizes.split(",")], a.rounds) for c in configs}
     result = load_result(RESULT) or {}  # read now: another section may have been written meanwhile
