@@ -315,7 +315,7 @@ class NetworkMethod(FusionMethod):
         ckpt = load_checkpoint(self.checkpoint)
         check_compatible(ckpt, self.name, self.hsi_bands, self.msi_bands, self.ratio,
                          scene.pair.hsi.wavelengths, scene.pair.msi.wavelengths)
-        self.hyper = dict(self.spec.defaults, **self.entry.checkpoint_fallbacks, **ckpt.get("hyper", {}))
+        self.hyper = {**self.spec.defaults, **self.entry.checkpoint_fallbacks, **ckpt.get("hyper", {})}
         for k, v in list(self.hyper.items()):
             if isinstance(v, list):
                 self.hyper[k] = tuple(v)
