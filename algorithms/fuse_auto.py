@@ -44,7 +44,7 @@ class FuseAutoAlgorithm(HsiAlgorithm):
         P.add_advanced(self, QgsProcessingParameterNumber(
             self.NETWORK_SECONDS, self.tr("Time budget of each network candidate (s; needed to include a network)"),
             NUMBER_DOUBLE, 0.0, False, 0.0))
-        P.add_tile_size(self, 256)
+        P.add_tile_size(self, P.AUTO_TILE)
         P.add_creation_options(self)
         P.add_output(self)
         self.addParameter(QgsProcessingParameterFileDestination(

@@ -12,19 +12,20 @@ from typing import Dict, Optional, Sequence, Union
 from .errors import InputError
 from .feedback import Feedback, ensure_feedback
 from .io.outputs import check_output_folder, check_outputs, raster_driver
-from .io.pair import require_positive_tile, validate_pair
+from .io.pair import require_tile_or_auto, validate_pair
 from .io.raster import raster_info
 from .io.scene import build_scene
 from .io.writer import RasterWriter, float_nodata
 from .methods import get_method
 from .methods.base import FusionMethod
 from .pipeline.memory import TILE_BUFFERS
+from .pipeline.tile_geometry import AUTO_TILE
 from .pipeline.tiling import fuse_tiles
 from .version import __version__
 
 
 def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "upsample",
-         method_params: Optional[Dict] = None, tile_size: int = 256,
+         method_params: Optional[Dict] = None, tile_size: int = AUTO_TILE,
          feedback: Optional[Feedback] = None, creation_options: Optional[Sequence[str]] = None,
          hsi_wavelengths=None, msi_wavelengths=None, scheduler=None, max_in_flight: Optional[int] = None,
          tile_dir: Optional[str] = None, metadata: Optional[Dict[str, str]] = None) -> Dict:
@@ -37,7 +38,8 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
             temporary name and moved over ``output`` on success only.
         method: a registered method name or a :class:`FusionMethod` instance.
         method_params: keyword arguments for the method's factory.
-        tile_size: HR core tile side (rounded to the method's alignment).
+        tile_size: HR core tile side (rounded to the method's alignment); 0 = the method's preferred tile
+            (256 for the classical methods, measured per network).
         feedback: progress, messages and cancel (QgsProcessingFeedback's method names).
         creation_options: GDAL ``KEY=VALUE`` creation options, overriding the defaults key by key.
         hsi_wavelengths: HSI wavelengths in nm when the raster lacks them (list, string or CSV).
@@ -55,7 +57,7 @@ def fuse(hsi: str, msi: str, output: str, method: Union[str, FusionMethod] = "up
     """
     feedback = ensure_feedback(feedback)
     t0 = time.perf_counter()
-    tile_size = require_positive_tile(tile_size)
+    tile_size = require_tile_or_auto(tile_size)
     hsi_info = raster_info(hsi, hsi_wavelengths)
     msi_info = raster_info(msi, msi_wavelengths)
     pair = validate_pair(hsi_info, msi_info)

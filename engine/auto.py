@@ -26,6 +26,7 @@ from .io.pair import validate_pair
 from .io.raster import raster_info
 from .io.scene import build_scene
 from .methods import get_method, list_methods
+from .pipeline.tile_geometry import AUTO_TILE
 from .quality.selfval import rank, validate
 
 DEFAULT_CANDIDATES = ("upsample", "gsa", "glp", "sfim", "cnmf")
@@ -95,7 +96,7 @@ def write_html(path: str, ranked: Sequence[Dict], chosen: str, ratio: int) -> No
 
 def fuse_auto(hsi: str, msi: str, output: str, candidates: Optional[Sequence[str]] = None,
               network_seconds: Optional[float] = None, out_table: Optional[str] = None,
-              out_report: Optional[str] = None, tile_size: int = 256, feedback: Optional[Feedback] = None,
+              out_report: Optional[str] = None, tile_size: int = AUTO_TILE, feedback: Optional[Feedback] = None,
               creation_options: Optional[Sequence[str]] = None, hsi_wavelengths=None, msi_wavelengths=None,
               max_lr_side: int = 256) -> Dict:
     """Rank ``candidates`` on the reduced pair, fuse with the best.

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 
 from .errors import Cancelled, FusionError, InputError
 from .learning.checkpoint import plain_data
+from .pipeline.tile_geometry import AUTO_TILE
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
 INSTALL_HINTS = {
@@ -121,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--output", "-o", required=True,
                    help="output raster: .tif/.tiff GeoTIFF, .img Erdas Imagine, .dat/.bsq ENVI "
                         "(a .vrt with --tile-dir)")
-    f.add_argument("--tile-size", type=int, default=256, help="tile side in HR pixels (default 256)")
+    f.add_argument("--tile-size", type=int, default=AUTO_TILE,
+                   help="tile side in HR pixels (default 0 = automatic: 256 for the classical methods, "
+                        "measured per network)")
     add_method_options(f)
     f.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
                    help="any method parameter by name (value parsed as JSON, else text); repeatable")

@@ -29,7 +29,7 @@ class DeclaredFusionAlgorithm(HsiAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         P.add_pair_inputs(self)
-        P.add_tile_size(self, 256)
+        P.add_tile_size(self, P.AUTO_TILE)
         P.add_declared(self, self.SPEC.params)
         P.add_dask_scheduler(self)
         P.add_creation_options(self)

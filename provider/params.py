@@ -15,6 +15,7 @@ from qgis.core import (
 )
 
 from ..engine.params import DEVICE_LABELS, DEVICES, FILE, FILE_OUT
+from ..engine.pipeline.tile_geometry import AUTO_TILE
 from .compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER, add_flag
 
 HSI, MSI, OUTPUT, TILE_SIZE, DEVICE, SEED, CREATION_OPTIONS = (
@@ -37,7 +38,10 @@ def add_advanced(alg, param) -> None:
 
 
 def add_tile_size(alg, default: int = 256) -> None:
-    p = QgsProcessingParameterNumber(TILE_SIZE, alg.tr("Tile size (HR pixels)"), NUMBER_INTEGER, default, False, 1)
+    """TILE_SIZE; a default of AUTO_TILE (fusion) also allows 0 = the method's preferred tile."""
+    label = "Tile size (HR pixels, 0 = automatic)" if default == AUTO_TILE else "Tile size (HR pixels)"
+    minimum = AUTO_TILE if default == AUTO_TILE else 1
+    p = QgsProcessingParameterNumber(TILE_SIZE, alg.tr(label), NUMBER_INTEGER, default, False, minimum)
     add_flag(p, FLAG_ADVANCED)
     alg.addParameter(p)
 

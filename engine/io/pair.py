@@ -132,6 +132,13 @@ def validate_pair(hsi: RasterInfo, msi: RasterInfo, min_hsi_bands: int = 3) -> P
                     out_geotransform=out_gt, out_wkt=msi.wkt)
 
 
+def require_tile_or_auto(tile_size: int) -> int:
+    """TILE_SIZE for fusion: a positive integer, or 0 = automatic (the method's preferred tile)."""
+    if tile_size is None or int(tile_size) < 0:
+        raise InputError(f"TILE_SIZE must be a positive number of pixels or 0 (automatic), got {tile_size}")
+    return int(tile_size)
+
+
 def require_positive_tile(tile_size: int) -> int:
     """TILE_SIZE must be a positive integer."""
     if tile_size is None or int(tile_size) <= 0:

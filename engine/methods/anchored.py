@@ -293,6 +293,9 @@ class AnchoredNetwork(FusionMethod):
     def min_hr_size(self, ratio: int) -> int:
         return self.net.min_hr_size(ratio)
 
+    def preferred_tile(self, ratio: int) -> int:
+        return self.net.preferred_tile(ratio)
+
     @property
     def device_reason(self) -> Optional[str]:
         return self.net.device_reason

@@ -5,6 +5,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+DEFAULT_TILE = 256
+
 
 class FusionMethod:
     """A fusion method driven by the single tile loop in :mod:`engine.pipeline.tiling`.
@@ -30,6 +32,13 @@ class FusionMethod:
 
     def min_hr_size(self, ratio: int) -> int:
         return ratio
+
+    def preferred_tile(self, ratio: int) -> int:
+        """HR core tile side used when TILE_SIZE is automatic (0).
+
+        256 keeps a numpy method's working set in the caches and a tile's arrays small.
+        """
+        return DEFAULT_TILE
 
     def fit(self, scene, feedback=None) -> None:
         """Scene-level preparation (statistics, training); default none."""

@@ -93,6 +93,9 @@ class NetworkMethod(FusionMethod):
     def min_hr_size(self, ratio: int) -> int:
         return self.spec.min_hr_size(ratio)
 
+    def preferred_tile(self, ratio: int) -> int:
+        return self.spec.tile
+
     @property
     def device_reason(self) -> Optional[str]:
         return self._reason

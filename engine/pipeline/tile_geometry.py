@@ -8,11 +8,17 @@ from __future__ import annotations
 import math
 from typing import Tuple
 
+AUTO_TILE = 0  # TILE_SIZE value meaning "the method's preferred tile" (FusionMethod.preferred_tile)
 EDGE_PAD = 16  # HR px of mirrored context kept beyond the region's edge (rounded up to the step)
 
 
 def tile_geometry(method, ratio: int, tile_size: int) -> Tuple[int, int, int]:
-    """(step, margin, core tile) in HR pixels: all multiples of the method's alignment and the ratio."""
+    """(step, margin, core tile) in HR pixels: all multiples of the method's alignment and the ratio.
+
+    ``tile_size`` = :data:`AUTO_TILE` takes the method's preferred tile (a network's is measured per network).
+    """
+    if int(tile_size) == AUTO_TILE:
+        tile_size = method.preferred_tile(ratio)
     step = math.lcm(method.align(ratio), ratio)
     margin = -(-method.margin(ratio) // step) * step
     tile = max(step, (int(tile_size) // step) * step)

@@ -79,7 +79,7 @@ def test_fuse_upsample_equals_api(capsys, pair, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--msi", "{msi}", "--hsi", "{tmp}/missing.tif"], "cannot open raster"),
     (["--hsi", "{hsi}", "--msi", "{hsi}"], "the HSI must be coarser"),
-    (["--hsi", "{hsi}", "--msi", "{msi}", "--tile-size", "0"], "TILE_SIZE"),
+    (["--hsi", "{hsi}", "--msi", "{msi}", "--tile-size", "-4"], "TILE_SIZE"),
     (["--hsi", "{hsi}", "--msi", "{msi}", "--checkpoint", "x.pt"], "only for the networks"),
     (["--hsi", "{hsi}", "--msi", "{msi}", "--scheduler", "nowhere"], "scheduler 'nowhere' not understood"),
     (["--hsi", "{hsi}", "--msi", "{msi}", "--tile-dir", "{tmp}/tiles"], "needs a Dask scheduler"),
