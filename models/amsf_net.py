@@ -149,7 +149,8 @@ class BSP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2 = x[:, : self.half], x[:, self.half :]
         y = torch.cat([self.row_sep(self.row(x1)), self.col_sep(self.col(x2))], dim=1)
-        return self.attn(y) + x
+        y = self.attn(y)
+        return y.add_(x) if not torch.is_grad_enabled() else y + x
 
 
 def _cbr(cin: int, cout: int, k: int) -> nn.Sequential:
@@ -168,14 +169,19 @@ class PCP(nn.Module):
         self.out = _cbr(n, n, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inplace = not torch.is_grad_enabled()  # inference: fewer n-channel HR tensors alive at once
         x = self.entry(x)
         total: Optional[torch.Tensor] = None
         prev: Optional[torch.Tensor] = None
         for branch, strip, reduce in zip(self.branches, self.strips, self.reduce):
-            t = F.relu(branch(x))
-            prev = strip(t if prev is None else t + prev)
+            t = F.relu(branch(x), inplace=inplace)
+            if prev is not None:
+                t = t.add_(prev) if inplace else t + prev
+            prev = strip(t)
+            del t
             r = reduce(prev)
-            total = r if total is None else total + r
+            total = r if total is None else (total.add_(r) if inplace else total + r)
+        del x, prev
         return self.out(total)
 
 
