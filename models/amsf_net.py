@@ -153,8 +153,28 @@ class BSP(nn.Module):
         return y.add_(x) if not torch.is_grad_enabled() else y + x
 
 
+class _CBR(nn.Sequential):
+    """``Conv, BatchNorm, ReLU``; in inference the BatchNorm's affine map and the ReLU act in place."""
+
+    def __init__(self, cin: int, cout: int, k: int) -> None:
+        super().__init__(nn.Conv2d(cin, cout, k, padding=k // 2), nn.BatchNorm2d(cout), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv, bn, _ = self
+        if bn.training or torch.is_grad_enabled() or bn.running_var is None:
+            return super().forward(x)
+        scale = bn.running_var.add(bn.eps).rsqrt_()
+        if bn.weight is not None:
+            scale.mul_(bn.weight)
+        shift = -bn.running_mean * scale
+        if bn.bias is not None:
+            shift.add_(bn.bias)
+        x = conv(x)
+        return x.mul_(scale.view(1, -1, 1, 1)).add_(shift.view(1, -1, 1, 1)).relu_()
+
+
 def _cbr(cin: int, cout: int, k: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.BatchNorm2d(cout), nn.ReLU())
+    return _CBR(cin, cout, k)
 
 
 class PCP(nn.Module):

@@ -246,3 +246,21 @@ def test_fast_inference_matches_the_plain_forward(lite):
     assert fast.is_contiguous() and not torch.equal(fast, torch.nn.functional.interpolate(
         y, size=z.shape[-2:], mode="bicubic", align_corners=False))
     assert torch.allclose(fast, plain, rtol=0, atol=1e-5 * float(plain.abs().max()))
+
+
+def test_inference_batchnorm_in_place_matches_the_module():
+    """The in-place BatchNorm + ReLU of inference equals nn.BatchNorm2d + ReLU with trained statistics."""
+    torch.manual_seed(0)
+    cbr = amsf_net._cbr(6, 6, 3)
+    cbr.train()
+    for _ in range(3):
+        cbr(torch.randn(2, 6, 8, 8) * 3 + 1)  # running statistics away from 0 / 1
+    with torch.no_grad():
+        cbr[1].weight.uniform_(0.5, 2)
+        cbr[1].bias.uniform_(-1, 1)
+    cbr.eval()
+    x = torch.randn(1, 6, 8, 8)
+    with torch.no_grad():
+        fast = cbr(x)
+    plain = torch.relu(cbr[1](cbr[0](x))).detach()  # gradients on: the modules' own path
+    assert torch.allclose(fast, plain, rtol=0, atol=1e-5 * float(plain.abs().max()))
