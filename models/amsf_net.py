@@ -573,6 +573,8 @@ SPEC = NetSpec(
     margin=AMSFNet.margin,
     align=AMSFNet.align,
     min_hr_size=AMSFNet.min_hr_size,
+    # Larger tiles amortise the 40r margin but break the 2 GB process goal (measured, docs/networks.md#amsf-net-lite).
+    tile=256,
     defaults={"hsi_skip": True, "lite": False},
     paper_params=None,
     reference=(
