@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/amsf_lite.py quality [--iterations 100]
     .venv/bin/python benchmarks/amsf_lite.py margins [--core 64] [--margins 0,32,...]
     .venv/bin/python benchmarks/amsf_lite.py speed [--sizes 256,384] [--rounds 3]
+    .venv/bin/python benchmarks/amsf_lite.py memory --configs lite --sizes 576
 
 quality: scene-adaptive training on the sample pair through ``engine.api.fuse`` (base none, CPU, seed 0, no
 time budget: both configurations get the same iterations), scored by ``engine.api.assess`` against
@@ -10,8 +11,9 @@ sample/enmap_potsdam_reference.tif; the checkpoints are kept for ``margins``.
 margins: the trained net on the sample mirror-tiled to a larger scene (benchmarks/bigpair.py does the same
 for the throughput pair); one central core tile run with context ``m`` is compared with the whole-scene
 output on that core, relative to the scene output's largest magnitude (tests/invariance.py TILE_RTOL).
-speed: best-of-N wall time of ``model(y, z)`` under ``torch.inference_mode`` at 224/12 bands, 2 threads,
-random weights with the correction switched on, NCHW vs channels_last inputs interleaved in one process.
+speed: best-of-N one-core process time of ``model(y, z)`` under ``torch.inference_mode`` at 224/12 bands,
+random weights with the correction switched on, NCHW vs channels-last interleaved in one process.
+memory: peak RSS of one process running one such forward pass (``--configs lite --sizes 576``).
 Results go to results/amsf_lite.json (docs/networks.md#amsf-net-lite quotes them).
 """
 from __future__ import annotations
@@ -131,36 +133,70 @@ def margin_errors(ckpt: Path, core: int, margins: List[int], scene_lr: int, full
     return out
 
 
-def speed(config: str, sizes: List[int], rounds: int) -> Dict:
-    """Seconds per input Mpx, NCHW vs channels_last inputs, interleaved; best of ``rounds``."""
+def _random_net(config: str):
+    """A ``config`` net with random weights and the correction switched on (gain 1), in eval mode."""
     import torch
 
     from hsifusion.models import amsf_net
     from hsifusion.models.anchor import open_inner_gain
 
-    torch.set_num_threads(2)
     torch.manual_seed(0)
     net = amsf_net.build(224, 12, 4, **dict(amsf_net.SPEC.defaults, **CONFIGS[config])).eval()
-    open_inner_gain(net)  # the correction on, so the two layouts are compared on the net's own output
+    open_inner_gain(net)
+    return net
+
+
+def speed(config: str, sizes: List[int], rounds: int) -> Dict:
+    """One-core process seconds per input Mpx, NCHW vs channels-last, interleaved; best of ``rounds``.
+
+    Process time, not wall time: on the shared machine a process got 15-25 % of a core.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    net = _random_net(config)
     out = {}
     for hr in sizes:
         y, z = torch.rand(1, 224, hr // 4, hr // 4), torch.rand(1, 12, hr, hr)
         best = {"nchw": 1e9, "channels_last": 1e9}
         with torch.inference_mode():
+            net(y, z)
             for _ in range(rounds):
                 for layout in best:
                     net.channels_last = layout == "channels_last"
-                    t0 = time.perf_counter()
+                    t0 = time.process_time()
                     net(y, z)
-                    best[layout] = min(best[layout], time.perf_counter() - t0)
+                    best[layout] = min(best[layout], time.process_time() - t0)
         out[hr] = {k: v / (hr * hr / 1e6) for k, v in best.items()}
-        log(f"{config} {hr}^2: " + ", ".join(f"{k} {v:.1f} s/input-Mpx" for k, v in out[hr].items()))
+        log(f"{config} {hr}^2: " + ", ".join(f"{k} {v:.1f} cpu-s/input-Mpx" for k, v in out[hr].items()))
     return out
+
+
+def _peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory(config: str, size: int) -> Dict:
+    """Peak RSS (MiB) of this process after one inference forward pass at ``size``² HR input."""
+    import torch
+
+    torch.set_num_threads(1)
+    net = _random_net(config)
+    y, z = torch.rand(1, 224, size // 4, size // 4), torch.rand(1, 12, size, size)
+    before = _peak_rss_mib()
+    with torch.inference_mode():
+        net(y, z)
+    row = {"before_forward_mib": before, "peak_rss_mib": _peak_rss_mib()}
+    log(f"{config} {size}^2: {row}")
+    return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("quality", "margins", "speed"))
+    ap.add_argument("what", choices=("quality", "margins", "speed", "memory"))
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
@@ -182,6 +218,8 @@ def main() -> None:
         key = "margins_gain1" if a.full_gain else "margins"
         value = {c: margin_errors(checkpoint_path(a.work, c), a.core, margins, a.scene_lr, a.full_gain)
                  for c in configs}
+    elif a.what == "memory":  # one (config, size) per process: VmHWM is the process's own peak
+        key, value = "memory", {f"{configs[0]} {a.sizes}": memory(configs[0], int(a.sizes))}
     else:
         key, value = "speed", {c: speed(c, [int(s) for s in a.sizes.split(",")], a.rounds) for c in configs}
     result = load_result(RESULT) or {}  # read now: another section may have been written meanwhile
