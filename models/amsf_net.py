@@ -517,8 +517,10 @@ class AMSFNet(nn.Module):
         g = self.mff2(a, yf)
         f2 = F.relu(self.post2(_resize(self.pcp2(torch.cat([a, yf, g, f1], dim=1)), big)))
         hh = self.mff3(d, zf)
-        f3 = F.relu(self.post3(self.pcp3(torch.cat([d, zf, hh, f2], dim=1))))
-        del zf, hh, f2
+        cat = torch.cat([d, zf, hh, f2], dim=1)
+        del zf, hh, f2  # HR features: released before the largest stage
+        f3 = F.relu(self.post3(self.pcp3(cat)))
+        del cat
         if self.basis is None:
             x = F.relu(self.out2(F.relu(self.out1(f3 + d), inplace=True)), inplace=True)
             return self.res2(F.relu(self.res1(x), inplace=True)).add_(x)
