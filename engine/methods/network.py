@@ -9,6 +9,8 @@ per-tile nets, whose attention is global, are optimised on every tile (README, "
 from __future__ import annotations
 
 import functools
+import math
+import time
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -188,13 +190,14 @@ class NetworkMethod(FusionMethod):
         its = self.stage_iterations()
         total = sum(its)
         done = {"n": 0}
+        deadline = time.perf_counter() + (self.max_seconds or math.inf)  # MAX_SECONDS also stops a fit-once fit
 
         def callback(stage, i, n, loss) -> bool:
             done["n"] += 1
             feedback.setProgress(100.0 * self.fit_share * done["n"] / total)
             if i in (1, n) or i % 100 == 0:  # the models count iterations from 1
                 feedback.pushInfo(f"{self.entry.title} {stage}: iteration {i}/{n}, loss {loss:.5f}")
-            return not feedback.isCanceled()
+            return not feedback.isCanceled() and time.perf_counter() < deadline
 
         self.fitted = self.spec.fit(yt, zt, self.ratio, srf=self.srf, iterations=its, callback=callback,
                                     seed=self.seed, device=self._device, **self.hyper)
@@ -256,7 +259,7 @@ class NetworkMethod(FusionMethod):
             if self.entry.kind == SUPERVISED:
                 x = self.model(y, z)
             else:
-                x = self.fitted.predict(z)
+                x = self.fitted.predict(y, z)  # fit-once nets take (y, z); UDS2C2 ignores y
         return (x[0].float().cpu().numpy() * self.norm["hsi"]).astype(np.float32)
 
     def _apply_per_tile(self, lr, hr, ratio, feedback) -> np.ndarray:

@@ -1,0 +1,237 @@
+"""Spectral MLP: a per-pixel map from the MSI bands to the HSI bands, fitted on the pair itself, after SpectraLift.
+
+Paper: A. Shah, M. F. Duarte, "SpectraLift: Physics-Guided Spectral-Inversion Network for Self-Supervised
+Hyperspectral Image Super-Resolution" (2025). **Re-implementation from the published description; no code
+copied.** What is taken from it: a small per-pixel MLP from an MSI spectrum to an HSI spectrum, trained
+self-supervised on the pair's own low-resolution grid, then applied to the HR-MSI. Everything else is **REC**
+(a choice of this plugin; docs/networks.md#spectral-mlp):
+
+- training pair (REC): ``D(Z) -> Y``, ``D`` the engine's degradation (Gaussian PSF, FWHM = ratio HR px, block
+  decimation; :func:`.blocks.gaussian_psf`, :func:`.blocks.psf_downsample`);
+- normalisation (REC): each MSI and HSI band standardised by its mean and standard deviation on the LR pixels;
+- map (REC): ``f = linear + MLP``; the linear part is the ridge least-squares fit (closed form, ``RIDGE``), the MLP
+  (``width`` 128, ``depth`` 2 hidden layers, GELU) learns the residual, its last layer zero-initialised so step 0
+  is the linear map;
+- loss and optimiser (REC): mean squared error on the standardised bands, Adam, ``lr`` 2e-3 with cosine decay to
+  0, random batches of ``batch`` 4096 LR pixels, 600 iterations (catalogue default);
+- residual injection (REC, for consistency with the LR-HSI): ``X = f(Z) + up(Y - D f(Z))``, ``up`` bicubic.
+
+``f`` is per pixel, so a tile needs context only for the injection: :meth:`SpectralMLP.margin`.
+
+Cancel and time budget: ``callback("fit", i, n, loss)`` after every iteration; returning ``False`` stops the fit
+with the weights so far and ``fitted.cancelled = True``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import gaussian_psf, psf_downsample
+from .spec import NetSpec
+
+__all__ = ["SpectralMLP", "fit", "SPEC"]
+
+REFERENCE = (
+    "A. Shah, M. F. Duarte, 'SpectraLift: Physics-Guided Spectral-Inversion Network for Self-Supervised "
+    "Hyperspectral Image Super-Resolution', 2025. Re-implemented from the published description "
+    "(docs/networks.md#spectral-mlp)."
+)
+
+RIDGE = 1e-3  # REC: ridge weight of the closed-form linear part (standardised bands, per LR pixel)
+STD_FLOOR = 1e-6  # a constant band (a bad band) is standardised by this instead of 0
+PREDICT_CHUNK = 1 << 18  # pixels per forward chunk at inference: bounds the hidden layer's memory (~128 MiB)
+
+
+class SpectralMLP(nn.Module):
+    """``X = f(Z) + up(Y - D f(Z))`` with ``f`` a per-pixel linear + MLP map from c to C bands.
+
+    Args:
+        hsi_bands: C.
+        msi_bands: c.
+        ratio: r.
+        width: hidden units (REC 128).
+        depth: hidden layers (REC 2).
+        psf_fwhm: FWHM of the Gaussian PSF of ``D`` in HR px (None: the ratio).
+        inject: apply the residual injection when ``predict`` gets the LR-HSI.
+    """
+
+    def __init__(self, hsi_bands: int, msi_bands: int, ratio: int, width: int = 128, depth: int = 2,
+                 psf_fwhm: Optional[float] = None, inject: bool = True) -> None:
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"depth and width must be positive, got {depth}, {width}")
+        self.hsi_bands, self.msi_bands, self.ratio, self.inject = hsi_bands, msi_bands, ratio, bool(inject)
+        self.cancelled = False
+        self.losses = []
+        for name, n in (("in_mean", msi_bands), ("out_mean", hsi_bands)):
+            self.register_buffer(name, torch.zeros(n))
+        for name, n in (("in_std", msi_bands), ("out_std", hsi_bands)):
+            self.register_buffer(name, torch.ones(n))
+        self.register_buffer("psf", gaussian_psf(ratio, psf_fwhm))
+        self.linear = nn.Linear(msi_bands, hsi_bands)
+        layers = []
+        n_in = msi_bands
+        for _ in range(depth):
+            layers += [nn.Linear(n_in, width), nn.GELU()]
+            n_in = width
+        last = nn.Linear(n_in, hsi_bands)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.mlp = nn.Sequential(*layers, last)
+
+    @staticmethod
+    def margin(ratio: int) -> int:
+        """HR px of context for the injection: ``D``'s PSF half-width (``ceil(3 sigma)`` <= 2r) + bicubic's 2 LR px."""
+        return 4 * ratio
+
+    @staticmethod
+    def align(ratio: int) -> int:
+        """HR size/origin step r: the injection works on whole LR pixels."""
+        return ratio
+
+    @staticmethod
+    def min_hr_size(ratio: int) -> int:
+        """Smallest HR side: 2 LR px (bicubic upsampling and reflect padding need 2)."""
+        return 2 * ratio
+
+    def standardised(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``f`` on standardised MSI pixels (N, c) -> standardised HSI pixels (N, C)."""
+        return self.linear(pixels) + self.mlp(pixels)
+
+    def spectral(self, z: torch.Tensor) -> torch.Tensor:
+        """``f(Z)``: (B, c, H, W) -> (B, C, H, W), pixel by pixel (in chunks of ``PREDICT_CHUNK`` pixels)."""
+        b, c, h, w = z.shape
+        if c != self.msi_bands:
+            raise ValueError(f"expected {self.msi_bands} MSI bands, got {c}")
+        pixels = ((z.permute(0, 2, 3, 1).reshape(-1, c) - self.in_mean) / self.in_std)
+        out = torch.cat([self.standardised(p) for p in pixels.split(PREDICT_CHUNK)]) if pixels.shape[0] else \
+            pixels.new_zeros(0, self.hsi_bands)
+        out = out * self.out_std + self.out_mean
+        return out.reshape(b, h, w, self.hsi_bands).permute(0, 3, 1, 2).contiguous()
+
+    def degrade(self, x: torch.Tensor) -> torch.Tensor:
+        """``D``: the Gaussian PSF and block decimation by the ratio."""
+        return psf_downsample(x, self.psf, self.ratio)
+
+    def injected(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``x + up(y - D x)``, ``up`` bicubic by the ratio."""
+        residual = y - self.degrade(x)
+        return x + F.interpolate(residual, size=x.shape[-2:], mode="bicubic", align_corners=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.spectral(z)
+
+    @torch.no_grad()
+    def predict(self, z_or_y: torch.Tensor, z: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """HR-HSI tile: ``predict(y, z)`` = ``f(Z) + up(Y - D f(Z))``; ``predict(z)`` = ``f(Z)`` alone.
+
+        ``y`` (B, C, h, w), ``z`` (B, c, r h, r w).
+        """
+        y, z = (None, z_or_y) if z is None else (z_or_y, z)
+        p = self.linear.weight
+        x = self.spectral(z.to(device=p.device, dtype=p.dtype))
+        if y is None or not self.inject:
+            return x
+        if tuple(z.shape[-2:]) != (self.ratio * y.shape[-2], self.ratio * y.shape[-1]):
+            raise ValueError(f"z is {tuple(z.shape[-2:])} but ratio {self.ratio} and y {tuple(y.shape[-2:])} need "
+                             f"{self.ratio * y.shape[-2]}x{self.ratio * y.shape[-1]}")
+        return self.injected(x, y.to(device=p.device, dtype=p.dtype))
+
+
+def _standardise(model: SpectralMLP, zl: torch.Tensor, yl: torch.Tensor):
+    """Set the model's band statistics from the LR training pixels; return them standardised."""
+    for name, data in (("in", zl), ("out", yl)):
+        mean, std = data.mean(0), data.std(0)
+        getattr(model, f"{name}_mean").copy_(mean)
+        getattr(model, f"{name}_std").copy_(std.clamp_min(STD_FLOOR))
+    return (zl - model.in_mean) / model.in_std, (yl - model.out_mean) / model.out_std
+
+
+def _fit_linear(model: SpectralMLP, zs: torch.Tensor, ys: torch.Tensor) -> None:
+    """Ridge least squares of the standardised HSI on the standardised MSI (with a bias), into ``model.linear``."""
+    a = torch.cat([zs, torch.ones_like(zs[:, :1])], dim=1).double()
+    gram = a.T @ a + RIDGE * a.shape[0] * torch.eye(a.shape[1], dtype=a.dtype, device=a.device)
+    coef = torch.linalg.solve(gram, a.T @ ys.double())  # (c + 1, C)
+    model.linear.weight.data.copy_(coef[:-1].T.float())
+    model.linear.bias.data.copy_(coef[-1].float())
+
+
+def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
+        callback: Optional[Callable[[str, int, int, float], bool]] = None, seed: int = 0, device="cpu",
+        srf=None, width: int = 128, depth: int = 2, lr: float = 2e-3, batch: int = 4096,
+        psf_fwhm: Optional[float] = None, inject: bool = True) -> SpectralMLP:
+    """Fit the map on one pair: ``f(D(Z)) -> Y`` on the LR grid; return the fitted :class:`SpectralMLP`.
+
+    Args:
+        y: LR-HSI (1, C, h, w), normalised (tensor or array).
+        z: HR-MSI (1, c, r h, r w).
+        ratio: r.
+        iterations: Adam steps (a sequence is summed: the engine passes its stage split).
+        callback: ``callback("fit", i, n, loss) -> bool`` after every step; ``False`` stops.
+        seed: seeds the initialisation and the batches (the global RNG state is restored afterwards).
+        device: torch device.
+        srf: unused (the map is learned from the pair; accepted as every fit-once net's fit is called).
+        width, depth, lr, batch, psf_fwhm, inject: see the module docstring (all REC).
+    """
+    y = torch.as_tensor(y, dtype=torch.float32)
+    z = torch.as_tensor(z, dtype=torch.float32)
+    if y.dim() != 4 or z.dim() != 4 or y.shape[0] != 1 or z.shape[0] != 1:
+        raise ValueError(f"the spectral MLP fits one pair: y (1,C,h,w), z (1,c,H,W); got {tuple(y.shape)}, "
+                         f"{tuple(z.shape)}")
+    h, w = y.shape[-2:]
+    if tuple(z.shape[-2:]) != (ratio * h, ratio * w):
+        raise ValueError(f"z is {tuple(z.shape[-2:])} but ratio {ratio} and y {h}x{w} need {ratio * h}x{ratio * w}")
+    n = int(sum(iterations)) if isinstance(iterations, (tuple, list)) else int(iterations)
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SpectralMLP(y.shape[1], z.shape[1], ratio, width, depth, psf_fwhm, inject).to(device)
+        gen = torch.Generator().manual_seed(seed)
+    y, z = y.to(device), z.to(device)
+    zl = model.degrade(z)[0].reshape(z.shape[1], -1).T  # (h w, c)
+    yl = y[0].reshape(y.shape[1], -1).T  # (h w, C)
+    finite = torch.isfinite(zl).all(1) & torch.isfinite(yl).all(1)
+    zl, yl = zl[finite], yl[finite]
+    if zl.shape[0] < 2:
+        raise ValueError("the spectral MLP needs at least 2 valid LR pixels to fit")
+    zs, ys = _standardise(model, zl, yl)
+    _fit_linear(model, zs, ys)
+    opt = torch.optim.Adam(model.mlp.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, n) / max(n, 1))))
+    model.train()
+    for i in range(n):
+        idx = torch.randint(0, zs.shape[0], (min(batch, zs.shape[0]),), generator=gen).to(device)
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(model.standardised(zs[idx]), ys[idx])
+        loss.backward()
+        opt.step()
+        sched.step()
+        value = float(loss.detach())
+        model.losses.append(value)
+        if callback is not None and callback("fit", i + 1, n, value) is False:
+            model.cancelled = True
+            break
+    model.eval()
+    return model
+
+
+def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> SpectralMLP:
+    """Registry builder: an unfitted :class:`SpectralMLP` (``width, depth, psf_fwhm, inject``; fit options ignored)."""
+    keys = ("width", "depth", "psf_fwhm", "inject")
+    return SpectralMLP(hsi_bands, msi_bands, ratio, **{k: v for k, v in hyper.items() if k in keys})
+
+
+SPEC = NetSpec(
+    build=build,
+    margin=SpectralMLP.margin,
+    align=SpectralMLP.align,
+    min_hr_size=SpectralMLP.min_hr_size,
+    defaults={"width": 128, "depth": 2, "lr": 2e-3, "batch": 4096, "inject": True},
+    tile=1024,
+    reference=REFERENCE,
+    fit=fit,
+)
