@@ -85,6 +85,7 @@ NETWORKS: Tuple[NetworkEntry, ...] = (
         long_title="Spectral MLP (per-pixel MSI-to-HSI map after SpectraLift, Shah & Duarte 2025; re-implemented "
                    "from the published description)",
         module="spectral_mlp", kind=FIT_ONCE, iterations=600, sample_budget={"iterations": 600},
+        stage_shares=(1.0,),  # one stage
     ),
     NetworkEntry(
         id="umsft", title="UMSFT", long_title="UMSFT (unsupervised multi-level spatio-spectral fusion transformer)",

@@ -30,7 +30,8 @@ class NetSpec:
         default_optimizer: supervised nets: ``default_optimizer(params, iterations) -> (optimizer,
             scheduler or None)``, the paper's recipe for a run of ``iterations`` steps.
         fit: unsupervised nets: ``fit(y, z, ratio, srf=..., iterations=..., callback=..., seed=...,
-            device=..., **defaults)``; fit-once nets return an object with ``predict(z) -> x``, per-tile
+            device=..., **defaults)``; fit-once nets return an object with ``predict(y, z) -> x``
+            (the LR-HSI and HR-MSI tiles; a map that needs only ``z`` ignores ``y``), per-tile
             nets return ``(x, info)``.
         tile: HR core tile side the engine uses when the user leaves TILE_SIZE automatic (0): chosen per
             network from measured CPU inference speed (docs/benchmarks.md, "Whole scenes with the networks").
