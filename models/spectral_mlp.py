@@ -11,7 +11,8 @@ self-supervised on the pair's own low-resolution grid, then applied to the HR-MS
 - normalisation (REC): each MSI and HSI band standardised by its mean and standard deviation on the LR pixels;
 - map (REC): ``f = linear + MLP``; the linear part is the ridge least-squares fit (closed form, ``RIDGE``), the MLP
   (``width`` 128, ``depth`` 2 hidden layers, GELU) learns the residual, its last layer zero-initialised so step 0
-  is the linear map;
+  is the linear map; with fewer than ``MIN_PIXELS_FOR_MLP`` valid LR pixels the MLP is not trained; standardised
+  inputs are clamped to their training range widened by its span;
 - loss and optimiser (REC): mean squared error on the standardised bands, Adam, ``lr`` 2e-3 with cosine decay to
   0, random batches of ``batch`` 4096 LR pixels, 600 iterations (catalogue default);
 - residual injection (REC, for consistency with the LR-HSI): ``X = f(Z) + up(Y - D f(Z))``, ``up`` bicubic.
@@ -42,7 +43,8 @@ REFERENCE = (
 )
 
 RIDGE = 1e-3  # REC: ridge weight of the closed-form linear part (standardised bands, per LR pixel)
-STD_FLOOR = 1e-6  # a constant band (a bad band) is standardised by this instead of 0
+STD_FLOOR = 1e-3  # of the largest band std: a constant band (a bad band) is standardised by this instead of 0
+MIN_PIXELS_FOR_MLP = 256  # REC: with fewer valid LR pixels the map is the ridge linear fit alone (an MLP overfits)
 PREDICT_CHUNK = 1 << 18  # pixels per forward chunk at inference: bounds the hidden layer's memory (~128 MiB)
 
 
@@ -71,6 +73,10 @@ class SpectralMLP(nn.Module):
             self.register_buffer(name, torch.zeros(n))
         for name, n in (("in_std", msi_bands), ("out_std", hsi_bands)):
             self.register_buffer(name, torch.ones(n))
+        # standardised MSI range seen in training, widened by its span: inputs are clamped to it (no extrapolation
+        # far beyond the data, e.g. a band constant in the fit crop)
+        self.register_buffer("in_lo", torch.full((msi_bands,), -math.inf))
+        self.register_buffer("in_hi", torch.full((msi_bands,), math.inf))
         self.register_buffer("psf", gaussian_psf(ratio, psf_fwhm))
         self.linear = nn.Linear(msi_bands, hsi_bands)
         layers = []
@@ -108,6 +114,7 @@ class SpectralMLP(nn.Module):
         if c != self.msi_bands:
             raise ValueError(f"expected {self.msi_bands} MSI bands, got {c}")
         pixels = ((z.permute(0, 2, 3, 1).reshape(-1, c) - self.in_mean) / self.in_std)
+        pixels = torch.maximum(torch.minimum(pixels, self.in_hi), self.in_lo)
         out = torch.cat([self.standardised(p) for p in pixels.split(PREDICT_CHUNK)]) if pixels.shape[0] else \
             pixels.new_zeros(0, self.hsi_bands)
         out = out * self.out_std + self.out_mean
@@ -145,10 +152,14 @@ class SpectralMLP(nn.Module):
 def _standardise(model: SpectralMLP, zl: torch.Tensor, yl: torch.Tensor):
     """Set the model's band statistics from the LR training pixels; return them standardised."""
     for name, data in (("in", zl), ("out", yl)):
-        mean, std = data.mean(0), data.std(0)
+        mean, std = data.mean(0), data.std(0, unbiased=False)
         getattr(model, f"{name}_mean").copy_(mean)
-        getattr(model, f"{name}_std").copy_(std.clamp_min(STD_FLOOR))
-    return (zl - model.in_mean) / model.in_std, (yl - model.out_mean) / model.out_std
+        getattr(model, f"{name}_std").copy_(std.clamp_min(STD_FLOOR * max(float(std.max()), 1e-12)))
+    zs = (zl - model.in_mean) / model.in_std
+    lo, hi = zs.amin(0), zs.amax(0)
+    model.in_lo.copy_(lo - (hi - lo))
+    model.in_hi.copy_(hi + (hi - lo))
+    return zs, (yl - model.out_mean) / model.out_std
 
 
 def _fit_linear(model: SpectralMLP, zs: torch.Tensor, ys: torch.Tensor) -> None:
@@ -200,6 +211,8 @@ def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
         raise ValueError("the spectral MLP needs at least 2 valid LR pixels to fit")
     zs, ys = _standardise(model, zl, yl)
     _fit_linear(model, zs, ys)
+    if zs.shape[0] < MIN_PIXELS_FOR_MLP:
+        n = 0
     opt = torch.optim.Adam(model.mlp.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, n) / max(n, 1))))
     model.train()
