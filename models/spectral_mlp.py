@@ -11,7 +11,8 @@ self-supervised on the pair's own low-resolution grid, then applied to the HR-MS
 - normalisation (REC): each MSI and HSI band standardised by its mean and standard deviation on the LR pixels;
 - map (REC): ``f = linear + MLP``; the linear part is the ridge least-squares fit (closed form, ``RIDGE``), the MLP
   (``width`` 128, ``depth`` 2 hidden layers, GELU) learns the residual, its last layer zero-initialised so step 0
-  is the linear map; with fewer than ``MIN_PIXELS_FOR_MLP`` valid LR pixels the MLP is not trained; standardised
+  is the linear map; the last ``HOLDOUT_SHARE`` of the LR rows validate the MLP every ``VALIDATE_EVERY`` steps and
+  the best state is kept (the ridge map alone when the MLP never beats it); with fewer than ``MIN_PIXELS_FOR_MLP`` valid LR pixels the MLP is not trained; standardised
   inputs are clamped to their training range widened by its span;
 - loss and optimiser (REC): mean squared error on the standardised bands, Adam, ``lr`` 2e-3 with cosine decay to
   0, random batches of ``batch`` 4096 LR pixels, 600 iterations (catalogue default);
@@ -24,6 +25,7 @@ with the weights so far and ``fitted.cancelled = True``.
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable, Optional, Sequence, Union
 
@@ -44,6 +46,8 @@ REFERENCE = (
 
 RIDGE = 1e-3  # REC: ridge weight of the closed-form linear part (standardised bands, per LR pixel)
 STD_FLOOR = 1e-3  # of the largest band std: a constant band (a bad band) is standardised by this instead of 0
+HOLDOUT_SHARE = 0.2  # REC: the last rows of the LR grid held out to validate the MLP (the best state is kept)
+VALIDATE_EVERY = 25  # steps between validations
 MIN_PIXELS_FOR_MLP = 256  # REC: with fewer valid LR pixels the map is the ridge linear fit alone (an MLP overfits)
 PREDICT_CHUNK = 1 << 18  # pixels per forward chunk at inference: bounds the hidden layer's memory (~128 MiB)
 
@@ -69,6 +73,7 @@ class SpectralMLP(nn.Module):
         self.hsi_bands, self.msi_bands, self.ratio, self.inject = hsi_bands, msi_bands, ratio, bool(inject)
         self.cancelled = False
         self.losses = []
+        self.best_iteration = 0  # the MLP state kept: the best on the held-out rows (0 = the ridge map alone)
         for name, n in (("in_mean", msi_bands), ("out_mean", hsi_bands)):
             self.register_buffer(name, torch.zeros(n))
         for name, n in (("in_std", msi_bands), ("out_std", hsi_bands)):
@@ -149,6 +154,13 @@ class SpectralMLP(nn.Module):
         return self.injected(x, y.to(device=p.device, dtype=p.dtype))
 
 
+def _valid_pixels(z: torch.Tensor, y: torch.Tensor):
+    """(N, c) MSI and (N, C) HSI pixels of two (bands, h, w) grids where both are finite."""
+    zp, yp = z.reshape(z.shape[0], -1).T, y.reshape(y.shape[0], -1).T
+    finite = torch.isfinite(zp).all(1) & torch.isfinite(yp).all(1)
+    return zp[finite], yp[finite]
+
+
 def _standardise(model: SpectralMLP, zl: torch.Tensor, yl: torch.Tensor):
     """Set the model's band statistics from the LR training pixels; return them standardised."""
     for name, data in (("in", zl), ("out", yl)):
@@ -203,16 +215,24 @@ def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
         model = SpectralMLP(y.shape[1], z.shape[1], ratio, width, depth, psf_fwhm, inject).to(device)
         gen = torch.Generator().manual_seed(seed)
     y, z = y.to(device), z.to(device)
-    zl = model.degrade(z)[0].reshape(z.shape[1], -1).T  # (h w, c)
-    yl = y[0].reshape(y.shape[1], -1).T  # (h w, C)
-    finite = torch.isfinite(zl).all(1) & torch.isfinite(yl).all(1)
-    zl, yl = zl[finite], yl[finite]
-    if zl.shape[0] < 2:
+    zl = model.degrade(z)[0]  # (c, h, w)
+    held = int(round(HOLDOUT_SHARE * h)) if h >= 5 and (h - round(HOLDOUT_SHARE * h)) * w >= MIN_PIXELS_FOR_MLP else 0
+    zt, yt = _valid_pixels(zl[:, :h - held], y[0, :, :h - held])
+    if zt.shape[0] < 2:
         raise ValueError("the spectral MLP needs at least 2 valid LR pixels to fit")
-    zs, ys = _standardise(model, zl, yl)
+    zs, ys = _standardise(model, zt, yt)
     _fit_linear(model, zs, ys)
+    zv, yv = _valid_pixels(zl[:, h - held:], y[0, :, h - held:])
+    zv = torch.maximum(torch.minimum((zv - model.in_mean) / model.in_std, model.in_hi), model.in_lo)
+    yv = (yv - model.out_mean) / model.out_std
     if zs.shape[0] < MIN_PIXELS_FOR_MLP:
         n = 0
+
+    def held_out_loss() -> float:
+        with torch.no_grad():
+            return float(F.mse_loss(model.standardised(zv), yv)) if zv.shape[0] else 0.0
+
+    best = {"loss": held_out_loss(), "state": copy.deepcopy(model.mlp.state_dict()), "iteration": 0}
     opt = torch.optim.Adam(model.mlp.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, n) / max(n, 1))))
     model.train()
@@ -225,9 +245,17 @@ def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
         sched.step()
         value = float(loss.detach())
         model.losses.append(value)
-        if callback is not None and callback("fit", i + 1, n, value) is False:
+        stop = callback is not None and callback("fit", i + 1, n, value) is False
+        if zv.shape[0] and ((i + 1) % VALIDATE_EVERY == 0 or i + 1 == n or stop):
+            score = held_out_loss()
+            if score < best["loss"]:
+                best.update(loss=score, state=copy.deepcopy(model.mlp.state_dict()), iteration=i + 1)
+        if stop:
             model.cancelled = True
             break
+    if zv.shape[0]:
+        model.mlp.load_state_dict(best["state"])
+    model.best_iteration = best["iteration"] if zv.shape[0] else len(model.losses)
     model.eval()
     return model
 

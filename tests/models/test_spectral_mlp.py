@@ -137,3 +137,19 @@ def test_time_budget_stops_the_fit(tmp_path):
     assert elapsed < 60, elapsed
     last = [m for m in fb.messages if "iteration" in m][-1]
     assert "/10000000" in last and "iteration 10000000/" not in last
+
+
+def test_the_kept_mlp_is_no_worse_than_the_ridge_map_on_the_held_out_rows():
+    """On a pair large enough to hold out LR rows, the kept map beats (or is) the ridge map there."""
+    y, z, _ = nonlinear_pair(hr=96, seed=4)
+    h = y.shape[-2]
+    held = int(round(spectral_mlp.HOLDOUT_SHARE * h))
+    assert held > 0
+    errors = {}
+    for its in (0, 150):
+        model = spectral_mlp.fit(y, z, RATIO, iterations=its, seed=0)
+        zl = model.degrade(z)[:, :, h - held:]
+        errors[its] = float(((model.predict(zl) - y[:, :, h - held:]) ** 2).mean())
+        if its:
+            assert 0 <= model.best_iteration <= its
+    assert errors[150] <= errors[0] * (1 + 1e-6), errors
