@@ -11,11 +11,13 @@ self-supervised on the pair's own low-resolution grid, then applied to the HR-MS
 - normalisation (REC): each MSI and HSI band standardised by its mean and standard deviation on the LR pixels;
 - map (REC): ``f = linear + MLP``; the linear part is the ridge least-squares fit (closed form, ``RIDGE``), the MLP
   (``width`` 128, ``depth`` 2 hidden layers, GELU) learns the residual, its last layer zero-initialised so step 0
-  is the linear map; the last ``HOLDOUT_SHARE`` of the LR rows validate the MLP every ``VALIDATE_EVERY`` steps and
-  the best state is kept (the ridge map alone when the MLP never beats it); with fewer than ``MIN_PIXELS_FOR_MLP`` valid LR pixels the MLP is not trained; standardised
+  is the linear map; with fewer than ``MIN_PIXELS_FOR_MLP`` valid LR pixels the MLP is not trained; standardised
   inputs are clamped to their training range widened by its span;
 - loss and optimiser (REC): mean squared error on the standardised bands, Adam, ``lr`` 2e-3 with cosine decay to
   0, random batches of ``batch`` 4096 LR pixels, 600 iterations (catalogue default);
+- scale check (REC, Wald's protocol): a map trained (same recipe) one scale down, ``D D Z -> D Y``, is scored every
+  ``VALIDATE_EVERY`` steps on ``D Z -> Y``; the final map is trained for the step count that scored best there
+  (0 = the ridge map alone: an MLP fitted on blurred spectra need not transfer to sharper ones);
 - residual injection (REC, for consistency with the LR-HSI): ``X = f(Z) + up(Y - D f(Z))``, ``up`` bicubic.
 
 ``f`` is per pixel, so a tile needs context only for the injection: :meth:`SpectralMLP.margin`.
@@ -46,8 +48,7 @@ REFERENCE = (
 
 RIDGE = 1e-3  # REC: ridge weight of the closed-form linear part (standardised bands, per LR pixel)
 STD_FLOOR = 1e-3  # of the largest band std: a constant band (a bad band) is standardised by this instead of 0
-HOLDOUT_SHARE = 0.2  # REC: the last rows of the LR grid held out to validate the MLP (the best state is kept)
-VALIDATE_EVERY = 25  # steps between validations
+VALIDATE_EVERY = 25  # steps between validations of the scale check
 MIN_PIXELS_FOR_MLP = 256  # REC: with fewer valid LR pixels the map is the ridge linear fit alone (an MLP overfits)
 PREDICT_CHUNK = 1 << 18  # pixels per forward chunk at inference: bounds the hidden layer's memory (~128 MiB)
 
@@ -73,7 +74,7 @@ class SpectralMLP(nn.Module):
         self.hsi_bands, self.msi_bands, self.ratio, self.inject = hsi_bands, msi_bands, ratio, bool(inject)
         self.cancelled = False
         self.losses = []
-        self.best_iteration = 0  # the MLP state kept: the best on the held-out rows (0 = the ridge map alone)
+        self.best_iteration = 0  # MLP steps the scale check chose (0 = the ridge map alone)
         for name, n in (("in_mean", msi_bands), ("out_mean", hsi_bands)):
             self.register_buffer(name, torch.zeros(n))
         for name, n in (("in_std", msi_bands), ("out_std", hsi_bands)):
@@ -183,6 +184,55 @@ def _fit_linear(model: SpectralMLP, zs: torch.Tensor, ys: torch.Tensor) -> None:
     model.linear.bias.data.copy_(coef[-1].float())
 
 
+def _train(model: SpectralMLP, z_lr: torch.Tensor, y: torch.Tensor, n: int, lr: float, batch: int, seed: int,
+           stage: str, callback, score_on=None):
+    """Set the statistics and the ridge map from (z_lr -> y) pixels, then train the MLP ``n`` steps.
+
+    ``score_on`` (z, y) at the next finer scale: validated every ``VALIDATE_EVERY`` steps; returns (the step count
+    that scored best there, 0 = the ridge map alone; whether the callback stopped the run). Without it, returns
+    (``n``, stopped). No MLP below ``MIN_PIXELS_FOR_MLP`` training pixels.
+    """
+    zt, yt = _valid_pixels(z_lr[0], y[0])
+    if zt.shape[0] < 2:
+        raise ValueError("the spectral MLP needs at least 2 valid LR pixels to fit")
+    zs, ys = _standardise(model, zt, yt)
+    _fit_linear(model, zs, ys)
+    if zs.shape[0] < MIN_PIXELS_FOR_MLP:
+        return 0, False
+    score = None
+    if score_on is not None:
+        zv, yv = _valid_pixels(score_on[0][0], score_on[1][0])
+        zv = torch.maximum(torch.minimum((zv - model.in_mean) / model.in_std, model.in_hi), model.in_lo)
+        yv = (yv - model.out_mean) / model.out_std
+
+        def score() -> float:
+            with torch.no_grad():
+                return float(F.mse_loss(model.standardised(zv), yv))
+
+    best = (score(), 0) if score else (0.0, n)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.mlp.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, n) / max(n, 1))))
+    model.train()
+    stopped = False
+    for i in range(n):
+        idx = torch.randint(0, zs.shape[0], (min(batch, zs.shape[0]),), generator=gen).to(zs.device)
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(model.standardised(zs[idx]), ys[idx])
+        loss.backward()
+        opt.step()
+        sched.step()
+        value = float(loss.detach())
+        model.losses.append(value)
+        stopped = callback is not None and callback(stage, i + 1, n, value) is False
+        if score and ((i + 1) % VALIDATE_EVERY == 0 or i + 1 == n) and score() < best[0]:
+            best = (score(), i + 1)
+        if stopped:
+            break
+    model.eval()
+    return best[1], stopped
+
+
 def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
         callback: Optional[Callable[[str, int, int, float], bool]] = None, seed: int = 0, device="cpu",
         srf=None, width: int = 128, depth: int = 2, lr: float = 2e-3, batch: int = 4096,
@@ -193,8 +243,9 @@ def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
         y: LR-HSI (1, C, h, w), normalised (tensor or array).
         z: HR-MSI (1, c, r h, r w).
         ratio: r.
-        iterations: Adam steps (a sequence is summed: the engine passes its stage split).
-        callback: ``callback("fit", i, n, loss) -> bool`` after every step; ``False`` stops.
+        iterations: Adam steps of the scale check; the final fit takes the count it chose (a sequence is summed).
+        callback: ``callback(stage, i, n, loss) -> bool`` after every step (stage ``"scale check"``, then
+            ``"fit"``); ``False`` stops (the map so far is kept: the ridge map if stopped in the scale check).
         seed: seeds the initialisation and the batches (the global RNG state is restored afterwards).
         device: torch device.
         srf: unused (the map is learned from the pair; accepted as every fit-once net's fit is called).
@@ -213,49 +264,23 @@ def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = SpectralMLP(y.shape[1], z.shape[1], ratio, width, depth, psf_fwhm, inject).to(device)
-        gen = torch.Generator().manual_seed(seed)
     y, z = y.to(device), z.to(device)
-    zl = model.degrade(z)[0]  # (c, h, w)
-    held = int(round(HOLDOUT_SHARE * h)) if h >= 5 and (h - round(HOLDOUT_SHARE * h)) * w >= MIN_PIXELS_FOR_MLP else 0
-    zt, yt = _valid_pixels(zl[:, :h - held], y[0, :, :h - held])
-    if zt.shape[0] < 2:
-        raise ValueError("the spectral MLP needs at least 2 valid LR pixels to fit")
-    zs, ys = _standardise(model, zt, yt)
-    _fit_linear(model, zs, ys)
-    zv, yv = _valid_pixels(zl[:, h - held:], y[0, :, h - held:])
-    zv = torch.maximum(torch.minimum((zv - model.in_mean) / model.in_std, model.in_hi), model.in_lo)
-    yv = (yv - model.out_mean) / model.out_std
-    if zs.shape[0] < MIN_PIXELS_FOR_MLP:
-        n = 0
-
-    def held_out_loss() -> float:
-        with torch.no_grad():
-            return float(F.mse_loss(model.standardised(zv), yv)) if zv.shape[0] else 0.0
-
-    best = {"loss": held_out_loss(), "state": copy.deepcopy(model.mlp.state_dict()), "iteration": 0}
-    opt = torch.optim.Adam(model.mlp.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, n) / max(n, 1))))
-    model.train()
-    for i in range(n):
-        idx = torch.randint(0, zs.shape[0], (min(batch, zs.shape[0]),), generator=gen).to(device)
-        opt.zero_grad(set_to_none=True)
-        loss = F.mse_loss(model.standardised(zs[idx]), ys[idx])
-        loss.backward()
-        opt.step()
-        sched.step()
-        value = float(loss.detach())
-        model.losses.append(value)
-        stop = callback is not None and callback("fit", i + 1, n, value) is False
-        if zv.shape[0] and ((i + 1) % VALIDATE_EVERY == 0 or i + 1 == n or stop):
-            score = held_out_loss()
-            if score < best["loss"]:
-                best.update(loss=score, state=copy.deepcopy(model.mlp.state_dict()), iteration=i + 1)
-        if stop:
+    zl = model.degrade(z)  # (1, c, h, w): the training input at the LR-HSI's scale
+    steps = n
+    if n and min(h, w) >= ratio:
+        # Wald check of the MLP's scale transfer: train one scale down (D D Z -> D Y), score on (D Z -> Y)
+        hc, wc = (h // ratio) * ratio, (w // ratio) * ratio
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            coarse = SpectralMLP(y.shape[1], z.shape[1], ratio, width, depth, psf_fwhm, inject).to(device)
+        zc, yc = coarse.degrade(zl[..., :hc, :wc]), coarse.degrade(y[..., :hc, :wc])
+        steps, stopped = _train(coarse, zc, yc, n, lr, batch, seed, "scale check", callback, score_on=(zl, y))
+        if stopped:
             model.cancelled = True
-            break
-    if zv.shape[0]:
-        model.mlp.load_state_dict(best["state"])
-    model.best_iteration = best["iteration"] if zv.shape[0] else len(model.losses)
+            steps = 0
+    _, stopped = _train(model, zl, y, steps, lr, batch, seed, "fit", callback)
+    model.cancelled = model.cancelled or stopped
+    model.best_iteration = steps
     model.eval()
     return model
 
