@@ -193,8 +193,8 @@ def _train(model: SpectralMLP, z_lr: torch.Tensor, y: torch.Tensor, n: int, lr: 
     (``n``, stopped). No MLP below ``MIN_PIXELS_FOR_MLP`` training pixels.
     """
     zt, yt = _valid_pixels(z_lr[0], y[0])
-    if zt.shape[0] < 2:
-        raise ValueError("the spectral MLP needs at least 2 valid LR pixels to fit")
+    if zt.shape[0] < 1:
+        raise ValueError("the spectral MLP needs at least 1 valid LR pixel to fit")
     zs, ys = _standardise(model, zt, yt)
     _fit_linear(model, zs, ys)
     if zs.shape[0] < MIN_PIXELS_FOR_MLP:
@@ -267,7 +267,7 @@ def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
     y, z = y.to(device), z.to(device)
     zl = model.degrade(z)  # (1, c, h, w): the training input at the LR-HSI's scale
     steps = n
-    if n and min(h, w) >= ratio:
+    if n and (h // ratio) * (w // ratio) >= MIN_PIXELS_FOR_MLP:
         # Wald check of the MLP's scale transfer: train one scale down (D D Z -> D Y), score on (D Z -> Y)
         hc, wc = (h // ratio) * ratio, (w // ratio) * ratio
         with torch.random.fork_rng(devices=[]):
