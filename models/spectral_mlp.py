@@ -266,7 +266,7 @@ def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
         model = SpectralMLP(y.shape[1], z.shape[1], ratio, width, depth, psf_fwhm, inject).to(device)
     y, z = y.to(device), z.to(device)
     zl = model.degrade(z)  # (1, c, h, w): the training input at the LR-HSI's scale
-    steps = n
+    steps = 0  # without a scale check (too few pixels one scale down) the ridge map alone
     if n and (h // ratio) * (w // ratio) >= MIN_PIXELS_FOR_MLP:
         # Wald check of the MLP's scale transfer: train one scale down (D D Z -> D Y), score on (D Z -> Y)
         hc, wc = (h // ratio) * ratio, (w // ratio) * ratio
