@@ -279,7 +279,8 @@ def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
             model.cancelled = True
             steps = 0
     _, stopped = _train(model, zl, y, steps, lr, batch, seed, "fit", callback)
-    if not steps and not (model.cancelled or stopped) and callback is not None:  # the closed-form ridge map is the whole fit: report it as its one step
+    if not steps and not (model.cancelled or stopped) and callback is not None:
+        # the closed-form ridge map is the whole fit: reported as its one step (progress, log)
         zt, yt = _valid_pixels(zl[0], y[0])
         with torch.no_grad():
             ridge = float(F.mse_loss(model.spectral(zt.T[None, :, :, None])[0, :, :, 0].T, yt))
