@@ -75,6 +75,7 @@ class SpectralMLP(nn.Module):
         self.cancelled = False
         self.losses = []
         self.best_iteration = 0  # MLP steps the scale check chose (0 = the ridge map alone)
+        self.mlp_active = True  # False once a fit kept the ridge map alone: inference skips the (zero) MLP
         for name, n in (("in_mean", msi_bands), ("out_mean", hsi_bands)):
             self.register_buffer(name, torch.zeros(n))
         for name, n in (("in_std", msi_bands), ("out_std", hsi_bands)):
@@ -112,7 +113,8 @@ class SpectralMLP(nn.Module):
 
     def standardised(self, pixels: torch.Tensor) -> torch.Tensor:
         """``f`` on standardised MSI pixels (N, c) -> standardised HSI pixels (N, C)."""
-        return self.linear(pixels) + self.mlp(pixels)
+        out = self.linear(pixels)
+        return out + self.mlp(pixels) if self.mlp_active else out
 
     def spectral(self, z: torch.Tensor) -> torch.Tensor:
         """``f(Z)``: (B, c, H, W) -> (B, C, H, W), pixel by pixel (in chunks of ``PREDICT_CHUNK`` pixels)."""
@@ -287,6 +289,7 @@ def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
         stopped = stopped or callback("ridge map", 1, 1, ridge) is False
     model.cancelled = model.cancelled or stopped
     model.best_iteration = steps
+    model.mlp_active = steps > 0
     model.eval()
     return model
 
