@@ -62,7 +62,7 @@ class NetworkEntry:
 
 NETWORKS: Tuple[NetworkEntry, ...] = (
     NetworkEntry(
-        id="amsfnet", title="AMSF-Net", long_title="AMSF-Net", module="amsf_net", kind=SUPERVISED,
+        id="amsfnet", title="AMSF-Net", long_title="AMSF-Net", module="amsf_net", kind=SUPERVISED, lite=True,
         iterations=300, sample_budget={"iterations": 100},
         checkpoint_fallbacks={"hsi_skip": False},  # saved before the REC bicubic skip existed
     ),
