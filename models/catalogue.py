@@ -92,6 +92,13 @@ NETWORKS: Tuple[NetworkEntry, ...] = (
         stage_shares=(0.4, 0.4, 0.2),  # the proportions of the model's fast profile (4000/4000/2000)
     ),
     NetworkEntry(
+        id="spectralmlp", title="Spectral MLP",
+        long_title="Spectral MLP (per-pixel MSI-to-HSI map after SpectraLift, Shah & Duarte 2025; re-implemented "
+                   "from the published description)",
+        module="spectral_mlp", kind=FIT_ONCE, iterations=600, sample_budget={"iterations": 600},
+        stage_shares=(1.0,),  # one stage
+    ),
+    NetworkEntry(
         id="umsft", title="UMSFT", long_title="UMSFT (unsupervised multi-level spatio-spectral fusion transformer)",
         module="umsft", kind=FIT_ONCE, per_tile_option=True, lite=True, iterations=200,
         seconds_per_mpx={FIT_ONCE: 0.0, PER_TILE: 1874.0},

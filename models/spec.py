@@ -30,7 +30,8 @@ class NetSpec:
         default_optimizer: supervised nets: ``default_optimizer(params, iterations) -> (optimizer,
             scheduler or None)``, the paper's recipe for a run of ``iterations`` steps.
         fit: unsupervised nets: ``fit(y, z, ratio, srf=..., iterations=..., callback=..., seed=...,
-            device=..., **defaults)``; fit-once nets return an object with ``predict(y, z) -> x``, per-tile
+            device=..., **defaults)``; fit-once nets return an object with ``predict(y, z) -> x``
+            (the LR-HSI and HR-MSI tiles; a map that needs only ``z`` ignores ``y``), per-tile
             nets return ``(x, info)``.
         fit_per_tile: a fit-once net that can also be optimised on every tile (catalogue
             ``per_tile_option``): that ``fit``, returning ``(x, info)``.
