@@ -138,13 +138,15 @@ def machine_info() -> Dict:
 
 
 # ------------------------------------------------------------------------------------ child processes
-def run_child(args: Sequence[str], timeout: Optional[float] = None, env: Optional[Dict] = None) -> Dict:
+def run_child(args: Sequence[str], timeout: Optional[float] = None, env: Optional[Dict] = None,
+              tree: Path = ROOT) -> Dict:
     """Run ``python benchmarks/job.py ARGS`` in a fresh process; return the JSON of its last line.
 
     The child reports its own peak RSS (VmHWM of /proc/self/status), so each method's memory is its
-    own. On failure the dict holds ``error``.
+    own. On failure the dict holds ``error``. ``tree``: another checkout of the project whose job.py (and
+    so engine) runs — an earlier commit, for before/after tables.
     """
-    cmd = [PYTHON, str(BENCH / "job.py"), *map(str, args)]
+    cmd = [PYTHON, str(Path(tree) / "benchmarks" / "job.py"), *map(str, args)]
     # Every job starts with no dirty pages of an earlier job's output left for the kernel to write back
     # (that writeback ran during the next job and slowed its writes 2-3x, whichever job came next).
     os.sync()
@@ -152,7 +154,7 @@ def run_child(args: Sequence[str], timeout: Optional[float] = None, env: Optiona
     e = dict(os.environ, **(env or {}))
     e.setdefault("QT_QPA_PLATFORM", "offscreen")
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, cwd=str(ROOT))
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, cwd=str(tree))
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout} s", "wall": time.perf_counter() - t0}
     for line in reversed(proc.stdout.strip().splitlines()):

@@ -24,6 +24,11 @@ Anchored default (REC; engine/methods/anchored.py, models/anchor.py): ``hsi_skip
 ``skip_gain`` set to 1, wrapped as ``base + g * (AMSF-Net(y, z) - bicubic(y))`` = ``base + g * net(y, z)``,
 ``g`` per band initialised at 0: the bicubic skip is replaced by the classical base, and the zero-initialised
 gate is ``g`` (two zero gains in series would both get zero gradient at step 0).
+Lite (REC, non-paper, ``lite=True``; docs/networks.md#amsf-net-lite): width 12, the HR head on a 32-channel
+spectral code decoded by the LR-HSI's principal subspace (:class:`SpectralBasis`), and no tile-wide
+statistics (:class:`ChannelGate` for CAttn, DRSA without its grid windows), so tiling is exact within the
+suite's tolerance at the ``40r`` margin; 9.4x fewer FLOPs per pixel at 224 bands. Inference (eval, no
+autograd) runs the body channels-last and keeps one band-sized HR tensor, updated in place.
 """
 from __future__ import annotations
 
@@ -37,6 +42,10 @@ from .blocks import LN2d, check_pair, floor_at_input_minimum
 from .spec import NetSpec
 
 WIDTH = 32
+# Lite configuration (REC, non-paper; docs/networks.md#amsf-net-lite): narrower, a spectral code at HR instead
+# of every band, and no tile-wide statistics, so a tile's output depends only on its neighbourhood.
+LITE_WIDTH = 12
+LITE_CODE = 32
 
 
 def _resize(t: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -69,6 +78,25 @@ class CAttn(nn.Module):
         return x * torch.sigmoid(self._mlp(avg) + self._mlp(mx))
 
 
+class ChannelGate(nn.Module):
+    """Lite's channel attention: ``x * sigmoid(p)`` with one learned logit per channel (zero at build).
+
+    CAttn pools the whole tile, so its output depends on the tile's extent; a scene-adaptive net sees one
+    scene, for which a per-channel gain is what pooled statistics become once they are fixed.
+    """
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.logit = nn.Parameter(torch.zeros(n, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.logit)
+
+
+def _channel_attention(n: int, local: bool) -> nn.Module:
+    return ChannelGate(n) if local else CAttn(n)
+
+
 class SAttn(nn.Module):
     """Spatial attention with a 3x3 bias-free conv on [mean_c, max_c]."""
 
@@ -84,9 +112,9 @@ class SAttn(nn.Module):
 class ATT(nn.Module):
     """``SAttn ∘ CAttn``; the network holds a single instance used four times (as coded)."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, local: bool = False) -> None:
         super().__init__()
-        self.channel = CAttn(n)
+        self.channel = _channel_attention(n, local)
         self.spatial = SAttn()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +136,7 @@ class DWSep(nn.Module):
 class BSP(nn.Module):
     """Bidirectional strip conv: 1xk on one channel half, kx1 on the other, then CAttn and a residual."""
 
-    def __init__(self, n: int, k: int) -> None:
+    def __init__(self, n: int, k: int, local: bool = False) -> None:
         super().__init__()
         half = n // 2
         self.half = half
@@ -116,12 +144,13 @@ class BSP(nn.Module):
         self.row_sep = DWSep(half)
         self.col = nn.Conv2d(n - half, n - half, (k, 1), padding=(k // 2, 0))
         self.col_sep = DWSep(n - half)
-        self.attn = CAttn(n)
+        self.attn = _channel_attention(n, local)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2 = x[:, : self.half], x[:, self.half :]
         y = torch.cat([self.row_sep(self.row(x1)), self.col_sep(self.col(x2))], dim=1)
-        return self.attn(y) + x
+        y = self.attn(y)
+        return y.add_(x) if not torch.is_grad_enabled() else y + x
 
 
 def _cbr(cin: int, cout: int, k: int) -> nn.Sequential:
@@ -131,23 +160,28 @@ def _cbr(cin: int, cout: int, k: int) -> nn.Sequential:
 class PCP(nn.Module):
     """Dilated pyramid with cascaded strip-conv refinement (four BSPs, four CBR1s, one CBR3)."""
 
-    def __init__(self, n: int, k: int, dilations: Sequence[int]) -> None:
+    def __init__(self, n: int, k: int, dilations: Sequence[int], local: bool = False) -> None:
         super().__init__()
         self.entry = _cbr(n, n, 1)
         self.branches = nn.ModuleList(_conv3(n, n, padding=d, dilation=d) for d in dilations)
-        self.strips = nn.ModuleList(BSP(n, k) for _ in dilations)
+        self.strips = nn.ModuleList(BSP(n, k, local) for _ in dilations)
         self.reduce = nn.ModuleList(_cbr(n, n, 1) for _ in dilations)
         self.out = _cbr(n, n, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inplace = not torch.is_grad_enabled()  # inference: fewer n-channel HR tensors alive at once
         x = self.entry(x)
         total: Optional[torch.Tensor] = None
         prev: Optional[torch.Tensor] = None
         for branch, strip, reduce in zip(self.branches, self.strips, self.reduce):
-            t = F.relu(branch(x))
-            prev = strip(t if prev is None else t + prev)
+            t = F.relu(branch(x), inplace=inplace)
+            if prev is not None:
+                t = t.add_(prev) if inplace else t + prev
+            prev = strip(t)
+            del t
             r = reduce(prev)
-            total = r if total is None else total + r
+            total = r if total is None else (total.add_(r) if inplace else total + r)
+        del x, prev
         return self.out(total)
 
 
@@ -265,18 +299,24 @@ class _PreNorm(nn.Module):
 
 
 class DRSA(nn.Module):
-    """Omni-SR style block/grid spatial and channel attention; the extra ``x +`` is kept as coded."""
+    """Omni-SR style block/grid spatial and channel attention; the extra ``x +`` is kept as coded.
 
-    def __init__(self, n: int, dropout: float = 0.1) -> None:
+    ``local`` (lite) keeps the block pair only: a grid window joins pixels half a tile apart, so the grid
+    pair's output depends on the tile size whatever the margin.
+    """
+
+    def __init__(self, n: int, dropout: float = 0.1, local: bool = False) -> None:
         super().__init__()
         self.bsa = _PreNorm(n, SpAttn(n, grid=False, dropout=dropout), eps=1e-5)  # nn.LayerNorm default
         self.bca = _PreNorm(n, ChAttn(n, grid=False), eps=1e-6)  # LN2d of the Omni-SR layernorm file
-        self.gsa = _PreNorm(n, SpAttn(n, grid=True, dropout=dropout), eps=1e-5)
-        self.gca = _PreNorm(n, ChAttn(n, grid=True), eps=1e-6)
+        self.gsa = None if local else _PreNorm(n, SpAttn(n, grid=True, dropout=dropout), eps=1e-5)
+        self.gca = None if local else _PreNorm(n, ChAttn(n, grid=True), eps=1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.bsa(x)
         x2 = self.bca(x + x1)
+        if self.gsa is None:
+            return x2
         x3 = self.gsa(x + x2)
         return self.gca(x + x3)
 
@@ -296,7 +336,7 @@ class MFF(nn.Module):
     e = 16 leaves every one of them 95 616 short (= 12 LFEs x 7 968).
     """
 
-    def __init__(self, n: int, lfe_channels: Optional[int] = None) -> None:
+    def __init__(self, n: int, lfe_channels: Optional[int] = None, local: bool = False) -> None:
         super().__init__()
         e = n if lfe_channels is None else lfe_channels
         self.lfe_a, self.lfe_b, self.lfe_c, self.lfe_d = (LFE(n, e) for _ in range(4))
@@ -304,7 +344,7 @@ class MFF(nn.Module):
         self.r1 = _Refine(2 * n, n)
         self.r2 = _Refine(n, n)
         self.merge = _conv3(3 * n, n)
-        self.drsa = DRSA(n)
+        self.drsa = DRSA(n, local=local)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x1 = self.lfe_a(x)
@@ -316,34 +356,80 @@ class MFF(nn.Module):
         return self.drsa(_lrelu(self.merge(torch.cat([x2 + x, y2 + y, z2], dim=1))))
 
 
+class SpectralBasis(nn.Module):
+    """Decode ``k`` code channels to ``C`` bands with the LR-HSI's principal subspace (lite, REC).
+
+    The basis (the top ``k`` left singular vectors of the LR-HSI's spectra, uncentred: the correction to
+    bicubic(Y) is a mix of the scene's spectra) is a buffer fixed by the first training forward pass, i.e. on
+    the scene the net is fitted to, and saved with the weights; ``ready`` says whether it has been fixed.
+    Direction ``i`` is scaled by ``s_i / s_1``, so code channels of equal size make corrections in proportion
+    to the scene's spectral variety: unscaled, a 32-channel code scored 3 dB below a 16-channel one on the
+    bundled sample, its minor directions adding spectral noise.
+    """
+
+    def __init__(self, bands: int, k: int) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(bands, k))
+        self.register_buffer("ready", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def fit_once(self, y: torch.Tensor) -> None:
+        if bool(self.ready):
+            return
+        spectra = y.detach().transpose(0, 1).reshape(y.shape[1], -1).double()
+        u, s, _ = torch.linalg.svd(spectra, full_matrices=False)
+        k = min(self.weight.shape[1], u.shape[1])
+        self.weight.zero_()
+        if float(s[0]) > 0:  # each direction scaled by its share of the spectra (s_i / s_1): see the docstring
+            self.weight[:, :k] = (u[:, :k] * (s[:k] / s[0])).to(self.weight.dtype)
+        self.ready.fill_(True)
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(code, self.weight[:, :, None, None])
+
+    @torch.no_grad()
+    def decode_into(self, out: torch.Tensor, code: torch.Tensor, gain: float) -> None:
+        """``out += gain * decode(code)`` without a second band-sized tensor (inference; NCHW contiguous)."""
+        for o, c in zip(out, code):
+            o.view(o.shape[0], -1).addmm_(self.weight, c.reshape(c.shape[0], -1), alpha=gain)
+
+
 class AMSFNet(nn.Module):
     """AMSF-Net ``forward(y, z) -> x``; H, W must be multiples of ``align(ratio) = 8 r``."""
 
     def __init__(self, hsi_bands: int, msi_bands: int, ratio: int, width: int = WIDTH,
-                 hsi_skip: bool = False) -> None:
+                 hsi_skip: bool = False, code: int = 0, local: bool = False) -> None:
         super().__init__()
         if ratio < 1 or width % 4:
             raise ValueError("ratio must be >= 1 and width a multiple of 4")
+        if code and not hsi_skip:
+            raise ValueError("a spectral code (lite) needs hsi_skip: it codes the correction to bicubic(Y)")
         c_hsi, w = hsi_bands, width
         self.bands = (hsi_bands, msi_bands)
         self.ratio = ratio
         self.z_head = _conv3(msi_bands, w)
         self.y_head1 = _conv3(c_hsi, 2 * w)
         self.y_head2 = _conv3(2 * w, w)
-        self.att = ATT(w)  # shared by all four uses
-        self.mff1, self.mff2, self.mff3 = MFF(w), MFF(w), MFF(w)
-        self.pcp1 = PCP(3 * w, 3, (1, 2, 1, 2))
-        self.pcp2 = PCP(6 * w, 9, (1, 2, 3, 6))
-        self.pcp3 = PCP(6 * w, 9, (1, 2, 3, 6))
+        self.att = ATT(w, local)  # shared by all four uses
+        self.mff1, self.mff2, self.mff3 = (MFF(w, local=local) for _ in range(3))
+        self.pcp1 = PCP(3 * w, 3, (1, 2, 1, 2), local)
+        self.pcp2 = PCP(6 * w, 9, (1, 2, 3, 6), local)
+        self.pcp3 = PCP(6 * w, 9, (1, 2, 3, 6), local)
         self.post1 = _conv3(3 * w, 3 * w)
         self.post2 = _conv3(6 * w, 3 * w)
         self.post3 = _conv3(6 * w, w)
-        self.out1 = _conv3(w, c_hsi)
-        self.out2 = _conv3(c_hsi, c_hsi)
-        self.res1 = _conv3(c_hsi, c_hsi)
-        self.res2 = _conv3(c_hsi, c_hsi)
+        # The HR head works on every band (paper) or on ``code`` coefficients of a fixed spectral basis (lite).
+        c_out = min(code, c_hsi) if code else c_hsi
+        self.out1 = _conv3(w, c_out)
+        self.out2 = _conv3(c_out, c_out)
+        self.res1 = _conv3(c_out, c_out)
+        self.res2 = _conv3(c_out, c_out)
+        self.basis = SpectralBasis(c_hsi, c_out) if code else None
         # REC (module docstring): gain of the correction added to bicubic(Y); 0 = start at bicubic.
         self.skip_gain = nn.Parameter(torch.zeros(())) if hsi_skip else None
+        # Inference layout: oneDNN runs these narrow convolutions on channels-last (NHWC) tensors without
+        # reordering every input to its blocked layout and back (docs/networks.md#amsf-net-lite, measured).
+        self.channels_last = True
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -371,6 +457,32 @@ class AMSFNet(nn.Module):
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         check_pair(y, z, *self.bands, self.ratio, self.align(self.ratio))
+        if self.training and self.basis is not None:
+            self.basis.fit_once(y)
+        fast = self.channels_last and not self.training
+        if fast:
+            layout = torch.channels_last
+            x = self._correction(y.contiguous(memory_format=layout), z.contiguous(memory_format=layout))
+        else:
+            x = self._correction(y, z)
+        if self.skip_gain is None:
+            return x.contiguous()
+        up = F.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
+        if self.training or torch.is_grad_enabled():
+            x = up + self.skip_gain * (x if self.basis is None else self.basis(x))
+            return x if self.training else floor_at_input_minimum(x, y)
+        # Inference: one band-sized HR tensor (4 C bytes per HR pixel), updated in place; lite decodes its
+        # code straight into it.
+        gain = float(self.skip_gain)
+        if self.basis is None:
+            up.add_(x, alpha=gain)
+        else:
+            self.basis.decode_into(up, x, gain)
+        del x
+        return torch.maximum(up, y.amin(dim=(-2, -1), keepdim=True).clamp_max(0), out=up)
+
+    def _correction(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The network proper: the HR estimate (published net) or the correction to bicubic(Y) (skip)."""
         h, w = y.shape[-2:]
         big = z.shape[-2:]
         quarter = (h // 4, w // 4)
@@ -386,12 +498,13 @@ class AMSFNet(nn.Module):
         f2 = F.relu(self.post2(_resize(self.pcp2(torch.cat([a, yf, g, f1], dim=1)), big)))
         hh = self.mff3(d, zf)
         f3 = F.relu(self.post3(self.pcp3(torch.cat([d, zf, hh, f2], dim=1))))
-        x = F.relu(self.out2(F.relu(self.out1(f3 + d))))
-        x = x + self.res2(F.relu(self.res1(x)))
-        if self.skip_gain is None:
-            return x
-        x = F.interpolate(y, size=big, mode="bicubic", align_corners=False) + self.skip_gain * x
-        return x if self.training else floor_at_input_minimum(x, y)
+        del zf, hh, f2
+        if self.basis is None:
+            x = F.relu(self.out2(F.relu(self.out1(f3 + d), inplace=True)), inplace=True)
+            return self.res2(F.relu(self.res1(x), inplace=True)).add_(x)
+        # lite: a signed code (no ReLU on it) in the plain layout; forward() decodes it with the fixed basis
+        x = self.out2(F.relu(self.out1(f3 + d), inplace=True))
+        return self.res2(F.relu(self.res1(x), inplace=True)).add_(x).contiguous()
 
 
 def _diff(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -422,9 +535,15 @@ def default_optimizer(params, iterations: int = 20000):
 
 
 def build(hsi_bands: int, msi_bands: int, ratio: int, **hyper) -> AMSFNet:
-    """Registry builder; accepts ``width`` (paper 32) and ``hsi_skip`` (REC bicubic skip, default on)."""
-    return AMSFNet(hsi_bands, msi_bands, ratio, width=hyper.get("width", WIDTH),
-                   hsi_skip=bool(hyper.get("hsi_skip", True)))
+    """Registry builder: ``width`` (paper 32), ``hsi_skip`` (REC bicubic skip, default on), ``code``, ``local``.
+
+    ``lite=True`` (REC, non-paper) sets width ``LITE_WIDTH``, a ``LITE_CODE``-channel spectral code and the
+    local attention (docs/networks.md#amsf-net-lite); ``width`` given explicitly still wins.
+    """
+    lite = bool(hyper.get("lite", False))
+    return AMSFNet(hsi_bands, msi_bands, ratio, width=hyper.get("width", LITE_WIDTH if lite else WIDTH),
+                   hsi_skip=bool(hyper.get("hsi_skip", True)), code=int(hyper.get("code", LITE_CODE if lite else 0)),
+                   local=bool(hyper.get("local", lite)))
 
 
 SPEC = NetSpec(
@@ -434,7 +553,7 @@ SPEC = NetSpec(
     margin=AMSFNet.margin,
     align=AMSFNet.align,
     min_hr_size=AMSFNet.min_hr_size,
-    defaults={"width": WIDTH, "hsi_skip": True},
+    defaults={"hsi_skip": True, "lite": False},
     paper_params=None,
     reference=(
         "S. Liu, T. Shao, S. Liu, B. Li, Y.-D. Zhang, 'AMSF-Net: Asymptotic Multiscale Symmetric "

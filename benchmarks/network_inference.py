@@ -1,0 +1,213 @@
+"""Whole scenes with the networks: CPU inference speed and peak memory, before and after, at two sizes.
+
+    .venv/bin/python benchmarks/network_inference.py --label after [--sizes 1024,2048] [--nets ...]
+    .venv/bin/python benchmarks/network_inference.py --label before --tree /path/to/old/checkout --sizes 1024
+    .venv/bin/python benchmarks/network_inference.py --write-doc     # the docs/benchmarks.md section
+
+Every row is one ``engine.api.fuse`` call in its own process (benchmarks/job.py, from ``--tree``: the
+checkout whose engine runs, so an earlier commit gives the "before" rows), on the mirror-tiled real EnMAP
+pair of benchmarks/bigpair.py (``size``² HR px x 224 bands, Sentinel-2A MSI, x4), CPU, 2 torch threads,
+BASE=none (the network's own output: what a whole scene costs when the network is used):
+
+- supervised networks from a checkpoint trained 10 iterations on the bundled sample by the same tree
+  (speed, not quality), default and ``lite`` configuration where the catalogue has one;
+- fit-once networks after their per-pair fit at 20 iterations (fit seconds reported, not in Mpx/s);
+- per-tile networks (the old UMSFT) optimise every tile, so their inference *is* that optimisation:
+  10 iterations + 10 initialisation steps per tile on a 256² crop (the default budget is 15x that), and
+  the row says so.
+
+Mpx/s counts the tile phase (reading, network, writing); the 9 Mpx projection = fit + 9 Mpx / (tile phase
+Mpx/s), on these 2 cores. Tile: the tree's default (256 before; automatic = the network's measured tile after).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bigpair import build_pair
+from common import DEFAULT_WORK, PYTHON, ROOT, SAMPLE, SEED, fmt, load_result, log, md_table, run_child, save_result
+from throughput import crop_pair
+
+SCENE_MPX = 9.0  # an EnMAP tile fused with Sentinel-2 at 10 m: ~3000 x 3000 HR px
+PER_TILE_CROP = 256
+FIT_ITERATIONS = 20
+CHECKPOINT_ITERATIONS = 10
+GOAL_MPX_PER_S, GOAL_PEAK_MIB = 0.05, 2048
+DOC = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Whole scenes with the networks: CPU inference, before and after"
+NEXT_SECTION = "## Peak memory at two output sizes"
+
+_CATALOGUE = """
+import json, sys
+sys.path.insert(0, "tools")
+from repo_package import register_package
+register_package()
+from hsifusion.models.catalogue import NETWORKS
+print(json.dumps([{"id": e.id, "kind": e.kind, "lite": e.lite} for e in NETWORKS]))
+"""
+
+
+def catalogue(tree: Path) -> List[Dict]:
+    """The network entries of ``tree`` (ids, kinds and lite flags differ between commits)."""
+    out = subprocess.run([PYTHON, "-c", _CATALOGUE], capture_output=True, text=True, cwd=str(tree), check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cases(entries: List[Dict]) -> List[Dict]:
+    """One measured configuration per network (and per lite variant)."""
+    rows = []
+    for e in entries:
+        for lite in ((False, True) if e["lite"] else (False,)):
+            rows.append({"net": e["id"], "kind": e["kind"], "lite": lite,
+                         "label": e["id"] + (" lite" if lite else "")})
+    return rows
+
+
+def checkpoint(tree: Path, work: Path, case: Dict) -> str:
+    """A checkpoint of ``case`` trained by ``tree`` on the bundled sample (cached per tree and variant)."""
+    tag = "lite" if case["lite"] else "paper"
+    ck = work / f"{tree.name}_{case['net']}_{tag}.pt"
+    if not ck.exists():
+        params = {"iterations": CHECKPOINT_ITERATIONS, "device": "cpu", "seed": SEED, "base": "none",
+                  "save_checkpoint": str(ck), **({"lite": True} if case["lite"] else {})}
+        res = run_child(["fuse", "--hsi", SAMPLE / "potsdam_lr_hsi_x4.tif", "--msi", SAMPLE / "potsdam_msi_s2a.tif",
+                         "--out", work / "ck_out.tif", "--method", case["net"], "--params", json.dumps(params)],
+                        tree=tree)
+        if "error" in res:
+            raise RuntimeError(f"checkpoint of {case['label']}: {res['error']}")
+    return str(ck)
+
+
+def run_case(tree: Path, work: Path, pair: Dict, case: Dict, tile: Optional[int]) -> Dict:
+    params: Dict = {"device": "cpu", "seed": SEED, "base": "none"}
+    hsi, msi, note = pair["hsi"], pair["msi"], ""
+    if case["kind"] == "supervised":
+        params["checkpoint"] = checkpoint(tree, work, case)
+        note = "checkpoint"
+    elif case["kind"] == "per-tile":
+        crop = crop_pair(pair, PER_TILE_CROP, work)
+        hsi, msi = crop["hsi"], crop["msi"]
+        params.update(iterations=10, hyper={"init_steps": 10}, **({"lite": True} if case["lite"] else {}))
+        note = f"optimised per tile, 10 it + 10 init per tile, {PER_TILE_CROP}² crop"
+    else:
+        params.update(iterations=FIT_ITERATIONS, **({"lite": True} if case["lite"] else {}))
+        note = f"after a {FIT_ITERATIONS}-iteration fit"
+    args = ["fuse", "--hsi", hsi, "--msi", msi, "--out", work / "out.tif", "--method", case["net"],
+            "--params", json.dumps(params), "--phases"]
+    if tile is not None:
+        args += ["--tile", tile]
+    log(f"network_inference: {case['label']} ({note}) on {Path(msi).name}")
+    res = run_child(args, tree=tree)
+    res.update(label=case["label"], kind=case["kind"], note=note)
+    log(f"  -> {fmt(res.get('tile_mpx_per_s'), 4)} Mpx/s, peak {fmt(res.get('peak_rss_mib'), 0)} MiB "
+        f"{res.get('error', '')}")
+    return res
+
+
+def run(label: str, tree: Path, sizes: List[int], nets: Optional[List[str]], tile: Optional[int],
+        work: Path) -> Dict:
+    work = work / "network_inference"
+    work.mkdir(parents=True, exist_ok=True)
+    todo = [c for c in cases(catalogue(tree)) if not nets or c["label"] in nets or c["net"] in nets]
+    # Rows of earlier runs with the same label are kept unless measured again (``--nets`` reruns a few).
+    res: Dict = {"label": label, "tree": str(tree), "sizes": sizes,
+                 "rows": (load_result(f"network_inference_{label}") or {}).get("rows", {})}
+    for size in sizes:
+        pair = build_pair(work.parent / "bigpair", size)
+        for case in todo:
+            if case["kind"] == "per-tile" and size != sizes[0]:
+                continue  # one crop whatever the size
+            res["rows"].setdefault(case["label"], {})[str(size)] = run_case(tree, work, pair, case, tile)
+            save_result(f"network_inference_{label}", res)  # after every row: a long run can be stopped
+    save_result(f"network_inference_{label}", res)
+    return res
+
+
+def _cell(row: Optional[Dict], key: str, digits: int) -> str:
+    if not row:
+        return "—"
+    if "error" in row:
+        return "error"
+    return fmt(row.get(key), digits)
+
+
+def markdown(before: Optional[Dict], after: Optional[Dict]) -> str:
+    out = [__doc__.split("\n\n", 2)[2].strip(), ""]
+    head = ["network", "run", "before: Mpx/s (s/Mpx)", "before: peak MiB", "after: Mpx/s (s/Mpx)",
+            "after: peak MiB 1024² / 2048²", "after: 9 Mpx scene (2 cores)", "goal ≥ 0.05 Mpx/s, < 2 GB flat"]
+    rows = []
+    labels = list(dict.fromkeys(list((after or {}).get("rows", {})) + list((before or {}).get("rows", {}))))
+    for name in labels:
+        b = min(((before or {}).get("rows", {}).get(name) or {}).values(), key=lambda r: -r.get("mpx", 0),
+                default=None)
+        a_rows = (after or {}).get("rows", {}).get(name) or {}
+        a1, a2 = a_rows.get("1024"), a_rows.get("2048")
+        a = a1 or a2
+
+        def speed(r):
+            v = (r or {}).get("tile_mpx_per_s")
+            return f"{v:.3g} ({1 / v:.0f})" if v else _cell(r, "tile_mpx_per_s", 3)
+
+        proj, verdict = "—", "—"
+        if a and a.get("tile_mpx_per_s"):
+            secs = a.get("fit_seconds", 0) + SCENE_MPX / a["tile_mpx_per_s"]
+            proj = f"{secs / 60:.1f} min"
+            peaks = [r["peak_rss_mib"] for r in (a1, a2) if r and "peak_rss_mib" in r]
+            flat = len(peaks) == 2 and peaks[1] <= 1.2 * peaks[0]
+            ok = a["tile_mpx_per_s"] >= GOAL_MPX_PER_S and max(peaks) < GOAL_PEAK_MIB and flat
+            verdict = "yes" if ok else "no"
+        run_note = (a or b or {}).get("note", "")
+        if b and a and b.get("note") != a.get("note"):
+            run_note = f"before: {b.get('note')}; after: {a.get('note')}"
+        rows.append([name, run_note, speed(b), _cell(b, "peak_rss_mib", 0), speed(a),
+                     f"{_cell(a1, 'peak_rss_mib', 0)} / {_cell(a2, 'peak_rss_mib', 0)}", proj, verdict])
+    out.append(md_table(head, rows))
+    for tag, r in (("before", before), ("after", after)):
+        ran = (r or {}).get("ran") or {}
+        if ran:
+            load = ", ".join(f"{v:.1f}" for v in ran.get("loadavg") or [])
+            out.append(f"\n*{tag}: `{ran.get('command')}` ({r.get('tree')}), finished {ran.get('finished')} "
+                       f"(load average then {load}).*")
+    return "\n".join(out)
+
+
+def write_doc(text: str) -> None:
+    """Replace (or insert before the memory section) this benchmark's section of docs/benchmarks.md."""
+    doc = DOC.read_text()
+    block = f"{SECTION}\n\n{text}\n\n"
+    if SECTION in doc:
+        start = doc.index(SECTION)
+        end = doc.index("\n## ", start + len(SECTION)) + 1
+        doc = doc[:start] + block + doc[end:]
+    else:
+        at = doc.index(NEXT_SECTION)
+        doc = doc[:at] + block + doc[at:]
+    DOC.write_text(doc)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--label", choices=("before", "after"))
+    ap.add_argument("--tree", type=Path, default=ROOT, help="checkout whose engine runs (default: this one)")
+    ap.add_argument("--sizes", default="1024,2048")
+    ap.add_argument("--nets", help="comma-separated network ids or labels ('cofusion lite')")
+    ap.add_argument("--tile", type=int, help="tile size (default: the tree's default)")
+    ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    ap.add_argument("--write-doc", action="store_true", help="write the docs/benchmarks.md section from results")
+    a = ap.parse_args(argv)
+    if a.label:
+        run(a.label, a.tree.resolve(), [int(s) for s in a.sizes.split(",")],
+            a.nets.split(",") if a.nets else None, a.tile, a.work)
+    text = markdown(load_result("network_inference_before"), load_result("network_inference_after"))
+    if a.write_doc:
+        write_doc(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
