@@ -145,5 +145,6 @@ def test_time_budget_stops_the_fit(tmp_path):
     elapsed = time.perf_counter() - t0
     # 10 million steps take hours; the budget stops the fit after 2 s (imports, I/O and inference on top)
     assert elapsed < 60, elapsed
-    steps = [m for m in fb.messages if "iteration" in m]
+    steps = [m for m in fb.messages if ": iteration " in m]
     assert steps and all("/10000000" in m for m in steps) and not any("iteration 10000000/" in m for m in steps)
+    assert any("budget" in m for m in fb.messages)
