@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_WORK, SEED, catalogue, fmt, log, md_table, register_package, save_result  # noqa: E402
-from quality import fuse_and_assess, make_pair  # noqa: E402
-from real_pairs import build_cases  # noqa: E402
-from scenes import scenes  # noqa: E402
+from common import DEFAULT_WORK, SEED, catalogue, fmt, log, md_table, register_package, save_result
+from quality import fuse_and_assess, make_pair
+from real_pairs import build_cases
+from scenes import scenes
 
 REFERENCES = {"bicubic": ("upsample", {"mode": "bicubic"}), "glp": ("glp", {})}
 
@@ -32,22 +32,6 @@ def variants(networks: List[str]) -> Dict[str, tuple]:
     return out
 
 
-def on_pixel_grid(reference: str) -> str:
-    """``reference``, or for one without a geotransform a copy on the pixel grid simulate gives its pair.
-
-    ``engine.api.simulate`` puts such a reference's pair on QGIS's pixel grid (origin 0,0, y pixel -1), while GDAL
-    reads the reference itself as (0, 1, 0, 0, 0, 1), so ``assess`` would refuse the pair as not on one grid.
-    """
-    from osgeo import gdal
-
-    ds = gdal.Open(reference)
-    if ds.GetGeoTransform(can_return_null=True) is not None:
-        return reference
-    copy = str(Path(reference).with_name(Path(reference).stem + "_pixel_grid.tif"))
-    gdal.Translate(copy, ds, outputBounds=[0, 0, ds.RasterXSize, -ds.RasterYSize])
-    return copy
-
-
 def cases(work: Path, kinds: List[str]) -> List[Dict]:
     """(key, hsi, msi, reference, ratio, kind) of every simulated scene/ratio and real pair asked for."""
     out = []
@@ -55,7 +39,7 @@ def cases(work: Path, kinds: List[str]) -> List[Dict]:
         for sc in scenes(work / "quality"):
             for r in sc["ratios"]:
                 hsi, msi, _ = make_pair(sc, r, work / "quality")
-                out.append({"case": f"{sc['key']} x{r}", "hsi": hsi, "msi": msi, "reference": on_pixel_grid(sc["reference"]),
+                out.append({"case": f"{sc['key']} x{r}", "hsi": hsi, "msi": msi, "reference": sc["reference"],
                             "ratio": r, "kind": "simulated"})
     if "real" in kinds:
         for c in build_cases(work / "real_pairs"):

@@ -27,7 +27,6 @@ with the weights so far and ``fitted.cancelled = True``.
 """
 from __future__ import annotations
 
-import copy
 import math
 from typing import Callable, Optional, Sequence, Union
 
@@ -251,7 +250,12 @@ def fit(y, z, ratio: int, iterations: Union[int, Sequence[int]] = 600,
         seed: seeds the initialisation and the batches (the global RNG state is restored afterwards).
         device: torch device.
         srf: unused (the map is learned from the pair; accepted as every fit-once net's fit is called).
-        width, depth, lr, batch, psf_fwhm, inject: see the module docstring (all REC).
+        width: hidden units of the MLP (REC, module docstring).
+        depth: hidden layers (REC).
+        lr: Adam learning rate (REC).
+        batch: LR pixels per step (REC).
+        psf_fwhm: PSF FWHM of the degradation D in HR px (None = ratio).
+        inject: add the LR residual back (``X = f(Z) + up(Y - D f(Z))``); False returns ``f(Z)``.
     """
     y = torch.as_tensor(y, dtype=torch.float32)
     z = torch.as_tensor(z, dtype=torch.float32)

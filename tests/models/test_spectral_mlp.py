@@ -60,7 +60,7 @@ def test_registry_and_shapes(fitted):
 
 
 def test_map_is_per_pixel(fitted):
-    """f alone on any window, unaligned and without context, equals the whole image's f there."""
+    """F alone on any window, unaligned and without context, equals the whole image's f there."""
     model, _, z, _ = fitted
     whole = model.predict(z)[0].numpy()
     part = model.predict(z[:, :, 5:23, 7:50])[0].numpy()
