@@ -1,6 +1,6 @@
 """Peak resident memory of each method at two output sizes (goal: flat, <= 1.2x growth, under 2 GB).
 
-    .venv/bin/python benchmarks/memory.py [--quick] [--sizes 1024,4096] [--work DIR] [--methods ...]
+    .venv/bin/python benchmarks/memory.py [--quick] [--sizes 1024,4096] [--work DIR] [--methods ...] [--networks]
 
 Every (method, size) is a fresh process (benchmarks/job.py) that reports its own peak RSS
 (VmHWM of /proc/self/status, not ru_maxrss, which Linux inherits across exec from a large parent; all
@@ -23,6 +23,7 @@ from common import (
     DEFAULT_WORK,
     NETWORKS,
     SEED,
+    SUPERVISED,
     available_methods,
     fmt,
     label,
@@ -34,16 +35,47 @@ from common import (
 )
 
 CACHES = (None, 256)  # GDAL's default (5 % of RAM) and the CLI's cap (engine/cli.py: cap_gdal_cache)
+CHECKPOINT_ITERATIONS = 3  # --networks: supervised checkpoints trained this long on the sample (memory, not quality)
+FIT_ITERATIONS = 10  # --networks: UDS2C2's per-pair fit (its stage 3 on the fit crop is its memory peak)
 
 
-def run(quick: bool, work: Path, sizes: List[int], methods: List[str], tile: int = 256) -> Dict:
+def sample_checkpoints(work: Path, nets: List[str]) -> Dict[str, str]:
+    """Checkpoints of the supervised nets, paper configurations, trained a few iterations on the bundled sample."""
+    from common import SAMPLE, register_package
+
+    register_package()
+    from hsifusion.engine import api
+
+    cks = {}
+    for n in nets:
+        ck = work / f"{n}_sample_{CHECKPOINT_ITERATIONS}it.pt"
+        if not ck.exists():
+            log(f"memory: training a {n} checkpoint on the sample ({CHECKPOINT_ITERATIONS} iterations)")
+            out = work / f"ck_{n}.tif"
+            api.fuse(str(SAMPLE / "potsdam_lr_hsi_x4.tif"), str(SAMPLE / "potsdam_msi_s2a.tif"), str(out), n,
+                     dict(method_params(n, False, iterations=CHECKPOINT_ITERATIONS), save_checkpoint=str(ck)))
+            out.unlink()
+        cks[n] = str(ck)
+    return cks
+
+
+def network_params(net: str, checkpoints: Dict[str, str]) -> Dict:
+    """A network alone (BASE=none): from its checkpoint, or a short per-pair fit / per-tile optimisation."""
+    if net in checkpoints:
+        return {"checkpoint": checkpoints[net], "base": "none", "device": "cpu", "seed": SEED}
+    return dict(method_params(net, True, iterations=FIT_ITERATIONS), base="none")
+
+
+def run(quick: bool, work: Path, sizes: List[int], methods: List[str], tile: int = 256,
+        networks: bool = False) -> Dict:
     work = work / "memory"
     work.mkdir(parents=True, exist_ok=True)
     pairs = {s: build_pair(work.parent / "bigpair", s) for s in sizes}
     out = str(work / "out.tif")
+    checkpoints = sample_checkpoints(work, [m for m in methods if m in SUPERVISED]) if networks else {}
     rows = []
-    for m in ["io"] + methods:
-        for cache in CACHES:
+    for m in ([] if networks else ["io"]) + methods:
+        for cache in (256,) if networks else CACHES:
             row = {"method": m, "cache": cache,
                    "label": "I/O limit" if m == "io" else label(m, method_params(m, quick))}
             for s in sizes:
@@ -53,7 +85,10 @@ def run(quick: bool, work: Path, sizes: List[int], methods: List[str], tile: int
                     args = ["io", *args]
                 else:
                     params = method_params(m, quick)
-                    if m in NETWORKS:
+                    if networks:
+                        params = network_params(m, checkpoints)
+                        row["label"] = label(m, params) if m not in checkpoints else f"{m} (checkpoint, BASE=none)"
+                    elif m in NETWORKS:
                         params = dict(params, iterations=5, seed=SEED)  # memory of the tile phase, not of training
                     args = ["fuse", *args, "--method", m, "--params", json.dumps(params)]
                 env = {"GDAL_CACHEMAX": str(cache)} if cache else None
@@ -62,8 +97,8 @@ def run(quick: bool, work: Path, sizes: List[int], methods: List[str], tile: int
                 row[str(s)] = j
                 log(f"  -> peak {fmt(j.get('peak_rss_mib'), 0)} MiB {j.get('error', '')}")
             rows.append(row)
-    res = {"quick": quick, "sizes": sizes, "pairs": pairs, "rows": rows, "tile": tile}
-    save_result("memory", res)
+    res = {"quick": quick, "sizes": sizes, "pairs": pairs, "rows": rows, "tile": tile, "networks": networks}
+    save_result("memory_networks" if networks else "memory", res)
     return res
 
 
@@ -79,9 +114,12 @@ def markdown(res: Dict) -> str:
         table.append([r["label"], "default (5 % of RAM)" if r["cache"] is None else f"{r['cache']} MiB (CLI cap)",
                       fmt(a.get("rss_after_import_mib"), 0), fmt(pa, 0), fmt(pb, 0), fmt(growth, 2),
                       ok if not err else "error: " + err[:80]])
+    runs = (f"Networks alone (BASE=none): supervised ones from a checkpoint trained {CHECKPOINT_ITERATIONS} "
+            f"iterations on the sample, the others with {FIT_ITERATIONS} iterations of their fit."
+            if res.get("networks") else "Networks run with 5 training iterations (memory of the tile phase).")
     head = (f"Peak RSS (MiB) of one process per method and size: {s0}² and {s1}² HR output px x 224 bands, "
             f"tile {res['tile']}. 'after import' = RSS once Python, GDAL, torch and the engine are loaded. "
-            "Networks run with 5 training iterations (memory of the tile phase).\n\n")
+            f"{runs}\n\n")
     pairs = "; ".join(f"{k}²: {v['how']}" for k, v in res["pairs"].items())
     return head + md_table(["method", "GDAL cache", "after import", f"peak {s0}²", f"peak {s1}²", "growth",
                             "flat (≤1.2x) and < 2 GB"], table) + f"\n\nPairs: {pairs}.\n"
@@ -94,10 +132,15 @@ def main(argv=None) -> Dict:
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--methods", help="comma-separated (default: upsample and the classical methods)")
     ap.add_argument("--tile", type=int, default=256)
+    ap.add_argument("--networks", action="store_true",
+                    help="the networks alone instead (supervised: from a checkpoint), GDAL cache at the CLI's cap; "
+                         "sizes default 1024,2048")
     a = ap.parse_args(argv)
-    sizes = [int(s) for s in (a.sizes or ("512,1024" if a.quick else "1024,4096")).split(",")]
-    methods = a.methods.split(",") if a.methods else [m for m in available_methods() if m not in NETWORKS]
-    res = run(a.quick, a.work, sizes, methods, a.tile)
+    default_sizes = "512,1024" if a.quick else "1024,2048" if a.networks else "1024,4096"
+    sizes = [int(s) for s in (a.sizes or default_sizes).split(",")]
+    pool = [m for m in available_methods() if (m in NETWORKS) == a.networks]
+    methods = a.methods.split(",") if a.methods else pool
+    res = run(a.quick, a.work, sizes, methods, a.tile, a.networks)
     print(markdown(res))
     return res
 

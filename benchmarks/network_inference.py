@@ -195,7 +195,7 @@ def main(argv=None) -> None:
     ap.add_argument("--label", choices=("before", "after"))
     ap.add_argument("--tree", type=Path, default=ROOT, help="checkout whose engine runs (default: this one)")
     ap.add_argument("--sizes", default="1024,2048")
-    ap.add_argument("--nets", help="comma-separated network ids or labels ('cofusion lite')")
+    ap.add_argument("--nets", help="comma-separated network ids or labels ('<id> lite')")
     ap.add_argument("--tile", type=int, help="tile size (default: the tree's default)")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--write-doc", action="store_true", help="write the docs/benchmarks.md section from results")

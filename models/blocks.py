@@ -4,6 +4,8 @@ Torch only. Each block is small and named after the spec so network files read l
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -106,6 +108,19 @@ def gaussian_kernel2d(size: int, sigma: float, centre: float = None) -> torch.Te
     g = torch.exp(-(t ** 2) / (2 * max(float(sigma), 1e-6) ** 2))
     k = g[:, None] * g[None, :]
     return (k / k.sum()).float()
+
+
+def gaussian_psf(ratio: int, fwhm: float = None) -> torch.Tensor:
+    """Block-centred Gaussian PSF with FWHM in HR pixels (project default FWHM = ratio).
+
+    The engine's degradation (docs/design.md#degradation-model): side ``2 ceil(3 sigma) + ratio`` (same parity as the
+    ratio), for :func:`psf_downsample`.
+    """
+    fwhm = float(ratio if fwhm is None else fwhm)
+    sigma = fwhm / 2.3548
+    size = 2 * int(math.ceil(3 * sigma)) + ratio
+    size += (size - ratio) % 2
+    return gaussian_kernel2d(size, sigma)
 
 
 def psf_geometry(kernel, ratio: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
 SUPERVISED = "supervised"  # trained on (Y, Z, X) triples: a checkpoint, or scene-adaptive training in fit()
-FIT_ONCE = "fit-once"  # unsupervised, optimised once per scene on a crop; a pixel-wise map applied per tile
+FIT_ONCE = "fit-once"  # unsupervised, optimised once per scene on a crop; a fixed map applied per tile
 PER_TILE = "per-tile"  # unsupervised, optimised on every tile (global attention: no scene-wide model)
 KINDS = (SUPERVISED, FIT_ONCE, PER_TILE)
 
@@ -29,7 +29,11 @@ class NetworkEntry:
         title: short human name (Toolbox labels, messages).
         long_title: the paper's name with its expansion (recorded in the output's metadata).
         module: model module under ``hsifusion.models`` whose ``SPEC`` (a NetSpec) builds the network.
-        kind: SUPERVISED, FIT_ONCE or PER_TILE.
+        kind: SUPERVISED, FIT_ONCE or PER_TILE: how the network runs by default.
+        per_tile_option: FIT_ONCE nets that can also be optimised on every tile instead (the PER_TILE
+            parameter, declared by engine/methods/network.py).
+        seconds_per_mpx: measured CPU cost (2 cores, s per HR Mpx, fit excluded) of each way the network runs,
+            by kind; the PER_TILE parameter's help quotes it.
         lite: True when the network has a non-paper, faster ``lite`` configuration (a declared parameter).
         iterations: default training / optimisation steps of a run (minutes on a CPU for the supervised
             and fit-once nets; per tile for PER_TILE).
@@ -37,6 +41,9 @@ class NetworkEntry:
             the bundled sample (10-90 s each on 2 CPU cores): asserted by the sample test, used by the
             benchmarks' standard run.
         stage_shares: FIT_ONCE only: shares of ``iterations`` given to each stage of the model's ``fit``.
+        fit_crop_lr: LR pixels a side of the crop an unsupervised net is optimised on (the CROP_SIZE default).
+        metadata_spans: the model's blind SRF is restricted to band groups derived from the band metadata
+            (docs/design.md#srf-spans).
         checkpoint_fallbacks: hyper-parameters a checkpoint saved before they existed implicitly had.
     """
 
@@ -45,10 +52,14 @@ class NetworkEntry:
     long_title: str
     module: str
     kind: str
+    per_tile_option: bool = False
+    seconds_per_mpx: Dict[str, float] = field(default_factory=dict)
     lite: bool = False
     iterations: int = 300
     sample_budget: Dict[str, Any] = field(default_factory=dict)
     stage_shares: Tuple[float, ...] = ()
+    fit_crop_lr: int = 128
+    metadata_spans: bool = False
     checkpoint_fallbacks: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,13 +88,23 @@ NETWORKS: Tuple[NetworkEntry, ...] = (
     NetworkEntry(
         id="uds2c2", title="UDS2C2",
         long_title="UDS2C2 (unsupervised, deep spectral-spatial collaborative constraint)", module="uds2c2",
-        kind=FIT_ONCE, iterations=600, sample_budget={"iterations": 300},
+        kind=FIT_ONCE, iterations=600, sample_budget={"iterations": 300, "max_seconds": 0},
         stage_shares=(0.4, 0.4, 0.2),  # the proportions of the model's fast profile (4000/4000/2000)
     ),
     NetworkEntry(
+        id="spectralmlp", title="Spectral MLP",
+        long_title="Spectral MLP (per-pixel MSI-to-HSI map after SpectraLift, Shah & Duarte 2025; re-implemented "
+                   "from the published description)",
+        module="spectral_mlp", kind=FIT_ONCE, iterations=600, sample_budget={"iterations": 600},
+        stage_shares=(1.0,),  # one stage
+    ),
+    NetworkEntry(
         id="umsft", title="UMSFT", long_title="UMSFT (unsupervised multi-level spatio-spectral fusion transformer)",
-        module="umsft", kind=PER_TILE, lite=True, iterations=150,
-        sample_budget={"iterations": 20, "lite": True, "hyper": {"init_steps": 20}},
+        module="umsft", kind=FIT_ONCE, per_tile_option=True, lite=True, iterations=200,
+        seconds_per_mpx={FIT_ONCE: 0.0, PER_TILE: 1874.0},
+        sample_budget={"iterations": 80, "lite": True, "max_seconds": 0},
+        stage_shares=(0.25, 0.25, 0.25, 0.25),  # SpeD init, SpaD init, coupled init, main loop
+        fit_crop_lr=64, metadata_spans=True,
     ),
 )
 

@@ -38,6 +38,14 @@ def _resize(t: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t, size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False)
 
 
+def _softmax_channels(t: torch.Tensor) -> torch.Tensor:
+    """``softmax(t, dim=1)`` taken over the last axis of the NHWC view: the channels are contiguous there.
+
+    The network runs channels-last (``CoFusion.forward``), where torch's dim-1 softmax is three times slower.
+    """
+    return torch.softmax(t.permute(0, 2, 3, 1), dim=-1).permute(0, 3, 1, 2)
+
+
 def _dw(n: int, k: int = 3, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(n, n, k, padding=dilation * (k // 2), dilation=dilation, groups=n)
 
@@ -59,7 +67,7 @@ class GatedSpatialBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.gate(F.max_pool2d(x, 3, stride=1, padding=1))
-        return torch.softmax(a, dim=1) * F.gelu(self.value(x)) + x
+        return _softmax_channels(a) * F.gelu(self.value(x)) + x
 
 
 class SpaCAM(nn.Sequential):
@@ -109,6 +117,8 @@ class SSCFM(nn.Module):
     """Spatial-spectral cross fusion -> residual map f (60 112 params at D=64).
 
     The four per-group 3x3 convs (D/2 -> D/4) are held as one grouped conv: same weights, same count.
+    Outside training the 3x3/5x5 mask pair is evaluated as ``a5 + sigmoid(a3 - a5) (a3 - a5)``: the same
+    two-way softmax without stacking the pair (mask dropout exists in training only).
     """
 
     def __init__(self, n: int, mask_dropout: float = 0.1) -> None:
@@ -128,14 +138,33 @@ class SSCFM(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         s, t = self.norm_a(a), self.norm_b(b)
         a3, a5 = self.lka3(s), self.lka5(s)
-        w = F.dropout(torch.softmax(torch.stack([a3, a5]), dim=0), self.mask_dropout, self.training)
-        sa = w[0] * a3 + w[1] * a5
+        if self.training:
+            w = F.dropout(torch.softmax(torch.stack([a3, a5]), dim=0), self.mask_dropout, True)
+            sa = w[0] * a3 + w[1] * a5
+        else:
+            d = a3 - a5
+            sa = torch.addcmul(a5, torch.sigmoid(d), d)
         v = torch.sigmoid(self.sse2(F.relu(self.sse1(t.amax(dim=(2, 3))))))[:, :, None, None]
-        bsz, n, hh, ww = s.shape
-        p = (sa * t).reshape(bsz, 4, n // 4, hh, ww)
-        q = (v * s).reshape(bsz, 4, n // 4, hh, ww)
-        o = F.gelu(self.groups(torch.cat([p, q], dim=2).reshape(bsz, 2 * n, hh, ww)))
+        o = F.gelu(self.groups(_interleave_groups(sa * t, v * s, 4)))
         return self.out(o)
+
+
+def _interleave_groups(p: torch.Tensor, q: torch.Tensor, groups: int) -> torch.Tensor:
+    """``[p_1, q_1, ..., p_g, q_g]`` along the channels (each split into ``groups`` parts), in ``p``'s layout.
+
+    Written into one buffer through a (B, g, 2, n/g, H, W) view, so a channels-last input stays channels-last
+    (a 5-D ``cat`` + reshape would return a contiguous NCHW tensor and slow every later convolution).
+    """
+    bsz, n, hh, ww = p.shape
+    out = torch.empty((bsz, 2 * n, hh, ww), dtype=p.dtype, device=p.device, memory_format=_layout(p))
+    view = out.unflatten(1, (groups, 2, n // groups))
+    view[:, :, 0].copy_(p.unflatten(1, (groups, n // groups)))
+    view[:, :, 1].copy_(q.unflatten(1, (groups, n // groups)))
+    return out
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
 
 
 class Enc(nn.Sequential):
@@ -223,12 +252,19 @@ class CoFusion(nn.Module):
         return -(-32 // a) * a  # >= 32 and a multiple of the align step (48 at r = 3)
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Runs channels-last (oneDNN's native layout on the CPU: no per-convolution reorders); returns NCHW.
+
+        ``head_y`` (1x1) is applied before the bilinear up-sampling, not after: both are linear and the
+        bilinear weights sum to 1, so the order does not change the result, only the cost (LR, not HR).
+        """
         check_pair(y, z, *self.bands, self.ratio, self.align(self.ratio))
+        y = y.contiguous(memory_format=torch.channels_last)
+        z = z.contiguous(memory_format=torch.channels_last)
         hh, ww = z.shape[-2:]
         sizes = [(hh, ww), (hh // 2, ww // 2), (hh // 4, ww // 4)]
         y_up = _resize(y, sizes[0])
         hz = self.head_z(z)
-        l1 = self.enc_l1(torch.cat([hz, self.head_y(y_up)], dim=1))
+        l1 = self.enc_l1(torch.cat([hz, _resize(self.head_y(y), sizes[0])], dim=1))
         l2 = self.enc_l2(_resize(l1, sizes[1]))
         l3 = self.enc_l3(_resize(l2, sizes[2]))
         y3 = self.head_y3(_resize(y, sizes[2]))
@@ -238,7 +274,7 @@ class CoFusion(nn.Module):
         r1, r2, r3 = (level(a, b) for level, a, b in zip(self.levels, (l1, l2, l3), (g1, g2, g3)))
         x2 = r2 + self.up2(_resize(r3, sizes[1]))
         x1 = r1 + self.up1(_resize(x2, sizes[0]))
-        return self.tail2(F.gelu(self.tail1(x1))) + y_up
+        return (self.tail2(F.gelu(self.tail1(x1))) + y_up).contiguous()
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:

@@ -24,6 +24,7 @@ def load_spec(e: NetworkEntry) -> NetSpec:
     if not isinstance(spec, NetSpec):
         raise TypeError(f"models.{e.module} (network {e.id!r}) defines no SPEC = NetSpec(...)")
     needs = ("loss", "default_optimizer") if e.kind == SUPERVISED else ("fit",)
+    needs += ("fit_per_tile",) if e.per_tile_option else ()
     missing = [name for name in needs if getattr(spec, name) is None]
     if missing:
         raise TypeError(f"models.{e.module}.SPEC (a {e.kind} network) must declare {', '.join(missing)}")

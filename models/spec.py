@@ -30,8 +30,11 @@ class NetSpec:
         default_optimizer: supervised nets: ``default_optimizer(params, iterations) -> (optimizer,
             scheduler or None)``, the paper's recipe for a run of ``iterations`` steps.
         fit: unsupervised nets: ``fit(y, z, ratio, srf=..., iterations=..., callback=..., seed=...,
-            device=..., **defaults)``; fit-once nets return an object with ``predict(z) -> x``, per-tile
+            device=..., **defaults)``; fit-once nets return an object with ``predict(y, z) -> x``
+            (the LR-HSI and HR-MSI tiles; a map that needs only ``z`` ignores ``y``), per-tile
             nets return ``(x, info)``.
+        fit_per_tile: a fit-once net that can also be optimised on every tile (catalogue
+            ``per_tile_option``): that ``fit``, returning ``(x, info)``.
         tile: HR core tile side the engine uses when the user leaves TILE_SIZE automatic (0): chosen per
             network from measured CPU inference speed (docs/benchmarks.md, "Whole scenes with the networks").
         paper_params: parameter count reported by the paper at its settings, or None.
@@ -46,6 +49,7 @@ class NetSpec:
     loss: Optional[Callable[..., Any]] = None
     default_optimizer: Optional[Callable[..., Any]] = None
     fit: Optional[Callable[..., Any]] = None
+    fit_per_tile: Optional[Callable[..., Any]] = None
     tile: int = 256
     paper_params: Optional[int] = None
     reference: str = ""

@@ -170,10 +170,13 @@ class SSJCN(nn.Module):
             raise ValueError(f"HR size {H}x{W} must be a multiple of lcm(4, ratio) = {a}")
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Runs channels-last (oneDNN's native layout on the CPU: no per-convolution reorders); returns NCHW."""
         self.check_inputs(y, z)
+        y = y.contiguous(memory_format=torch.channels_last)
+        z = z.contiguous(memory_format=torch.channels_last)
         x0 = F.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
         x1 = self.stage1(x0, y, z)
-        return self.stage2(x1, y, z)
+        return self.stage2(x1, y, z).contiguous()
 
 
 def loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,9 @@ TEST_ITERATIONS = (40, 40, 10)
 #: linearly to 0 (20000/10000, 30000/20000, 15000/5000).
 STAGE_LR = (1e-3, 1e-3, 6e-5)
 STAGE_DECAY_FROM = (0.5, 2.0 / 3.0, 1.0 / 3.0)
+#: HR rows per strip of stage 3's HR terms (:func:`cross_terms`): 64 rows of a 512-px crop keep one strip's
+#: activations near 250 MB.
+STRIP_ROWS = 64
 
 def _lrelu(t: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(t, 0.2)
@@ -198,14 +201,19 @@ class SCFConv(nn.Module):
         """Go back to per-sample attention (training)."""
         self.frozen.fill_(False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mean: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Per-sample (or frozen) attention, then the conv.
+
+        ``mean`` (B, n_in) replaces ``x``'s own channel mean: a strip of a larger image gets the whole image's.
+        """
         b, _, hh, ww = x.shape
         if bool(self.frozen):
             a_s = self.frozen_spatial.expand(b, -1)
             a_c = self.frozen_channel.expand(b, -1)
             a_f = self.frozen_filter.expand(b, -1)
         else:
-            a_s, a_c, a_f = self.attention(x.mean(dim=(2, 3), keepdim=True))
+            mean = x.mean(dim=(2, 3), keepdim=True) if mean is None else mean.reshape(b, self.n_in, 1, 1)
+            a_s, a_c, a_f = self.attention(mean)
         g, k = self.groups, self.k
         cin_g, cout_g = self.n_in // g, self.n_out // g
         # input-channel factor of W[o, j] is α_c[group(o)·cin_g + j]
@@ -232,8 +240,13 @@ class GCE(nn.Module):
         nn.init.zeros_(self.project.weight)
         nn.init.zeros_(self.project.bias)
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        return u + self.project(_lrelu(self.scf(_lrelu(self.expand(u)))))
+    def forward(self, u: torch.Tensor, mean: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``mean``: the SCFConv input's channel mean (see :meth:`SCFConv.forward`); None = ``u``'s own."""
+        return u + self.project(_lrelu(self.scf(self.hidden(u), mean)))
+
+    def hidden(self, u: torch.Tensor) -> torch.Tensor:
+        """The SCFConv's input."""
+        return _lrelu(self.expand(u))
 
 
 class SpeU(nn.Module):
@@ -259,12 +272,15 @@ class SpeU(nn.Module):
         return f
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        f = self.features(z)
-        f = f + _lrelu(self.scf(f))
+        return self.head(self.features(z))
+
+    def head(self, f: torch.Tensor, mean: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Residual SCFConv and the output map on features ``f`` (``mean``: see :meth:`SCFConv.forward`)."""
+        f = f + _lrelu(self.scf(f, mean))
         return _lrelu(self.out(f))
 
     @torch.no_grad()
-    def freeze_attention(self, z: torch.Tensor, rows: int = 256) -> None:
+    def freeze_attention(self, z: torch.Tensor, rows: int = STRIP_ROWS) -> None:
         """Compute the SCFConv attention from the whole HR-MSI ``z`` (in row strips) and freeze it."""
         total = torch.zeros(self.width, dtype=torch.float64, device=z.device)
         count = 0
@@ -273,6 +289,73 @@ class SpeU(nn.Module):
             total += f.sum(dim=(0, 2, 3)).double()
             count += f.shape[0] * f.shape[2] * f.shape[3]
         self.scf.freeze((total / max(count, 1)).float().reshape(1, -1))
+
+
+def _rows(t: torch.Tensor, first: int, last: int, origin: int = 0) -> torch.Tensor:
+    """Image rows ``first:last`` of ``t``, whose row 0 is image row ``origin``."""
+    return t[..., first - origin:last - origin, :]
+
+
+def _feature_sum(spe_u: "SpeU", z: torch.Tensor) -> torch.Tensor:
+    """Per-sample channel sums (B, width) of SpeU's features on a strip of the HR-MSI."""
+    return spe_u.features(z).sum(dim=(2, 3))
+
+
+def _x_hat_rows(model: "UDS2C2", z: torch.Tensor, first: int, last: int, m_spe: Optional[torch.Tensor]):
+    """``X^ = SpeU(Z)`` on image rows ``first:last`` of the whole HR-MSI ``z`` (SpeU's halo read from it)."""
+    halo = model.spe_u.scf.k // 2
+    a, b = max(0, first - halo), min(z.shape[-2], last + halo)
+    f = model.spe_u.features(_rows(z, a, b))
+    return _rows(model.spe_u.head(f, m_spe), first, last, a)
+
+
+def _gce_hidden_sum(model: "UDS2C2", z: torch.Tensor, first: int, last: int, m_spe) -> torch.Tensor:
+    """Channel sums of GCE's SCFConv input on ``GCE(SpeD(X^))`` over image rows ``first:last``."""
+    return model.gce.hidden(model.spe_d(_x_hat_rows(model, z, first, last, m_spe))).sum(dim=(2, 3))
+
+
+def _cross_sums(model: "UDS2C2", y: torch.Tensor, z: torch.Tensor, first: int, last: int, m_spe, m_gce):
+    """Sums of ``|GCE(SpeD(X^)) - Z|`` and ``|SpaD(X^) - Y|`` over image rows ``first:last`` (multiples of r)."""
+    halo = model.gce.scf.k // 2
+    a, b = max(0, first - halo), min(z.shape[-2], last + halo)
+    x = _x_hat_rows(model, z, a, b, m_spe)
+    g = _rows(model.gce(model.spe_d(x), m_gce), first, last, a)
+    r = model.ratio
+    spa = model.spa_d(_rows(x, first, last, a))
+    return torch.stack([(g - _rows(z, first, last)).abs().sum(),
+                        (spa - _rows(y, first // r, last // r)).abs().sum()])
+
+
+def cross_terms(model: "UDS2C2", y: torch.Tensor, z: torch.Tensor, rows: int = STRIP_ROWS) -> torch.Tensor:
+    """Stage 3's HR terms ``|GCE(SpeD(X^)) - Z| + |SpaD(X^) - Y|`` (L1 means), ``X^ = SpeU(Z)``.
+
+    On the whole HR-MSI at once autograd keeps ~1700 HR channels of SpeU plus GCE's for backward (4.5 GB peak
+    RSS on a 512² HR fit crop, 224 bands). Here the image is cut into strips of ``rows`` HR rows, each
+    recomputed in backward (``torch.utils.checkpoint``), so one strip's activations live at a time. The two
+    SCFConv attentions, whose input is the whole image's channel mean, get those means from earlier passes
+    (summed over strips, gradients flowing through them); strips read a halo for the 3x3 convs. Equal to the
+    whole-image loss up to float summation order, for ~2x the forward arithmetic. A SpaD kernel wider than r
+    (reflect padding at the image edge) falls back to the whole-image computation.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    r = model.ratio
+    height, width = z.shape[-2:]
+    rows = max(r, rows // r * r)
+    if height <= rows or tuple(model.spa_d.kernel.shape[-2:]) != (r, r):
+        x_hat = model.spe_u(z)
+        return F.l1_loss(model.gce(model.spe_d(x_hat)), z) + F.l1_loss(model.spa_d(x_hat), y)
+    strips = [(r0, min(height, r0 + rows)) for r0 in range(0, height, rows)]
+    pixels = height * width
+    m_spe = m_gce = None
+    if not bool(model.spe_u.scf.frozen):
+        m_spe = sum(checkpoint(_feature_sum, model.spe_u, _rows(z, a, b), use_reentrant=False)
+                    for a, b in strips) / pixels
+    if not bool(model.gce.scf.frozen):
+        m_gce = sum(checkpoint(_gce_hidden_sum, model, z, a, b, m_spe, use_reentrant=False)
+                    for a, b in strips) / pixels
+    sums = sum(checkpoint(_cross_sums, model, y, z, a, b, m_spe, m_gce, use_reentrant=False) for a, b in strips)
+    return sums[0] / z.numel() + sums[1] / y.numel()
 
 
 class UDS2C2(nn.Module):
@@ -429,9 +512,8 @@ def fit(y, z, ratio: int, spans=None, srf=None, psf=None, iterations: Sequence[i
         return l1(model.spe_u(target_in), y)
 
     def s3_loss():
-        x_hat = model.spe_u(z)
         spa_z = model.spa_d(z)
-        cross = l1(model.gce(model.spe_d(x_hat)), z) + l1(model.spa_d(x_hat), y)
+        cross = cross_terms(model, y, z)
         if blind:
             return l1(model.gce(model.spe_d(y)), spa_z) + l1(model.spe_u(spa_z), y) + cross
         return 0.5 * l1(model.spe_u(spa_z), y) + cross

@@ -29,7 +29,8 @@ def make_raster(path, array: np.ndarray, geotransform=(365055.0, 30.0, 0.0, 5807
         array = array[None]
     b, h, w = array.shape
     ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, b, dtype)
-    ds.SetGeoTransform(tuple(geotransform))
+    if geotransform is not None:  # None: a raster without georeferencing
+        ds.SetGeoTransform(tuple(geotransform))
     ds.SetProjection(utm_wkt() if wkt is None else wkt)
     for i in range(b):
         band = ds.GetRasterBand(i + 1)

@@ -14,6 +14,11 @@ from .wavelengths import parse_user_wavelengths, read_bad_bands, read_wavelength
 gdal.UseExceptions()
 
 
+# A raster without a geotransform is on its pixel grid: GDAL's default (0, 1, 0, 0, 0, 1) is south-up, so the
+# engine uses QGIS's north-up pixel grid (what simulate writes for such a reference, and what assess compares).
+PIXEL_GRID = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+
+
 @dataclass(frozen=True)
 class RasterInfo:
     """What the engine needs to know of a raster, read once."""
@@ -36,6 +41,11 @@ class RasterInfo:
     """GDAL bands (1-based) left out as alpha; ``mask_kind`` names a GDAL mask that :func:`read_mask_window`
     applies ('' when validity is nodata/NaN only)."""
     has_geotransform: bool = True  # False: GDAL has none (GCPs only, or none); geotransform is its default
+
+    @property
+    def grid(self) -> Tuple[float, ...]:
+        """The geotransform outputs and grid checks use: :data:`PIXEL_GRID` where the raster has none."""
+        return self.geotransform if self.has_geotransform else PIXEL_GRID
 
     @property
     def pixel_size(self) -> Tuple[float, float]:

@@ -43,14 +43,10 @@ def robust_range(data: np.ndarray, low: float = 100.0 - DEFAULT_PERCENTILE, high
 
 
 def gaussian_psf(ratio: int, fwhm: Optional[float] = None):
-    """Block-centred Gaussian PSF (torch) with FWHM in HR pixels (project default FWHM = ratio)."""
-    from ...models.blocks import gaussian_kernel2d
+    """Block-centred Gaussian PSF (torch) with FWHM in HR pixels (``models.blocks.gaussian_psf``)."""
+    from ...models.blocks import gaussian_psf as psf
 
-    fwhm = float(ratio if fwhm is None else fwhm)
-    sigma = fwhm / 2.3548
-    size = 2 * int(np.ceil(3 * sigma)) + ratio
-    size += (size - ratio) % 2
-    return gaussian_kernel2d(size, sigma)
+    return psf(ratio, fwhm)
 
 
 def blur_decimate_torch(t, ratio: int, kernel):

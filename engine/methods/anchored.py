@@ -25,8 +25,9 @@ the three by self-validation one scale down, engine/quality/selfval.py):
 Time (MAX_SECONDS, default ``DEFAULT_MAX_SECONDS``, covers fit and the estimated inference): training
 stops when the time left is what inference will take (measured per pixel on the validation forward,
 times the output's pixels with tile margins, times ``INFERENCE_SAFETY``); UDS2C2 stops its stages at
-the deadline; UMSFT, optimised per tile, runs ``PER_TILE_BUDGET_ITERATIONS`` at reduced scale and is
-dropped (base) when the same count per tile would not fit in the time left.
+the deadline less the estimated inference (engine/learning/budget.py); a net optimised on every tile
+(UMSFT with PER_TILE) runs ``PER_TILE_BUDGET_ITERATIONS`` at reduced scale and is dropped (base) when the
+same count per tile would not fit in the time left. Inference runs under ``torch.inference_mode``.
 With a CHECKPOINT, SAVE_CHECKPOINT or BASE=none the network runs alone (engine/methods/network.py).
 """
 from __future__ import annotations
@@ -42,6 +43,7 @@ import numpy as np
 from ...models.catalogue import FIT_ONCE, PER_TILE
 from ..errors import Cancelled, InputError
 from ..feedback import ensure_feedback
+from ..learning.budget import INFERENCE_SAFETY, Deadline, inference_cost, inference_load, mirror2
 from ..learning.loops import make_optimizer, optimise_validated, robust_range, sample_batch, zero_shot_data
 from ..pipeline.device import resolve_device
 from .base import FusionMethod
@@ -56,9 +58,7 @@ GAIN_LR = 1e-2  # Adam rate of the residual gains: ~100 steps from 0 to 1
 # at full resolution, so smaller reduced-scale gains are within what fails to carry over.
 MIN_GAIN_DB = 0.5
 RANGE_SLACK = 0.5  # outputs clamped to [min - s*span, max + s*span] of the HSI crop
-INFERENCE_SAFETY = 1.5  # margin on the extrapolated inference time
-PER_TILE_BUDGET_ITERATIONS = 20  # per-tile iterations of a per-tile net (UMSFT) under a time budget
-DEFAULT_TILE = 256  # the Toolbox's tile size, for the inference-time estimate
+PER_TILE_BUDGET_ITERATIONS = 80  # ITERATIONS of a net optimised per tile under a time budget (20 a stage)
 MEASURE_FORWARDS = 5  # the inference estimate costs about this many validation forwards (1 + a 4x one)
 AUTO_BASES = ("bicubic", "glp", "gsa")  # BASE=auto's candidates
 
@@ -190,31 +190,6 @@ def blend_gain(net: np.ndarray, base: np.ndarray, target: np.ndarray) -> float:
     return float(np.clip((d * e).sum() / den, 0.0, 1.0)) if den > 0 else 0.0
 
 
-def inference_load(method: FusionMethod, ratio: int, width: int, height: int, tile: int = DEFAULT_TILE
-                   ) -> Tuple[int, int]:
-    """(tiles, HR pixels) a tiled inference of a width x height output computes.
-
-    Each tile's core plus its context (the margin inside the raster, the tile loop's edge pad at its edges:
-    engine/geometry).
-    """
-    from ..pipeline.tile_geometry import edge_pad, tile_geometry
-
-    step, margin, tile = tile_geometry(method, ratio, tile)
-    edge = edge_pad(step, margin)
-    nx, ny = -(-width // tile), -(-height // tile)
-    cols = -(-width // step) * step + 2 * edge + 2 * margin * (nx - 1)
-    rows = -(-height // step) * step + 2 * edge + 2 * margin * (ny - 1)
-    return nx * ny, cols * rows
-
-
-def mirror2(t):
-    """A (1, C, h, w) tensor mirror-tiled 2 x 2 (2h x 2w): a larger input of the same content."""
-    import torch
-
-    t = torch.cat([t, t.flip(-1)], dim=-1)
-    return torch.cat([t, t.flip(-2)], dim=-2)
-
-
 class Part:
     """One area of the degraded pair (training or held-out).
 
@@ -232,23 +207,6 @@ class Part:
 
     def core(self, a: np.ndarray) -> np.ndarray:
         return a[:, :self.h, :self.w]
-
-
-class Deadline:
-    """A feedback whose cancel also fires at a wall-clock deadline.
-
-    Stops UDS2C2's stages at the budget (the caller tells a budget stop from a user's cancel by asking the inner
-    feedback).
-    """
-
-    def __init__(self, feedback, deadline: float) -> None:
-        self.inner, self.deadline = feedback, deadline
-
-    def isCanceled(self) -> bool:  # noqa: N802 (QgsProcessingFeedback's name)
-        return self.inner.isCanceled() or time.perf_counter() > self.deadline
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
 
 class AnchoredNetwork(FusionMethod):
@@ -344,7 +302,7 @@ class AnchoredNetwork(FusionMethod):
         feedback.pushInfo(f"{net.entry.long_title}: refining {base_name.upper()} on {self._device} ({net._reason}); "
                           f"time budget {self.max_seconds or 'none'} s")
         torch.manual_seed(net.seed)
-        if net.entry.kind == PER_TILE and net.srf is None:
+        if net.entry.metadata_spans and net.srf is None:
             net.spans = metadata_spans(scene.pair.hsi, scene.pair.msi)
         y, z, _ = scene.read_crop(net.crop_lr)
         good = scene.pair.hsi.good_bands
@@ -352,7 +310,7 @@ class AnchoredNetwork(FusionMethod):
         self._set_radiometry(y, z, feedback)
         yn, zn = self._normalise(y, "hsi"), self._normalise(z, "msi")
         (yt, zt), (yv, zv) = split_holdout(yn, zn, r)
-        per_tile = net.entry.kind == PER_TILE  # its size rule is met by padding in each call
+        per_tile = net.kind == PER_TILE  # its size rule is met by padding in each call
         step = r if per_tile else net.align(r)
         min_side = r if per_tile else net.min_hr_size(r)
         train = Part(yt, zt, r, step, min_side, net.psf_fwhm, self._device)
@@ -484,11 +442,7 @@ class AnchoredNetwork(FusionMethod):
             t = time.perf_counter()
             out = forward(p)
             timed.append((out.shape[1] * out.shape[2], time.perf_counter() - t))
-        (p0, t0), (p1, t1) = timed
-        per_px = max((t1 - t0) / (p1 - p0), 0.0)
-        per_tile = max(0.0, t0 - per_px * p0)
-        return {"per_px": per_px, "per_tile": per_tile,
-                "seconds": per_tile * self._out_tiles + per_px * self._out_pixels}
+        return inference_cost(timed, self._out_tiles, self._out_pixels)
 
     def ratio_of(self, part: Part) -> int:
         return part.data.target.shape[-1] // part.data.y_in.shape[-1]
@@ -496,7 +450,7 @@ class AnchoredNetwork(FusionMethod):
     # -- unsupervised: the net's estimate of the degraded pair, blended per band --
     def _fit_blend(self, train: Part, val: Part, feedback) -> None:
         net = self.net
-        if net.entry.kind == FIT_ONCE:
+        if net.kind == FIT_ONCE:
             estimate = self._fit_once(train, feedback)
         else:
             estimate = self._probe_per_tile(train, val, feedback)
@@ -517,21 +471,12 @@ class AnchoredNetwork(FusionMethod):
                           f"{self.report['heldout_gain_db']:+.3f} dB over the base")
 
     def _fit_once(self, train: Part, feedback):
-        import torch
-
         net = self.net
-        budget = Deadline(feedback, self.deadline)
-        try:
-            net._fit_once(train.y_in, train.z_in, budget)
-        except Cancelled:
-            if feedback.isCanceled():
-                raise
-            feedback.pushInfo(f"{net.entry.title}: time budget reached, keeping the map fitted so far")
-        net.training = {"mode": "anchored unsupervised"}
+        net._fit_once(train.y_in, train.z_in, feedback, self.deadline, (self._out_tiles, self._out_pixels))
+        net.training = dict(net.training, mode="anchored unsupervised")
 
         def estimate(part: Part) -> np.ndarray:
-            z = torch.from_numpy(np.ascontiguousarray(part.z_in))[None]
-            return net.fitted.predict(z)[0].float().cpu().numpy()
+            return net.predict(part.y_in, part.z_in, self.ratio_of(part))
 
         return estimate
 
@@ -570,7 +515,7 @@ class AnchoredNetwork(FusionMethod):
             y = torch.from_numpy(self._normalise(lr, "hsi"))[None].to(self._device)
             z = torch.from_numpy(self._normalise(hr, "msi"))[None].to(self._device)
             b = torch.from_numpy(self._normalise(base, "hsi"))[None].to(self._device)
-            with torch.no_grad():
+            with torch.inference_mode():
                 x = self.model(y, z, b)[0].float().cpu().numpy()
             offset, scale = self.norm["hsi"]
             x = x * scale + offset
@@ -580,13 +525,12 @@ class AnchoredNetwork(FusionMethod):
         return np.clip(x, *self.clamp).astype(np.float32)
 
     def _unsupervised_estimate(self, lr, hr, ratio, feedback) -> np.ndarray:
-        import torch
 
-        if self.net.entry.kind == PER_TILE:
+        if self.net.kind == PER_TILE:
             return self.net._apply_per_tile(lr, hr, ratio, ensure_feedback(feedback))
-        z = torch.from_numpy(self._normalise(hr, "msi"))[None]
+        self.net._ensure_device()
         offset, scale = self.norm["hsi"]
-        return self.net.fitted.predict(z)[0].float().cpu().numpy() * scale + offset
+        return self.net.predict(self._normalise(lr, "hsi"), self._normalise(hr, "msi"), ratio) * scale + offset
 
     def _ensure_device(self) -> None:
         if self._device is None:

@@ -3,12 +3,15 @@
 The method dispatches on the network's declared kind (``models.catalogue``), never on its name:
 supervised nets run from a checkpoint, or — the normal case, since no weights can ship for every sensor
 pair — are trained in ``fit`` on the pair itself at reduced resolution (scene-adaptive / zero-shot);
-fit-once nets are optimised once on a representative crop and their pixel-wise map applied per tile;
-per-tile nets, whose attention is global, are optimised on every tile (README, "The networks").
+fit-once nets are optimised once on a representative crop and their fixed map applied per tile (under
+``torch.inference_mode``, on tile arrays only); a net whose catalogue entry offers it can instead be
+optimised on every tile (PER_TILE=True; README, "The networks").
 """
 from __future__ import annotations
 
 import functools
+import math
+import time
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -16,6 +19,7 @@ import numpy as np
 from ...models.catalogue import FIT_ONCE, NETWORKS, PER_TILE, SUPERVISED, NetworkEntry, entry
 from ..errors import CheckpointError, InputError
 from ..feedback import check_cancel, ensure_feedback
+from ..learning.budget import INFERENCE_SAFETY, Deadline, inference_cost, inference_load, mirror2, timed_forwards
 from ..learning.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from ..learning.loops import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
@@ -23,7 +27,6 @@ from ..pipeline.device import limit_cpu_threads, resolve_device
 from ..version import __version__
 from .base import FusionMethod
 
-DEFAULT_CROP_LR = 128  # LR pixels a side used by fit(): 512 HR px at x4
 DEFAULT_PATCH, DEFAULT_BATCH = 64, 4  # scene-adaptive training patch (HR px) and batch
 # Scene-adaptive runs last hundreds of steps, not the papers' 20 000: the recipes' base rates (1e-4 Adam,
 # 4e-4 AdamW) barely move the weights in that budget. 1e-3 with the recipes' schedules gained 3.5 dB over
@@ -54,12 +57,13 @@ class NetworkMethod(FusionMethod):
                  iterations: Optional[int] = None, max_seconds: Optional[float] = None,
                  save_checkpoint: Optional[str] = None, psf_fwhm: Optional[float] = None,
                  patch_size: int = DEFAULT_PATCH, batch_size: int = DEFAULT_BATCH,
-                 learning_rate: Optional[float] = None, crop_lr: int = DEFAULT_CROP_LR,
-                 hyper: Optional[Dict] = None, srf=None, lite: bool = False) -> None:
+                 learning_rate: Optional[float] = None, crop_lr: Optional[int] = None,
+                 hyper: Optional[Dict] = None, srf=None, lite: bool = False, per_tile: bool = False) -> None:
         from ...models.registry import load_spec
 
         limit_cpu_threads()
         self.entry = entry(network)
+        self.kind = PER_TILE if per_tile and self.entry.per_tile_option else self.entry.kind
         self.spec = load_spec(self.entry)
         self.name = network
         self.checkpoint, self.save_path = checkpoint or None, save_checkpoint or None
@@ -68,12 +72,12 @@ class NetworkMethod(FusionMethod):
         self.max_seconds = max_seconds or None
         self.psf_fwhm, self.patch, self.batch = psf_fwhm or None, int(patch_size), int(batch_size)
         self.learning_rate = learning_rate or None
-        self.crop_lr = int(crop_lr)
+        self.crop_lr = int(crop_lr or self.entry.fit_crop_lr)
         self.hyper = dict(self.spec.defaults, **(hyper or {}))
         if lite:
             self.hyper["lite"] = True
         self.srf = srf
-        self.spans = None  # per-tile nets: SRF band groups from the band metadata at fit()
+        self.spans = None  # catalogue metadata_spans: SRF band groups from the band metadata at fit()
         self.model = None
         self.fitted = None
         self.norm: Dict[str, float] = {}
@@ -88,7 +92,7 @@ class NetworkMethod(FusionMethod):
     def align(self, ratio: int) -> int:
         # A per-tile net is optimised on each tile, so tile origins need no pyramid phase: only its size
         # rule, which apply() meets by padding. The others keep their step so every tile sees the same phase.
-        return ratio if self.entry.kind == PER_TILE else self.spec.align(ratio)
+        return ratio if self.kind == PER_TILE else self.spec.align(ratio)
 
     def min_hr_size(self, ratio: int) -> int:
         return self.spec.min_hr_size(ratio)
@@ -108,8 +112,10 @@ class NetworkMethod(FusionMethod):
         return d
 
     def _mode(self) -> str:
-        if not self.entry.supervised:
-            return "unsupervised (per pair)"
+        if self.kind == FIT_ONCE:
+            return "unsupervised, fitted once on a crop"
+        if self.kind == PER_TILE:
+            return "unsupervised, optimised on every tile"
         return "checkpoint" if self.checkpoint else "scene-adaptive"
 
     # -- fit --
@@ -117,12 +123,13 @@ class NetworkMethod(FusionMethod):
         import torch
 
         feedback = ensure_feedback(feedback)
+        deadline = time.perf_counter() + self.max_seconds if self.max_seconds else math.inf
         self._device, self._reason = resolve_device(self.device_spec)
         feedback.pushInfo(f"{self.entry.long_title}: {self._mode()} on {self._device} ({self._reason})")
         self.ratio = scene.ratio
         self.hsi_bands, self.msi_bands = scene.pair.hsi.bands, scene.pair.msi.bands
         torch.manual_seed(self.seed)
-        if self.entry.kind == PER_TILE and self.srf is None:
+        if self.entry.metadata_spans and self.srf is None:
             self.spans = metadata_spans(scene.pair.hsi, scene.pair.msi)
         if self.checkpoint:
             self._load(scene)
@@ -135,8 +142,9 @@ class NetworkMethod(FusionMethod):
             self._train_zero_shot(y, z, feedback)
             if self.save_path:
                 self.save(self.save_path, scene)
-        elif self.entry.kind == FIT_ONCE:
-            self._fit_once(y, z, feedback)
+        elif self.kind == FIT_ONCE:
+            load = inference_load(self, self.ratio, scene.pair.region.width, scene.pair.region.height, self.spec.tile)
+            self._fit_once(y, z, feedback, deadline, load)
 
     def _build(self):
         import torch
@@ -180,26 +188,56 @@ class NetworkMethod(FusionMethod):
         self.training = {"mode": "scene-adaptive", **hist.as_dict()}
         self.model.eval()
 
-    def _fit_once(self, y: np.ndarray, z: np.ndarray, feedback) -> None:
+    def _fit_once(self, y: np.ndarray, z: np.ndarray, feedback, deadline: float = math.inf,
+                  load: Optional[Tuple[int, int]] = None) -> None:
+        """Optimise the fit-once net on a normalised crop; its stages stop at ``deadline`` less the inference.
+
+        ``load`` = (tiles, HR pixels) of the tiled inference to come: with a finite deadline its time is
+        estimated first (an unfitted map timed on the crop and its 2 x 2 mirror) and kept free. A stop at the
+        budget is logged and keeps the map fitted so far; a user's cancel raises Cancelled.
+        """
         import torch
 
+        y, z = mirror_to_step(y, z, self.ratio, max(1, self.spec.align(self.ratio) // self.ratio))
         yt = torch.from_numpy(np.ascontiguousarray(y))[None]
         zt = torch.from_numpy(np.ascontiguousarray(z))[None]
         its = self.stage_iterations()
         total = sum(its)
         done = {"n": 0}
+        options = dict(self.hyper, srf=self.srf, seed=self.seed, device=self._device)
+        if self.spans is not None:
+            options["spans"] = self.spans
+        if math.isfinite(deadline) and load is not None:
+            deadline -= INFERENCE_SAFETY * self._estimate_inference(yt, zt, options, load, feedback)
+        budget = Deadline(feedback, deadline)
 
         def callback(stage, i, n, loss) -> bool:
             done["n"] += 1
             feedback.setProgress(100.0 * self.fit_share * done["n"] / total)
             if i in (1, n) or i % 100 == 0:  # the models count iterations from 1
                 feedback.pushInfo(f"{self.entry.title} {stage}: iteration {i}/{n}, loss {loss:.5f}")
-            return not feedback.isCanceled()
+            return not budget.isCanceled()
 
-        self.fitted = self.spec.fit(yt, zt, self.ratio, srf=self.srf, iterations=its, callback=callback,
-                                    seed=self.seed, device=self._device, **self.hyper)
+        if budget.reached:
+            its = (0,) * len(its)
+        self.fitted = self.spec.fit(yt, zt, self.ratio, iterations=its, callback=callback, **options)
         check_cancel(feedback)
-        self.training = {"mode": "unsupervised", "iterations": total}
+        stopped = budget.reached
+        if stopped:
+            feedback.pushInfo(f"{self.entry.title}: time budget reached after {done['n']} of {total} iterations "
+                              f"(the estimated inference is kept free): keeping the map fitted so far")
+        self.training = {"mode": "unsupervised", "iterations": done["n"],
+                         "stopped_by": "time budget" if stopped else "iterations"}
+
+    def _estimate_inference(self, yt, zt, options: Dict, load: Tuple[int, int], feedback) -> float:
+        """Seconds the tiled inference of ``load`` (tiles, HR px) will take, timed on an unfitted map."""
+        unfitted = self.spec.fit(yt, zt, self.ratio, iterations=(0,) * len(self.stage_iterations()), **options)
+        y, z = yt.to(self._device), zt.to(self._device)
+        timed = timed_forwards(unfitted.predict, (y, z), (mirror2(y), mirror2(z)))
+        cost = inference_cost(timed, *load)
+        feedback.pushInfo(f"inference estimate: {cost['seconds']:.1f} s for {load[1]} px "
+                          f"({cost['per_px'] * 1e6:.2f} us/px + {cost['per_tile']:.2f} s per tile)")
+        return cost["seconds"]
 
     def stage_iterations(self) -> Tuple[int, ...]:
         """ITERATIONS split over the model's fit stages in the catalogue's ``stage_shares``.
@@ -244,20 +282,31 @@ class NetworkMethod(FusionMethod):
 
     # -- apply --
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
-        import torch
 
         feedback = ensure_feedback(feedback)
         self._ensure_device()
-        if self.entry.kind == PER_TILE:
+        if self.kind == PER_TILE:
             return self._apply_per_tile(lr, hr, ratio, feedback)
-        y = torch.from_numpy(np.ascontiguousarray(lr / self.norm["hsi"], dtype=np.float32))[None].to(self._device)
-        z = torch.from_numpy(np.ascontiguousarray(hr / self.norm["msi"], dtype=np.float32))[None].to(self._device)
-        with torch.no_grad():
-            if self.entry.kind == SUPERVISED:
-                x = self.model(y, z)
-            else:
-                x = self.fitted.predict(z)
-        return (x[0].float().cpu().numpy() * self.norm["hsi"]).astype(np.float32)
+        x = self.predict(lr / self.norm["hsi"], hr / self.norm["msi"], ratio)
+        x *= np.float32(self.norm["hsi"])  # in place: no second copy of a padded output tile (300 MB for AMSF-Net)
+        return x
+
+    def predict(self, y: np.ndarray, z: np.ndarray, ratio: int) -> np.ndarray:
+        """The trained or fitted map on one normalised tile pair (C, h, w), (c, H, W) -> (C, H, W) float32.
+
+        Tile arrays in, tile array out, under ``torch.inference_mode``; a fit-once map's size rule is met by
+        padding here.
+        """
+        import torch
+
+        H, W = z.shape[1:]
+        if self.kind == FIT_ONCE:
+            y, z = pad_to_multiple(y, z, ratio, self.spec.align(ratio))
+        yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[None].to(self._device)
+        zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))[None].to(self._device)
+        with torch.inference_mode():
+            x = self.model(yt, zt) if self.kind == SUPERVISED else self.fitted.predict(yt, zt)
+            return x[0, :, :H, :W].float().cpu().numpy()
 
     def _apply_per_tile(self, lr, hr, ratio, feedback) -> np.ndarray:
         H, W = hr.shape[1:]
@@ -276,12 +325,10 @@ class NetworkMethod(FusionMethod):
                 feedback.pushInfo(f"{self.entry.title} tile {stage}: iteration {i}/{n}, loss {loss:.5f}")
             return not feedback.isCanceled()
 
-        options = dict(self.hyper)
-        if "init_steps" in options:
-            # Initialisation steps per tile (3 x 500 in the spec) dwarf a small ITERATIONS budget: cap them by it.
-            options["init_steps"] = min(int(options["init_steps"]), max(20, self.iterations))
-        x, info = self.spec.fit(y, z, ratio, spans=self.spans, srf=self.srf, iterations=self.iterations,
-                                callback=callback, seed=self.seed, device=self._device, **options)
+        *init, main = self.stage_iterations()  # the same split of ITERATIONS as a fit once, on every tile
+        options = dict(self.hyper, init_steps=tuple(init))
+        x, info = self.spec.fit_per_tile(y, z, ratio, spans=self.spans, srf=self.srf, iterations=main,
+                                         callback=callback, seed=self.seed, device=self._device, **options)
         check_cancel(feedback)
         self.training = {"mode": "unsupervised per tile", "iterations": self.iterations}
         return (x[0].detach().float().cpu().numpy() * norm["hsi"]).astype(np.float32)
@@ -411,7 +458,13 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
             Param("batch_size", int, DEFAULT_BATCH, "Batch size", minimum=1),
             Param("learning_rate", float, 0.0, f"Learning rate (0 = {SCENE_ADAPTIVE_LR:g})", minimum=0),
         ]
-    params.append(Param("crop_lr", int, DEFAULT_CROP_LR, "Training crop (LR px a side)", minimum=4, key="CROP_SIZE"))
+    params.append(Param("crop_lr", int, e.fit_crop_lr, "Training crop (LR px a side)", minimum=4, key="CROP_SIZE"))
+    if e.per_tile_option:
+        cost = e.seconds_per_mpx
+        params.append(Param("per_tile", bool, False, "Optimise on every tile (slow; default: fit once, apply per tile)",
+                            help=f"fit once on a crop, then about {cost.get(FIT_ONCE, 0):g} s per HR Mpx on 2 CPU "
+                            f"cores; optimised on every tile about {cost.get(PER_TILE, 0):g} s per HR Mpx "
+                            "(docs/networks.md)"))
     if e.lite:
         params.append(Param("lite", bool, False, "Lite configuration (non-paper, faster)"))
     params += [

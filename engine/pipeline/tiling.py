@@ -19,6 +19,7 @@ from ..io.raster import open_raster
 from ..io.scene import Scene, read_pair_window
 from ..io.windows import Window, align_outward, intersection, tiles
 from .device import is_out_of_memory
+from .memory import TILE_BUFFERS, release_free_memory
 from .tile_geometry import edge_pad, tile_geometry
 
 T = TypeVar("T")
@@ -195,7 +196,10 @@ def finish_tile(method, core: Window, data, plan: TilePlan, feedback: Optional[F
     else:
         est = apply_with_retry(method, lr, hr, plan.ratio, plan.step, plan.margin, plan.pads(core),
                                ensure_feedback(feedback))
-        out = np.array(est[:, vs[0], vs[1]], dtype=np.float32)
+        core_est = est[:, vs[0], vs[1]]
+        out = TILE_BUFFERS.take(core_est.shape)  # handed back once written (engine/api.py)
+        np.copyto(out, core_est, casting="unsafe")  # as np.array(..., dtype=float32) did
+        del est, core_est  # a network's padded tile (AMSF-Net: 224 x 576² x 4 B = 300 MB) freed now
     out[:, ~valid[vs]] = plan.nodata
     if plan.bad_bands is not None:
         out[plan.bad_bands] = plan.nodata
@@ -223,6 +227,7 @@ def fuse_tiles(scene: Scene, method, write_block: Callable[[np.ndarray, Window],
     here (the two halves of :func:`compute_tile`, which :mod:`.distributed` runs on workers).
     """
     feedback = ensure_feedback(feedback)
+    release_free_memory()  # what fit() freed (a network's training graphs) goes back to the OS first
     plan, cores = plan_tiles(scene, method, tile_size, nodata)
     feedback.pushInfo(f"{len(cores)} tile(s) of up to {plan.tile} px, margin {plan.margin} px, ratio {plan.ratio}")
     hsi_ds, msi_ds = open_raster(scene.pair.hsi.path), open_raster(scene.pair.msi.path)

@@ -39,10 +39,10 @@ def check_same_grid(a: RasterInfo, b: RasterInfo, role_a: str, role_b: str) -> N
     if (a.width, a.height) != (b.width, b.height):
         raise GridError(f"{role_a} {a.path} is {a.width}x{a.height} px but {role_b} {b.path} is "
                         f"{b.width}x{b.height} px; both must share one grid")
-    px = max(abs(a.geotransform[1]), abs(a.geotransform[5]), 1e-12)
-    if any(abs(u - v) > GT_TOLERANCE * px for u, v in zip(a.geotransform, b.geotransform)):
-        raise GridError(f"{role_a} {a.path} (geotransform {a.geotransform}) and {role_b} {b.path} "
-                        f"(geotransform {b.geotransform}) are not on the same grid")
+    px = max(abs(a.grid[1]), abs(a.grid[5]), 1e-12)
+    if any(abs(u - v) > GT_TOLERANCE * px for u, v in zip(a.grid, b.grid)):
+        raise GridError(f"{role_a} {a.path} (geotransform {a.grid}) and {role_b} {b.path} "
+                        f"(geotransform {b.grid}) are not on the same grid")
 
 
 def _scaled(info: RasterInfo, idx: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

@@ -191,11 +191,9 @@ def _validate_simulation(reference, out_hsi, out_msi, ratio, psf, sensor, srf_fi
     info = raster_info(reference, wavelengths)
     if info.bands < 3:
         raise InputError(f"reference {reference} has {info.bands} band(s); a hyperspectral reference is needed")
-    gt = info.geotransform
+    gt = info.grid
     if gt[2] != 0 or gt[4] != 0:
         raise GridError(f"reference {reference} has a rotated geotransform; warp it north-up first")
-    if not info.has_geotransform:  # GDAL's default (0, 1, 0, 0, 0, 1) is south-up: use QGIS's pixel grid
-        gt = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
     if not info.has_georeference:
         feedback.pushWarning(f"reference {reference} has no georeferencing: outputs use its pixel grid "
                              f"(HR pixel 1 x 1 at origin 0,0, LR pixel {r} x {r}) and no CRS")

@@ -11,6 +11,7 @@ from osgeo import gdal, osr
 from hsifusion.engine.errors import BandError, Cancelled, CrsMismatchError, GridError
 from hsifusion.engine.feedback import LogFeedback
 from hsifusion.engine.quality.assess import assess
+from rasterkit import make_raster
 
 METRIC_KEYS = ("PSNR", "SSIM", "SAM", "ERGAS", "RMSE", "CC", "UIQI", "Q2N")
 
@@ -226,3 +227,23 @@ def test_no_reference_qnr(ref_path, ref_data, est_path, tmp_path):
     assert good_fusion["QNR"] > poor["QNR"]
     both = assess(ref_path, est_path, 4, lr_hsi=lr_path, msi=msi_path)
     assert np.isfinite(both["PSNR"]) and np.isfinite(both["QNR"])
+
+
+def test_simulated_pair_of_a_reference_without_georeferencing_is_assessed(tmp_path):
+    """Simulate puts such a reference's outputs on the north-up pixel grid; assess compares it on that grid."""
+    from hsifusion.engine import api
+
+    rng = np.random.default_rng(3)
+    cube = (rng.random((20, 64, 64)) + 1.0).astype(np.float32)
+    ref = make_raster(tmp_path / "ref.tif", cube, geotransform=None, wkt="",
+                      wavelengths=[450 + 95 * i for i in range(20)])
+    assert gdal.Open(ref).GetGeoTransform(can_return_null=True) is None
+    lr, msi = str(tmp_path / "lr.tif"), str(tmp_path / "msi.tif")
+    api.simulate(ref, lr, msi, ratio=4, sensor="sentinel2a_msi")
+    est = str(tmp_path / "est.tif")
+    api.fuse(lr, msi, est, "upsample")
+    res = assess(ref, est, ratio=4)
+    x = gdal.Open(est).ReadAsArray().astype(np.float64)
+    mse = ((x - cube) ** 2).reshape(20, -1).mean(axis=1)
+    peak = cube.reshape(20, -1).max(axis=1).astype(np.float64)
+    assert res["PSNR"] == pytest.approx(float(np.mean(10 * np.log10(peak ** 2 / mse))), rel=1e-6)
