@@ -46,6 +46,15 @@ def _softmax_channels(t: torch.Tensor) -> torch.Tensor:
     return torch.softmax(t.permute(0, 2, 3, 1), dim=-1).permute(0, 3, 1, 2)
 
 
+def global_max(t: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C): the network's only non-local operation (SpeCAM, SSCFM).
+
+    It pools over the tile, so a tile's output depends on the tile's extent beyond any margin
+    (docs/networks.md#cofusion-defaults); everything else reaches a bounded neighbourhood.
+    """
+    return t.amax(dim=(2, 3))
+
+
 def _dw(n: int, k: int = 3, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(n, n, k, padding=dilation * (k // 2), dilation=dilation, groups=n)
 
@@ -101,7 +110,7 @@ class SpeCAM(nn.Module):
         ll, lh, hl, hh = haar(x)
         f_lo = F.gelu(self.dw_lo(ll))
         f_hi = F.gelu(self.dw_hi(lh + hl + hh))
-        z = F.gelu(self.squeeze(torch.cat([f_lo.amax(dim=(2, 3)), f_hi.amax(dim=(2, 3))], dim=1)))
+        z = F.gelu(self.squeeze(torch.cat([global_max(f_lo), global_max(f_hi)], dim=1)))
         e = F.relu(z.unsqueeze(2) * z.unsqueeze(1) * self.expand_weight)  # (B, D, D)
         m = torch.topk(e, self.top_k, dim=2, largest=True, sorted=True).values  # (B, D, K)
         s = self.z0.expand_as(z)
@@ -144,7 +153,7 @@ class SSCFM(nn.Module):
         else:
             d = a3 - a5
             sa = torch.addcmul(a5, torch.sigmoid(d), d)
-        v = torch.sigmoid(self.sse2(F.relu(self.sse1(t.amax(dim=(2, 3))))))[:, :, None, None]
+        v = torch.sigmoid(self.sse2(F.relu(self.sse1(global_max(t)))))[:, :, None, None]
         o = F.gelu(self.groups(_interleave_groups(sa * t, v * s, 4)))
         return self.out(o)
 
