@@ -81,9 +81,9 @@ def _share_pooling(name, monkeypatch) -> SharedPooling:
 
 
 def _tiled_and_whole(net, y, z, margin, shared):
-    """Core tiles of CORE px with ``margin`` of context cut from one mirror-padded pair, and the whole pair."""
+    """Core tiles of CORE px with ``margin`` of context cut from one edge-padded pair, and the whole pair."""
     m, ml = margin, margin // RATIO
-    yp, zp = F.pad(y, (ml,) * 4, mode="reflect"), F.pad(z, (m,) * 4, mode="reflect")
+    yp, zp = F.pad(y, (ml,) * 4, mode="replicate"), F.pad(z, (m,) * 4, mode="replicate")
     H, W = z.shape[-2:]
     with torch.no_grad():
         shared.record()
