@@ -265,13 +265,14 @@ class CoFusion(nn.Module):
 
         ``head_y`` (1x1) is applied before the bilinear up-sampling, not after: both are linear and the
         bilinear weights sum to 1, so the order does not change the result, only the cost (LR, not HR).
+        The up-sampled HSI (all bands at HR) is made only for the final residual, and outside autograd the
+        residual is written straight into the NCHW result: two fewer all-band HR tensors at the peak.
         """
         check_pair(y, z, *self.bands, self.ratio, self.align(self.ratio))
         y = y.contiguous(memory_format=torch.channels_last)
         z = z.contiguous(memory_format=torch.channels_last)
         hh, ww = z.shape[-2:]
         sizes = [(hh, ww), (hh // 2, ww // 2), (hh // 4, ww // 4)]
-        y_up = _resize(y, sizes[0])
         hz = self.head_z(z)
         l1 = self.enc_l1(torch.cat([hz, _resize(self.head_y(y), sizes[0])], dim=1))
         l2 = self.enc_l2(_resize(l1, sizes[1]))
@@ -283,7 +284,11 @@ class CoFusion(nn.Module):
         r1, r2, r3 = (level(a, b) for level, a, b in zip(self.levels, (l1, l2, l3), (g1, g2, g3)))
         x2 = r2 + self.up2(_resize(r3, sizes[1]))
         x1 = r1 + self.up1(_resize(x2, sizes[0]))
-        return (self.tail2(F.gelu(self.tail1(x1))) + y_up).contiguous()
+        t = self.tail2(F.gelu(self.tail1(x1)))
+        if torch.is_grad_enabled():
+            return (t + _resize(y, sizes[0])).contiguous()
+        out = torch.empty(t.shape, dtype=t.dtype, device=t.device)
+        return torch.add(t, _resize(y, sizes[0]), out=out)
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -341,6 +346,9 @@ SPEC = NetSpec(
     align=CoFusion.align,
     min_hr_size=CoFusion.min_hr_size,
     defaults={"blocks": PAPER_BLOCKS, "lite": False},
+    # Forward peak RSS at 224 bands, margin 64: 1.1 GiB for 256 px tiles, 1.55 GiB for 384 (lite 512: 2.5 GiB);
+    # with the engine's queued tiles 384 would approach 2 GB (docs/networks.md#cofusion-defaults).
+    tile=256,
     paper_params=4_910_000,
     reference=(
         "B. Li, 'CoFusion: Multispectral and Hyperspectral Image Fusion via Spectral Coordinate "
