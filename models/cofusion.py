@@ -46,6 +46,15 @@ def _softmax_channels(t: torch.Tensor) -> torch.Tensor:
     return torch.softmax(t.permute(0, 2, 3, 1), dim=-1).permute(0, 3, 1, 2)
 
 
+def global_max(t: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C): the network's only non-local operation (SpeCAM, SSCFM).
+
+    It pools over the tile, so a tile's output depends on the tile's extent beyond any margin
+    (docs/networks.md#cofusion-defaults); everything else reaches a bounded neighbourhood.
+    """
+    return t.amax(dim=(2, 3))
+
+
 def _dw(n: int, k: int = 3, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(n, n, k, padding=dilation * (k // 2), dilation=dilation, groups=n)
 
@@ -101,7 +110,7 @@ class SpeCAM(nn.Module):
         ll, lh, hl, hh = haar(x)
         f_lo = F.gelu(self.dw_lo(ll))
         f_hi = F.gelu(self.dw_hi(lh + hl + hh))
-        z = F.gelu(self.squeeze(torch.cat([f_lo.amax(dim=(2, 3)), f_hi.amax(dim=(2, 3))], dim=1)))
+        z = F.gelu(self.squeeze(torch.cat([global_max(f_lo), global_max(f_hi)], dim=1)))
         e = F.relu(z.unsqueeze(2) * z.unsqueeze(1) * self.expand_weight)  # (B, D, D)
         m = torch.topk(e, self.top_k, dim=2, largest=True, sorted=True).values  # (B, D, K)
         s = self.z0.expand_as(z)
@@ -144,7 +153,7 @@ class SSCFM(nn.Module):
         else:
             d = a3 - a5
             sa = torch.addcmul(a5, torch.sigmoid(d), d)
-        v = torch.sigmoid(self.sse2(F.relu(self.sse1(t.amax(dim=(2, 3))))))[:, :, None, None]
+        v = torch.sigmoid(self.sse2(F.relu(self.sse1(global_max(t)))))[:, :, None, None]
         o = F.gelu(self.groups(_interleave_groups(sa * t, v * s, 4)))
         return self.out(o)
 
@@ -256,13 +265,14 @@ class CoFusion(nn.Module):
 
         ``head_y`` (1x1) is applied before the bilinear up-sampling, not after: both are linear and the
         bilinear weights sum to 1, so the order does not change the result, only the cost (LR, not HR).
+        The up-sampled HSI (all bands at HR) is made only for the final residual, and outside autograd the
+        residual is written straight into the NCHW result: two fewer all-band HR tensors at the peak.
         """
         check_pair(y, z, *self.bands, self.ratio, self.align(self.ratio))
         y = y.contiguous(memory_format=torch.channels_last)
         z = z.contiguous(memory_format=torch.channels_last)
         hh, ww = z.shape[-2:]
         sizes = [(hh, ww), (hh // 2, ww // 2), (hh // 4, ww // 4)]
-        y_up = _resize(y, sizes[0])
         hz = self.head_z(z)
         l1 = self.enc_l1(torch.cat([hz, _resize(self.head_y(y), sizes[0])], dim=1))
         l2 = self.enc_l2(_resize(l1, sizes[1]))
@@ -274,7 +284,11 @@ class CoFusion(nn.Module):
         r1, r2, r3 = (level(a, b) for level, a, b in zip(self.levels, (l1, l2, l3), (g1, g2, g3)))
         x2 = r2 + self.up2(_resize(r3, sizes[1]))
         x1 = r1 + self.up1(_resize(x2, sizes[0]))
-        return (self.tail2(F.gelu(self.tail1(x1))) + y_up).contiguous()
+        t = self.tail2(F.gelu(self.tail1(x1)))
+        if torch.is_grad_enabled():
+            return (t + _resize(y, sizes[0])).contiguous()
+        out = torch.empty(t.shape, dtype=t.dtype, device=t.device)
+        return torch.add(t, _resize(y, sizes[0]), out=out)
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -332,6 +346,9 @@ SPEC = NetSpec(
     align=CoFusion.align,
     min_hr_size=CoFusion.min_hr_size,
     defaults={"blocks": PAPER_BLOCKS, "lite": False},
+    # Forward peak RSS at 224 bands, margin 64: 1.1 GiB for 256 px tiles, 1.55 GiB for 384 (lite 512: 2.5 GiB);
+    # with the engine's queued tiles 384 would approach 2 GB (docs/networks.md#cofusion-defaults).
+    tile=256,
     paper_params=4_910_000,
     reference=(
         "B. Li, 'CoFusion: Multispectral and Hyperspectral Image Fusion via Spectral Coordinate "

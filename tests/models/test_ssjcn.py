@@ -98,7 +98,7 @@ def test_wrong_shapes_raise(y_shape, z_shape, match):
 def test_registry_entry():
     spec = get_spec("ssjcn")
     assert entry("ssjcn").supervised is True and spec.fit is None
-    assert (spec.margin(4), spec.margin(8), spec.margin(3), spec.margin(2)) == (64, 96, 72, 64)
+    assert (spec.margin(4), spec.margin(8), spec.margin(3), spec.margin(2)) == (24, 48, 24, 24)
     assert (spec.align(4), spec.align(8), spec.align(3)) == (4, 8, 12)
     assert (spec.min_hr_size(4), spec.min_hr_size(8), spec.min_hr_size(3)) == (16, 16, 24)
     net = spec.build(31, 3, 4, **spec.defaults)
