@@ -95,8 +95,8 @@ NETWORKS: Tuple[NetworkEntry, ...] = (
         id="umsft", title="UMSFT", long_title="UMSFT (unsupervised multi-level spatio-spectral fusion transformer)",
         module="umsft", kind=FIT_ONCE, per_tile_option=True, lite=True, iterations=200,
         seconds_per_mpx={FIT_ONCE: 0.0, PER_TILE: 1874.0},
-        sample_budget={"iterations": 80, "lite": True, "max_seconds": 0},
-        stage_shares=(0.25, 0.25, 0.25, 0.25),  # SpeD init, SpaD init, coupled init, main loop
+        sample_budget={"iterations": 100, "lite": True, "max_seconds": 0},
+        stage_shares=(0.2, 0.2, 0.2, 0.2, 0.2),  # SpeD init, SpaD init, coupled init, main loop, distil
         fit_crop_lr=64, metadata_spans=True,
     ),
 )
