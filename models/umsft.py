@@ -638,10 +638,18 @@ class LocalMap(nn.Module):
         self.info: dict = {}
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        r = self.ratio
-        yb = F.interpolate(y, scale_factor=r, mode="bicubic", align_corners=False)
-        zl = F.interpolate(F.avg_pool2d(z, r), scale_factor=r, mode="bicubic", align_corners=False)
-        return yb + self.body(torch.cat([yb, z, z - zl], 1))
+        r, C = self.ratio, self.hsi_bands
+
+        def up(t: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(t, scale_factor=r, mode="bicubic", align_corners=False)
+
+        first = self.body[0]
+        # body[0](cat[up(y), z, z - zl]) with its bicubic part mixed at LR first: the 1x1 conv commutes with the
+        # upsampling, so the C bands are mixed down to ``width`` on 1/r² of the pixels and never concatenated.
+        zd = torch.cat([z, z - up(F.avg_pool2d(z, r))], 1)
+        h = up(F.conv2d(y, first.weight[:, :C])) + F.conv2d(zd, first.weight[:, C:], first.bias)
+        x = self.body[1:](h)
+        return x.add_(up(y)) if torch.is_inference_mode_enabled() else x + up(y)
 
     def predict(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """HR-HSI tile ``(1, C, r·h, r·w)`` from an LR-HSI tile ``y`` and its HR-MSI tile ``z`` (inference mode)."""
@@ -652,7 +660,8 @@ class LocalMap(nn.Module):
             raise ValueError(f"predict expects y (1,{self.hsi_bands},h,w), z (1,{self.msi_bands},{self.ratio}h,"
                              f"{self.ratio}w); got {tuple(y.shape)}, {tuple(z.shape)}")
         with torch.inference_mode():
-            return torch.maximum(self(y, z), self.floor)
+            x = self(y, z)
+            return torch.maximum(x, self.floor, out=x)
 
 
 def mirror_to_size_rule(y: torch.Tensor, z: torch.Tensor, ratio: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -743,6 +752,7 @@ SPEC = NetSpec(
               "output_ema": 0.7},
     paper_params=None,
     reference=REFERENCE,
+    tile=384,  # fit-once map: 0.04 Mpx/s at 256, 0.06 at 512 on 2 loaded cores; 384 keeps the tile's arrays < 200 MB
     fit=fit_once,
     fit_per_tile=fit_any_size,
 )
