@@ -31,7 +31,14 @@ docs/networks.md#umsft-what-is-reconstructed, measurements in benchmarks/NOTES.m
 - ``output_ema`` (registry default 0.7; ``fit``'s default 0 returns the last iterate as coded): X̂ is the
   exponential average ``a·X̂ + (1 - a)·out`` of the main-loop outputs (Deep Image Prior's averaging).
 
-Size rule: H, W multiples of ``lcm(64, r)``, Y exactly (H/r, W/r): the caller pads.
+Size rule of the net: H, W multiples of ``lcm(64, r)``, Y exactly (H/r, W/r); :func:`fit_once` and
+:func:`fit_any_size` mirror their inputs to it (:func:`mirror_to_size_rule`).
+
+Fit once (REC, the engine's default; docs/networks.md#umsft-fit-once): UMSFT optimises an image, and its
+attention, batch norms and H/8 branch make every pixel depend on the whole input, so it cannot be applied per
+tile. :func:`fit_once` optimises it once on a crop and distils its estimate into a small local map
+(:class:`LocalMap`, receptive field 3·r + 2 HR px) applied to every tile; optimising every tile
+(:func:`fit_any_size`) stays an option of the engine (PER_TILE).
 
 Parameters, CAVE 31/3 x4: non-VGG 6 790 812 (Skips, Spe-FCAs, Merges, RM without SpeD; spec figure),
 SpeD 48, SpaD 25, two truncated VGGs 3 491 712 (spec 3 491 712).
@@ -41,11 +48,9 @@ Cancel: ``callback(stage, i, n, loss)`` after every iteration, stages ``"sped_in
 the X̂ of the last main-loop forward (None if the main loop had not started) and
 ``info["cancelled"] = True``.
 
-Anchored default (REC; engine/methods/anchored.py): the per-tile optimisation is unchanged;
-it is first run on the pair degraded once more by the ratio, and its estimate is blended with the
-classical base, ``base + g * (UMSFT - base)``, one g in [0, 1] fitted on a training area and scored
-on a held-out one. Under a time budget it runs 20 iterations per tile, and is skipped (the output is the
-base) when that would not fit in the time left.
+Anchored default (REC; engine/methods/anchored.py): the fit once is first run on the pair degraded once
+more by the ratio, and the map's estimate is blended with the classical base, ``base + g * (map - base)``,
+one g in [0, 1] fitted on a training area and scored on a held-out one.
 """
 from __future__ import annotations
 
