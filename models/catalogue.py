@@ -94,9 +94,9 @@ NETWORKS: Tuple[NetworkEntry, ...] = (
     NetworkEntry(
         id="umsft", title="UMSFT", long_title="UMSFT (unsupervised multi-level spatio-spectral fusion transformer)",
         module="umsft", kind=FIT_ONCE, per_tile_option=True, lite=True, iterations=200,
-        # fit once: the distilled map on 2 shared cores, tiles 256-512 (docs/networks.md#umsft-fit-once);
+        # fit once: the distilled map's tiles through the engine on 2 shared cores (docs/networks.md#umsft-fit-once);
         # per tile: docs/benchmarks.md (10 + 3 x 10 steps a tile, before the fit-once default)
-        seconds_per_mpx={FIT_ONCE: 20.0, PER_TILE: 1874.0},
+        seconds_per_mpx={FIT_ONCE: 14.0, PER_TILE: 1874.0},
         sample_budget={"iterations": 100, "lite": True, "max_seconds": 0},
         stage_shares=(0.2, 0.2, 0.2, 0.2, 0.2),  # SpeD init, SpaD init, coupled init, main loop, distil
         fit_crop_lr=32,  # 128 HR px at x4: the lite fit peaks at 1.3 GB RSS there, 3.5 GB on 256 px
