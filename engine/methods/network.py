@@ -294,14 +294,11 @@ class NetworkMethod(FusionMethod):
     def predict(self, y: np.ndarray, z: np.ndarray, ratio: int) -> np.ndarray:
         """The trained or fitted map on one normalised tile pair (C, h, w), (c, H, W) -> (C, H, W) float32.
 
-        Tile arrays in, tile array out, under ``torch.inference_mode``; a fit-once map's size rule is met by
-        padding here.
+        Tile arrays in, tile array out, under ``torch.inference_mode``.
         """
         import torch
 
         H, W = z.shape[1:]
-        if self.kind == FIT_ONCE:
-            y, z = pad_to_multiple(y, z, ratio, self.spec.align(ratio))
         yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[None].to(self._device)
         zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))[None].to(self._device)
         with torch.inference_mode():
@@ -325,7 +322,7 @@ class NetworkMethod(FusionMethod):
                 feedback.pushInfo(f"{self.entry.title} tile {stage}: iteration {i}/{n}, loss {loss:.5f}")
             return not feedback.isCanceled()
 
-        *init, main = self.stage_iterations()  # the same split of ITERATIONS as a fit once, on every tile
+        init, main = self.stage_iterations()[:3], self.stage_iterations()[3]  # a fit once's split, on every tile
         options = dict(self.hyper, init_steps=tuple(init))
         x, info = self.spec.fit_per_tile(y, z, ratio, spans=self.spans, srf=self.srf, iterations=main,
                                          callback=callback, seed=self.seed, device=self._device, **options)

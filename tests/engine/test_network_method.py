@@ -1,4 +1,6 @@
-"""Networks through the engine: checkpoint round trip, mismatch errors, tiled == untiled, seeds."""
+"""Networks through the engine: checkpoint round trip, mismatch errors, tiled == untiled, seeds, fit-once budgets."""
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,7 @@ from hsifusion.engine.errors import CheckpointError
 from hsifusion.engine.feedback import LogFeedback
 from hsifusion.engine.learning.checkpoint import load_checkpoint
 from hsifusion.engine.methods import get_method, list_methods, method_specs
-from hsifusion.models.catalogue import NETWORKS, SUPERVISED, network_ids
+from hsifusion.models.catalogue import FIT_ONCE, NETWORKS, PER_TILE, SUPERVISED, network_ids
 from hsifusion.models.registry import list_networks
 from invariance import assert_tile_invariant
 from rasterkit import read, synthetic_pair
@@ -133,3 +135,62 @@ def test_fit_stages_split_the_iterations(net):
         assert len(stages) == len(shares) and min(stages) >= 1 and sum(stages) == n
         for got, share in zip(stages[:-1], shares[:-1]):
             assert abs(got - n * share) < 1
+
+
+FIT_ONCE_NETS = network_ids(FIT_ONCE)
+PER_TILE_OPTION = [e.id for e in NETWORKS if e.per_tile_option]
+
+
+@pytest.mark.parametrize("net", [e.id for e in NETWORKS])
+def test_per_tile_parameter_is_declared_once_from_the_catalogue(net):
+    """PER_TILE exists exactly where the catalogue offers it, and its help quotes the catalogue's costs."""
+    e = next(x for x in NETWORKS if x.id == net)
+    params = {p.name: p for p in next(s for s in method_specs("network") if s.id == net).params}
+    assert ("per_tile" in params) == e.per_tile_option
+    if e.per_tile_option:
+        assert params["per_tile"].default is False
+        for kind in (FIT_ONCE, PER_TILE):
+            assert f"{e.seconds_per_mpx[kind]:g} s per HR Mpx" in params["per_tile"].help
+        assert get_method(net, base="none", per_tile=True).kind == PER_TILE
+        assert get_method(net, base="none").kind == FIT_ONCE
+
+
+@pytest.mark.parametrize("net", PER_TILE_OPTION)
+def test_fit_once_tiled_equals_untiled(net, tmp_path):
+    """The fit-once map, fitted on the same crop, gives the same pixels whatever the tiling."""
+    hsi, msi = synthetic_pair(tmp_path, ratio=4, lr_size=(24, 20), bands=8, msi_bands=3)
+    params = {"iterations": 5, "lite": True, "device": "cpu", "base": "none", "max_seconds": 0}
+    one, many = api.fuse(hsi, msi, str(tmp_path / "a.tif"), net, params, tile_size=4096), \
+        api.fuse(hsi, msi, str(tmp_path / "b.tif"), net, params, tile_size=32)
+    assert one["TILES"] == 1 and many["TILES"] > 4
+    a = read(str(tmp_path / "a.tif"))
+    assert np.isfinite(a).all()
+    assert_tile_invariant(read(str(tmp_path / "b.tif")), a, net)
+
+
+@pytest.mark.parametrize("net", PER_TILE_OPTION)
+def test_per_tile_option_optimises_each_tile(net, tmp_path):
+    hsi, msi = synthetic_pair(tmp_path, ratio=4, lr_size=(16, 8), bands=8, msi_bands=3)
+    fb = LogFeedback()
+    out = str(tmp_path / "o.tif")
+    api.fuse(hsi, msi, out, net, {"iterations": 5, "lite": True, "device": "cpu", "base": "none", "per_tile": True},
+             tile_size=32, feedback=fb)
+    x = read(out)
+    assert x.shape == (8, 64, 32) and np.isfinite(x).all()
+    assert sum("tile main: iteration 1/" in m for m in fb.messages) == 2  # two tiles, each optimised
+
+
+@pytest.mark.parametrize("net", FIT_ONCE_NETS)
+def test_fit_once_net_ends_within_max_seconds(net, tmp_path):
+    """A budget far below what ITERATIONS need: the stages stop, the log says so, and a result is written."""
+    hsi, msi = synthetic_pair(tmp_path, ratio=4, lr_size=(16, 16), bands=8, msi_bands=3)
+    budget, slack = 4.0, 15.0  # slack: torch start-up, the scene, one step past the deadline, the writer
+    fb = LogFeedback()
+    out = str(tmp_path / "o.tif")
+    t = time.perf_counter()
+    api.fuse(hsi, msi, out, net, {"iterations": 100000, "device": "cpu", "base": "none", "max_seconds": budget},
+             feedback=fb)
+    assert time.perf_counter() - t < budget + slack
+    assert any("time budget reached" in m for m in fb.messages)
+    assert any("inference estimate" in m for m in fb.messages)
+    assert np.isfinite(read(out)).all()

@@ -5,13 +5,17 @@ gradients, determinism, input checks and a tiny lite fit (loss falls, cancel wor
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from hsifusion.models import umsft
-from hsifusion.models.catalogue import entry
+from hsifusion.models.catalogue import FIT_ONCE, entry
 from hsifusion.models.registry import count_parameters, get_spec
+from invariance import assert_tile_invariant
 
 CAVE_SPANS = [list(range(20, 31)), list(range(10, 23)), list(range(0, 12))]
 
@@ -159,9 +163,84 @@ def test_vgg_weights_round_trip(tmp_path):
 
 def test_registry_entry():
     spec = get_spec("umsft")
-    assert entry("umsft").supervised is False and spec.fit is umsft.fit
-    assert (spec.margin(4), spec.align(4), spec.align(3), spec.min_hr_size(8)) == (32, 64, 192, 64)
+    e = entry("umsft")
+    assert e.supervised is False and e.kind == FIT_ONCE and e.per_tile_option
+    assert spec.fit is umsft.fit_once and spec.fit_per_tile is umsft.fit_any_size
+    assert (spec.margin(4), spec.align(4), spec.align(3), spec.min_hr_size(8)) == (32, 4, 3, 8)
     assert isinstance(spec.build(6, 3, 4, lite=True), umsft.UMSFT)
+
+
+@pytest.mark.parametrize("ratio,lr", [(4, (3, 5)), (2, (32, 7)), (3, (1, 1))])
+def test_mirror_to_size_rule_is_numpys_symmetric_pad(ratio, lr):
+    h, w = lr
+    y = torch.arange(2 * h * w, dtype=torch.float32).reshape(1, 2, h, w)
+    z = torch.arange(h * w * ratio * ratio, dtype=torch.float32).reshape(1, 1, h * ratio, w * ratio)
+    Y, Z = umsft.mirror_to_size_rule(y, z, ratio)
+    a = math.lcm(64, ratio)
+    assert Z.shape[-2] % a == 0 and Z.shape[-1] % a == 0 and Z.shape[-2:] == (ratio * Y.shape[-2], ratio * Y.shape[-1])
+    ph, pw = Y.shape[-2] - h, Y.shape[-1] - w
+    assert np.array_equal(Y.numpy(), np.pad(y.numpy(), ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric"))
+    assert np.array_equal(Z.numpy(), np.pad(z.numpy(), ((0, 0), (0, 0), (0, ph * ratio), (0, pw * ratio)),
+                                            mode="symmetric"))
+
+
+def _random_local_map(bands, msi, ratio):
+    torch.manual_seed(1)
+    m = umsft.LocalMap(bands, msi, ratio)
+    torch.nn.init.normal_(m.body[-1].weight, std=0.1)  # not the zero (bicubic) initialisation
+    return m.eval()
+
+
+@pytest.mark.parametrize("ratio", [2, 4])
+def test_local_map_tiles_equal_the_whole_image_with_the_declared_margin(ratio):
+    """The fit-once map is local: a tile with umsft.margin context reproduces the whole image's core."""
+    y = torch.rand(1, 6, 32, 32)
+    z = torch.rand(1, 3, 32 * ratio, 32 * ratio)
+    m = _random_local_map(6, 3, ratio)
+    whole = m.predict(y, z)
+    margin, core, c0 = umsft.UMSFT.margin(ratio), 8 * ratio, 12 * ratio
+    a, b = c0 - margin, c0 + core + margin
+    tile = m.predict(y[..., a // ratio:b // ratio, a // ratio:b // ratio], z[..., a:b, a:b])
+    assert_tile_invariant(tile[..., margin:margin + core, margin:margin + core],
+                          whole[..., c0:c0 + core, c0:c0 + core], "umsft local map")
+    # a context of one LR pixel is not enough (the bicubic upsampling reads two): the check can fail
+    a, b = c0 - ratio, c0 + core + ratio
+    short = m.predict(y[..., a // ratio:b // ratio, a // ratio:b // ratio], z[..., a:b, a:b])
+    assert (short[..., ratio:ratio + core, ratio:ratio + core] - whole[..., c0:c0 + core, c0:c0 + core]).abs().max() \
+        > 1e-3 * whole.abs().max()
+
+
+def test_untrained_local_map_is_bicubic_floored():
+    y, z, _ = _structured_pair(6, 3, 4)
+    m = umsft.LocalMap(6, 3, 4)
+    m.floor = torch.zeros(1, 6, 1, 1)
+    expected = F.interpolate(y, scale_factor=4, mode="bicubic", align_corners=False).clamp_min(0)
+    assert torch.allclose(m.predict(y, z), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="predict expects"):
+        m.predict(y, z[..., :-4, :])
+
+
+def test_fit_once_distils_umsft_and_stops_on_request():
+    y, z, _ = _structured_pair(6, 3, 4)
+    stages = []
+
+    def record(stage, i, n, loss):
+        stages.append((stage, loss))
+
+    fitted = umsft.fit_once(y, z, 4, iterations=(2, 2, 2, 2, 6), lite=True, hsi_skip=True, callback=record)
+    assert isinstance(fitted, umsft.LocalMap) and not fitted.cancelled
+    assert [s for s, _ in stages] == ["sped_init"] * 2 + ["spad_init"] * 2 + ["coupled_init"] * 2 + ["main"] * 2 \
+        + ["distil"] * 6
+    distil = [loss for s, loss in stages if s == "distil"]
+    assert distil[-1] < distil[0]
+    x = fitted.predict(y, z)
+    assert x.shape == (1, 6, 64, 64) and torch.isfinite(x).all() and not x.requires_grad
+
+    stopped = umsft.fit_once(y, z, 4, iterations=(2, 2, 2, 2, 6), lite=True, hsi_skip=True,
+                             callback=lambda stage, i, n, loss: stage != "main")
+    assert stopped.cancelled  # stopped in the main loop: the untrained map, i.e. bicubic (floored)
+    bicubic = F.interpolate(y, scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.allclose(stopped.predict(y, z), torch.maximum(bicubic, stopped.floor), atol=1e-6)
 
 
 def test_floor_at_input_minimum_per_band():
