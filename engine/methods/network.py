@@ -20,6 +20,7 @@ from ..learning.checkpoint import check_compatible, load_checkpoint, save_checkp
 from ..learning.loops import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
 from ..pipeline.device import limit_cpu_threads, resolve_device
+from ..pipeline.runtime import DEFAULT_BACKEND, TileRuntime
 from ..version import __version__
 from .base import FusionMethod
 
@@ -55,7 +56,7 @@ class NetworkMethod(FusionMethod):
                  save_checkpoint: Optional[str] = None, psf_fwhm: Optional[float] = None,
                  patch_size: int = DEFAULT_PATCH, batch_size: int = DEFAULT_BATCH,
                  learning_rate: Optional[float] = None, crop_lr: int = DEFAULT_CROP_LR,
-                 hyper: Optional[Dict] = None, srf=None, lite: bool = False) -> None:
+                 hyper: Optional[Dict] = None, srf=None, lite: bool = False, backend: str = DEFAULT_BACKEND) -> None:
         from ...models.registry import load_spec
 
         limit_cpu_threads()
@@ -73,6 +74,7 @@ class NetworkMethod(FusionMethod):
         if lite:
             self.hyper["lite"] = True
         self.srf = srf
+        self.runtime = TileRuntime(backend)  # supervised tile forward: eager, compile or bf16 (pipeline/runtime.py)
         self.spans = None  # per-tile nets: SRF band groups from the band metadata at fit()
         self.model = None
         self.fitted = None
@@ -250,7 +252,8 @@ class NetworkMethod(FusionMethod):
         y = torch.from_numpy(np.ascontiguousarray(lr / self.norm["hsi"], dtype=np.float32))[None].to(self._device)
         z = torch.from_numpy(np.ascontiguousarray(hr / self.norm["msi"], dtype=np.float32))[None].to(self._device)
         with torch.inference_mode():
-            x = self.model(y, z) if self.entry.kind == SUPERVISED else self.fitted.predict(z)
+            x = (self.runtime.forward(self.model, y, z, feedback=feedback) if self.entry.kind == SUPERVISED
+                 else self.fitted.predict(z))
             # scaled in place: no second and third copy of a padded output tile (300 MB for AMSF-Net)
             return x[0].float().mul_(self.norm["hsi"]).cpu().numpy()
 

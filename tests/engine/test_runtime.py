@@ -79,3 +79,27 @@ def test_runtime_pickles_without_compiled_code():
     rt._compiled, rt._compiled_for = (lambda *a: None), 1
     back = pickle.loads(pickle.dumps(rt))
     assert back.backend == "compile" and back._compiled is None
+
+
+def test_network_method_runs_its_tiles_through_the_backend():
+    """NetworkMethod.apply (supervised) goes through BACKEND: bf16 within its tolerance of eager, eager unchanged."""
+    import numpy as np
+
+    from hsifusion.engine.methods.network import NetworkMethod
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    lr, hr = rng.random((8, 8, 8), dtype=np.float32), rng.random((3, 32, 32), dtype=np.float32)
+    outs = {}
+    for backend in ("eager", "bf16"):
+        m = NetworkMethod("ssjcn", device="cpu", backend=backend)
+        torch.manual_seed(0)
+        m.model = m.spec.build(8, 3, 4, **m.hyper).eval()
+        m.norm, m._device = {"hsi": 2.0, "msi": 1.0}, torch.device("cpu")
+        outs[backend] = m.apply(lr, hr, 4)
+    with torch.no_grad():
+        ref = m.model(torch.from_numpy(lr / 2.0)[None], torch.from_numpy(hr)[None])[0].numpy() * 2.0
+    np.testing.assert_allclose(outs["eager"], ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+    if runtime.bf16_support(torch.device("cpu"))[0]:
+        err = np.abs(outs["bf16"] - ref).max() / np.abs(ref).max()
+        assert 0 < err <= runtime.BF16_TOLERANCE
