@@ -72,6 +72,10 @@ STAGE_DECAY_FROM = (0.5, 2.0 / 3.0, 1.0 / 3.0)
 #: HR rows per strip of stage 3's HR terms (:func:`cross_terms`): 64 rows of a 512-px crop keep one strip's
 #: activations near 250 MB.
 STRIP_ROWS = 64
+#: ...and only on HR-MSIs of more pixels than this: below (the anchored default's reduced-scale pair, small
+#: crops) the whole image's graph stays under ~1 GB at 224 bands and strips would only cost time (the strip
+#: path's HR terms took 3.5-7.6x longer per step on a 256² HR crop, loaded machine).
+STRIP_MIN_PIXELS = 256 * 256
 
 def _lrelu(t: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(t, 0.2)
@@ -309,19 +313,30 @@ def _x_hat_rows(model: "UDS2C2", z: torch.Tensor, first: int, last: int, m_spe: 
     return _rows(model.spe_u.head(f, m_spe), first, last, a)
 
 
-def _gce_hidden_sum(model: "UDS2C2", z: torch.Tensor, first: int, last: int, m_spe) -> torch.Tensor:
-    """Channel sums of GCE's SCFConv input on ``GCE(SpeD(X^))`` over image rows ``first:last``."""
-    return model.gce.hidden(model.spe_d(_x_hat_rows(model, z, first, last, m_spe))).sum(dim=(2, 3))
+def _gce_hidden_sum(model: "UDS2C2", x_hat: torch.Tensor) -> torch.Tensor:
+    """Channel sums of GCE's SCFConv input on ``GCE(SpeD(X^))`` over a strip of ``X^``."""
+    return model.gce.hidden(model.spe_d(x_hat)).sum(dim=(2, 3))
 
 
-def _cross_sums(model: "UDS2C2", y: torch.Tensor, z: torch.Tensor, first: int, last: int, m_spe, m_gce):
-    """Sums of ``|GCE(SpeD(X^)) - Z|`` and ``|SpaD(X^) - Y|`` over image rows ``first:last`` (multiples of r)."""
-    halo = model.gce.scf.k // 2
-    a, b = max(0, first - halo), min(z.shape[-2], last + halo)
-    x = _x_hat_rows(model, z, a, b, m_spe)
-    g = _rows(model.gce(model.spe_d(x), m_gce), first, last, a)
+def _gather_rows(parts, strips, first: int, last: int) -> torch.Tensor:
+    """Image rows ``first:last`` from the strips ``parts`` (image rows ``strips``).
+
+    Slicing the strips, not their concatenation: a slice's backward allocates a zero gradient of what it
+    slices, one strip here, the whole image there.
+    """
+    pieces = [p if (a, b) == (max(a, first), min(b, last)) else _rows(p, max(a, first), min(b, last), a)
+              for p, (a, b) in zip(parts, strips) if a < last and b > first]
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-2)
+
+
+def _cross_sums(model: "UDS2C2", x_rows, y, z, first: int, last: int, a: int, m_gce) -> torch.Tensor:
+    """Sums of ``|GCE(SpeD(X^)) - Z|`` and ``|SpaD(X^) - Y|`` over image rows ``first:last`` (multiples of r).
+
+    ``x_rows``: ``X^`` on image rows ``a:`` (the strip with GCE's halo).
+    """
+    g = _rows(model.gce(model.spe_d(x_rows), m_gce), first, last, a)
     r = model.ratio
-    spa = model.spa_d(_rows(x, first, last, a))
+    spa = model.spa_d(_rows(x_rows, first, last, a))
     return torch.stack([(g - _rows(z, first, last)).abs().sum(),
                         (spa - _rows(y, first // r, last // r)).abs().sum()])
 
@@ -330,19 +345,20 @@ def cross_terms(model: "UDS2C2", y: torch.Tensor, z: torch.Tensor, rows: int = S
     """Stage 3's HR terms ``|GCE(SpeD(X^)) - Z| + |SpaD(X^) - Y|`` (L1 means), ``X^ = SpeU(Z)``.
 
     On the whole HR-MSI at once autograd keeps ~1700 HR channels of SpeU plus GCE's for backward (4.5 GB peak
-    RSS on a 512² HR fit crop, 224 bands). Here the image is cut into strips of ``rows`` HR rows, each
-    recomputed in backward (``torch.utils.checkpoint``), so one strip's activations live at a time. The two
+    RSS on a 512² HR fit crop, 224 bands). Here ``X^`` is computed in strips of ``rows`` HR rows whose SpeU
+    activations are recomputed in backward (``torch.utils.checkpoint``), so only ``X^`` itself, its gradient and
+    one strip's activations live at once; the GCE and SpaD terms run on strips of ``X^`` the same way. The two
     SCFConv attentions, whose input is the whole image's channel mean, get those means from earlier passes
     (summed over strips, gradients flowing through them); strips read a halo for the 3x3 convs. Equal to the
-    whole-image loss up to float summation order, for ~2x the forward arithmetic. A SpaD kernel wider than r
-    (reflect padding at the image edge) falls back to the whole-image computation.
+    whole-image loss up to float summation order, at a cost in time (:data:`STRIP_MIN_PIXELS`). Images up to
+    that size, and a SpaD kernel wider than r (reflect padding at the image edge), take the whole-image path.
     """
     from torch.utils.checkpoint import checkpoint
 
     r = model.ratio
     height, width = z.shape[-2:]
     rows = max(r, rows // r * r)
-    if height <= rows or tuple(model.spa_d.kernel.shape[-2:]) != (r, r):
+    if height <= rows or height * width <= STRIP_MIN_PIXELS or tuple(model.spa_d.kernel.shape[-2:]) != (r, r):
         x_hat = model.spe_u(z)
         return F.l1_loss(model.gce(model.spe_d(x_hat)), z) + F.l1_loss(model.spa_d(x_hat), y)
     strips = [(r0, min(height, r0 + rows)) for r0 in range(0, height, rows)]
@@ -351,10 +367,15 @@ def cross_terms(model: "UDS2C2", y: torch.Tensor, z: torch.Tensor, rows: int = S
     if not bool(model.spe_u.scf.frozen):
         m_spe = sum(checkpoint(_feature_sum, model.spe_u, _rows(z, a, b), use_reentrant=False)
                     for a, b in strips) / pixels
+    parts = [checkpoint(_x_hat_rows, model, z, a, b, m_spe, use_reentrant=False) for a, b in strips]
     if not bool(model.gce.scf.frozen):
-        m_gce = sum(checkpoint(_gce_hidden_sum, model, z, a, b, m_spe, use_reentrant=False)
-                    for a, b in strips) / pixels
-    sums = sum(checkpoint(_cross_sums, model, y, z, a, b, m_spe, m_gce, use_reentrant=False) for a, b in strips)
+        m_gce = sum(checkpoint(_gce_hidden_sum, model, p, use_reentrant=False) for p in parts) / pixels
+    halo = model.gce.scf.k // 2
+    sums = 0
+    for first, last in strips:
+        a, b = max(0, first - halo), min(height, last + halo)
+        sums = sums + checkpoint(_cross_sums, model, _gather_rows(parts, strips, a, b), y, z, first, last, a, m_gce,
+                                 use_reentrant=False)
     return sums[0] / z.numel() + sums[1] / y.numel()
 
 

@@ -24,6 +24,7 @@ from ..learning.checkpoint import check_compatible, load_checkpoint, save_checkp
 from ..learning.loops import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
 from ..pipeline.device import limit_cpu_threads, resolve_device
+from ..pipeline.runtime import DEFAULT_BACKEND, TileRuntime
 from ..version import __version__
 from .base import FusionMethod
 
@@ -58,7 +59,8 @@ class NetworkMethod(FusionMethod):
                  save_checkpoint: Optional[str] = None, psf_fwhm: Optional[float] = None,
                  patch_size: int = DEFAULT_PATCH, batch_size: int = DEFAULT_BATCH,
                  learning_rate: Optional[float] = None, crop_lr: Optional[int] = None,
-                 hyper: Optional[Dict] = None, srf=None, lite: bool = False, per_tile: bool = False) -> None:
+                 hyper: Optional[Dict] = None, srf=None, lite: bool = False, per_tile: bool = False,
+                 backend: str = DEFAULT_BACKEND) -> None:
         from ...models.registry import load_spec
 
         limit_cpu_threads()
@@ -77,6 +79,7 @@ class NetworkMethod(FusionMethod):
         if lite:
             self.hyper["lite"] = True
         self.srf = srf
+        self.runtime = TileRuntime(backend)  # supervised tile forward: eager, compile or bf16 (pipeline/runtime.py)
         self.spans = None  # catalogue metadata_spans: SRF band groups from the band metadata at fit()
         self.model = None
         self.fitted = None
@@ -287,11 +290,11 @@ class NetworkMethod(FusionMethod):
         self._ensure_device()
         if self.kind == PER_TILE:
             return self._apply_per_tile(lr, hr, ratio, feedback)
-        x = self.predict(lr / self.norm["hsi"], hr / self.norm["msi"], ratio)
+        x = self.predict(lr / self.norm["hsi"], hr / self.norm["msi"], ratio, feedback)
         x *= np.float32(self.norm["hsi"])  # in place: no second copy of a padded output tile (300 MB for AMSF-Net)
         return x
 
-    def predict(self, y: np.ndarray, z: np.ndarray, ratio: int) -> np.ndarray:
+    def predict(self, y: np.ndarray, z: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
         """The trained or fitted map on one normalised tile pair (C, h, w), (c, H, W) -> (C, H, W) float32.
 
         Tile arrays in, tile array out, under ``torch.inference_mode``.
@@ -302,7 +305,8 @@ class NetworkMethod(FusionMethod):
         yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[None].to(self._device)
         zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))[None].to(self._device)
         with torch.inference_mode():
-            x = self.model(yt, zt) if self.kind == SUPERVISED else self.fitted.predict(yt, zt)
+            x = (self.runtime.forward(self.model, yt, zt, feedback=feedback) if self.kind == SUPERVISED
+                 else self.fitted.predict(yt, zt))
             return x[0, :, :H, :W].float().cpu().numpy()
 
     def _apply_per_tile(self, lr, hr, ratio, feedback) -> np.ndarray:

@@ -261,3 +261,26 @@ def test_fuse_recycles_tile_arrays_and_the_output_is_unchanged(tmp_path, monkeyp
     assert len(gave) == 64  # every written tile was offered back
     np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
     np.testing.assert_array_equal(read(tmp_path / "b.tif"), read(tmp_path / "c.tif"))
+
+
+def test_padded_tiles_are_cropped_into_recycled_arrays(tmp_path, monkeypatch):
+    """A method returning its padded tile (the networks): the crops go into recycled arrays; same bytes as without."""
+    from hsifusion.engine.pipeline import memory
+
+    hsi, msi = synthetic_pair(tmp_path, lr_size=(16, 16))
+    with monkeypatch.context() as m:
+        m.setattr(memory.TILE_BUFFERS, "give", lambda a: None)  # recycling off: a fresh array per tile
+        api.fuse(hsi, msi, str(tmp_path / "a.tif"), _OomOnBigTiles(limit=10 ** 9), tile_size=8)  # 64 tiles
+    taken = []
+    real_take = memory.TILE_BUFFERS.take
+
+    def counting_take(shape):
+        arr = real_take(shape)
+        taken.append(id(arr))
+        return arr
+
+    monkeypatch.setattr(memory.TILE_BUFFERS, "take", counting_take)
+    api.fuse(hsi, msi, str(tmp_path / "b.tif"), _OomOnBigTiles(limit=10 ** 9), tile_size=8)
+    assert len(taken) >= 64 and len(set(taken)) < len(taken) / 4  # arrays went round, not one new per tile
+    assert memory.TILE_BUFFERS.held() == []
+    np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))

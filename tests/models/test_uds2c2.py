@@ -113,7 +113,7 @@ def test_fit_lowers_loss_and_tiles_are_exact():
 
 
 @pytest.mark.parametrize("k_scf,psf_kernel", [(1, "r"), (3, "r"), (1, "kr")])
-def test_stage3_strips_equal_the_whole_image(k_scf, psf_kernel):
+def test_stage3_strips_equal_the_whole_image(k_scf, psf_kernel, monkeypatch):
     """Stage 3's HR terms in checkpointed strips (bounded memory): same loss and gradients as on the whole image.
 
     Tolerance: float32 summation order only (the strips add partial sums; 1e-5 of the loss, 1e-4 of the largest
@@ -134,8 +134,14 @@ def test_stage3_strips_equal_the_whole_image(k_scf, psf_kernel):
     x_hat = m.spe_u(z)
     whole = F.l1_loss(m.gce(m.spe_d(x_hat)), z) + F.l1_loss(m.spa_d(x_hat), y)
     g_whole = grads(whole)
+    import torch.utils.checkpoint as ckpt
+
+    calls, real = [], ckpt.checkpoint
+    monkeypatch.setattr(ckpt, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(uds2c2, "STRIP_MIN_PIXELS", 0)  # strips on this small image too
     strips = uds2c2.cross_terms(m, y, z, rows=8)
     g_strips = grads(strips)
+    assert (len(calls) > 0) == (psf_kernel == "r")  # the strip path ran (kr: the whole image, by design)
     assert abs(strips.item() - whole.item()) <= 1e-5 * whole.item()
     assert g_whole.keys() == g_strips.keys() and len(g_whole) > 10
     for n, g in g_whole.items():
