@@ -183,7 +183,7 @@ def test_per_tile_option_optimises_each_tile(net, tmp_path):
 @pytest.mark.parametrize("net", FIT_ONCE_NETS)
 def test_fit_once_net_ends_within_max_seconds(net, tmp_path):
     """A budget far below what ITERATIONS need: the stages stop, the log says so, and a result is written."""
-    hsi, msi = synthetic_pair(tmp_path, ratio=4, lr_size=(16, 16), bands=8, msi_bands=3)
+    hsi, msi = synthetic_pair(tmp_path, ratio=4, lr_size=(64, 64), bands=8, msi_bands=3)
     budget, slack = 4.0, 15.0  # slack: torch start-up, the scene, one step past the deadline, the writer
     fb = LogFeedback()
     out = str(tmp_path / "o.tif")
