@@ -48,7 +48,8 @@ sys.path.insert(0, "tools")
 from repo_package import register_package
 register_package()
 from hsifusion.models.catalogue import NETWORKS
-print(json.dumps([{"id": e.id, "kind": e.kind, "lite": e.lite} for e in NETWORKS]))
+print(json.dumps([{"id": e.id, "kind": e.kind, "lite": e.lite, "per_tile_option": getattr(e, "per_tile_option", False)}
+                  for e in NETWORKS]))
 """
 
 
@@ -65,6 +66,9 @@ def cases(entries: List[Dict]) -> List[Dict]:
         for lite in ((False, True) if e["lite"] else (False,)):
             rows.append({"net": e["id"], "kind": e["kind"], "lite": lite,
                          "label": e["id"] + (" lite" if lite else "")})
+            if e.get("per_tile_option"):  # the per-tile optimisation offered as an option (PER_TILE)
+                rows.append({"net": e["id"], "kind": "per-tile", "lite": lite, "per_tile": True,
+                             "label": e["id"] + (" lite" if lite else "") + " per-tile"})
     return rows
 
 
@@ -92,7 +96,12 @@ def run_case(tree: Path, work: Path, pair: Dict, case: Dict, tile: Optional[int]
     elif case["kind"] == "per-tile":
         crop = crop_pair(pair, PER_TILE_CROP, work)
         hsi, msi = crop["hsi"], crop["msi"]
-        params.update(iterations=10, hyper={"init_steps": 10}, **({"lite": True} if case["lite"] else {}))
+        if case.get("per_tile"):  # ITERATIONS split over 3 initialisation stages, the main loop, the distillation
+            params.update(per_tile=True, iterations=50)
+        else:
+            params.update(iterations=10, hyper={"init_steps": 10})
+        if case["lite"]:
+            params["lite"] = True
         note = f"optimised per tile, 10 it + 10 init per tile, {PER_TILE_CROP}² crop"
     else:
         params.update(iterations=FIT_ITERATIONS, **({"lite": True} if case["lite"] else {}))

@@ -154,6 +154,19 @@ def test_without_a_validated_gain_the_output_is_the_base(small_pair, tmp_path, m
     assert any("the output is the GLP base" in m for m in fb.messages)
 
 
+@pytest.mark.parametrize("name", ["ssjcn", "uds2c2"])
+def test_a_pair_too_small_to_validate_one_scale_down_gives_the_base(name, tmp_path):
+    """x8 on a 16 x 16 LR pair: the training area is 2 LR px one scale down, so no network is judged on it."""
+    hsi, msi = synthetic_pair(tmp_path, ratio=8, lr_size=(16, 16), bands=12, msi_bands=3)
+    fb = LogFeedback()
+    api.fuse(hsi, msi, str(tmp_path / "net.tif"), name, {"iterations": 2, "device": "cpu"}, feedback=fb)
+    api.fuse(hsi, msi, str(tmp_path / "glp.tif"), "glp")
+    a, b = read(tmp_path / "net.tif"), read(tmp_path / "glp.tif")
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())
+    assert any("too small to validate" in m for m in fb.messages)
+    assert not any("iteration" in m for m in fb.messages)  # nothing trained
+
+
 def _mismatched_pair(tmp_path, scale=4.0, offset=300.0):
     """The sample's HSI with its MSI in other units (x4 plus an offset) and a nodata block."""
     msi = gdal.Open(str(SAMPLE_MSI))
