@@ -1,9 +1,16 @@
 """Optional runtimes for a network's tile forward: eager torch (default), ``torch.compile``, bfloat16 autocast.
 
-Measured on one SSJCN tile (256² core + 64 px margin = 384², 224 bands, trained weights, 2 torch threads, AMD
-EPYC with avx512_bf16, interleaved best of 2; the shared machine was loaded, so read the ratios, not the
-seconds): eager 19.0 s, ``compile`` (inductor) 9.6 s = 2.0x with max |difference| 3.8e-7 of max |output|
-(float32 reordering), ``bf16`` 12.9 s = 1.5x with 4.5e-4 of max |output| (mean 4.5e-5).
+Measured on one tile per network (256² core + margin, 224 bands, weights trained 3 iterations on the bundled
+sample, 2 torch threads, AMD EPYC with avx512_bf16; error = max |difference| / max |eager output|):
+
+| network  | tile | eager s | compile s (x) | compile err | bf16 s (x)    | bf16 err (max / mean) |
+|----------|------|---------|---------------|-------------|---------------|-----------------------|
+| SSJCN    | 384² | 19.0 *  | 9.6 * (2.0x)  | 3.8e-7      | 12.9 * (1.5x) | 4.5e-4 / 4.5e-5       |
+| CoFusion | 384² | 15.5    | not measured  |             | 12.6 (1.2x)   | 3.0e-3 / 4.3e-4       |
+| AMSF-Net | 576² | 30.0    | not measured  |             | 18.1 (1.7x)   | 4.2e-5 / 3.9e-6       |
+
+(*) interleaved best of 2 on a machine loaded ~9x (ratios hold, seconds do not); the other rows on a quiet
+machine, one round. CoFusion's compilation did not finish within 15 minutes on the loaded machine.
 
 - ``compile`` pays a compilation on the first tile (195 s there, loaded) and once more on the first tile of
   another shape (the scene's right/bottom edge: 140 s; torch then compiles shape-generic code, so later shapes
@@ -24,8 +31,8 @@ BACKEND_LABELS = ("Eager PyTorch (reference)", "torch.compile (first tiles compi
                   "bfloat16 autocast (~3 significant digits)")
 DEFAULT_BACKEND = "eager"
 # max |bf16 - float32| / max |float32| stated for the bf16 backend: one bfloat16 rounding (8-bit significand) of
-# the largest output. Measured 4.5e-4 on SSJCN (its output is mostly the upsampled input), 1.3e-3 on a small
-# random conv net (tests/engine/test_runtime.py).
+# the largest output. Measured 4.2e-5 (AMSF-Net) to 3.0e-3 (CoFusion), 1.3e-3 on a small random conv net
+# (tests/engine/test_runtime.py).
 BF16_TOLERANCE = 2.0 ** -8
 
 
