@@ -5,16 +5,17 @@ sample, 2 torch threads, AMD EPYC with avx512_bf16; error = max |difference| / m
 
 | network  | tile | eager s | compile s (x) | compile err | bf16 s (x)    | bf16 err (max / mean) |
 |----------|------|---------|---------------|-------------|---------------|-----------------------|
-| SSJCN    | 384² | 19.0 *  | 9.6 * (2.0x)  | 3.8e-7      | 12.9 * (1.5x) | 4.5e-4 / 4.5e-5       |
+| SSJCN    | 384² | 2.89    | 1.43 (2.0x)   | 3.8e-7      | 2.13 (1.3x)   | 4.5e-4 / 4.5e-5       |
 | CoFusion | 384² | 15.5    | not measured  |             | 12.6 (1.2x)   | 3.0e-3 / 4.3e-4       |
 | AMSF-Net | 576² | 30.0    | not measured  |             | 18.1 (1.7x)   | 4.2e-5 / 3.9e-6       |
 
-(*) interleaved best of 2 on a machine loaded ~9x (ratios hold, seconds do not); the other rows on a quiet
-machine, one round. CoFusion's compilation did not finish within 15 minutes on the loaded machine.
+Quiet machine, interleaved best of 2 (SSJCN) or one round. On a machine loaded ~9x SSJCN gave the same ratios
+(eager 19.0 s, compile 9.6 s, bf16 12.9 s); CoFusion's compilation did not finish within 15 minutes there.
 
-- ``compile`` pays a compilation on the first tile (195 s there, loaded) and once more on the first tile of
-  another shape (the scene's right/bottom edge: 140 s; torch then compiles shape-generic code, so later shapes
-  reuse it). Worth it for whole scenes (hundreds of tiles), not for a small crop.
+- ``compile`` pays a compilation on the first tile (SSJCN, cold cache, loaded machine: 195 s) and once more on
+  the first tile of another shape (the scene's right/bottom edge: 140 s; torch then compiles shape-generic
+  code, so later shapes reuse it). Inductor's on-disk cache makes later runs start in seconds (3.9 s). Worth
+  it for whole scenes (hundreds of tiles), not for a small crop.
 - ``bf16``: outputs within ``BF16_TOLERANCE`` (2^-8 = 3.9e-3) of max |output| -- bfloat16's own precision,
   about the noise of the sensors fused here (EnMAP/PRISMA SNR ~100-500, i.e. 2e-3 to 1e-2 of the signal);
   not the float32 tiled == untiled tolerance, hence opt-in only. On a CPU without bfloat16 instructions
