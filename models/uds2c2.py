@@ -73,8 +73,9 @@ STAGE_DECAY_FROM = (0.5, 2.0 / 3.0, 1.0 / 3.0)
 #: activations near 250 MB.
 STRIP_ROWS = 64
 #: ...and only on HR-MSIs of more pixels than this: below (the anchored default's reduced-scale pair, small
-#: crops) the whole image's graph stays under ~1 GB at 224 bands and strips would only cost time (the strip
-#: path's HR terms took 3.5-7.6x longer per step on a 256² HR crop, loaded machine).
+#: crops) the whole image's graph stays under ~1 GB at 224 bands. Time, quiet machine, 224 bands, one step of
+#: the HR terms with backward: 512² HR 3.6 s in strips vs 6.4 s whole (the 4 GB graph's memory traffic),
+#: 256² 0.90 vs 1.22 s; on a machine loaded ~9x the strips were 3.5-7.6x slower at 256², hence the bound.
 STRIP_MIN_PIXELS = 256 * 256
 
 def _lrelu(t: torch.Tensor) -> torch.Tensor:
@@ -350,8 +351,8 @@ def cross_terms(model: "UDS2C2", y: torch.Tensor, z: torch.Tensor, rows: int = S
     one strip's activations live at once; the GCE and SpaD terms run on strips of ``X^`` the same way. The two
     SCFConv attentions, whose input is the whole image's channel mean, get those means from earlier passes
     (summed over strips, gradients flowing through them); strips read a halo for the 3x3 convs. Equal to the
-    whole-image loss up to float summation order, at a cost in time (:data:`STRIP_MIN_PIXELS`). Images up to
-    that size, and a SpaD kernel wider than r (reflect padding at the image edge), take the whole-image path.
+    whole-image loss up to float summation order (time: :data:`STRIP_MIN_PIXELS`). Images up to that size,
+    and a SpaD kernel wider than r (reflect padding at the image edge), take the whole-image path.
     """
     from torch.utils.checkpoint import checkpoint
 

@@ -1,13 +1,21 @@
 """Optional runtimes for a network's tile forward: eager torch (default), ``torch.compile``, bfloat16 autocast.
 
-Measured on one SSJCN tile (256² core + 64 px margin = 384², 224 bands, trained weights, 2 torch threads, AMD
-EPYC with avx512_bf16, interleaved best of 2; the shared machine was loaded, so read the ratios, not the
-seconds): eager 19.0 s, ``compile`` (inductor) 9.6 s = 2.0x with max |difference| 3.8e-7 of max |output|
-(float32 reordering), ``bf16`` 12.9 s = 1.5x with 4.5e-4 of max |output| (mean 4.5e-5).
+Measured on one tile per network (256² core + margin, 224 bands, weights trained 3 iterations on the bundled
+sample, 2 torch threads, AMD EPYC with avx512_bf16; error = max |difference| / max |eager output|):
 
-- ``compile`` pays a compilation on the first tile (195 s there, loaded) and once more on the first tile of
-  another shape (the scene's right/bottom edge: 140 s; torch then compiles shape-generic code, so later shapes
-  reuse it). Worth it for whole scenes (hundreds of tiles), not for a small crop.
+| network  | tile | eager s | compile s (x) | compile err | bf16 s (x)    | bf16 err (max / mean) |
+|----------|------|---------|---------------|-------------|---------------|-----------------------|
+| SSJCN    | 384² | 2.89    | 1.43 (2.0x)   | 3.8e-7      | 2.13 (1.3x)   | 4.5e-4 / 4.5e-5       |
+| CoFusion | 384² | 15.5    | not measured  |             | 12.6 (1.2x)   | 3.0e-3 / 4.3e-4       |
+| AMSF-Net | 576² | 30.0    | not measured  |             | 18.1 (1.7x)   | 4.2e-5 / 3.9e-6       |
+
+Quiet machine, interleaved best of 2 (SSJCN) or one round. On a machine loaded ~9x SSJCN gave the same ratios
+(eager 19.0 s, compile 9.6 s, bf16 12.9 s); CoFusion's compilation did not finish within 15 minutes there.
+
+- ``compile`` pays a compilation on the first tile (SSJCN, cold cache, loaded machine: 195 s) and once more on
+  the first tile of another shape (the scene's right/bottom edge: 140 s; torch then compiles shape-generic
+  code, so later shapes reuse it). Inductor's on-disk cache makes later runs start in seconds (3.9 s). Worth
+  it for whole scenes (hundreds of tiles), not for a small crop.
 - ``bf16``: outputs within ``BF16_TOLERANCE`` (2^-8 = 3.9e-3) of max |output| -- bfloat16's own precision,
   about the noise of the sensors fused here (EnMAP/PRISMA SNR ~100-500, i.e. 2e-3 to 1e-2 of the signal);
   not the float32 tiled == untiled tolerance, hence opt-in only. On a CPU without bfloat16 instructions
@@ -24,8 +32,8 @@ BACKEND_LABELS = ("Eager PyTorch (reference)", "torch.compile (first tiles compi
                   "bfloat16 autocast (~3 significant digits)")
 DEFAULT_BACKEND = "eager"
 # max |bf16 - float32| / max |float32| stated for the bf16 backend: one bfloat16 rounding (8-bit significand) of
-# the largest output. Measured 4.5e-4 on SSJCN (its output is mostly the upsampled input), 1.3e-3 on a small
-# random conv net (tests/engine/test_runtime.py).
+# the largest output. Measured 4.2e-5 (AMSF-Net) to 3.0e-3 (CoFusion), 1.3e-3 on a small random conv net
+# (tests/engine/test_runtime.py).
 BF16_TOLERANCE = 2.0 ** -8
 
 

@@ -276,11 +276,12 @@ def test_padded_tiles_are_cropped_into_recycled_arrays(tmp_path, monkeypatch):
 
     def counting_take(shape):
         arr = real_take(shape)
-        taken.append(id(arr))
+        if tuple(shape[-2:]) == (8, 8):  # the cropped cores (the bicubic inside takes padded tiles too)
+            taken.append(arr)
         return arr
 
     monkeypatch.setattr(memory.TILE_BUFFERS, "take", counting_take)
     api.fuse(hsi, msi, str(tmp_path / "b.tif"), _OomOnBigTiles(limit=10 ** 9), tile_size=8)
-    assert len(taken) >= 64 and len(set(taken)) < len(taken) / 4  # arrays went round, not one new per tile
+    assert len(taken) == 64 and len({id(a) for a in taken}) < 16  # arrays went round, not one new per tile
     assert memory.TILE_BUFFERS.held() == []
     np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
