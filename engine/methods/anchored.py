@@ -542,8 +542,7 @@ class AnchoredNetwork(FusionMethod):
             y = torch.from_numpy(self._normalise(lr, "hsi"))[None].to(self._device)
             z = torch.from_numpy(self._normalise(hr, "msi"))[None].to(self._device)
             b = torch.from_numpy(self._normalise(base, "hsi"))[None].to(self._device)
-            with torch.inference_mode():
-                x = self.model(y, z, b)[0].float().cpu().numpy()
+            x = self.net.runtime.forward(self.model, y, z, b, feedback=feedback)[0].float().cpu().numpy()
             offset, scale = self.norm["hsi"]
             x = x * scale + offset
         else:

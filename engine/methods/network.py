@@ -24,7 +24,7 @@ from ..learning.checkpoint import check_compatible, load_checkpoint, save_checkp
 from ..learning.loops import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
 from ..pipeline.device import limit_cpu_threads, resolve_device
-from ..pipeline.runtime import DEFAULT_BACKEND, TileRuntime
+from ..pipeline.runtime import BACKEND_LABELS, BACKENDS, DEFAULT_BACKEND, TileRuntime
 from ..version import __version__
 from .base import FusionMethod
 
@@ -458,6 +458,12 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
             Param("patch_size", int, DEFAULT_PATCH, "Training patch (HR px)", minimum=8),
             Param("batch_size", int, DEFAULT_BATCH, "Batch size", minimum=1),
             Param("learning_rate", float, 0.0, f"Learning rate (0 = {SCENE_ADAPTIVE_LR:g})", minimum=0),
+            Param("backend", str, DEFAULT_BACKEND, "Inference runtime of the tiles", choices=BACKENDS,
+                  choice_labels=BACKEND_LABELS,
+                  help="compile: torch.compile, about 2x faster SSJCN tiles on a CPU after minutes of compilation "
+                  "(whole scenes only; needs a C compiler); bf16: bfloat16 autocast, 1.2-1.7x, outputs within "
+                  "2^-8 of the largest output (CPUs with avx512_bf16/AMX, or GPUs; elsewhere eager, logged); "
+                  "engine/pipeline/runtime.py"),
         ]
     params.append(Param("crop_lr", int, e.fit_crop_lr, "Training crop (LR px a side)", minimum=4, key="CROP_SIZE"))
     if e.per_tile_option:
