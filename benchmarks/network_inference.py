@@ -124,7 +124,7 @@ def run(label: str, tree: Path, sizes: List[int], nets: Optional[List[str]], til
         work: Path) -> Dict:
     work = work / "network_inference"
     work.mkdir(parents=True, exist_ok=True)
-    todo = [c for c in cases(catalogue(tree)) if not nets or c["label"] in nets or c["net"] in nets]
+    todo = [c for c in cases(catalogue(tree)) if not nets or c["label"] in nets]
     # Rows of earlier runs with the same label are kept unless measured again (``--nets`` reruns a few).
     res: Dict = {"label": label, "tree": str(tree), "sizes": sizes,
                  "rows": (load_result(f"network_inference_{label}") or {}).get("rows", {})}
@@ -206,7 +206,8 @@ def main(argv=None) -> None:
     ap.add_argument("--label", choices=("before", "after"))
     ap.add_argument("--tree", type=Path, default=ROOT, help="checkout whose engine runs (default: this one)")
     ap.add_argument("--sizes", default="1024,2048")
-    ap.add_argument("--nets", help="comma-separated network ids or labels ('<id> lite')")
+    ap.add_argument("--nets", help="comma-separated row labels: '<id>', '<id> lite', '<id> per-tile', "
+                    "'<id> lite per-tile' (default: every row)")
     ap.add_argument("--tile", type=int, help="tile size (default: the tree's default)")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--write-doc", action="store_true", help="write the docs/benchmarks.md section from results")
