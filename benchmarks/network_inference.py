@@ -178,6 +178,7 @@ def markdown(before: Optional[Dict], after: Optional[Dict]) -> str:
         rows.append([name, run_note, speed(b), _cell(b, "peak_rss_mib", 0), speed(a),
                      f"{_cell(a1, 'peak_rss_mib', 0)} / {_cell(a2, 'peak_rss_mib', 0)}", proj, verdict])
     out.append(md_table(head, rows))
+    out.append("\n" + CHANGES)
     for tag, r in (("before", before), ("after", after)):
         ran = (r or {}).get("ran") or {}
         if ran:
@@ -185,6 +186,40 @@ def markdown(before: Optional[Dict], after: Optional[Dict]) -> str:
             out.append(f"\n*{tag}: `{ran.get('command')}` ({r.get('tree')}), finished {ran.get('finished')} "
                        f"(load average then {load}).*")
     return "\n".join(out)
+
+
+CHANGES = """What the speed work changed (details, margins and measurements per network in docs/networks.md):
+
+- **Every network**: tiles run under `torch.inference_mode`; the output tile is scaled in place and cropped into
+  recycled buffers (no second and third copy of a padded 224-band tile); memory freed by the fit is returned
+  before the tiles; TILE_SIZE 0 (the default everywhere) takes each network's tile from its `NetSpec.tile`,
+  chosen from measured speed and peak memory: 256 for every network (larger tiles were at most marginally
+  faster and broke 2 GB) but the per-pixel Spectral MLP (1024).
+- **AMSF-Net**: channels-last body, in-place HR head. Its paper configuration costs ~9.3 TFLOP per input Mpx at
+  224 bands (measured with torch.utils.flop_counter) and needs its 160 px margin (whole-tile pooling and grid
+  attention: tiled outputs differ from untiled by ~0.5 % at any margin), so it cannot reach the goal on 2 cores
+  by its own arithmetic. LITE (non-paper, REC) costs 9.4x fewer FLOPs, tiles within 1e-4, and is as accurate as
+  the paper configuration on the bundled sample at 100 steps (PSNR +0.01 dB, SAM -1.4 deg over two seeds).
+- **CoFusion**: channels-last, the two-way mask softmax as a sigmoid, the HSI head before the up-sampling, the
+  up-sampled HSI made only for the final residual (outputs identical within 1e-6). ~2.7 TFLOP per input Mpx
+  and a 64 px margin bound it far below the goal; LITE halves the arithmetic.
+- **SSJCN**: channels-last (its strided depthwise degradation 6x faster); margin 64 -> 24 px at x4, measured
+  with trained weights (2e-7 of the maximum at 24 px with the pooled vectors shared between tiles).
+- **UDS2C2**: the HR loss terms of its third fit stage in checkpointed 64-row strips (fit peak 4.5 -> 1.4 GB on
+  the 512² HR fit crop, same loss and gradients up to summation order).
+- **UMSFT**: fit once by default (REC): UMSFT is optimised once on a 32-LR-px crop as the paper optimises any
+  pair, and its estimate distilled into a small local map (receptive field 3r + 2) applied per tile; the
+  paper's per-tile optimisation stays available as PER_TILE (its cost quoted by the parameter's help). The
+  fit-once map's quality on the sample only just beats bicubic (23.64 vs 23.56 dB, SAM 11.6 vs 12.3 deg).
+- **Spectral MLP** (new, after SpectraLift): per-pixel map plus LR residual injection, fit once.
+- **Optional runtimes** (BACKEND, supervised networks; engine/pipeline/runtime.py has the table): `compile`
+  (torch.compile: SSJCN tiles 2.0x faster, outputs within 4e-7, after ~3 minutes of compilation on the first
+  tile and again on the first edge tile; CoFusion's compilation did not finish within 15 minutes) and `bf16`
+  (bfloat16 autocast: 1.2-1.7x, outputs within 2^-8 of the largest output, CPUs with avx512_bf16/AMX only).
+  Eager stays the default: compile pays minutes per run and needs a C compiler, bf16 is not float32-exact.
+  ONNX Runtime was not tried (one more large dependency for what torch.compile already covers).
+- **GPU**: no GPU machine was lent to this task, so no GPU row; `benchmarks/device_speed.py` is ready for one.
+"""
 
 
 def write_doc(text: str) -> None:
