@@ -327,7 +327,10 @@ class AnchoredNetwork(FusionMethod):
         self.good = np.ones(len(y), bool) if good is None else np.asarray(good, bool)
         self._set_radiometry(y, z, feedback)
         yn, zn = self._normalise(y, "hsi"), self._normalise(z, "msi")
-        (yt, zt), (yv, zv) = split_holdout(yn, zn, r)
+        try:
+            (yt, zt), (yv, zv) = split_holdout(yn, zn, r)
+        except InputError as exc:  # a crop too small to hold out a strip: nothing to judge the network on
+            return self._give_base(str(exc), base_name, t0, feedback)
         per_tile = net.kind == PER_TILE  # its size rule is met by padding in each call
         step = r if per_tile else net.align(r)
         min_side = r if per_tile else net.min_hr_size(r)
@@ -335,13 +338,7 @@ class AnchoredNetwork(FusionMethod):
         val = Part(yv, zv, r, step, min_side, net.psf_fwhm, self._device)
         too_small = reduced_scale_too_small(train, val, r)
         if too_small:
-            self.report = {"heldout_gain_db": 0.0, "skipped": too_small,
-                           "fit_seconds": round(time.perf_counter() - t0, 2)}
-            self.use_net = False
-            feedback.pushInfo(f"{net.entry.long_title}: {too_small}: the scene is too small to validate the "
-                              f"network one scale down, so the output is the {base_name.upper()} base "
-                              "(a larger scene or CROP_SIZE, or a smaller ratio, gives it a chance)")
-            return
+            return self._give_base(too_small, base_name, t0, feedback)
         base_rs = make_base(base_name)
         base_rs.fit(ArrayScene(train.y_in, train.z_in, r, scene.pair), None)
         for part in (train, val):
@@ -364,6 +361,14 @@ class AnchoredNetwork(FusionMethod):
             feedback.pushInfo(f"{net.entry.long_title}: held-out gain over {base_name.upper()} {best:+.3f} dB, "
                               f"not above "
                               f"{MIN_GAIN_DB:g} dB: the output is the {base_name.upper()} base")
+
+    def _give_base(self, why: str, base_name: str, t0: float, feedback) -> None:
+        """No network is judged on a pair too small one scale down: the output is the base, and the log says why."""
+        self.report = {"heldout_gain_db": 0.0, "skipped": why, "fit_seconds": round(time.perf_counter() - t0, 2)}
+        self.use_net = False
+        feedback.pushInfo(f"{self.net.entry.long_title}: {why}: the scene is too small to validate the network "
+                          f"one scale down, so the output is the {base_name.upper()} base (a larger scene or "
+                          "CROP_SIZE, or a smaller ratio, gives it a chance)")
 
     def _set_radiometry(self, y: np.ndarray, z: np.ndarray, feedback) -> None:
         good = y[self.good]

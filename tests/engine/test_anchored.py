@@ -154,10 +154,10 @@ def test_without_a_validated_gain_the_output_is_the_base(small_pair, tmp_path, m
     assert any("the output is the GLP base" in m for m in fb.messages)
 
 
-@pytest.mark.parametrize("name", ["ssjcn", "uds2c2"])
-def test_a_pair_too_small_to_validate_one_scale_down_gives_the_base(name, tmp_path):
-    """x8 on a 16 x 16 LR pair: the training area is 2 LR px one scale down, so no network is judged on it."""
-    hsi, msi = synthetic_pair(tmp_path, ratio=8, lr_size=(16, 16), bands=12, msi_bands=3)
+@pytest.mark.parametrize("name, lr_side", [("ssjcn", 16), ("uds2c2", 16), ("ssjcn", 9)])
+def test_a_pair_too_small_to_validate_one_scale_down_gives_the_base(name, lr_side, tmp_path):
+    """x8 on a 16 x 16 LR pair: the training area is 2 LR px one scale down; on 9 x 9 no strip can be held out."""
+    hsi, msi = synthetic_pair(tmp_path, ratio=8, lr_size=(lr_side, lr_side), bands=12, msi_bands=3)
     fb = LogFeedback()
     api.fuse(hsi, msi, str(tmp_path / "net.tif"), name, {"iterations": 2, "device": "cpu"}, feedback=fb)
     api.fuse(hsi, msi, str(tmp_path / "glp.tif"), "glp")
