@@ -94,6 +94,27 @@ def label(method: str, params: Optional[Dict] = None) -> str:
     return method
 
 
+def sample_checkpoints(work: Path, nets: Sequence[str], iterations: int, quick: bool = False) -> Dict[str, str]:
+    """Checkpoints of supervised nets trained ``iterations`` steps on the bundled sample (speed, not quality).
+
+    Cached in ``work`` by net, iterations and mode; ``quick`` trains the lite variants (method_params).
+    """
+    register_package()
+    from hsifusion.engine import api
+
+    cks = {}
+    for n in nets:
+        ck = work / f"{n}_sample_{iterations}it{'_quick' if quick else ''}.pt"
+        if not ck.exists():
+            log(f"training a {n} checkpoint on the sample ({iterations} iterations; speed only)")
+            out = work / f"ck_{n}.tif"
+            api.fuse(str(SAMPLE / "potsdam_lr_hsi_x4.tif"), str(SAMPLE / "potsdam_msi_s2a.tif"), str(out), n,
+                     dict(method_params(n, quick, iterations=iterations), save_checkpoint=str(ck)))
+            out.unlink()
+        cks[n] = str(ck)
+    return cks
+
+
 # ------------------------------------------------------------------------------------------ machine
 def machine_info() -> Dict:
     info: Dict = {"date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),

@@ -31,32 +31,13 @@ from common import (
     md_table,
     method_params,
     run_child,
+    sample_checkpoints,
     save_result,
 )
 
 CACHES = (None, 256)  # GDAL's default (5 % of RAM) and the CLI's cap (engine/cli.py: cap_gdal_cache)
 CHECKPOINT_ITERATIONS = 3  # --networks: supervised checkpoints trained this long on the sample (memory, not quality)
 FIT_ITERATIONS = 10  # --networks: UDS2C2's per-pair fit (its stage 3 on the fit crop is its memory peak)
-
-
-def sample_checkpoints(work: Path, nets: List[str]) -> Dict[str, str]:
-    """Checkpoints of the supervised nets, paper configurations, trained a few iterations on the bundled sample."""
-    from common import SAMPLE, register_package
-
-    register_package()
-    from hsifusion.engine import api
-
-    cks = {}
-    for n in nets:
-        ck = work / f"{n}_sample_{CHECKPOINT_ITERATIONS}it.pt"
-        if not ck.exists():
-            log(f"memory: training a {n} checkpoint on the sample ({CHECKPOINT_ITERATIONS} iterations)")
-            out = work / f"ck_{n}.tif"
-            api.fuse(str(SAMPLE / "potsdam_lr_hsi_x4.tif"), str(SAMPLE / "potsdam_msi_s2a.tif"), str(out), n,
-                     dict(method_params(n, False, iterations=CHECKPOINT_ITERATIONS), save_checkpoint=str(ck)))
-            out.unlink()
-        cks[n] = str(ck)
-    return cks
 
 
 def network_params(net: str, checkpoints: Dict[str, str]) -> Dict:
@@ -72,7 +53,8 @@ def run(quick: bool, work: Path, sizes: List[int], methods: List[str], tile: int
     work.mkdir(parents=True, exist_ok=True)
     pairs = {s: build_pair(work.parent / "bigpair", s) for s in sizes}
     out = str(work / "out.tif")
-    checkpoints = sample_checkpoints(work, [m for m in methods if m in SUPERVISED]) if networks else {}
+    supervised = [m for m in methods if m in SUPERVISED]
+    checkpoints = sample_checkpoints(work, supervised, CHECKPOINT_ITERATIONS) if networks else {}
     rows = []
     for m in ([] if networks else ["io"]) + methods:
         for cache in (256,) if networks else CACHES:

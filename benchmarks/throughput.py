@@ -32,7 +32,6 @@ from common import (
     DEFAULT_WORK,
     NETWORKS,
     PER_TILE,
-    SAMPLE,
     SEED,
     SUPERVISED,
     available_methods,
@@ -44,6 +43,7 @@ from common import (
     method_params,
     register_package,
     run_child,
+    sample_checkpoints,
     save_result,
     time_v,
 )
@@ -62,24 +62,6 @@ def crop_pair(pair: Dict, size: int, work: Path) -> Dict:
         gdal.Translate(out["hsi"], pair["hsi"], format="VRT", srcWin=[0, 0, size // r, size // r])
         gdal.Translate(out["msi"], pair["msi"], format="VRT", srcWin=[0, 0, size, size])
     return out
-
-
-def train_checkpoints(work: Path, quick: bool, nets: List[str]) -> Dict[str, str]:
-    """Checkpoints for the supervised nets (a few iterations on the bundled sample: speed, not quality)."""
-    register_package()
-    from hsifusion.engine import api
-
-    cks = {}
-    for n in nets:
-        ck = work / f"{n}_sample.pt"
-        if not ck.exists():
-            log(f"throughput: training a {n} checkpoint on the sample (speed only)")
-            params = dict(method_params(n, quick, iterations=10), save_checkpoint=str(ck))
-            out = work / f"ck_{n}.tif"
-            api.fuse(str(SAMPLE / "potsdam_lr_hsi_x4.tif"), str(SAMPLE / "potsdam_msi_s2a.tif"), str(out), n, params)
-            out.unlink()
-        cks[n] = str(ck)
-    return cks
 
 
 def pansharpen(pair: Dict, work: Path) -> Dict:
@@ -175,7 +157,7 @@ def run(quick: bool, work: Path, size: int, methods: List[str], net_size: int, t
     res["networks"] = []
     if nets:
         crop = crop_pair(pair, net_size, work)
-        cks = train_checkpoints(work, True, [n for n in nets if n in SUPERVISED])
+        cks = sample_checkpoints(work, [n for n in nets if n in SUPERVISED], 10, quick=True)
         for n in nets:
             # A per-tile net's optimisation at 10 iterations (+ 10 init steps): its speed per iteration is what
             # counts; UMSFT's quick budget (50 + 50 per 256-px tile, ~8 s a step on 2 cores) would run ~50 min
