@@ -116,7 +116,8 @@ class ArrayScene:
                               fwhm=s.get("lr_fwhm"))
         msi = SimpleNamespace(bands=len(self.msi), good_bands=None, wavelengths=s.get("msi_wavelengths"),
                               fwhm=s.get("msi_fwhm"))
-        self.pair = SimpleNamespace(hsi=hsi, msi=msi)
+        region = SimpleNamespace(width=self.msi.shape[2], height=self.msi.shape[1])  # the output's HR extent
+        self.pair = SimpleNamespace(hsi=hsi, msi=msi, region=region)
 
     def read_crop(self, max_lr_side: int = 128, centre=None):
         r = self.ratio

@@ -89,8 +89,9 @@ def test_corrupt_and_foreign_files(tmp_path, pair):
 
 @pytest.mark.parametrize("net", sorted(SUPERVISED_FAST))
 def test_scene_adaptive_same_seed_same_output(tmp_path, net):
-    # Ratio 2 keeps AMSF-Net's 40r margin small enough for CI.
-    hsi, msi = synthetic_pair(tmp_path, ratio=2, lr_size=(8, 8), bands=12, msi_bands=3)
+    # Ratio 2 keeps AMSF-Net's 40r margin small enough for CI; 16 x 16 LR px leave the anchored default a
+    # training area of 6 x 8 LR px one scale down (a smaller pair gives the base untrained).
+    hsi, msi = synthetic_pair(tmp_path, ratio=2, lr_size=(16, 16), bands=12, msi_bands=3)
     par = dict(SUPERVISED_FAST[net], iterations=2, device="cpu", batch_size=1, seed=7)
     a, b = str(tmp_path / "a.tif"), str(tmp_path / "b.tif")
     fb = LogFeedback()

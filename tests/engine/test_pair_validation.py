@@ -128,8 +128,8 @@ def test_output_equal_to_an_input_is_refused_and_input_untouched(tmp_path):
     assert open(msi, "rb").read() == before
 
 
-@pytest.mark.parametrize("tile", [0, -5])
-def test_tile_size_not_positive(tmp_path, tile):
+@pytest.mark.parametrize("tile", [-1, -5])  # 0 = automatic (tests/engine/test_auto_tile.py)
+def test_tile_size_negative(tmp_path, tile):
     hsi, msi = synthetic_pair(tmp_path)
     with pytest.raises(InputError, match="TILE_SIZE"):
         _fuse(tmp_path, hsi, msi, tile_size=tile)
