@@ -9,18 +9,20 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, Sequence, Tuple
 
-DEFAULT_TILE = 256  # the Toolbox's tile size, for the inference-time estimate
+from ..pipeline.tile_geometry import AUTO_TILE, edge_pad, tile_geometry
+
 INFERENCE_SAFETY = 1.5  # margin on the extrapolated inference time
 
 
-def inference_load(method, ratio: int, width: int, height: int, tile: int = DEFAULT_TILE) -> Tuple[int, int]:
+def inference_load(method, ratio: int, width: int, height: int, tile: int = AUTO_TILE) -> Tuple[int, int]:
     """(tiles, HR pixels) a tiled inference of a width x height output computes.
+
+    ``tile`` :data:`AUTO_TILE` (TILE_SIZE automatic, the default) is the method's preferred tile, as the
+    tile loop takes it.
 
     Each tile's core plus its context (the margin inside the raster, the tile loop's edge pad at its edges:
     engine/pipeline/tile_geometry.py).
     """
-    from ..pipeline.tile_geometry import edge_pad, tile_geometry
-
     step, margin, tile = tile_geometry(method, ratio, tile)
     edge = edge_pad(step, margin)
     nx, ny = -(-width // tile), -(-height // tile)
@@ -48,9 +50,14 @@ def inference_cost(timed: Sequence[Tuple[int, float]], tiles: int, pixels: int) 
     return {"per_px": per_px, "per_tile": per_tile, "seconds": per_tile * tiles + per_px * pixels}
 
 
-def timed_forwards(forward: Callable[..., object], small: Sequence, large: Sequence) -> Sequence[Tuple[int, float]]:
-    """(output pixels, seconds) of ``forward(*small)`` and ``forward(*large)``, after one warm-up forward."""
-    forward(*small)
+def timed_forwards(forward: Callable[..., object], small: Sequence, large: Sequence,
+                   warm_up: bool = True) -> Sequence[Tuple[int, float]]:
+    """(output pixels, seconds) of ``forward(*small)`` and ``forward(*large)``, after one warm-up forward.
+
+    ``warm_up=False`` when the caller has just run ``forward(*small)`` itself.
+    """
+    if warm_up:
+        forward(*small)
     timed = []
     for args in (small, large):
         t = time.perf_counter()

@@ -43,7 +43,7 @@ import numpy as np
 from ...models.catalogue import FIT_ONCE, PER_TILE
 from ..errors import Cancelled, InputError
 from ..feedback import ensure_feedback
-from ..learning.budget import INFERENCE_SAFETY, Deadline, inference_cost, inference_load, mirror2
+from ..learning.budget import INFERENCE_SAFETY, Deadline, inference_cost, inference_load, mirror2, timed_forwards
 from ..learning.loops import make_optimizer, optimise_validated, robust_range, sample_batch, zero_shot_data
 from ..pipeline.device import resolve_device
 from .base import FusionMethod
@@ -469,11 +469,7 @@ class AnchoredNetwork(FusionMethod):
         """
         d = part.data
         big = SimpleNamespace(data=SimpleNamespace(**{k: mirror2(getattr(d, k)) for k in ("y_in", "z_in", "base")}))
-        timed = []
-        for p in (part, big):
-            t = time.perf_counter()
-            out = forward(p)
-            timed.append((out.shape[1] * out.shape[2], time.perf_counter() - t))
+        timed = timed_forwards(forward, (part,), (big,), warm_up=False)
         return inference_cost(timed, self._out_tiles, self._out_pixels)
 
     def ratio_of(self, part: Part) -> int:

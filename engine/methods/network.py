@@ -146,7 +146,7 @@ class NetworkMethod(FusionMethod):
             if self.save_path:
                 self.save(self.save_path, scene)
         elif self.kind == FIT_ONCE:
-            load = inference_load(self, self.ratio, scene.pair.region.width, scene.pair.region.height, self.spec.tile)
+            load = inference_load(self, self.ratio, scene.pair.region.width, scene.pair.region.height)
             self._fit_once(y, z, feedback, deadline, load)
 
     def _build(self):

@@ -96,6 +96,9 @@ def test_inference_load_counts_cores_margins_and_edges():
         def min_hr_size(self, r):
             return 16
 
+        def preferred_tile(self, r):  # the tile TILE_SIZE 0 (automatic, inference_load's default) takes
+            return 256
+
     # one 128x64 tile: 16 px of mirrored context at each raster edge (engine.pipeline.tile_geometry.EDGE_PAD)
     assert anchored.inference_load(M(), 4, 128, 64) == (1, (128 + 32) * (64 + 32))
     # 2 x 1 tiles of 256: one inner boundary, where both tiles read a 64-px margin
