@@ -29,6 +29,10 @@ spectral code decoded by the LR-HSI's principal subspace (:class:`SpectralBasis`
 statistics (:class:`ChannelGate` for CAttn, DRSA without its grid windows), so tiling is exact within the
 suite's tolerance at the ``40r`` margin; 9.4x fewer FLOPs per pixel at 224 bands. Inference (eval, no
 autograd) runs the body channels-last and keeps one band-sized HR tensor, updated in place.
+Cropped HR stage (REC, inference only, lite): ``forward(y, z, crop)`` runs the LR-resolution stages on the
+whole tile and the HR-resolution stage (94 % of lite's arithmetic) on the kept core plus ``HR_STAGE_MARGIN``
+px only, returning the core: the same arithmetic up to that stage's receptive field, whose error was
+measured with trained weights (docs/networks.md#amsf-net-lite).
 """
 from __future__ import annotations
 
