@@ -624,7 +624,8 @@ SPEC = NetSpec(
     margin=AMSFNet.margin,
     align=AMSFNet.align,
     min_hr_size=AMSFNet.min_hr_size,
-    # Larger tiles amortise the 40r margin but break the 2 GB process goal (measured, docs/networks.md#amsf-net-lite).
+    # Larger tiles amortise the 40r margin but break the 2 GB process goal, with the HR stage cropped too
+    # (measured, docs/networks.md#amsf-net-lite).
     tile=256,
     defaults={"hsi_skip": True, "lite": False},
     paper_params=None,
