@@ -18,7 +18,6 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-
 M_ARENA_MAX = -8  # mallopt parameter number (glibc malloc.h)
 NETWORK_HEAP_ARENAS = 1
 
