@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/amsf_lite.py quality [--iterations 100]
     .venv/bin/python benchmarks/amsf_lite.py margins [--core 64] [--margins 0,32,...]
+    .venv/bin/python benchmarks/amsf_lite.py hr_margins [--core 128] [--margins 16,32,48,64,96]
     .venv/bin/python benchmarks/amsf_lite.py speed [--sizes 256,384] [--rounds 3]
     .venv/bin/python benchmarks/amsf_lite.py memory --configs lite --sizes 576
 
@@ -11,6 +12,9 @@ sample/enmap_potsdam_reference.tif; the checkpoints are kept for ``margins``.
 margins: the trained net on the sample mirror-tiled to a larger scene (benchmarks/bigpair.py does the same
 for the throughput pair); one central core tile run with context ``m`` is compared with the whole-scene
 output on that core, relative to the scene output's largest magnitude (tests/invariance.py TILE_RTOL).
+hr_margins: lite's cropped HR stage (``forward(y, z, crop)``) on one central tile (core plus the ``40r`` tile
+margin, as the engine reads it) against the whole forward of that tile cut to the core, per HR-stage margin, at
+the trained gain and at gain 1, relative to the largest magnitude of the tile's output.
 speed: best-of-N one-core process time of ``model(y, z)`` under ``torch.inference_mode`` at 224/12 bands,
 random weights with the correction switched on, NCHW vs channels-last interleaved in one process.
 memory: peak RSS of one process running one such forward pass (``--configs lite --sizes 576``).
@@ -83,6 +87,13 @@ def load_trained(ckpt: Path):
     return net.eval(), ck["norm"]
 
 
+def trained_steps(ckpt: Path) -> int:
+    """The training iterations a checkpoint written by :func:`quality` records."""
+    import torch
+
+    return int(torch.load(str(ckpt), weights_only=True)["training"]["iterations"])
+
+
 def mirrored_sample(lr_side: int, norm: Dict):
     """The sample pair mirror-tiled to ``lr_side``² LR px (normalised as the engine does), as tensors."""
     import torch
@@ -130,6 +141,36 @@ def margin_errors(ckpt: Path, core: int, margins: List[int], scene_lr: int, full
             diff = (t[..., m:m + core, m:m + core] - whole[..., c0:c0 + core, c0:c0 + core]).abs().max()
             out[m] = float(diff) / scale
             log(f"{ckpt.name}{' gain 1' if full_gain else ''} margin {m}: {out[m]:.2e} of max |x| ({scale:.3f})")
+    return out
+
+
+def hr_margin_errors(ckpt: Path, core: int, margins: List[int], scene_lr: int) -> Dict:
+    """Max |cropped forward - whole forward cut to the core| / max |whole|, per HR-stage margin and gain."""
+    import torch
+
+    net, norm = load_trained(ckpt)
+    y, z, r = mirrored_sample(scene_lr, norm)
+    side, tile_margin = z.shape[-1], net.margin(r)
+    c0 = (side // 2 - core // 2) // (8 * r) * (8 * r)
+    lo, hi = c0 - tile_margin, c0 + core + tile_margin
+    if lo < 0 or hi > side:
+        raise SystemExit(f"--scene-lr {scene_lr} is too small for a {core}-px core with a {tile_margin}-px margin")
+    y, z = y[..., lo // r:hi // r, lo // r:hi // r], z[..., lo:hi, lo:hi]
+    crop = (tile_margin,) * 4
+    trained = float(net.skip_gain.detach())
+    torch.set_num_threads(2)
+    out = {}
+    with torch.inference_mode():
+        for name, gain in (("trained gain", trained), ("gain 1", 1.0)):
+            net.skip_gain.fill_(gain)
+            whole = net(y, z)[..., tile_margin:-tile_margin, tile_margin:-tile_margin]
+            scale = float(whole.abs().max())
+            row = {}
+            for m in margins:
+                net.hr_stage_margin = m
+                row[m] = float((net(y, z, crop=crop) - whole).abs().max()) / scale
+                log(f"{ckpt.name} {name} ({gain:.4f}) HR-stage margin {m}: {row[m]:.2e} of max |x| ({scale:.3f})")
+            out[f"{name} {gain:.4f}"] = row
     return out
 
 
@@ -196,7 +237,7 @@ def memory(config: str, size: int) -> Dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("quality", "margins", "speed", "memory"))
+    ap.add_argument("what", choices=("quality", "margins", "hr_margins", "speed", "memory"))
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
@@ -218,6 +259,11 @@ def main() -> None:
         key = "margins_gain1" if a.full_gain else "margins"
         value = {c: margin_errors(checkpoint_path(a.work, c), a.core, margins, a.scene_lr, a.full_gain)
                  for c in configs}
+    elif a.what == "hr_margins":
+        key = "hr_stage_margins"
+        ckpt = checkpoint_path(a.work, "lite")
+        value = {f"lite, {trained_steps(ckpt)} steps, core {a.core}": hr_margin_errors(
+            ckpt, a.core, [int(m) for m in a.margins.split(",")], a.scene_lr)}
     elif a.what == "memory":  # one (config, size) per process: VmHWM is the process's own peak
         key, value = "memory", {f"{configs[0]} {a.sizes}": memory(configs[0], int(a.sizes))}
     else:

@@ -29,6 +29,10 @@ spectral code decoded by the LR-HSI's principal subspace (:class:`SpectralBasis`
 statistics (:class:`ChannelGate` for CAttn, DRSA without its grid windows), so tiling is exact within the
 suite's tolerance at the ``40r`` margin; 9.4x fewer FLOPs per pixel at 224 bands. Inference (eval, no
 autograd) runs the body channels-last and keeps one band-sized HR tensor, updated in place.
+Cropped HR stage (REC, inference only, lite): ``forward(y, z, crop)`` runs the LR-resolution stages on the
+whole tile and the HR-resolution stage (94 % of lite's arithmetic) on the kept core plus ``HR_STAGE_MARGIN``
+px only, returning the core: the same arithmetic up to that stage's receptive field, whose error was
+measured with trained weights (docs/networks.md#amsf-net-lite).
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import LN2d, check_pair, floor_at_input_minimum
+from .blocks import Box, LN2d, check_pair, core_box, floor_at_input_minimum, upsample_box, window
 from .spec import NetSpec
 
 WIDTH = 32
@@ -46,6 +50,11 @@ WIDTH = 32
 # of every band, and no tile-wide statistics, so a tile's output depends only on its neighbourhood.
 LITE_WIDTH = 12
 LITE_CODE = 32
+# HR px of context the HR-resolution stage keeps around the kept core when forward() is given a crop (lite only;
+# measured with trained weights, docs/networks.md#amsf-net-lite). The window's offsets are rounded to HR_STAGE_STEP:
+# LFE's 2x2 max-pooling and DRSA's 2x2 windows must keep their phase.
+HR_STAGE_MARGIN = 32
+HR_STAGE_STEP = 2
 
 
 def _resize(t: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -427,6 +436,8 @@ class AMSFNet(nn.Module):
         c_hsi, w = hsi_bands, width
         self.bands = (hsi_bands, msi_bands)
         self.ratio = ratio
+        self.local = local
+        self.hr_stage_margin = HR_STAGE_MARGIN  # forward(crop=...): context of the HR stage (benchmarks vary it)
         self.z_head = _conv3(msi_bands, w)
         self.y_head1 = _conv3(c_hsi, 2 * w)
         self.y_head2 = _conv3(2 * w, w)
@@ -475,19 +486,52 @@ class AMSFNet(nn.Module):
     def min_hr_size(ratio: int) -> int:
         return 8 * ratio
 
-    def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    @property
+    def crops_hr_stage(self) -> bool:
+        """Whether ``forward`` takes a ``crop``: only without tile-wide statistics (lite), with the bicubic skip."""
+        return self.local and self.skip_gain is not None
+
+    def hr_stage_box(self, hr_shape: Sequence[int], crop: Sequence[int]) -> Box:
+        """The HR window the HR stage runs on: the kept core plus ``hr_stage_margin`` px, at even offsets."""
+        r0, r1, c0, c1 = core_box(hr_shape, crop)
+        H, W = hr_shape[-2:]
+
+        def drop(c: int) -> int:
+            return max(0, c - self.hr_stage_margin) // HR_STAGE_STEP * HR_STAGE_STEP
+
+        return drop(r0), H - drop(H - r1), drop(c0), W - drop(W - c1)
+
+    def forward(self, y: torch.Tensor, z: torch.Tensor, crop: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """``x (B, C, H, W)``, or with ``crop`` = (top, bottom, left, right) HR px only the core that leaves.
+
+        ``crop`` (inference, lite only; REC): the LR-resolution stages run on the whole input as without it,
+        the HR-resolution stage (``d``, ``mff3``, ``f2``, ``pcp3``, the head, bicubic(Y), the decode) on the
+        core plus ``HR_STAGE_MARGIN`` px (:meth:`hr_stage_box`): about 94 % of lite's arithmetic is at HR, and
+        the tile margin (``40r``) is set by the far-seeing LR stages. Equal to ``forward(y, z)`` cut to the core
+        within the stage's receptive-field error (docs/networks.md#amsf-net-lite, measured).
+        """
         check_pair(y, z, *self.bands, self.ratio, self.align(self.ratio))
+        box = None
+        if crop is not None:
+            if not self.crops_hr_stage:
+                raise ValueError("crop needs the lite configuration (no tile-wide statistics, bicubic skip)")
+            if self.training or torch.is_grad_enabled():
+                raise ValueError("crop is for inference only (eval mode, no autograd)")
+            box = self.hr_stage_box(z.shape, crop)
         if self.training and self.basis is not None:
             self.basis.fit_once(y)
         fast = self.channels_last and not self.training
         if fast:
             layout = torch.channels_last
-            x = self._correction(y.contiguous(memory_format=layout), z.contiguous(memory_format=layout))
+            x = self._correction(y.contiguous(memory_format=layout), z.contiguous(memory_format=layout), box)
         else:
-            x = self._correction(y, z)
+            x = self._correction(y, z, box)
+        if box is not None:  # the code (or correction) of the window, cut to the core
+            core = core_box(z.shape, crop)
+            x = window(x, (core[0] - box[0], core[1] - box[0], core[2] - box[2], core[3] - box[2]))
         if self.skip_gain is None:
             return x.contiguous()
-        up = F.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
+        up = upsample_box(y, self.ratio, None if crop is None else core_box(z.shape, crop), "bicubic")
         if self.training or torch.is_grad_enabled():
             x = up + self.skip_gain * (x if self.basis is None else self.basis(x))
             return x if self.training else floor_at_input_minimum(x, y)
@@ -501,21 +545,26 @@ class AMSFNet(nn.Module):
         del x
         return torch.maximum(up, y.amin(dim=(-2, -1), keepdim=True).clamp_max(0), out=up)
 
-    def _correction(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The network proper: the HR estimate (published net) or the correction to bicubic(Y) (skip)."""
+    def _correction(self, y: torch.Tensor, z: torch.Tensor, box: Optional[Box] = None) -> torch.Tensor:
+        """The network proper: the HR estimate (published net) or the correction to bicubic(Y) (skip).
+
+        ``box``: the HR stage runs on that window of the HR grid only (see :meth:`forward`).
+        """
         h, w = y.shape[-2:]
-        big = z.shape[-2:]
         quarter = (h // 4, w // 4)
+        r = z.shape[-1] // w
         zf = F.relu(self.z_head(z))
         a = self.att(_resize(zf, (h, w)))
         b = self.att(_resize(a, quarter))
         yf = F.relu(self.y_head2(F.relu(self.y_head1(y))))
         c_ = self.att(_resize(yf, quarter))
-        d = self.att(_resize(yf, big))
+        d = self.att(upsample_box(yf, r, box))
         e = self.mff1(b, c_)
         f1 = F.relu(self.post1(_resize(self.pcp1(torch.cat([b, c_, e], dim=1)), (h, w))))
         g = self.mff2(a, yf)
-        f2 = F.relu(self.post2(_resize(self.pcp2(torch.cat([a, yf, g, f1], dim=1)), big)))
+        f2 = F.relu(self.post2(upsample_box(self.pcp2(torch.cat([a, yf, g, f1], dim=1)), r, box)))
+        if box is not None:
+            zf = window(zf, box)
         hh = self.mff3(d, zf)
         cat = torch.cat([d, zf, hh, f2], dim=1)
         del zf, hh, f2  # HR features: released before the largest stage
@@ -575,7 +624,8 @@ SPEC = NetSpec(
     margin=AMSFNet.margin,
     align=AMSFNet.align,
     min_hr_size=AMSFNet.min_hr_size,
-    # Larger tiles amortise the 40r margin but break the 2 GB process goal (measured, docs/networks.md#amsf-net-lite).
+    # Larger tiles amortise the 40r margin but break the 2 GB process goal, with the HR stage cropped too
+    # (measured, docs/networks.md#amsf-net-lite).
     tile=256,
     defaults={"hsi_skip": True, "lite": False},
     paper_params=None,

@@ -10,13 +10,20 @@ step 0, so :func:`open_inner_gain` sets it to 1 and ``g`` alone gates the residu
 """
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .blocks import core_box, upsample_box
 
 
 class ResidualOnBase(nn.Module):
-    """``forward(y, z, base) = base + gain * (net(y, z) - bicubic(y))``; ``gain`` (C,) starts at 0."""
+    """``forward(y, z, base) = base + gain * (net(y, z) - bicubic(y))``; ``gain`` (C,) starts at 0.
+
+    ``crop`` (inference, a net with ``crops_hr_stage``): ``base`` is the core's, and the net and bicubic(y) are
+    computed for the core only (models/amsf_net.py AMSFNet.forward).
+    """
 
     def __init__(self, net: nn.Module, bands: int) -> None:
         super().__init__()
@@ -24,12 +31,18 @@ class ResidualOnBase(nn.Module):
         self.gain = nn.Parameter(torch.zeros(bands))
         open_inner_gain(net)
 
-    def residual(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        up = F.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
-        return self.net(y, z) - up
+    @property
+    def crops_hr_stage(self) -> bool:
+        return bool(getattr(self.net, "crops_hr_stage", False))
 
-    def forward(self, y: torch.Tensor, z: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        return base + self.gain.view(1, -1, 1, 1) * self.residual(y, z)
+    def residual(self, y: torch.Tensor, z: torch.Tensor, crop: Optional[Sequence[int]] = None) -> torch.Tensor:
+        ratio = z.shape[-1] // y.shape[-1]
+        up = upsample_box(y, ratio, None if crop is None else core_box(z.shape, crop), "bicubic")
+        return (self.net(y, z) if crop is None else self.net(y, z, crop=crop)) - up
+
+    def forward(self, y: torch.Tensor, z: torch.Tensor, base: torch.Tensor,
+                crop: Optional[Sequence[int]] = None) -> torch.Tensor:
+        return base + self.gain.view(1, -1, 1, 1) * self.residual(y, z, crop)
 
 
 def open_inner_gain(net: nn.Module) -> None:

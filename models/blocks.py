@@ -5,6 +5,7 @@ Torch only. Each block is small and named after the spec so network files read l
 from __future__ import annotations
 
 import math
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -200,3 +201,44 @@ def floor_at_input_minimum(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """
     lo = y.amin(dim=(-2, -1), keepdim=True).clamp_max(0)
     return torch.maximum(x, lo)
+
+
+Box = Tuple[int, int, int, int]  # (row0, row1, col0, col1) of an HR window, end-exclusive
+
+
+def core_box(hr_shape: Sequence[int], crop: Optional[Sequence[int]]) -> Box:
+    """The HR window left after dropping ``crop`` = (top, bottom, left, right) px of an ``hr_shape`` (.., H, W)."""
+    H, W = int(hr_shape[-2]), int(hr_shape[-1])
+    top, bottom, left, right = (0, 0, 0, 0) if crop is None else (int(c) for c in crop)
+    if min(top, bottom, left, right) < 0 or top + bottom >= H or left + right >= W:
+        raise ValueError(f"crop {tuple(crop)} leaves nothing of a {H}x{W} HR input")
+    return top, H - bottom, left, W - right
+
+
+def window(t: torch.Tensor, box: Box) -> torch.Tensor:
+    """``t[..., r0:r1, c0:c1]`` as a tensor of its own, in ``t``'s layout (channels-last stays channels-last)."""
+    r0, r1, c0, c1 = box
+    part = t[..., r0:r1, c0:c1]
+    last = t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+    return part.contiguous(memory_format=torch.channels_last if last else torch.contiguous_format)
+
+
+def upsample_box(t: torch.Tensor, ratio: int, box: Optional[Box], mode: str = "bilinear") -> torch.Tensor:
+    """``interpolate(t, r x size, mode, align_corners=False)[..., r0:r1, c0:c1]`` without the full-size tensor.
+
+    The LR input is cut to the LR pixels the window's samples reach plus 2 (bicubic's taps reach
+    ``floor(src) - 1 .. floor(src) + 2``), up-sampled by exactly ``r`` and cut to the window: at an integer
+    scale every HR pixel maps to the same LR position less the integer offset, so the values equal the
+    full-size result's (up to rounding of the sample positions). ``box`` None: the whole up-sampled image.
+    """
+    h, w = t.shape[-2:]
+    if box is None:
+        return F.interpolate(t, size=(h * ratio, w * ratio), mode=mode, align_corners=False)
+    r0, r1, c0, c1 = box
+    a0, a1 = max(0, r0 // ratio - 2), min(h, -(-r1 // ratio) + 2)
+    b0, b1 = max(0, c0 // ratio - 2), min(w, -(-c1 // ratio) + 2)
+    up = F.interpolate(t[..., a0:a1, b0:b1], size=((a1 - a0) * ratio, (b1 - b0) * ratio), mode=mode,
+                       align_corners=False)
+    if (r0, r1, c0, c1) == (a0 * ratio, a1 * ratio, b0 * ratio, b1 * ratio):
+        return up
+    return window(up, (r0 - a0 * ratio, r1 - a0 * ratio, c0 - b0 * ratio, c1 - b0 * ratio))

@@ -532,10 +532,40 @@ class AnchoredNetwork(FusionMethod):
         return lambda p: outputs[id(p)]
 
     # -- apply --
+    @property
+    def crops_itself(self) -> bool:
+        """Whether the tile loop calls :meth:`apply_cropped`.
+
+        With the base alone, when the base crops itself; with a supervised net, when its model also computes
+        its HR stage on the core only (``crops_hr_stage``: AMSF-Net lite) and runs on the CPU (the cropped
+        path has no out-of-memory retry).
+        """
+        if self.base is None or not getattr(self.base, "crops_itself", False):
+            return False
+        if not self.use_net:
+            return True
+        if self.model is None or not getattr(self.model, "crops_hr_stage", False):
+            return False
+        self._ensure_device()
+        return self._device.type == "cpu"
+
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
+        base = np.asarray(self.base.apply(lr, hr, ratio, feedback), dtype=np.float32)
+        return self._refine(lr, hr, ratio, base, feedback)
+
+    def apply_cropped(self, lr: np.ndarray, hr: np.ndarray, ratio: int, crop: Tuple[int, int, int, int],
+                      feedback=None) -> np.ndarray:
+        """The core's estimate: the base's own cropped apply, and the net's HR stage on the core only."""
+        if not self.crops_itself:
+            return super().apply_cropped(lr, hr, ratio, crop, feedback)
+        base = np.asarray(self.base.apply_cropped(lr, hr, ratio, crop, feedback), dtype=np.float32)
+        return self._refine(lr, hr, ratio, base, feedback, crop)
+
+    def _refine(self, lr: np.ndarray, hr: np.ndarray, ratio: int, base: np.ndarray, feedback=None,
+                crop: Optional[Tuple[int, int, int, int]] = None) -> np.ndarray:
+        """The network's refinement of ``base`` (the whole tile's, or with ``crop`` the core's)."""
         import torch
 
-        base = np.asarray(self.base.apply(lr, hr, ratio, feedback), dtype=np.float32)
         if not self.use_net:
             return base
         if self.model is not None:
@@ -543,7 +573,8 @@ class AnchoredNetwork(FusionMethod):
             y = torch.from_numpy(self._normalise(lr, "hsi"))[None].to(self._device)
             z = torch.from_numpy(self._normalise(hr, "msi"))[None].to(self._device)
             b = torch.from_numpy(self._normalise(base, "hsi"))[None].to(self._device)
-            x = self.net.runtime.forward(self.model, y, z, b, feedback=feedback)[0].float().cpu().numpy()
+            options = {} if crop is None else {"crop": tuple(int(c) for c in crop)}
+            x = self.net.runtime.forward(self.model, y, z, b, feedback=feedback, **options)[0].float().cpu().numpy()
             offset, scale = self.norm["hsi"]
             x = x * scale + offset
         else:

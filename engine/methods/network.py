@@ -109,6 +109,18 @@ class NetworkMethod(FusionMethod):
     def device_reason(self) -> Optional[str]:
         return self._reason
 
+    @property
+    def crops_itself(self) -> bool:
+        """Whether the tile loop calls :meth:`apply_cropped`: a supervised net on the CPU with ``crops_hr_stage``.
+
+        Such a model (AMSF-Net lite) computes its HR stage on the kept core only. Not on a GPU: the cropped
+        path has no out-of-memory retry (engine/pipeline/tiling.py).
+        """
+        if self.kind != SUPERVISED or self.model is None or not getattr(self.model, "crops_hr_stage", False):
+            return False
+        self._ensure_device()
+        return self._device.type == "cpu"
+
     def describe(self) -> Dict:
         d = {"method": self.name, "network": self.entry.long_title, "mode": self._mode(),
              "iterations": self.training.get("iterations", 0), "seed": self.seed}
@@ -300,18 +312,32 @@ class NetworkMethod(FusionMethod):
         x *= np.float32(self.norm["hsi"])  # in place: no second copy of a padded output tile (300 MB for AMSF-Net)
         return x
 
-    def predict(self, y: np.ndarray, z: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
+    def apply_cropped(self, lr: np.ndarray, hr: np.ndarray, ratio: int, crop: Tuple[int, int, int, int],
+                      feedback=None) -> np.ndarray:
+        """The core's estimate; the model computes its HR stage there only when :attr:`crops_itself`."""
+        if not self.crops_itself:
+            return super().apply_cropped(lr, hr, ratio, crop, feedback)
+        x = self.predict(lr / self.norm["hsi"], hr / self.norm["msi"], ratio, ensure_feedback(feedback), crop)
+        x *= np.float32(self.norm["hsi"])
+        return x
+
+    def predict(self, y: np.ndarray, z: np.ndarray, ratio: int, feedback=None,
+                crop: Optional[Tuple[int, int, int, int]] = None) -> np.ndarray:
         """The trained or fitted map on one normalised tile pair (C, h, w), (c, H, W) -> (C, H, W) float32.
 
-        Tile arrays in, tile array out, under ``torch.inference_mode``.
+        Tile arrays in, tile array out, under ``torch.inference_mode``. ``crop`` (a model with
+        ``crops_hr_stage`` only): (top, bottom, left, right) HR px dropped, the core's estimate returned.
         """
         import torch
 
         H, W = z.shape[1:]
         yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[None].to(self._device)
         zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))[None].to(self._device)
+        options = {} if crop is None else {"crop": tuple(int(c) for c in crop)}
+        if crop is not None:
+            H, W = H - crop[0] - crop[1], W - crop[2] - crop[3]
         with torch.inference_mode():
-            x = (self.runtime.forward(self.model, yt, zt, feedback=feedback) if self.kind == SUPERVISED
+            x = (self.runtime.forward(self.model, yt, zt, feedback=feedback, **options) if self.kind == SUPERVISED
                  else self.fitted.predict(yt, zt))
             return x[0, :, :H, :W].float().cpu().numpy()
 

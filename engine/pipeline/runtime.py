@@ -89,8 +89,11 @@ class TileRuntime:
                 feedback.pushInfo(f"BACKEND=bf16 ({why}): outputs within {BF16_TOLERANCE:g} of max |output|")
         return self.backend
 
-    def forward(self, model, *inputs, feedback=None) -> Any:
-        """``model(*inputs)`` under inference mode with this backend (inputs on the model's device)."""
+    def forward(self, model, *inputs, feedback=None, **options) -> Any:
+        """``model(*inputs, **options)`` under inference mode with this backend (inputs on the model's device).
+
+        ``options``: keywords of the model's forward (AMSF-Net lite's ``crop``).
+        """
         import torch
 
         device = inputs[0].device
@@ -103,16 +106,16 @@ class TileRuntime:
                                           "CPU) and once more for the first tile of another shape")
                     self._compiled, self._compiled_for = torch.compile(model), id(model)
                     try:
-                        return self._compiled(*inputs)
+                        return self._compiled(*inputs, **options)
                     except Exception as exc:  # any compiler failure: the eager call below still runs
                         self.backend = "eager"
                         if feedback is not None:
                             feedback.pushWarning(f"BACKEND=compile failed ({type(exc).__name__}: "
                                                  f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); "
                                                  "running eager")
-                        return model(*inputs)
-                return self._compiled(*inputs)
+                        return model(*inputs, **options)
+                return self._compiled(*inputs, **options)
             if backend == "bf16":
                 with torch.autocast(device.type, dtype=torch.bfloat16):
-                    return model(*inputs).float()
-            return model(*inputs)
+                    return model(*inputs, **options).float()
+            return model(*inputs, **options)

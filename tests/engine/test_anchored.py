@@ -320,3 +320,48 @@ def test_base_auto_takes_the_self_validated_best(small_pair, tmp_path, monkeypat
                    {"iterations": 2, "batch_size": 1, "device": "cpu", "base": "auto"}, feedback=fb)
     assert res["base"] == "gsa"
     assert any("BASE=auto" in m and "glp" in m and "bicubic" in m for m in fb.messages)
+
+
+def test_amsf_lite_anchored_cropped_tiles_equal_the_uncropped_tiles(tmp_path, monkeypatch):
+    """The default (GLP-anchored) AMSF-Net lite through apply_cropped: GLP and the net's HR stage on the core only."""
+    from hsifusion.engine.io.pair import validate_pair
+    from hsifusion.engine.io.raster import raster_info
+    from hsifusion.engine.io.scene import build_scene
+    from hsifusion.engine.pipeline.tiling import fuse_tiles
+    from hsifusion.models import amsf_net
+    from hsifusion.models.anchor import ResidualOnBase
+    from invariance import assert_tile_invariant
+
+    def untrained(self, train, val, feedback):  # the fit without its training: the weights at their init
+        self.model = ResidualOnBase(self.net._build(), len(self.good)).eval()
+        self.model.net.basis.fit_once(train.data.y_in)
+
+    monkeypatch.setattr(anchored.AnchoredNetwork, "_train", untrained)
+    hsi, msi = synthetic_pair(tmp_path, ratio=2, lr_size=(32, 24), bands=12, msi_bands=3)
+    scene = build_scene(validate_pair(raster_info(hsi), raster_info(msi)))
+    method = get_method("amsfnet", device="cpu", seed=0, max_seconds=0, lite=True)
+    method.fit(scene, LogFeedback())
+    method.use_net = True  # the network's path, at full strength
+    method.model.gain.data.fill_(1.0)
+    crops = []
+    forward = amsf_net.AMSFNet.forward
+    monkeypatch.setattr(amsf_net.AMSFNet, "forward", lambda self, y, z, crop=None: crops.append(crop) or
+                        forward(self, y, z, crop))
+
+    def run():
+        r = scene.pair.region
+        out = np.full((scene.pair.hsi.bands, r.height, r.width), np.nan, np.float32)
+
+        def write(a, w):
+            out[:, w.row:w.row + w.height, w.col:w.col + w.width] = a
+
+        fuse_tiles(scene, method, write, 2 * method.align(2), np.nan)
+        return out
+
+    cropped = run()
+    assert crops and all(c is not None for c in crops) and any(min(c) > 0 for c in crops)
+    n = len(crops)
+    monkeypatch.setattr(anchored.AnchoredNetwork, "crops_itself", property(lambda self: False))
+    former = run()
+    assert len(crops) == 2 * n and all(c is None for c in crops[n:])
+    assert_tile_invariant(cropped, former, "anchored AMSF-Net lite, cropped HR stage")

@@ -62,3 +62,60 @@ def test_paper_config_output_depends_on_the_tile_extent():
     with torch.no_grad():
         moved = (net(y, z) - net(y, far))[..., :corner, :corner].abs().max()
     assert moved > 1e-3 * float(net(y, z).abs().max())
+
+
+def _trained_lite(ck: str, gain: float):
+
+    state = torch.load(ck, weights_only=True)
+    net = amsf_net.build(state["hsi_bands"], state["msi_bands"], state["ratio"],
+                         **dict(amsf_net.SPEC.defaults, **state["hyper"]))
+    net.load_state_dict(state["state_dict"])
+    with torch.no_grad():
+        net.skip_gain.fill_(gain)
+    return net.eval(), state["norm"]
+
+
+def _tile(path: str, norm: float):
+    from hsifusion.engine.io.raster import open_raster
+
+    return torch.from_numpy(open_raster(path).ReadAsArray().astype("float32") / norm)[None]
+
+
+def test_lite_cropped_hr_stage_equals_the_whole_forward_cut_to_the_core(lite_checkpoint):
+    """At gain 1 (the correction at full strength), cores at even and odd offsets from the tile's edges."""
+    hsi, msi, ck = lite_checkpoint
+    net, norm = _trained_lite(ck, 1.0)
+    y, z = _tile(hsi, norm["hsi"]), _tile(msi, norm["msi"])
+    m = amsf_net.SPEC.margin(RATIO)
+    with torch.inference_mode():
+        whole = net(y, z)
+        for crop in [(m, m, m, m), (m + 3, m - 5, m - 1, 0)]:
+            top, bottom, left, right = crop
+            core = whole[..., top:whole.shape[-2] - bottom, left:whole.shape[-1] - right]
+            assert_tile_invariant(net(y, z, crop=crop).numpy(), core.numpy(), f"AMSF-Net lite crop {crop}")
+        net.hr_stage_margin = 0  # no context for the HR stage: the same comparison fails
+        cut = net(y, z, crop=(m, m, m, m))
+    assert float((cut - whole[..., m:-m, m:-m]).abs().max()) > 1e-3 * float(whole.abs().max())
+
+
+def test_lite_checkpoint_cropped_path_equals_the_uncropped_tile_path(lite_checkpoint, tmp_path, monkeypatch):
+    """The engine's tiles through apply_cropped (HR stage on the core) against apply + crop (the former path)."""
+    from hsifusion.engine.methods.network import NetworkMethod
+
+    hsi, msi, ck = lite_checkpoint
+    params = {"checkpoint": ck, "device": "cpu"}
+    crops = []
+    forward = amsf_net.AMSFNet.forward
+
+    def spy(self, y, z, crop=None):
+        crops.append(crop)
+        return forward(self, y, z, crop)
+
+    monkeypatch.setattr(amsf_net.AMSFNet, "forward", spy)
+    cropped, former = str(tmp_path / "cropped.tif"), str(tmp_path / "former.tif")
+    api.fuse(hsi, msi, cropped, "amsfnet", params, tile_size=TILE)
+    assert len(crops) == 9 and all(c is not None for c in crops) and any(min(c) > 0 for c in crops)
+    monkeypatch.setattr(NetworkMethod, "crops_itself", property(lambda self: False))
+    api.fuse(hsi, msi, former, "amsfnet", params, tile_size=TILE)
+    assert len(crops) == 18 and all(c is None for c in crops[9:])
+    assert_tile_invariant(read(cropped), read(former), "AMSF-Net lite, cropped HR stage")

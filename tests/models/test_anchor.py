@@ -59,3 +59,24 @@ def test_residual_of_a_bicubic_skip_net_is_its_branch():
         up = torch.nn.functional.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
         full = wrapped.net(y, z)
         torch.testing.assert_close(wrapped(y, z, base), base + (full - up))
+
+
+def test_cropped_residual_of_amsf_lite_equals_the_whole_one_cut_to_the_core():
+    """AMSF-Net lite crops its HR stage (and bicubic(y)); the wrapper takes the core's base and returns the core."""
+    spec = get_spec("amsfnet")
+    torch.manual_seed(0)
+    net = spec.build(6, 3, 2, **dict(spec.defaults, lite=True))
+    side = 8 * spec.align(2)
+    y, z = torch.rand(1, 6, side // 2, side // 2), torch.rand(1, 3, side, side)
+    net.train()(y, z)  # fixes the spectral basis
+    wrapped = ResidualOnBase(net, 6).eval()
+    assert wrapped.crops_hr_stage and not ResidualOnBase(spec.build(6, 3, 2, **spec.defaults), 6).crops_hr_stage
+    base = torch.rand(1, 6, side, side)
+    crop = (3 * spec.align(2), 3, 5, 2 * spec.align(2) + 1)  # HR-stage windows cut off top and right
+    top, bottom, left, right = crop
+    with torch.inference_mode():
+        wrapped.gain.uniform_(0.5, 1.5)
+        whole = wrapped(y, z, base)[..., top:side - bottom, left:side - right]
+        cut = wrapped(y, z, base[..., top:side - bottom, left:side - right].contiguous(), crop=crop)
+    assert cut.shape == whole.shape
+    torch.testing.assert_close(cut, whole, rtol=0, atol=1e-5 * float(whole.abs().max()))

@@ -1,0 +1,75 @@
+"""AMSF-Net lite's cropped HR stage (``forward(y, z, crop)``) and the windowed up-sampling it rests on.
+
+The equality of the cropped forward with the whole forward on trained weights is in test_amsf_tiling.py
+(it shares that file's trained checkpoint).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hsifusion.models import amsf_net
+from hsifusion.models.blocks import core_box, upsample_box
+
+
+@pytest.mark.parametrize("ratio", [2, 3, 4])
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_upsample_box_equals_the_whole_upsampling_cut_to_the_box(ratio, mode):
+    g = torch.Generator().manual_seed(ratio)
+    t = torch.rand(1, 5, 13, 11, generator=g)
+    whole = F.interpolate(t, scale_factor=ratio, mode=mode, align_corners=False)
+    H, W = whole.shape[-2:]
+    for box in [(0, H, 0, W), (1, H - 3, 5, W), (ratio * 3, ratio * 9, 7, 2 * ratio + 9), (H - 2, H, 0, 1)]:
+        part = upsample_box(t, ratio, box, mode)
+        expected = whole[..., box[0]:box[1], box[2]:box[3]]
+        assert part.shape == expected.shape and part.is_contiguous()
+        assert torch.allclose(part, expected, rtol=0, atol=1e-6 * float(whole.abs().max())), box
+
+
+def test_core_box_is_what_the_crop_leaves_and_refuses_an_empty_core():
+    assert core_box((1, 3, 40, 48), (1, 2, 3, 4)) == (1, 38, 3, 44)
+    assert core_box((40, 48), None) == (0, 40, 0, 48)
+    with pytest.raises(ValueError, match="leaves nothing"):
+        core_box((40, 48), (20, 20, 0, 0))
+    with pytest.raises(ValueError, match="leaves nothing"):
+        core_box((40, 48), (0, 0, -1, 0))
+
+
+@pytest.mark.parametrize("crop", [(0, 0, 0, 0), (160, 160, 160, 160), (37, 161, 1, 48), (49, 50, 51, 52)])
+def test_hr_stage_window_keeps_the_margin_at_even_offsets(crop):
+    net = amsf_net.build(6, 3, 4, lite=True)
+    shape = (1, 3, 384, 416)
+    r0, r1, c0, c1 = net.hr_stage_box(shape, crop)
+    k0, k1, l0, l1 = core_box(shape, crop)
+    m = amsf_net.HR_STAGE_MARGIN
+    for start, kept in ((r0, k0), (c0, l0)):
+        assert start % amsf_net.HR_STAGE_STEP == 0 and max(0, kept - m - 1) <= start <= max(0, kept - m)
+    for end, kept, size in ((r1, k1, shape[2]), (c1, l1, shape[3])):
+        assert (size - end) % amsf_net.HR_STAGE_STEP == 0 and min(size, kept + m) <= end <= min(size, kept + m + 1)
+
+
+def test_crop_is_refused_by_the_paper_configuration_and_in_training():
+    y, z = torch.rand(1, 6, 16, 16), torch.rand(1, 3, 32, 32)
+    paper = amsf_net.build(6, 3, 2).eval()
+    assert not paper.crops_hr_stage
+    with torch.no_grad(), pytest.raises(ValueError, match="lite"):
+        paper(y, z, crop=(8, 8, 8, 8))
+    lite = amsf_net.build(6, 3, 2, lite=True)
+    assert lite.crops_hr_stage
+    with pytest.raises(ValueError, match="inference"):
+        lite.train()(y, z, crop=(8, 8, 8, 8))
+    with pytest.raises(ValueError, match="inference"):
+        lite.eval()(y, z, crop=(8, 8, 8, 8))  # autograd on
+
+
+def test_cropped_forward_of_a_whole_crop_of_zero_is_the_whole_forward():
+    """Crop = 0 on every side runs every stage on the whole input: the same arithmetic as no crop."""
+    torch.manual_seed(0)
+    net = amsf_net.build(6, 3, 2, lite=True).train()
+    y, z = torch.rand(1, 6, 32, 32), torch.rand(1, 3, 64, 64)
+    net(y, z)  # fixes the basis
+    net.eval()
+    with torch.inference_mode():
+        net.skip_gain.fill_(1.0)
+        assert torch.equal(net(y, z, crop=(0, 0, 0, 0)), net(y, z))
