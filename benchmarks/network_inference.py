@@ -194,7 +194,11 @@ CHANGES = """What the speed work changed (details, margins and measurements per 
   recycled buffers (no second and third copy of a padded 224-band tile); memory freed by the fit is returned
   before the tiles; TILE_SIZE 0 (the default everywhere) takes each network's tile from its `NetSpec.tile`,
   chosen from measured speed and peak memory: 256 for every network (larger tiles were at most marginally
-  faster and broke 2 GB) but the per-pixel Spectral MLP (1024).
+  faster and broke 2 GB) but the per-pixel Spectral MLP (1024). Building a network method makes the process's
+  later threads share one glibc heap arena (engine/pipeline/memory.py): each thread's arena had kept its own
+  high-water mark of freed activations (peak 2.25-2.33 GB at 1024² for CoFusion lite, AMSF-Net lite and the
+  CoFusion paper configuration against 1.6-2.0 GB with one arena, same speed within the noise;
+  benchmarks/NOTES.md, "Heap arenas").
 - **AMSF-Net**: channels-last body, in-place HR head. Its paper configuration costs ~9.3 TFLOP per input Mpx at
   224 bands (measured with torch.utils.flop_counter) and needs its 160 px margin (whole-tile pooling and grid
   attention: tiled outputs differ from untiled by ~0.5 % at any margin), so it cannot reach the goal on 2 cores
@@ -202,7 +206,9 @@ CHANGES = """What the speed work changed (details, margins and measurements per 
   the paper configuration on the bundled sample at 100 steps (PSNR +0.01 dB, SAM -1.4 deg over two seeds).
 - **CoFusion**: channels-last, the two-way mask softmax as a sigmoid, the HSI head before the up-sampling, the
   up-sampled HSI made only for the final residual (outputs identical within 1e-6). ~2.7 TFLOP per input Mpx
-  and a 64 px margin bound it far below the goal; LITE halves the arithmetic.
+  and a 64 px margin bound it far below the goal; LITE halves the arithmetic and, with two dual blocks per
+  level instead of 6/12/21, sees less far: it tiles with its own measured margin of 48 px (3e-6 of the largest
+  value; the paper configuration needs 64), so a 256 px tile computes 352² instead of 384² input pixels.
 - **SSJCN**: channels-last (its strided depthwise degradation 6x faster); margin 64 -> 24 px at x4, measured
   with trained weights (2e-7 of the maximum at 24 px with the pooled vectors shared between tiles).
 - **UDS2C2**: the HR loss terms of its third fit stage in checkpointed 64-row strips (fit peak 4.5 -> 1.4 GB on

@@ -31,6 +31,9 @@ WIDTH = 64
 TOP_K = 8
 PAPER_BLOCKS = (6, 12, 21)
 LITE_BLOCKS = (2, 2, 2)
+# Tile margins (HR px, before rounding up to the align step), measured as in docs/networks.md#cofusion-defaults:
+# the fewer dual blocks of lite see less far (2e-5 of the largest value at 40 px, 3e-6 at 48).
+PAPER_MARGIN, LITE_MARGIN = 64, 48
 
 
 def _resize(t: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -253,7 +256,12 @@ class CoFusion(nn.Module):
     @staticmethod
     def margin(ratio: int) -> int:
         a = lcm(8, ratio)
-        return -(-64 // a) * a  # 64 rounded up to the align step
+        return -(-PAPER_MARGIN // a) * a  # rounded up to the align step
+
+    @staticmethod
+    def lite_margin(ratio: int) -> int:
+        a = lcm(8, ratio)
+        return -(-LITE_MARGIN // a) * a
 
     @staticmethod
     def min_hr_size(ratio: int) -> int:
@@ -343,6 +351,7 @@ SPEC = NetSpec(
     loss=loss,
     default_optimizer=default_optimizer,
     margin=CoFusion.margin,
+    lite_margin=CoFusion.lite_margin,
     align=CoFusion.align,
     min_hr_size=CoFusion.min_hr_size,
     defaults={"blocks": PAPER_BLOCKS, "lite": False},

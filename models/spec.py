@@ -23,6 +23,8 @@ class NetSpec:
         build: ``build(hsi_bands, msi_bands, ratio, **hyper) -> nn.Module``. Supervised nets map
             ``forward(y, z) -> x`` with ``y (B,C,h,w)``, ``z (B,c,H,W)``, ``x (B,C,H,W)``.
         margin: ``margin(ratio) -> int`` HR pixels of context a tile needs (README, "The networks").
+        lite_margin: the same for the ``lite`` configuration where its smaller receptive field needs less
+            (measured per network, docs/networks.md); None: ``margin``. Use :meth:`margin_of`.
         align: ``align(ratio) -> int`` HR size/origin step (a multiple of ratio).
         min_hr_size: ``min_hr_size(ratio) -> int`` smallest HR side the net accepts.
         defaults: default hyper-parameters passed to ``build`` (and, for unsupervised nets, to ``fit``).
@@ -49,7 +51,12 @@ class NetSpec:
     loss: Optional[Callable[..., Any]] = None
     default_optimizer: Optional[Callable[..., Any]] = None
     fit: Optional[Callable[..., Any]] = None
+    lite_margin: Optional[Callable[[int], int]] = None
     fit_per_tile: Optional[Callable[..., Any]] = None
     tile: int = 256
     paper_params: Optional[int] = None
     reference: str = ""
+
+    def margin_of(self, ratio: int, lite: bool = False) -> int:
+        """HR context a tile needs for the configuration built (``lite`` or not)."""
+        return (self.lite_margin if lite and self.lite_margin is not None else self.margin)(ratio)

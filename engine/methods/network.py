@@ -24,6 +24,7 @@ from ..learning.checkpoint import check_compatible, load_checkpoint, save_checkp
 from ..learning.loops import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
 from ..pipeline.device import limit_cpu_threads, resolve_device
+from ..pipeline.memory import share_one_heap_arena
 from ..pipeline.runtime import BACKEND_LABELS, BACKENDS, DEFAULT_BACKEND, TileRuntime
 from ..version import __version__
 from .base import FusionMethod
@@ -64,6 +65,7 @@ class NetworkMethod(FusionMethod):
         from ...models.registry import load_spec
 
         limit_cpu_threads()
+        share_one_heap_arena()  # before torch's threads allocate: the tile loop's peak memory (pipeline/memory.py)
         self.entry = entry(network)
         self.kind = PER_TILE if per_tile and self.entry.per_tile_option else self.entry.kind
         self.spec = load_spec(self.entry)
@@ -90,7 +92,7 @@ class NetworkMethod(FusionMethod):
 
     # -- geometry from the spec --
     def margin(self, ratio: int) -> int:
-        return self.spec.margin(ratio)
+        return self.spec.margin_of(ratio, bool(self.hyper.get("lite")))
 
     def align(self, ratio: int) -> int:
         # A per-tile net is optimised on each tile, so tile origins need no pyramid phase: only its size

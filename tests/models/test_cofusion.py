@@ -138,3 +138,14 @@ def test_spec_registered():
     for r, (a, m, smallest) in expected.items():
         assert (spec.align(r), spec.margin(r), spec.min_hr_size(r)) == (a, m, smallest)
         assert m % a == 0 and a % r == 0
+        lite = spec.margin_of(r, lite=True)  # 48 rounded up to the step, never more than the paper's
+        assert lite % a == 0 and 48 <= lite < 48 + a and lite <= m
+
+
+def test_engine_tiles_lite_at_its_own_margin():
+    """The tile loop asks the method; a lite run (option or checkpoint hyper) gets the lite margin."""
+    from hsifusion.engine.methods.network import NetworkMethod
+
+    spec = get_spec("cofusion")
+    assert NetworkMethod("cofusion", lite=True).margin(4) == spec.margin_of(4, lite=True)
+    assert NetworkMethod("cofusion").margin(4) == spec.margin(4) > spec.margin_of(4, lite=True)

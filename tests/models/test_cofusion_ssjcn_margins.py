@@ -23,8 +23,11 @@ from invariance import assert_tile_invariant
 SAMPLE = Path(__file__).resolve().parents[2] / "sample"
 BANDS = list(range(20, 200, 12))  # spread over 418-2446 nm, clear of the bad bands 130-135
 RATIO, CORE = 4, 32
-NETS = {"cofusion": lambda c: cofusion.build(c, 12, RATIO, lite=True), "ssjcn": lambda c: ssjcn.build(c, 12, RATIO)}
-MODULES = {"cofusion": cofusion, "ssjcn": ssjcn}
+NETS = {"cofusion": lambda c: cofusion.build(c, 12, RATIO, lite=True),
+        "cofusion paper": lambda c: cofusion.build(c, 12, RATIO),
+        "ssjcn": lambda c: ssjcn.build(c, 12, RATIO)}
+MODULES = {"cofusion": cofusion, "cofusion paper": cofusion, "ssjcn": ssjcn}
+LITE = {"cofusion"}  # built with lite=True: tiled at the lite margin (NetSpec.margin_of)
 
 
 def _read(name, bands=None):
@@ -68,7 +71,7 @@ def _trained(name):
 
 
 def _share_pooling(name, monkeypatch) -> SharedPooling:
-    if name == "cofusion":
+    if name.startswith("cofusion"):
         shared = SharedPooling(cofusion.global_max)
         monkeypatch.setattr(cofusion, "global_max", shared)
     else:  # SE as in models/blocks.py, its spatial mean shared
@@ -103,7 +106,7 @@ def test_margin_covers_the_receptive_field(name, monkeypatch):
     net, y, z = _trained(name)
     shared = _share_pooling(name, monkeypatch)
     spec = MODULES[name].SPEC
-    margin, step = spec.margin(RATIO), spec.align(RATIO)
+    margin, step = spec.margin_of(RATIO, name in LITE), spec.align(RATIO)
     tiled, whole = _tiled_and_whole(net, y, z, margin, shared)
     assert_tile_invariant(tiled, whole, f"{name} margin {margin}")
     near, whole_near = _tiled_and_whole(net, y, z, step, shared)

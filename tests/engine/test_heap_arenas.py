@@ -1,0 +1,61 @@
+"""share_one_heap_arena: threads started after it share glibc's heap arena (engine/pipeline/memory.py).
+
+Counted from glibc's own report (``malloc_info``: one ``<heap nr=...>`` element per arena), in a fresh
+process per case, with four threads holding memory at once; the control case without the setting shows
+that the count can fail (it sees one arena per thread).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = textwrap.dedent("""
+    import ctypes, os, sys, tempfile, threading
+    sys.path.insert(0, "tools")
+    from repo_package import register_package
+    register_package()
+    from hsifusion.engine.pipeline.memory import share_one_heap_arena
+    if sys.argv[1] == "share":
+        assert share_one_heap_arena()
+    barrier, held = threading.Barrier(5), []
+
+    def work():
+        held.append(bytearray(50_000))  # above pymalloc's limit: a malloc in this thread
+        barrier.wait()
+        barrier.wait()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    barrier.wait()  # every thread holds its block now
+    libc = ctypes.CDLL("libc.so.6")
+    libc.fdopen.restype = ctypes.c_void_p
+    with tempfile.TemporaryFile() as f:
+        fp = libc.fdopen(os.dup(f.fileno()), b"w")
+        libc.malloc_info(0, ctypes.c_void_p(fp))
+        libc.fclose(ctypes.c_void_p(fp))
+        f.seek(0)
+        print(f.read().decode().count("<heap nr="))
+    barrier.wait()
+    for t in threads:
+        t.join()
+""")
+
+
+def _arenas(case: str) -> int:
+    out = subprocess.run([sys.executable, "-c", CHILD, case], cwd=str(ROOT), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc heap arenas")
+def test_threads_share_one_arena_after_the_setting():
+    assert _arenas("share") == 1
+    assert _arenas("default") >= 3  # the control: four threads, their own arenas
