@@ -418,9 +418,12 @@ class SpectralBasis(nn.Module):
 
     @torch.no_grad()
     def decode_into(self, out: torch.Tensor, code: torch.Tensor, gain: float) -> None:
-        """``out += gain * decode(code)`` without a second band-sized tensor (inference; NCHW contiguous)."""
+        """``out += gain * decode(code)`` without a second band-sized tensor (inference; NCHW contiguous).
+
+        The code is brought to the basis' dtype: under bfloat16 autocast it comes out of the head in bfloat16.
+        """
         for o, c in zip(out, code):
-            o.view(o.shape[0], -1).addmm_(self.weight, c.reshape(c.shape[0], -1), alpha=gain)
+            o.view(o.shape[0], -1).addmm_(self.weight, c.reshape(c.shape[0], -1).to(self.weight.dtype), alpha=gain)
 
 
 class AMSFNet(nn.Module):
