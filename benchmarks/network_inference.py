@@ -18,8 +18,10 @@ BASE=none (the network's own output: what a whole scene costs when the network i
 
 Mpx/s counts the tile phase (reading, network, writing); the 9 Mpx projection = fit + 9 Mpx / (tile phase
 Mpx/s), on these 2 cores. Tile: the tree's default (256 before; automatic = the network's measured tile after).
-"flat —": the 2048² run was left out (the paper configurations of AMSF-Net and CoFusion: 10-20 minutes each at
-their measured speed; the per-tile options: one crop).
+"flat —": the 2048² run was left out (the paper configuration of AMSF-Net: 12 minutes at its measured speed;
+the per-tile options: one crop). Run to run, the same row varied by up to +-30 % on this shared machine
+(back-to-back pairs of SSJCN: 0.047-0.054 Mpx/s, CoFusion lite 0.040-0.049; benchmarks/NOTES.md, "Heap arenas"):
+a row within that of the goal is not a clear pass or fail.
 """
 from __future__ import annotations
 
@@ -204,6 +206,9 @@ CHANGES = """What the speed work changed (details, margins and measurements per 
   attention: tiled outputs differ from untiled by ~0.5 % at any margin), so it cannot reach the goal on 2 cores
   by its own arithmetic. LITE (non-paper, REC) costs 9.4x fewer FLOPs, tiles within 1e-4, and is as accurate as
   the paper configuration on the bundled sample at 100 steps (PSNR +0.01 dB, SAM -1.4 deg over two seeds).
+  Lite on the CPU now runs its HR stage (94 % of its FLOPs) on the tile's core plus 32 px only, its LR stages on
+  the whole 40r-margin tile (REC, docs/networks.md#amsf-net-lite: 1730 instead of 4920 GFLOP per core Mpx at
+  a 256 tile, outputs within 2.3e-7 of the whole-tile forward); the anchored default (BASE=glp) crops too.
 - **CoFusion**: channels-last, the two-way mask softmax as a sigmoid, the HSI head before the up-sampling, the
   up-sampled HSI made only for the final residual (outputs identical within 1e-6). ~2.7 TFLOP per input Mpx
   and a 64 px margin bound it far below the goal; LITE halves the arithmetic and, with two dual blocks per

@@ -35,6 +35,9 @@ class NetworkEntry:
         seconds_per_mpx: measured CPU cost (2 cores, s per HR Mpx, fit excluded) of each way the network runs,
             by kind; the PER_TILE parameter's help quotes it.
         lite: True when the network has a non-paper, faster ``lite`` configuration (a declared parameter).
+        config_seconds_per_mpx: measured CPU inference (2 cores, s per HR Mpx from a checkpoint, 224 bands,
+            docs/benchmarks.md "Whole scenes with the networks") of the ``paper`` and ``lite`` configurations;
+            the LITE parameter's help quotes it.
         iterations: default training / optimisation steps of a run (minutes on a CPU for the supervised
             and fit-once nets; per tile when optimised per tile).
         sample_budget: method parameters at which the network beats bicubic upsampling in PSNR and SAM on
@@ -55,6 +58,7 @@ class NetworkEntry:
     per_tile_option: bool = False
     seconds_per_mpx: Dict[str, float] = field(default_factory=dict)
     lite: bool = False
+    config_seconds_per_mpx: Dict[str, float] = field(default_factory=dict)
     iterations: int = 300
     sample_budget: Dict[str, Any] = field(default_factory=dict)
     stage_shares: Tuple[float, ...] = ()
@@ -74,11 +78,13 @@ class NetworkEntry:
 NETWORKS: Tuple[NetworkEntry, ...] = (
     NetworkEntry(
         id="amsfnet", title="AMSF-Net", long_title="AMSF-Net", module="amsf_net", kind=SUPERVISED, lite=True,
+        config_seconds_per_mpx={"paper": 182.0, "lite": 12.0},
         iterations=300, sample_budget={"iterations": 100},
         checkpoint_fallbacks={"hsi_skip": False},  # saved before the REC bicubic skip existed
     ),
     NetworkEntry(
         id="cofusion", title="CoFusion", long_title="CoFusion", module="cofusion", kind=SUPERVISED, lite=True,
+        config_seconds_per_mpx={"paper": 84.0, "lite": 23.0},
         iterations=300, sample_budget={"iterations": 200, "lite": True},
     ),
     NetworkEntry(

@@ -505,7 +505,11 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
                             f"cores; optimised on every tile about {cost.get(PER_TILE, 0):g} s per HR Mpx "
                             "(docs/networks.md)"))
     if e.lite:
-        params.append(Param("lite", bool, False, "Lite configuration (non-paper, faster)"))
+        speed = e.config_seconds_per_mpx
+        params.append(Param("lite", bool, False, "Lite configuration (non-paper, faster)",
+                            help=(f"inference about {speed['lite']:g} s per HR Mpx of 224 bands on 2 CPU cores against "
+                                  f"{speed['paper']:g} s for the paper configuration: the one for whole scenes "
+                                  "on a CPU (docs/benchmarks.md, docs/networks.md)") if speed else ""))
     params += [
         Param("hyper", dict, None, "Network hyper-parameters (JSON object), over the model's defaults",
               exposed=False),

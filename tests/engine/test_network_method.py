@@ -197,34 +197,3 @@ def test_fit_once_net_ends_within_max_seconds(net, tmp_path):
     assert any("time budget reached" in m for m in fb.messages)
     assert any("inference estimate" in m for m in fb.messages)
     assert np.isfinite(read(out)).all()
-
-
-def test_only_amsf_lite_on_the_cpu_crops_its_own_tiles():
-    """crops_itself: the cropped path has no GPU out-of-memory retry, and only lite's forward takes a crop."""
-    from types import SimpleNamespace
-
-    from hsifusion.engine.methods.anchored import AnchoredNetwork, make_base
-    from hsifusion.engine.methods.network import NetworkMethod
-    from hsifusion.models import amsf_net
-    from hsifusion.models.anchor import ResidualOnBase
-
-    cpu, gpu = torch.device("cpu"), SimpleNamespace(type="cuda")
-    method = NetworkMethod("amsfnet", lite=True)
-    assert not method.crops_itself  # nothing trained or loaded yet
-    method.model, method._device = amsf_net.build(6, 3, 2, lite=True).eval(), cpu
-    assert method.crops_itself
-    method._device = gpu
-    assert not method.crops_itself
-    method.model, method._device = amsf_net.build(6, 3, 2).eval(), cpu  # the paper configuration
-    assert not method.crops_itself
-
-    anchored = AnchoredNetwork(NetworkMethod("amsfnet", lite=True), "glp")
-    assert not anchored.crops_itself  # not fitted
-    anchored.base = make_base("glp")
-    assert anchored.crops_itself  # the network not used: the base alone, which crops itself
-    anchored.use_net, anchored._device = True, cpu
-    assert not anchored.crops_itself  # an unsupervised blend: no model
-    anchored.model = ResidualOnBase(amsf_net.build(6, 3, 2, lite=True), 6).eval()
-    assert anchored.crops_itself
-    anchored._device = gpu
-    assert not anchored.crops_itself
