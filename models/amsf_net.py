@@ -494,9 +494,9 @@ class AMSFNet(nn.Module):
         """Whether ``forward`` takes a ``crop``: only without tile-wide statistics (lite), with the bicubic skip."""
         return self.local and self.skip_gain is not None
 
-    def hr_stage_box(self, hr_shape: Sequence[int], crop: Sequence[int]) -> Box:
-        """The HR window the HR stage runs on: the kept core plus ``hr_stage_margin`` px, at even offsets."""
-        r0, r1, c0, c1 = core_box(hr_shape, crop)
+    def hr_stage_box(self, hr_shape: Sequence[int], core: Box) -> Box:
+        """The HR window the HR stage runs on: the kept ``core`` plus ``hr_stage_margin`` px, at even offsets."""
+        r0, r1, c0, c1 = core
         H, W = hr_shape[-2:]
 
         def drop(c: int) -> int:
@@ -514,13 +514,14 @@ class AMSFNet(nn.Module):
         within the stage's receptive-field error (docs/networks.md#amsf-net-lite, measured).
         """
         check_pair(y, z, *self.bands, self.ratio, self.align(self.ratio))
-        box = None
+        core = box = None
         if crop is not None:
             if not self.crops_hr_stage:
                 raise ValueError("crop needs the lite configuration (no tile-wide statistics, bicubic skip)")
             if self.training or torch.is_grad_enabled():
                 raise ValueError("crop is for inference only (eval mode, no autograd)")
-            box = self.hr_stage_box(z.shape, crop)
+            core = core_box(z.shape, crop)
+            box = self.hr_stage_box(z.shape, core)
         if self.training and self.basis is not None:
             self.basis.fit_once(y)
         fast = self.channels_last and not self.training
@@ -530,11 +531,10 @@ class AMSFNet(nn.Module):
         else:
             x = self._correction(y, z, box)
         if box is not None:  # the code (or correction) of the window, cut to the core
-            core = core_box(z.shape, crop)
             x = window(x, (core[0] - box[0], core[1] - box[0], core[2] - box[2], core[3] - box[2]))
         if self.skip_gain is None:
             return x.contiguous()
-        up = upsample_box(y, self.ratio, None if crop is None else core_box(z.shape, crop), "bicubic")
+        up = upsample_box(y, self.ratio, core, "bicubic")
         if self.training or torch.is_grad_enabled():
             x = up + self.skip_gain * (x if self.basis is None else self.basis(x))
             return x if self.training else floor_at_input_minimum(x, y)

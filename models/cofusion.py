@@ -36,6 +36,12 @@ LITE_BLOCKS = (2, 2, 2)
 PAPER_MARGIN, LITE_MARGIN = 64, 48
 
 
+def _to_align_step(px: int, ratio: int) -> int:
+    """``px`` rounded up to the size/origin step ``lcm(8, ratio)`` (:meth:`CoFusion.align`)."""
+    a = lcm(8, ratio)
+    return -(-px // a) * a
+
+
 def _resize(t: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     """Bilinear, align_corners=False, no antialias."""
     return F.interpolate(t, size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False)
@@ -255,13 +261,11 @@ class CoFusion(nn.Module):
 
     @staticmethod
     def margin(ratio: int) -> int:
-        a = lcm(8, ratio)
-        return -(-PAPER_MARGIN // a) * a  # rounded up to the align step
+        return _to_align_step(PAPER_MARGIN, ratio)
 
     @staticmethod
     def lite_margin(ratio: int) -> int:
-        a = lcm(8, ratio)
-        return -(-LITE_MARGIN // a) * a
+        return _to_align_step(LITE_MARGIN, ratio)
 
     @staticmethod
     def min_hr_size(ratio: int) -> int:

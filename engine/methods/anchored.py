@@ -47,7 +47,15 @@ from ..learning.budget import INFERENCE_SAFETY, Deadline, inference_cost, infere
 from ..learning.loops import make_optimizer, optimise_validated, robust_range, sample_batch, zero_shot_data
 from ..pipeline.device import resolve_device
 from .base import FusionMethod
-from .network import BASES, DEFAULT_BASE, DEFAULT_MAX_SECONDS, SCENE_ADAPTIVE_LR, NetworkMethod, metadata_spans
+from .network import (
+    BASES,
+    DEFAULT_BASE,
+    DEFAULT_MAX_SECONDS,
+    SCENE_ADAPTIVE_LR,
+    NetworkMethod,
+    metadata_spans,
+    model_crops_on_cpu,
+)
 
 HOLDOUT_SHARE = 0.25  # of the fit crop's longer side, held out for validation
 VALIDATE_EVERY = 10  # training steps between validations
@@ -542,12 +550,7 @@ class AnchoredNetwork(FusionMethod):
         """
         if self.base is None or not getattr(self.base, "crops_itself", False):
             return False
-        if not self.use_net:
-            return True
-        if self.model is None or not getattr(self.model, "crops_hr_stage", False):
-            return False
-        self._ensure_device()
-        return self._device.type == "cpu"
+        return not self.use_net or model_crops_on_cpu(self)
 
     def apply(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback=None) -> np.ndarray:
         base = np.asarray(self.base.apply(lr, hr, ratio, feedback), dtype=np.float32)

@@ -111,15 +111,8 @@ class NetworkMethod(FusionMethod):
 
     @property
     def crops_itself(self) -> bool:
-        """Whether the tile loop calls :meth:`apply_cropped`: a supervised net on the CPU with ``crops_hr_stage``.
-
-        Such a model (AMSF-Net lite) computes its HR stage on the kept core only. Not on a GPU: the cropped
-        path has no out-of-memory retry (engine/pipeline/tiling.py).
-        """
-        if self.kind != SUPERVISED or self.model is None or not getattr(self.model, "crops_hr_stage", False):
-            return False
-        self._ensure_device()
-        return self._device.type == "cpu"
+        """Whether the tile loop calls :meth:`apply_cropped`: a supervised net whose model crops on the CPU."""
+        return self.kind == SUPERVISED and model_crops_on_cpu(self)
 
     def describe(self) -> Dict:
         d = {"method": self.name, "network": self.entry.long_title, "mode": self._mode(),
@@ -308,17 +301,20 @@ class NetworkMethod(FusionMethod):
         self._ensure_device()
         if self.kind == PER_TILE:
             return self._apply_per_tile(lr, hr, ratio, feedback)
-        x = self.predict(lr / self.norm["hsi"], hr / self.norm["msi"], ratio, feedback)
-        x *= np.float32(self.norm["hsi"])  # in place: no second copy of a padded output tile (300 MB for AMSF-Net)
-        return x
+        return self._scaled_predict(lr, hr, ratio, feedback)
 
     def apply_cropped(self, lr: np.ndarray, hr: np.ndarray, ratio: int, crop: Tuple[int, int, int, int],
                       feedback=None) -> np.ndarray:
         """The core's estimate; the model computes its HR stage there only when :attr:`crops_itself`."""
         if not self.crops_itself:
             return super().apply_cropped(lr, hr, ratio, crop, feedback)
-        x = self.predict(lr / self.norm["hsi"], hr / self.norm["msi"], ratio, ensure_feedback(feedback), crop)
-        x *= np.float32(self.norm["hsi"])
+        return self._scaled_predict(lr, hr, ratio, ensure_feedback(feedback), crop)
+
+    def _scaled_predict(self, lr: np.ndarray, hr: np.ndarray, ratio: int, feedback,
+                        crop: Optional[Tuple[int, int, int, int]] = None) -> np.ndarray:
+        """:meth:`predict` on the tile in the data's units (normalised in, scaled back out)."""
+        x = self.predict(lr / self.norm["hsi"], hr / self.norm["msi"], ratio, feedback, crop)
+        x *= np.float32(self.norm["hsi"])  # in place: no second copy of a padded output tile (300 MB for AMSF-Net)
         return x
 
     def predict(self, y: np.ndarray, z: np.ndarray, ratio: int, feedback=None,
@@ -358,7 +354,8 @@ class NetworkMethod(FusionMethod):
                 feedback.pushInfo(f"{self.entry.title} tile {stage}: iteration {i}/{n}, loss {loss:.5f}")
             return not feedback.isCanceled()
 
-        init, main = self.stage_iterations()[:3], self.stage_iterations()[3]  # a fit once's split, on every tile
+        stages = self.stage_iterations()
+        init, main = stages[:3], stages[3]  # a fit once's split, on every tile
         options = dict(self.hyper, init_steps=tuple(init))
         x, info = self.spec.fit_per_tile(y, z, ratio, spans=self.spans, srf=self.srf, iterations=main,
                                          callback=callback, seed=self.seed, device=self._device, **options)
@@ -459,6 +456,18 @@ def pad_to_multiple(lr: np.ndarray, hr: np.ndarray, ratio: int, size_step: int):
     mode = "reflect" if ph < H and pw < W and ph // ratio < lr.shape[1] and pw // ratio < lr.shape[2] else "edge"
     return (np.pad(lr, ((0, 0), (0, ph // ratio), (0, pw // ratio)), mode=mode),
             np.pad(hr, ((0, 0), (0, ph), (0, pw)), mode=mode))
+
+
+def model_crops_on_cpu(method) -> bool:
+    """Whether ``method.model`` computes its HR stage on a tile's core only and runs on the CPU.
+
+    Such a model declares ``crops_hr_stage`` (AMSF-Net lite). Not on a GPU: the cropped path has no
+    out-of-memory retry (engine/pipeline/tiling.py).
+    """
+    if method.model is None or not getattr(method.model, "crops_hr_stage", False):
+        return False
+    method._ensure_device()
+    return method._device.type == "cpu"
 
 
 def network_params(e: NetworkEntry) -> Tuple[Param, ...]:

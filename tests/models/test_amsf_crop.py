@@ -40,8 +40,8 @@ def test_core_box_is_what_the_crop_leaves_and_refuses_an_empty_core():
 def test_hr_stage_window_keeps_the_margin_at_even_offsets(crop):
     net = amsf_net.build(6, 3, 4, lite=True)
     shape = (1, 3, 384, 416)
-    r0, r1, c0, c1 = net.hr_stage_box(shape, crop)
     k0, k1, l0, l1 = core_box(shape, crop)
+    r0, r1, c0, c1 = net.hr_stage_box(shape, (k0, k1, l0, l1))
     m = amsf_net.HR_STAGE_MARGIN
     for start, kept in ((r0, k0), (c0, l0)):
         assert start % amsf_net.HR_STAGE_STEP == 0 and max(0, kept - m - 1) <= start <= max(0, kept - m)
