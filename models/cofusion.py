@@ -18,13 +18,13 @@ unchanged.
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import LN2d, check_pair, haar
+from .blocks import Box, LN2d, check_pair, core_box, haar, upsample_box, window
 from .spec import NetSpec, lcm
 
 WIDTH = 64
@@ -34,6 +34,9 @@ LITE_BLOCKS = (2, 2, 2)
 # Tile margins (HR px, before rounding up to the align step), measured as in docs/networks.md#cofusion-defaults:
 # the fewer dual blocks of lite see less far (2e-5 of the largest value at 40 px, 3e-6 at 48).
 PAPER_MARGIN, LITE_MARGIN = 64, 48
+# HR px of context the layers after the level-1 dual blocks keep around the kept core when forward() is given a
+# crop: the level merge is 1x1 and up1, tail1, tail2 are 3x3, so a core pixel sees 3 px of them.
+TAIL_CONTEXT = 3
 
 
 def _to_align_step(px: int, ratio: int) -> int:
@@ -216,9 +219,12 @@ class Level(nn.Module):
         self.blocks = nn.ModuleList(DualBlock(n, top_k) for _ in range(blocks))
         self.merge = nn.Conv2d(2 * n, n, 1)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def forward(self, a: torch.Tensor, b: torch.Tensor, box: Optional[Box] = None) -> torch.Tensor:
+        """The merged level; with ``box`` the merge (1x1) runs on that window of the blocks' output only."""
         for block in self.blocks:
             a, b = block(a, b)
+        if box is not None:
+            a, b = window(a, box), window(b, box)
         return self.merge(torch.cat([a, b], dim=1))
 
 
@@ -272,15 +278,33 @@ class CoFusion(nn.Module):
         a = lcm(8, ratio)
         return -(-32 // a) * a  # >= 32 and a multiple of the align step (48 at r = 3)
 
-    def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    @property
+    def crops_hr_stage(self) -> bool:
+        """``forward`` takes a ``crop`` (inference): every layer after the dual blocks is local."""
+        return True
+
+    def forward(self, y: torch.Tensor, z: torch.Tensor, crop: Optional[Sequence[int]] = None) -> torch.Tensor:
         """Runs channels-last (oneDNN's native layout on the CPU: no per-convolution reorders); returns NCHW.
 
         ``head_y`` (1x1) is applied before the bilinear up-sampling, not after: both are linear and the
         bilinear weights sum to 1, so the order does not change the result, only the cost (LR, not HR).
         The up-sampled HSI (all bands at HR) is made only for the final residual, and outside autograd the
         residual is written straight into the NCHW result: two fewer all-band HR tensors at the peak.
+
+        ``crop`` = (top, bottom, left, right) HR px (inference only; REC): the encoders and the dual blocks run
+        on the whole input as without it (their reach sets the tile margin, and their tile-wide maxima see the
+        whole tile); the level-1 merge, ``up1``, the tail and the bilinear skip run on the kept core plus
+        ``TAIL_CONTEXT`` px, and only the core is returned. Those layers reach 3 px, so the core equals
+        ``forward(y, z)`` cut to it up to float rounding; the tail is about a third of the arithmetic at HR.
         """
         check_pair(y, z, *self.bands, self.ratio, self.align(self.ratio))
+        core = box = inner = None
+        if crop is not None:
+            if self.training or torch.is_grad_enabled():
+                raise ValueError("crop is for inference only (eval mode, no autograd)")
+            core = core_box(z.shape, crop)
+            box = _grow(core, TAIL_CONTEXT, z.shape)
+            inner = (core[0] - box[0], core[1] - box[0], core[2] - box[2], core[3] - box[2])
         y = y.contiguous(memory_format=torch.channels_last)
         z = z.contiguous(memory_format=torch.channels_last)
         hh, ww = z.shape[-2:]
@@ -293,14 +317,27 @@ class CoFusion(nn.Module):
         g3 = self.enc_g3(torch.cat([y3, _resize(hz, sizes[2])], dim=1))
         g2 = self.enc_g2(_resize(g3, sizes[1]))
         g1 = self.enc_g1(_resize(g2, sizes[0]))
-        r1, r2, r3 = (level(a, b) for level, a, b in zip(self.levels, (l1, l2, l3), (g1, g2, g3)))
-        x2 = r2 + self.up2(_resize(r3, sizes[1]))
-        x1 = r1 + self.up1(_resize(x2, sizes[0]))
+        r3 = self.levels[2](l3, g3)
+        x2 = self.levels[1](l2, g2) + self.up2(_resize(r3, sizes[1]))
+        del l2, g2, l3, g3, r3
+        up = _resize(x2, sizes[0])
+        x1 = self.levels[0](l1, g1, box) + self.up1(up if box is None else window(up, box))
+        del up
         t = self.tail2(F.gelu(self.tail1(x1)))
+        if inner is not None:
+            t = t[..., inner[0]:inner[1], inner[2]:inner[3]]
+        skip = upsample_box(y, self.ratio, core, "bilinear")
         if torch.is_grad_enabled():
-            return (t + _resize(y, sizes[0])).contiguous()
+            return (t + skip).contiguous()
         out = torch.empty(t.shape, dtype=t.dtype, device=t.device)
-        return torch.add(t, _resize(y, sizes[0]), out=out)
+        return torch.add(t, skip, out=out)
+
+
+def _grow(core: Box, px: int, hr_shape: Sequence[int]) -> Box:
+    """``core`` widened by ``px`` on every side, within the ``hr_shape`` (.., H, W) image."""
+    r0, r1, c0, c1 = core
+    H, W = int(hr_shape[-2]), int(hr_shape[-1])
+    return max(0, r0 - px), min(H, r1 + px), max(0, c0 - px), min(W, c1 + px)
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:

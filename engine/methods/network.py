@@ -24,7 +24,7 @@ from ..learning.checkpoint import check_compatible, load_checkpoint, save_checkp
 from ..learning.loops import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
 from ..pipeline.device import limit_cpu_threads, resolve_device
-from ..pipeline.memory import share_one_heap_arena
+from ..pipeline.memory import TILE_BUFFERS, keep_activations_on_heap, share_one_heap_arena
 from ..pipeline.runtime import BACKEND_LABELS, BACKENDS, DEFAULT_BACKEND, TileRuntime
 from ..version import __version__
 from .base import FusionMethod
@@ -66,6 +66,7 @@ class NetworkMethod(FusionMethod):
 
         limit_cpu_threads()
         share_one_heap_arena()  # before torch's threads allocate: the tile loop's peak memory (pipeline/memory.py)
+        keep_activations_on_heap()  # each tile reuses the last one's pages instead of faulting in new ones
         self.entry = entry(network)
         self.kind = PER_TILE if per_tile and self.entry.per_tile_option else self.entry.kind
         self.spec = load_spec(self.entry)
@@ -314,8 +315,12 @@ class NetworkMethod(FusionMethod):
                         crop: Optional[Tuple[int, int, int, int]] = None) -> np.ndarray:
         """:meth:`predict` on the tile in the data's units (normalised in, scaled back out)."""
         x = self.predict(lr / self.norm["hsi"], hr / self.norm["msi"], ratio, feedback, crop)
-        x *= np.float32(self.norm["hsi"])  # in place: no second copy of a padded output tile (300 MB for AMSF-Net)
-        return x
+        if crop is None:
+            x *= np.float32(self.norm["hsi"])  # in place: no second copy of a padded output tile (300 MB for AMSF-Net)
+            return x
+        out = TILE_BUFFERS.take(x.shape)  # the core, kept until written, outside the heap (pipeline/memory.py)
+        np.multiply(x, np.float32(self.norm["hsi"]), out=out)
+        return out
 
     def predict(self, y: np.ndarray, z: np.ndarray, ratio: int, feedback=None,
                 crop: Optional[Tuple[int, int, int, int]] = None) -> np.ndarray:

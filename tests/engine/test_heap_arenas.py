@@ -59,3 +59,45 @@ def _arenas(case: str) -> int:
 def test_threads_share_one_arena_after_the_setting():
     assert _arenas("share") == 1
     assert _arenas("default") >= 3  # the control: four threads, their own arenas
+
+
+REUSE_CHILD = textwrap.dedent("""
+    import ctypes, resource, sys
+    sys.path.insert(0, "tools")
+    from repo_package import register_package
+    register_package()
+    from hsifusion.engine.pipeline.memory import keep_activations_on_heap, share_one_heap_arena
+    if sys.argv[1] == "heap":
+        assert share_one_heap_arena() and keep_activations_on_heap()
+    libc = ctypes.CDLL("libc.so.6")
+    libc.prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: 4 KiB pages, so a fault counts one page wherever THP is on
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    size, rounds = 100 << 20, 6  # a 224-band activation's order of size, as many times as tiles
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(rounds):
+        p = libc.malloc(size)
+        ctypes.memset(p, 1, size)  # touch every page, as a layer writing its output does
+        libc.free(p)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, size // resource.getpagesize(), rounds)
+""")
+
+
+def _page_faults(case: str):
+    out = subprocess.run([sys.executable, "-c", REUSE_CHILD, case], cwd=str(ROOT), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return tuple(int(v) for v in out.stdout.split()[-3:])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+def test_large_blocks_freed_on_the_heap_are_reused_without_new_page_faults():
+    """keep_activations_on_heap: the next tile's 100 MB activation reuses the freed pages (faulted once).
+
+    The control (glibc's defaults) maps and unmaps the block each time, so every round faults every page in
+    again. Counts from the kernel's own minor-fault counter.
+    """
+    faults, pages, rounds = _page_faults("heap")
+    assert faults < 2 * pages  # one round's pages, plus the interpreter's own few
+    control, pages, rounds = _page_faults("default")
+    assert control > (rounds - 1) * pages

@@ -109,3 +109,37 @@ def test_network_matches_reference_forward(ratio):
         fast = net(y, z)
         _close(fast, _cofusion_reference(net, y, z))
     assert fast.is_contiguous()  # NCHW out, whatever the layout inside
+
+
+@pytest.mark.parametrize("ratio, crop", [(4, (8, 8, 8, 8)), (2, (0, 6, 3, 0)), (4, (16, 0, 0, 24))])
+def test_cropped_forward_is_the_reference_cut_to_the_core(ratio, crop):
+    """``forward(y, z, crop)`` runs the level-1 merge, up1 and the tail on the core plus 3 px only.
+
+    Those layers reach 3 px, so the core is the whole reference forward cut to it (up to float reordering);
+    a context of 2 px would change the core's edge (checked below, so the comparison can fail).
+    """
+    torch.manual_seed(0)
+    net = _perturbed(cofusion.CoFusion(10, 3, ratio, blocks=(1, 1, 1), width=16))
+    g = torch.Generator().manual_seed(7)
+    y, z = torch.rand(1, 10, 48 // ratio, 40 // ratio, generator=g), torch.rand(1, 3, 48, 40, generator=g)
+    top, bottom, left, right = crop
+    with torch.inference_mode():
+        reference = _cofusion_reference(net, y, z)[..., top:48 - bottom, left:40 - right]
+        cropped = net(y, z, crop=crop)
+        assert cropped.shape == reference.shape and cropped.is_contiguous()
+        _close(cropped, reference)
+        if any(crop):
+            cofusion.TAIL_CONTEXT = 2
+            try:
+                short = net(y, z, crop=crop)
+            finally:
+                cofusion.TAIL_CONTEXT = 3
+            assert (short - reference).abs().max().item() > 1e3 * RTOL * reference.abs().max().item()
+
+
+def test_crop_is_refused_in_training():
+    net = cofusion.CoFusion(10, 3, 2, blocks=(1, 1, 1), width=16)
+    y, z = torch.rand(1, 10, 8, 8), torch.rand(1, 3, 16, 16)
+    assert net.crops_hr_stage
+    with pytest.raises(ValueError, match="inference"):
+        net.train()(y, z, crop=(8, 0, 0, 0))
