@@ -629,6 +629,7 @@ SPEC = NetSpec(
     min_hr_size=AMSFNet.min_hr_size,
     # Larger tiles amortise the 40r margin but break the 2 GB process goal, with the HR stage cropped too
     # (measured, docs/networks.md#amsf-net-lite).
+    heap_tiles=("lite",),  # the paper configuration's 576² tiles fragment the heap to 5.4-6.9 GB (NOTES.md)
     tile=256,
     defaults={"hsi_skip": True, "lite": False},
     paper_params=None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 
 def lcm(a: int, b: int) -> int:
@@ -39,6 +39,10 @@ class NetSpec:
             ``per_tile_option``): that ``fit``, returning ``(x, info)``.
         tile: HR core tile side the engine uses when the user leaves TILE_SIZE automatic (0): chosen per
             network from measured CPU inference speed (docs/benchmarks.md, "Whole scenes with the networks").
+        heap_tiles: the configurations (``"paper"``, ``"lite"``) whose tile loop keeps its activations on the
+            heap between tiles (engine/pipeline/memory.py ``activations_on_heap``): measured per configuration,
+            since a forward with many large activations of many sizes fragments the heap past the 2 GB goal
+            (AMSF-Net's paper configuration: 5.4-6.9 GB against 4.0 GB without; benchmarks/NOTES.md).
         paper_params: parameter count reported by the paper at its settings, or None.
         reference: citation string.
     """
@@ -54,6 +58,7 @@ class NetSpec:
     lite_margin: Optional[Callable[[int], int]] = None
     fit_per_tile: Optional[Callable[..., Any]] = None
     tile: int = 256
+    heap_tiles: Tuple[str, ...] = ("paper", "lite")
     paper_params: Optional[int] = None
     reference: str = ""
 

@@ -541,6 +541,11 @@ class AnchoredNetwork(FusionMethod):
 
     # -- apply --
     @property
+    def keeps_activations_on_heap(self) -> bool:
+        """As the network's own (the base alone allocates like a classical method)."""
+        return self.use_net and self.net.keeps_activations_on_heap
+
+    @property
     def crops_itself(self) -> bool:
         """Whether the tile loop calls :meth:`apply_cropped`.
 

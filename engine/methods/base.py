@@ -21,6 +21,7 @@ class FusionMethod:
     needs_torch = False
     thread_safe = False  # True lets the tile loop compute two tiles at once (stateless apply, numpy)
     crops_itself = False  # True: the tile loop calls apply_cropped (CPU only: no out-of-memory retry)
+    keeps_activations_on_heap = False  # True: the tile loop keeps large allocations on the heap (pipeline/memory.py)
 
     def margin(self, ratio: int) -> int:
         """HR pixels of context a tile needs on each side."""

@@ -24,7 +24,7 @@ from ..learning.checkpoint import check_compatible, load_checkpoint, save_checkp
 from ..learning.loops import make_optimizer, optimise, robust_max, sample_batch, zero_shot_data
 from ..params import DEVICE, DEVICE_LABELS, DEVICES, FILE, FILE_OUT, MethodSpec, Param
 from ..pipeline.device import limit_cpu_threads, resolve_device
-from ..pipeline.memory import TILE_BUFFERS, keep_activations_on_heap, share_one_heap_arena
+from ..pipeline.memory import TILE_BUFFERS, share_one_heap_arena
 from ..pipeline.runtime import BACKEND_LABELS, BACKENDS, DEFAULT_BACKEND, TileRuntime
 from ..version import __version__
 from .base import FusionMethod
@@ -66,7 +66,6 @@ class NetworkMethod(FusionMethod):
 
         limit_cpu_threads()
         share_one_heap_arena()  # before torch's threads allocate: the tile loop's peak memory (pipeline/memory.py)
-        keep_activations_on_heap()  # each tile reuses the last one's pages instead of faulting in new ones
         self.entry = entry(network)
         self.kind = PER_TILE if per_tile and self.entry.per_tile_option else self.entry.kind
         self.spec = load_spec(self.entry)
@@ -109,6 +108,15 @@ class NetworkMethod(FusionMethod):
     @property
     def device_reason(self) -> Optional[str]:
         return self._reason
+
+    @property
+    def keeps_activations_on_heap(self) -> bool:
+        """Whether the tile loop keeps large allocations on the heap (pipeline/memory.py ``activations_on_heap``).
+
+        Per configuration, as measured (``NetSpec.heap_tiles``); not for a net optimised on every tile.
+        """
+        config = "lite" if self.hyper.get("lite") else "paper"
+        return self.kind != PER_TILE and config in self.spec.heap_tiles
 
     @property
     def crops_itself(self) -> bool:

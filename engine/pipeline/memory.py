@@ -8,6 +8,7 @@ its heaps, fragmented, so peak RSS kept growing with the number of tiles (bicubi
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -15,16 +16,19 @@ import mmap
 import sys
 import threading
 from collections import OrderedDict
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # mallopt parameter numbers (glibc malloc.h)
 NETWORK_HEAP_ARENAS = 1
-# A network tile loop's activations are served from the heap up to this size (a 224-band 352² activation is
-# 111 MB; glibc's own threshold stops at 32 MB) and the heap is trimmed only above this much free top memory.
-NETWORK_MMAP_THRESHOLD = 256 << 20
-NETWORK_TRIM_THRESHOLD = 1 << 30
+# A network tile loop's activations are served from the heap up to this size (SSJCN's 224-band activation of a
+# 304² tile is 83 MB; glibc's own threshold stops at 32 MB; larger ones, CoFusion's paper configuration at
+# 132 MB, fragmented it to 2.1-2.3 GB) and the heap is trimmed only above this much free top memory.
+HEAP_MMAP_THRESHOLD, HEAP_TRIM_THRESHOLD = 128 << 20, 1 << 30
+# What glibc's own dynamic thresholds reach once a process has freed a large block (32 MB, twice that): what
+# the settings return to after such a loop, since a set threshold stays fixed.
+SETTLED_MMAP_THRESHOLD, SETTLED_TRIM_THRESHOLD = 32 << 20, 64 << 20
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,20 +59,32 @@ def share_one_heap_arena(arenas: int = NETWORK_HEAP_ARENAS) -> bool:
     return bool(libc is not None and libc.mallopt(M_ARENA_MAX, int(arenas)) == 1)
 
 
-@functools.lru_cache(maxsize=None)
-def keep_activations_on_heap() -> bool:
-    """Serve large allocations from the heap and keep freed ones there, process-wide; once per process.
+def _set_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
+    libc = _libc()
+    return bool(libc is not None and libc.mallopt(M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
+                and libc.mallopt(M_TRIM_THRESHOLD, int(trim_threshold)) == 1)
+
+
+@contextlib.contextmanager
+def activations_on_heap(enabled: bool = True) -> Iterator[bool]:
+    """Within: large allocations come from the heap and freed ones stay there (glibc); yields whether set.
 
     glibc maps every allocation above 32 MB afresh and unmaps it when freed, so each tile's activations
-    faulted in new zeroed pages: 5.2 M page faults and 10-12 s of kernel time in a 20 s SSJCN run at 1024²
-    (benchmarks/NOTES.md, "Heap arenas"). With the heap serving them (``M_MMAP_THRESHOLD``) and not trimmed
-    after every free (``M_TRIM_THRESHOLD``) the next tile reuses the same pages: 10x fewer faults, 1.4-1.6x
-    the tile speed. Needs :func:`share_one_heap_arena` (only the main heap grows past 64 MB). The freed memory
-    goes back to the OS at the end of the tile loop (:func:`release_free_memory`). True when glibc took both.
+    faulted in new zeroed pages: 5.2 M page faults and 10-13 s of kernel time in a 20 s SSJCN run at 1024²
+    (benchmarks/NOTES.md, "Large activations kept on the heap"). With the heap serving them
+    (``M_MMAP_THRESHOLD``) and not trimmed after every free (``M_TRIM_THRESHOLD``) the next tile reuses the
+    same pages: 10x fewer faults, 1.14-1.5x the tile speed, for 0.2-0.6 GB more at the peak (fragmentation).
+    Needs :func:`share_one_heap_arena` (only the main heap grows past 64 MB). On leaving, the thresholds go to
+    the values glibc's own would have settled at and the freed heap goes back to the OS. ``enabled`` False
+    (a configuration whose activations fragment the heap too far, ``NetSpec.heap_tiles``): nothing changes.
     """
-    libc = _libc()
-    return bool(libc is not None and libc.mallopt(M_MMAP_THRESHOLD, NETWORK_MMAP_THRESHOLD) == 1
-                and libc.mallopt(M_TRIM_THRESHOLD, NETWORK_TRIM_THRESHOLD) == 1)
+    done = bool(enabled) and _set_thresholds(HEAP_MMAP_THRESHOLD, HEAP_TRIM_THRESHOLD)
+    try:
+        yield done
+    finally:
+        if done:
+            _set_thresholds(SETTLED_MMAP_THRESHOLD, SETTLED_TRIM_THRESHOLD)
+            release_free_memory()
 
 
 @functools.lru_cache(maxsize=None)
@@ -112,7 +128,7 @@ class TileBuffers:
         """An uninitialised float32 array of ``shape`` (a returned one when there is one).
 
         A new one is a mapping of its own, outside the heap: it lives until written, and in the heap it would
-        split the free space the next tile's activations reuse (:func:`keep_activations_on_heap`).
+        split the free space the next tile's activations reuse (:func:`activations_on_heap`).
         """
         shape = tuple(int(n) for n in shape)
         with self._lock:

@@ -19,7 +19,7 @@ from ..io.raster import open_raster
 from ..io.scene import Scene, read_pair_window
 from ..io.windows import Window, align_outward, intersection, tiles
 from .device import is_out_of_memory
-from .memory import TILE_BUFFERS, release_free_memory
+from .memory import TILE_BUFFERS, activations_on_heap, release_free_memory
 from .tile_geometry import edge_pad, tile_geometry
 
 T = TypeVar("T")
@@ -232,12 +232,10 @@ def fuse_tiles(scene: Scene, method, write_block: Callable[[np.ndarray, Window],
     feedback.pushInfo(f"{len(cores)} tile(s) of up to {plan.tile} px, margin {plan.margin} px, ratio {plan.ratio}")
     hsi_ds, msi_ds = open_raster(scene.pair.hsi.path), open_raster(scene.pair.msi.path)
     workers = COMPUTE_WORKERS if getattr(method, "thread_safe", False) else 1
-    try:
+    with activations_on_heap(getattr(method, "keeps_activations_on_heap", False)):
         n = pipeline(cores, lambda core: read_tile(scene, core, plan, hsi_ds, msi_ds),
                      lambda core, data: finish_tile(method, core, data, plan, feedback),
                      lambda core, out: write_block(out, plan.out_window(core)), feedback, progress_span, workers)
-    finally:
-        release_free_memory()  # the freed activations a network's tiles kept on the heap (pipeline/memory.py)
     skipped = len(cores) - n
     if skipped:
         feedback.pushInfo(f"{skipped} tile(s) held only nodata and were skipped")

@@ -66,20 +66,35 @@ REUSE_CHILD = textwrap.dedent("""
     sys.path.insert(0, "tools")
     from repo_package import register_package
     register_package()
-    from hsifusion.engine.pipeline.memory import keep_activations_on_heap, share_one_heap_arena
-    if sys.argv[1] == "heap":
-        assert share_one_heap_arena() and keep_activations_on_heap()
+    from hsifusion.engine.pipeline.memory import activations_on_heap, share_one_heap_arena
     libc = ctypes.CDLL("libc.so.6")
     libc.prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: 4 KiB pages, so a fault counts one page wherever THP is on
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
     size, rounds = 100 << 20, 6  # a 224-band activation's order of size, as many times as tiles
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(rounds):
-        p = libc.malloc(size)
-        ctypes.memset(p, 1, size)  # touch every page, as a layer writing its output does
-        libc.free(p)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, size // resource.getpagesize(), rounds)
+
+    def faults():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(rounds):
+            p = libc.malloc(size)
+            ctypes.memset(p, 1, size)  # touch every page, as a layer writing its output does
+            libc.free(p)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    assert share_one_heap_arena()
+    if sys.argv[1] == "heap":
+        with activations_on_heap() as on:
+            assert on
+            n = faults()
+    elif sys.argv[1] == "after":  # entered and left: glibc's settled thresholds again
+        with activations_on_heap():
+            pass
+        n = faults()
+    else:  # "off": a configuration that does not opt in changes nothing
+        with activations_on_heap(False) as on:
+            assert not on
+            n = faults()
+    print(n, size // resource.getpagesize(), rounds)
 """)
 
 
@@ -92,12 +107,25 @@ def _page_faults(case: str):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
 def test_large_blocks_freed_on_the_heap_are_reused_without_new_page_faults():
-    """keep_activations_on_heap: the next tile's 100 MB activation reuses the freed pages (faulted once).
+    """activations_on_heap: the next tile's 100 MB activation reuses the freed pages (faulted in once).
 
-    The control (glibc's defaults) maps and unmaps the block each time, so every round faults every page in
-    again. Counts from the kernel's own minor-fault counter.
+    Outside it (a configuration that does not opt in, or after the tile loop) glibc maps and unmaps the block
+    each time, so every round faults every page in again. Counts from the kernel's minor-fault counter.
     """
     faults, pages, rounds = _page_faults("heap")
     assert faults < 2 * pages  # one round's pages, plus the interpreter's own few
-    control, pages, rounds = _page_faults("default")
-    assert control > (rounds - 1) * pages
+    for case in ("off", "after"):
+        faults, pages, rounds = _page_faults(case)
+        assert faults > (rounds - 1) * pages, case
+
+
+def test_the_heap_is_kept_per_measured_configuration():
+    """NetSpec.heap_tiles reaches the tile loop: AMSF-Net's paper configuration and per-tile runs stay out."""
+    from hsifusion.engine.methods.network import NetworkMethod
+
+    assert NetworkMethod("amsfnet", lite=True).keeps_activations_on_heap
+    assert not NetworkMethod("amsfnet", lite=False).keeps_activations_on_heap
+    assert NetworkMethod("cofusion", lite=False).keeps_activations_on_heap
+    assert NetworkMethod("ssjcn").keeps_activations_on_heap
+    assert NetworkMethod("umsft").keeps_activations_on_heap
+    assert not NetworkMethod("umsft", per_tile=True).keeps_activations_on_heap
