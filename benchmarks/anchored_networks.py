@@ -99,9 +99,11 @@ def run(work: Path, methods: List[str], keys: List[str], merge: bool = False) ->
                             extra=RESULT_KEYS)
             rows.append(row)
             log(f"  {row}")
-    if merge:  # keep the saved rows of the cases not run now
-        done = {r["case"] for r in rows}
-        rows = [r for r in (load_result("anchored_networks") or {}).get("rows", []) if r["case"] not in done] + rows
+    if merge:  # keep the saved rows of the (case, method) pairs not run now, in their order
+        fresh = {(r["case"], r["method"]): r for r in rows}
+        saved = (load_result("anchored_networks") or {}).get("rows", [])
+        kept = [fresh.pop((r["case"], r["method"]), r) for r in saved]
+        rows = kept + list(fresh.values())
     data = {"rows": rows, "budget_s": BUDGET_S}
     save_result("anchored_networks", data)
     return data
@@ -145,7 +147,7 @@ def main(argv=None) -> Dict:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--cases", default="", help="comma-separated case keys (default: all available)")
     ap.add_argument("--markdown", action="store_true", help="only print the table of the last saved results")
-    ap.add_argument("--merge", action="store_true", help="keep the saved rows of the cases not run now")
+    ap.add_argument("--merge", action="store_true", help="keep the saved rows of the (case, method) pairs not run now")
     a = ap.parse_args(argv)
     if a.markdown:
         data = load_result("anchored_networks")

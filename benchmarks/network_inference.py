@@ -68,12 +68,17 @@ def cases(entries: List[Dict]) -> List[Dict]:
     rows = []
     for e in entries:
         for lite in ((False, True) if e["lite"] else (False,)):
-            rows.append({"net": e["id"], "kind": e["kind"], "lite": lite,
+            rows.append({"net": e["id"], "kind": e["kind"], "lite": lite, "has_lite": e["lite"],
                          "label": e["id"] + (" lite" if lite else "")})
             if e.get("per_tile_option"):  # the per-tile optimisation offered as an option (PER_TILE)
-                rows.append({"net": e["id"], "kind": "per-tile", "lite": lite, "per_tile": True,
+                rows.append({"net": e["id"], "kind": "per-tile", "lite": lite, "has_lite": e["lite"], "per_tile": True,
                              "label": e["id"] + (" lite" if lite else "") + " per-tile"})
     return rows
+
+
+def configuration(case: Dict) -> Dict:
+    """The LITE parameter of a row, always explicit: its default differs between networks and commits."""
+    return {"lite": case["lite"]} if case["has_lite"] else {}
 
 
 def checkpoint(tree: Path, work: Path, case: Dict) -> str:
@@ -82,7 +87,7 @@ def checkpoint(tree: Path, work: Path, case: Dict) -> str:
     ck = work / f"{tree.name}_{case['net']}_{tag}.pt"
     if not ck.exists():
         params = {"iterations": CHECKPOINT_ITERATIONS, "device": "cpu", "seed": SEED, "base": "none",
-                  "save_checkpoint": str(ck), **({"lite": True} if case["lite"] else {})}
+                  "save_checkpoint": str(ck), **configuration(case)}
         res = run_child(["fuse", "--hsi", SAMPLE / "potsdam_lr_hsi_x4.tif", "--msi", SAMPLE / "potsdam_msi_s2a.tif",
                          "--out", work / "ck_out.tif", "--method", case["net"], "--params", json.dumps(params)],
                         tree=tree)
@@ -104,11 +109,10 @@ def run_case(tree: Path, work: Path, pair: Dict, case: Dict, tile: Optional[int]
             params.update(per_tile=True, iterations=50)
         else:
             params.update(iterations=10, hyper={"init_steps": 10})
-        if case["lite"]:
-            params["lite"] = True
+        params.update(configuration(case))
         note = f"optimised per tile, 10 it + 10 init per tile, {PER_TILE_CROP}² crop"
     else:
-        params.update(iterations=FIT_ITERATIONS, **({"lite": True} if case["lite"] else {}))
+        params.update(iterations=FIT_ITERATIONS, **configuration(case))
         note = f"after a {FIT_ITERATIONS}-iteration fit"
     args = ["fuse", "--hsi", hsi, "--msi", msi, "--out", work / "out.tif", "--method", case["net"],
             "--params", json.dumps(params), "--phases"]
@@ -200,7 +204,13 @@ CHANGES = """What the speed work changed (details, margins and measurements per 
   later threads share one glibc heap arena (engine/pipeline/memory.py): each thread's arena had kept its own
   high-water mark of freed activations (peak 2.25-2.33 GB at 1024² for CoFusion lite, AMSF-Net lite and the
   CoFusion paper configuration against 1.6-2.0 GB with one arena, same speed within the noise;
-  benchmarks/NOTES.md, "Heap arenas").
+  benchmarks/NOTES.md, "Heap arenas"). It also keeps large activations on that heap between tiles
+  (`keep_activations_on_heap`: glibc had mapped every allocation above 32 MB afresh, so every tile faulted in
+  ~1.3 GB of new zeroed pages, 10-12 s of kernel time in a 20 s SSJCN run; now 10x fewer faults and 1.2-1.5x the
+  tile speed), and tile outputs waiting to be written are mappings of their own outside that heap.
+- **Configuration**: AMSF-Net and CoFusion run their LITE configuration by default (catalogue
+  `lite_by_default`); the paper configuration is LITE unticked, its measured cost in the parameter's help, and
+  a checkpoint keeps the configuration it was trained with.
 - **AMSF-Net**: channels-last body, in-place HR head. Its paper configuration costs ~9.3 TFLOP per input Mpx at
   224 bands (measured with torch.utils.flop_counter) and needs its 160 px margin (whole-tile pooling and grid
   attention: tiled outputs differ from untiled by ~0.5 % at any margin), so it cannot reach the goal on 2 cores
@@ -213,7 +223,9 @@ CHANGES = """What the speed work changed (details, margins and measurements per 
   up-sampled HSI made only for the final residual (outputs identical within 1e-6). ~2.7 TFLOP per input Mpx
   and a 64 px margin bound it far below the goal; LITE halves the arithmetic and, with two dual blocks per
   level instead of 6/12/21, sees less far: it tiles with its own measured margin of 48 px (3e-6 of the largest
-  value; the paper configuration needs 64), so a 256 px tile computes 352² instead of 384² input pixels.
+  value; the paper configuration needs 64), so a 256 px tile computes 352² instead of 384² input pixels. On the
+  CPU the level-1 merge, `up1`, the tail and the bilinear skip run on the core plus 3 px only (their reach;
+  exact up to float rounding), about 15 % of a lite tile.
 - **SSJCN**: channels-last (its strided depthwise degradation 6x faster); margin 64 -> 24 px at x4, measured
   with trained weights (2e-7 of the maximum at 24 px with the pooled vectors shared between tiles).
 - **UDS2C2**: the HR loss terms of its third fit stage in checkpointed 64-row strips (fit peak 4.5 -> 1.4 GB on

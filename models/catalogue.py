@@ -35,6 +35,10 @@ class NetworkEntry:
         seconds_per_mpx: measured CPU cost (2 cores, s per HR Mpx, fit excluded) of each way the network runs,
             by kind; the PER_TILE parameter's help quotes it.
         lite: True when the network has a non-paper, faster ``lite`` configuration (a declared parameter).
+        lite_by_default: the LITE parameter's default. True where the paper configuration cannot serve a whole
+            scene on a CPU (docs/benchmarks.md "Whole scenes with the networks": AMSF-Net's costs 9.3 TFLOP
+            and CoFusion's 2.7 TFLOP per Mpx) nor train within the default MAX_SECONDS; the paper
+            configuration stays one switch away, its cost quoted in the parameter's help.
         config_seconds_per_mpx: measured CPU inference (2 cores, s per HR Mpx from a checkpoint, 224 bands,
             docs/benchmarks.md "Whole scenes with the networks") of the ``paper`` and ``lite`` configurations;
             the LITE parameter's help quotes it.
@@ -58,6 +62,7 @@ class NetworkEntry:
     per_tile_option: bool = False
     seconds_per_mpx: Dict[str, float] = field(default_factory=dict)
     lite: bool = False
+    lite_by_default: bool = False
     config_seconds_per_mpx: Dict[str, float] = field(default_factory=dict)
     iterations: int = 300
     sample_budget: Dict[str, Any] = field(default_factory=dict)
@@ -69,6 +74,8 @@ class NetworkEntry:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"network {self.id!r}: kind {self.kind!r} is not one of {KINDS}")
+        if self.lite_by_default and not self.lite:
+            raise ValueError(f"network {self.id!r}: lite_by_default without a lite configuration")
 
     @property
     def supervised(self) -> bool:
@@ -78,12 +85,14 @@ class NetworkEntry:
 NETWORKS: Tuple[NetworkEntry, ...] = (
     NetworkEntry(
         id="amsfnet", title="AMSF-Net", long_title="AMSF-Net", module="amsf_net", kind=SUPERVISED, lite=True,
+        lite_by_default=True,
         config_seconds_per_mpx={"paper": 182.0, "lite": 12.0},
         iterations=300, sample_budget={"iterations": 100},
         checkpoint_fallbacks={"hsi_skip": False},  # saved before the REC bicubic skip existed
     ),
     NetworkEntry(
         id="cofusion", title="CoFusion", long_title="CoFusion", module="cofusion", kind=SUPERVISED, lite=True,
+        lite_by_default=True,
         config_seconds_per_mpx={"paper": 84.0, "lite": 23.0},
         iterations=300, sample_budget={"iterations": 200, "lite": True},
     ),

@@ -60,7 +60,7 @@ class NetworkMethod(FusionMethod):
                  save_checkpoint: Optional[str] = None, psf_fwhm: Optional[float] = None,
                  patch_size: int = DEFAULT_PATCH, batch_size: int = DEFAULT_BATCH,
                  learning_rate: Optional[float] = None, crop_lr: Optional[int] = None,
-                 hyper: Optional[Dict] = None, srf=None, lite: bool = False, per_tile: bool = False,
+                 hyper: Optional[Dict] = None, srf=None, lite: Optional[bool] = None, per_tile: bool = False,
                  backend: str = DEFAULT_BACKEND) -> None:
         from ...models.registry import load_spec
 
@@ -78,7 +78,7 @@ class NetworkMethod(FusionMethod):
         self.learning_rate = learning_rate or None
         self.crop_lr = int(crop_lr or self.entry.fit_crop_lr)
         self.hyper = dict(self.spec.defaults, **(hyper or {}))
-        if lite:
+        if self.entry.lite_by_default if lite is None else lite:
             self.hyper["lite"] = True
         self.srf = srf
         self.runtime = TileRuntime(backend)  # supervised tile forward: eager, compile or bf16 (pipeline/runtime.py)
@@ -528,10 +528,12 @@ def network_params(e: NetworkEntry) -> Tuple[Param, ...]:
                             "(docs/networks.md)"))
     if e.lite:
         speed = e.config_seconds_per_mpx
-        params.append(Param("lite", bool, False, "Lite configuration (non-paper, faster)",
+        default = "on" if e.lite_by_default else "off"
+        params.append(Param("lite", bool, e.lite_by_default, "Lite configuration (non-paper, faster)",
                             help=(f"inference about {speed['lite']:g} s per HR Mpx of 224 bands on 2 CPU cores against "
-                                  f"{speed['paper']:g} s for the paper configuration: the one for whole scenes "
-                                  "on a CPU (docs/benchmarks.md, docs/networks.md)") if speed else ""))
+                                  f"{speed['paper']:g} s for the paper configuration; {default} by default, untick "
+                                  "it for the paper's architecture (a checkpoint keeps the configuration it was "
+                                  "trained with; docs/benchmarks.md, docs/networks.md)") if speed else ""))
     params += [
         Param("hyper", dict, None, "Network hyper-parameters (JSON object), over the model's defaults",
               exposed=False),

@@ -15,7 +15,7 @@ import pytest
 
 from hsifusion.engine.methods import get_method, method_spec
 from hsifusion.engine.params import bind
-from hsifusion.models.catalogue import FIT_ONCE, KINDS, NETWORKS, SUPERVISED
+from hsifusion.models.catalogue import FIT_ONCE, KINDS, NETWORKS, SUPERVISED, entry
 from hsifusion.models.registry import get_spec
 from rasterkit import ROOT
 
@@ -67,7 +67,9 @@ def test_entry_matches_its_model_and_its_method(net):
 @pytest.mark.parametrize("net", [e.id for e in NETWORKS if e.lite])
 def test_lite_reaches_the_network(net):
     assert get_method(net, lite=True).hyper["lite"] is True
-    assert get_method(net).hyper.get("lite", False) is False
+    assert get_method(net, lite=False).hyper.get("lite", False) is False
+    assert get_method(net).hyper.get("lite", False) is entry(net).lite_by_default  # the parameter's default
+    assert method_spec(net).param("lite").default is entry(net).lite_by_default
 
 
 def test_no_network_id_outside_the_catalogue_models_their_tests_and_docs():

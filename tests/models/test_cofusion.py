@@ -148,4 +148,5 @@ def test_engine_tiles_lite_at_its_own_margin():
 
     spec = get_spec("cofusion")
     assert NetworkMethod("cofusion", lite=True).margin(4) == spec.margin_of(4, lite=True)
-    assert NetworkMethod("cofusion").margin(4) == spec.margin(4) > spec.margin_of(4, lite=True)
+    assert NetworkMethod("cofusion", lite=False).margin(4) == spec.margin(4) > spec.margin_of(4, lite=True)
+    assert NetworkMethod("cofusion").margin(4) == spec.margin_of(4, lite=True)  # lite by default (catalogue)
