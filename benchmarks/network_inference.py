@@ -21,7 +21,9 @@ Mpx/s), on these 2 cores. Tile: the tree's default (256 before; automatic = the 
 "flat —": the 2048² run was left out (the paper configuration of AMSF-Net: 12 minutes at its measured speed;
 the per-tile options: one crop). Run to run, the same row varied by up to +-30 % on this shared machine
 (back-to-back pairs of SSJCN: 0.047-0.054 Mpx/s, CoFusion lite 0.040-0.049; benchmarks/NOTES.md, "Heap arenas"):
-a row within that of the goal is not a clear pass or fail.
+a row within that of the goal is not a clear pass or fail. AMSF-Net and CoFusion run their lite configuration by
+default (catalogue ``lite_by_default``): their plain rows are the paper configuration, an option (LITE unticked)
+like UMSFT's per-tile row.
 """
 from __future__ import annotations
 
@@ -204,10 +206,13 @@ CHANGES = """What the speed work changed (details, margins and measurements per 
   later threads share one glibc heap arena (engine/pipeline/memory.py): each thread's arena had kept its own
   high-water mark of freed activations (peak 2.25-2.33 GB at 1024² for CoFusion lite, AMSF-Net lite and the
   CoFusion paper configuration against 1.6-2.0 GB with one arena, same speed within the noise;
-  benchmarks/NOTES.md, "Heap arenas"). It also keeps large activations on that heap between tiles
-  (`keep_activations_on_heap`: glibc had mapped every allocation above 32 MB afresh, so every tile faulted in
-  ~1.3 GB of new zeroed pages, 10-12 s of kernel time in a 20 s SSJCN run; now 10x fewer faults and 1.2-1.5x the
-  tile speed), and tile outputs waiting to be written are mappings of their own outside that heap.
+  benchmarks/NOTES.md, "Heap arenas"). Within a network's tile loop, large activations now stay on that heap
+  between tiles (`activations_on_heap`, up to 128 MiB each): glibc had mapped every allocation above 32 MB
+  afresh, so every tile faulted in ~1.3 GB of new zeroed pages (10-13 s of kernel time in a 20 s SSJCN run);
+  now 10x fewer faults and 1.14-1.5x the tile speed, for 0.2-0.6 GB more at the peak (the heap fragments).
+  Per configuration as measured (`NetSpec.heap_tiles`): not the paper configurations of AMSF-Net and
+  CoFusion, whose larger tiles fragmented the heap to 5.4-6.9 GB and 2.06-2.27 GB. Tile outputs waiting to be written are mappings of their own, outside
+  that heap; after the loop glibc's settled thresholds return and the freed heap goes back to the OS.
 - **Configuration**: AMSF-Net and CoFusion run their LITE configuration by default (catalogue
   `lite_by_default`); the paper configuration is LITE unticked, its measured cost in the parameter's help, and
   a checkpoint keeps the configuration it was trained with.

@@ -86,14 +86,14 @@ NETWORKS: Tuple[NetworkEntry, ...] = (
     NetworkEntry(
         id="amsfnet", title="AMSF-Net", long_title="AMSF-Net", module="amsf_net", kind=SUPERVISED, lite=True,
         lite_by_default=True,
-        config_seconds_per_mpx={"paper": 182.0, "lite": 12.0},
+        config_seconds_per_mpx={"paper": 143.0, "lite": 11.0},
         iterations=300, sample_budget={"iterations": 100},
         checkpoint_fallbacks={"hsi_skip": False},  # saved before the REC bicubic skip existed
     ),
     NetworkEntry(
         id="cofusion", title="CoFusion", long_title="CoFusion", module="cofusion", kind=SUPERVISED, lite=True,
         lite_by_default=True,
-        config_seconds_per_mpx={"paper": 84.0, "lite": 23.0},
+        config_seconds_per_mpx={"paper": 65.0, "lite": 12.0},
         iterations=300, sample_budget={"iterations": 200, "lite": True},
     ),
     NetworkEntry(

@@ -399,6 +399,9 @@ SPEC = NetSpec(
     # Forward peak RSS at 224 bands, margin 64: 1.1 GiB for 256 px tiles, 1.55 GiB for 384 (lite 512: 2.5 GiB);
     # with the engine's queued tiles 384 would approach 2 GB (docs/networks.md#cofusion-defaults).
     tile=256,
+    # The paper configuration's 132 MB all-band activations (384² tiles) fragmented the heap to 2.06-2.27 GB
+    # (benchmarks/NOTES.md, "Large activations kept on the heap"): lite only.
+    heap_tiles=("lite",),
     paper_params=4_910_000,
     reference=(
         "B. Li, 'CoFusion: Multispectral and Hyperspectral Image Fusion via Spectral Coordinate "

@@ -42,7 +42,8 @@ class NetSpec:
         heap_tiles: the configurations (``"paper"``, ``"lite"``) whose tile loop keeps its activations on the
             heap between tiles (engine/pipeline/memory.py ``activations_on_heap``): measured per configuration,
             since a forward with many large activations of many sizes fragments the heap past the 2 GB goal
-            (AMSF-Net's paper configuration: 5.4-6.9 GB against 4.0 GB without; benchmarks/NOTES.md).
+            (the paper configurations of AMSF-Net, 5.4-6.9 GB against 4.0 GB without, and CoFusion, 2.1-2.3
+            GB against 1.7-1.8; benchmarks/NOTES.md).
         paper_params: parameter count reported by the paper at its settings, or None.
         reference: citation string.
     """

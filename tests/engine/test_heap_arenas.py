@@ -120,12 +120,14 @@ def test_large_blocks_freed_on_the_heap_are_reused_without_new_page_faults():
 
 
 def test_the_heap_is_kept_per_measured_configuration():
-    """NetSpec.heap_tiles reaches the tile loop: AMSF-Net's paper configuration and per-tile runs stay out."""
+    """NetSpec.heap_tiles reaches the tile loop: the paper configurations of AMSF-Net and CoFusion and per-tile
+    runs stay out."""
     from hsifusion.engine.methods.network import NetworkMethod
 
     assert NetworkMethod("amsfnet", lite=True).keeps_activations_on_heap
     assert not NetworkMethod("amsfnet", lite=False).keeps_activations_on_heap
-    assert NetworkMethod("cofusion", lite=False).keeps_activations_on_heap
+    assert NetworkMethod("cofusion").keeps_activations_on_heap
+    assert not NetworkMethod("cofusion", lite=False).keeps_activations_on_heap
     assert NetworkMethod("ssjcn").keeps_activations_on_heap
     assert NetworkMethod("umsft").keeps_activations_on_heap
     assert not NetworkMethod("umsft", per_tile=True).keeps_activations_on_heap
