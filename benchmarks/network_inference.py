@@ -211,8 +211,9 @@ CHANGES = """What the speed work changed (details, margins and measurements per 
   afresh, so every tile faulted in ~1.3 GB of new zeroed pages (10-13 s of kernel time in a 20 s SSJCN run);
   now 10x fewer faults and 1.14-1.5x the tile speed, for 0.2-0.6 GB more at the peak (the heap fragments).
   Per configuration as measured (`NetSpec.heap_tiles`): not the paper configurations of AMSF-Net and
-  CoFusion, whose larger tiles fragmented the heap to 5.4-6.9 GB and 2.06-2.27 GB. Tile outputs waiting to be written are mappings of their own, outside
-  that heap; after the loop glibc's settled thresholds return and the freed heap goes back to the OS.
+  CoFusion, whose larger tiles fragmented the heap to 5.4-6.9 GB and 2.06-2.27 GB. Tile outputs waiting to be
+  written are mappings of their own, outside that heap; after the loop glibc's settled thresholds return and
+  the freed heap goes back to the OS.
 - **Configuration**: AMSF-Net and CoFusion run their LITE configuration by default (catalogue
   `lite_by_default`); the paper configuration is LITE unticked, its measured cost in the parameter's help, and
   a checkpoint keeps the configuration it was trained with.
