@@ -23,12 +23,13 @@ from scenes import scenes
 REFERENCES = {"bicubic": ("upsample", {"mode": "bicubic"}), "glp": ("glp", {})}
 
 
-def variants(networks: List[str]) -> Dict[str, tuple]:
+def variants(networks: List[str], alone: bool = True) -> Dict[str, tuple]:
     """Label -> (method, params): the references, then each network with BASE=glp (its default) and none."""
     out = dict(REFERENCES)
     for net in networks:
         out[f"{net} (base glp)"] = (net, {"seed": SEED, "device": "cpu"})
-        out[f"{net} (base none)"] = (net, {"seed": SEED, "device": "cpu", "base": "none"})
+        if alone:
+            out[f"{net} (base none)"] = (net, {"seed": SEED, "device": "cpu", "base": "none"})
     return out
 
 
@@ -48,9 +49,10 @@ def cases(work: Path, kinds: List[str]) -> List[Dict]:
     return out
 
 
-def run(work: Path, kinds: List[str], networks: List[str]) -> Dict:
+def run(work: Path, kinds: List[str], networks: List[str], alone: bool = True,
+        result: str = "network_vs_glp") -> Dict:
     register_package()
-    rows, todo = [], variants(networks)
+    rows, todo = [], variants(networks, alone)
     for c in cases(work, kinds):
         for name, (method, params) in todo.items():
             log(f"vs glp: {c['case']} {name}")
@@ -59,7 +61,7 @@ def run(work: Path, kinds: List[str], networks: List[str]) -> Dict:
             rows.append(fuse_and_assess(row, c["hsi"], c["msi"], c["reference"], c["ratio"], method, params, out,
                                         extra=("network_used", "heldout_gain_db")))
     data = {"rows": rows, "variants": list(todo)}
-    save_result("network_vs_glp", data)
+    save_result(result, data)
     return data
 
 
@@ -90,8 +92,10 @@ def main(argv=None) -> Dict:
     ap.add_argument("--cases", default="quality,real", help="quality (simulated scenes), real (real pairs)")
     ap.add_argument("--networks", default=",".join(catalogue.network_ids(catalogue.FIT_ONCE)),
                     help="comma-separated network ids (default: the fit-once networks)")
+    ap.add_argument("--defaults-only", action="store_true", help="each network with its defaults only (no BASE=none)")
+    ap.add_argument("--result", default="network_vs_glp", help="name of the results/*.json file written")
     a = ap.parse_args(argv)
-    data = run(a.work, a.cases.split(","), a.networks.split(","))
+    data = run(a.work, a.cases.split(","), a.networks.split(","), not a.defaults_only, a.result)
     print(markdown(data))
     return data
 
