@@ -4,7 +4,9 @@ glibc keeps memory freed by the tile loop's threads (GDAL's 256 KB cache blocks,
 its heaps, fragmented, so peak RSS kept growing with the number of tiles (bicubic at 4096²: 1.5 GB against
 0.8 GB at 1024², GDAL cache capped at 256 MiB). ``malloc_trim(0)`` every few tiles returns the free pages
 (1.06 GB at 4096², no measurable slowdown); fixing glibc's mmap threshold instead made it flat but cost
-50 % of the throughput (benchmarks/NOTES.md). Elsewhere (macOS, Windows, musl) this is a no-op.
+50 % of the throughput (benchmarks/NOTES.md). A network's tile loop is the other way round: its activations
+(tens to hundreds of MB each) are best kept on one shared heap between tiles (:func:`share_one_heap_arena`,
+:func:`activations_on_heap`). Elsewhere (macOS, Windows, musl) the glibc settings are no-ops.
 """
 from __future__ import annotations
 
@@ -140,7 +142,11 @@ class TileBuffers:
         size = int(np.prod(shape)) * 4
         if size == 0:
             return np.empty(shape, dtype=np.float32)
-        return np.ndarray(shape, dtype=np.float32, buffer=mmap.mmap(-1, size))
+        try:
+            mapping = mmap.mmap(-1, size)
+        except OSError as exc:  # as np.empty would say it
+            raise MemoryError(f"no memory for a {size / 2**20:.0f} MiB tile array ({exc})") from exc
+        return np.ndarray(shape, dtype=np.float32, buffer=mapping)
 
     def give(self, array: np.ndarray) -> None:
         """Hand ``array`` back for reuse.

@@ -1,4 +1,5 @@
 """The tile loop: tiled == untiled, nodata handling, partial overlap, cancel leaves nothing."""
+import mmap
 import os
 
 import numpy as np
@@ -217,6 +218,7 @@ def test_tile_buffers_reuse_written_arrays_of_the_same_shape():
     pool = TileBuffers(limit=2)
     a = pool.take((3, 4, 5))
     assert a.dtype == np.float32 and a.shape == (3, 4, 5)
+    assert isinstance(a.base, mmap.mmap) and len(a.base) == a.nbytes  # a mapping of its own, outside the heap
     pool.give(a)
     assert pool.take((3, 4, 6)) is not a  # another shape: a fresh array
     assert pool.take((3, 4, 5)) is a      # the same shape: the array handed back
