@@ -474,9 +474,13 @@ def pad_to_multiple(lr: np.ndarray, hr: np.ndarray, ratio: int, size_step: int):
 def model_crops_on_cpu(method) -> bool:
     """Whether ``method.model`` computes its HR stage on a tile's core only and runs on the CPU.
 
-    Such a model declares ``crops_hr_stage`` (AMSF-Net lite). Not on a GPU: the cropped path has no
-    out-of-memory retry (engine/pipeline/tiling.py).
+    Such a model declares ``crops_hr_stage`` (AMSF-Net lite, CoFusion). Not on a GPU: the cropped path has no
+    out-of-memory retry (engine/pipeline/tiling.py). Not with BACKEND=compile: the crop is a Python argument,
+    so each edge and corner tile's crop would compile the network again (minutes each on a CPU).
     """
+    runtime = getattr(method, "runtime", None) or getattr(getattr(method, "net", None), "runtime", None)
+    if runtime is not None and runtime.backend == "compile":
+        return False
     if method.model is None or not getattr(method.model, "crops_hr_stage", False):
         return False
     method._ensure_device()

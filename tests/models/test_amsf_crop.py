@@ -127,3 +127,9 @@ def test_only_amsf_lite_on_the_cpu_crops_its_own_tiles():
     assert anchored.crops_itself
     anchored._device = gpu
     assert not anchored.crops_itself
+    anchored._device = cpu
+    anchored.net.runtime.backend = "compile"  # a crop per edge tile would compile the network again each time
+    assert not anchored.crops_itself
+    compiled = NetworkMethod("amsfnet", lite=True, backend="compile")
+    compiled.model, compiled._device = amsf_net.build(6, 3, 2, lite=True).eval(), cpu
+    assert not compiled.crops_itself
