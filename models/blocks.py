@@ -21,9 +21,12 @@ class SE(nn.Module):
         self.squeeze = nn.Conv2d(channels, hidden, 1)
         self.excite = nn.Conv2d(hidden, channels, 1)
 
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The (B, C, 1, 1) channel weights ``forward`` multiplies ``x`` by."""
+        return torch.sigmoid(self.excite(F.relu(self.squeeze(x.mean(dim=(2, 3), keepdim=True)))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean(dim=(2, 3), keepdim=True)
-        return x * torch.sigmoid(self.excite(F.relu(self.squeeze(s))))
+        return x * self.gate(x)
 
 
 class SA7(nn.Module):
@@ -33,9 +36,13 @@ class SA7(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def mask(self, x: torch.Tensor) -> torch.Tensor:
+        """The (B, 1, H, W) spatial weights ``forward`` multiplies ``x`` by."""
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
-        return x * torch.sigmoid(self.conv(pooled))
+        return torch.sigmoid(self.conv(pooled))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask(x)
 
 
 class LN2d(nn.Module):

@@ -10,13 +10,26 @@ import torch
 import torch.nn.functional as F
 
 from hsifusion.models import ssjcn
+from hsifusion.models.blocks import SA7, SE
 
 RTOL = 1e-5  # of the largest |value|
 
 
 def _reference(net, y, z):
+    """The plain NCHW forward; each stage's reconstruction in its three-step form ``x + SA7(SE(E))``."""
     x0 = F.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
-    return net.stage2(net.stage1(x0, y, z), y, z)
+    with torch.enable_grad():  # the stages' autograd path: the formula as written, no in-place fusion
+        return net.stage2(net.stage1(x0, y, z), y, z).detach()
+
+
+def test_se_and_sa_split_into_their_weights_and_the_product():
+    g = torch.Generator().manual_seed(2)
+    se, sa = SE(8, 4), SA7()
+    x = torch.randn(2, 8, 10, 12, generator=g)
+    s = torch.sigmoid(se.excite(F.relu(se.squeeze(x.mean(dim=(2, 3), keepdim=True)))))
+    pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+    torch.testing.assert_close(se(x), x * s)
+    torch.testing.assert_close(sa(x), x * torch.sigmoid(sa.conv(pooled)))
 
 
 @pytest.mark.parametrize("ratio", [3, 4])
