@@ -42,7 +42,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Box, LN2d, check_pair, core_box, floor_at_input_minimum, upsample_box, window
+from .blocks import (
+    Box,
+    LN2d,
+    box_within,
+    check_pair,
+    core_box,
+    floor_at_input_minimum,
+    upsample_box,
+    widen_box,
+    window,
+)
 from .spec import NetSpec
 
 WIDTH = 32
@@ -496,13 +506,7 @@ class AMSFNet(nn.Module):
 
     def hr_stage_box(self, hr_shape: Sequence[int], core: Box) -> Box:
         """The HR window the HR stage runs on: the kept ``core`` plus ``hr_stage_margin`` px, at even offsets."""
-        r0, r1, c0, c1 = core
-        H, W = hr_shape[-2:]
-
-        def drop(c: int) -> int:
-            return max(0, c - self.hr_stage_margin) // HR_STAGE_STEP * HR_STAGE_STEP
-
-        return drop(r0), H - drop(H - r1), drop(c0), W - drop(W - c1)
+        return widen_box(core, self.hr_stage_margin, hr_shape, HR_STAGE_STEP)
 
     def forward(self, y: torch.Tensor, z: torch.Tensor, crop: Optional[Sequence[int]] = None) -> torch.Tensor:
         """``x (B, C, H, W)``, or with ``crop`` = (top, bottom, left, right) HR px only the core that leaves.
@@ -531,7 +535,7 @@ class AMSFNet(nn.Module):
         else:
             x = self._correction(y, z, box)
         if box is not None:  # the code (or correction) of the window, cut to the core
-            x = window(x, (core[0] - box[0], core[1] - box[0], core[2] - box[2], core[3] - box[2]))
+            x = window(x, box_within(core, box))
         if self.skip_gain is None:
             return x.contiguous()
         up = upsample_box(y, self.ratio, core, "bicubic")

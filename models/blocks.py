@@ -222,6 +222,26 @@ def core_box(hr_shape: Sequence[int], crop: Optional[Sequence[int]]) -> Box:
     return top, H - bottom, left, W - right
 
 
+def widen_box(core: Box, px: int, hr_shape: Sequence[int], step: int = 1) -> Box:
+    """``core`` widened by ``px`` on every side within the ``hr_shape`` (.., H, W) image.
+
+    Each side's distance from the image edge is rounded down to a multiple of ``step`` (a layer whose pooling
+    or windows must keep their phase), so the window is at least ``core`` plus ``px`` where the image allows.
+    """
+    r0, r1, c0, c1 = core
+    H, W = int(hr_shape[-2]), int(hr_shape[-1])
+
+    def start(c: int) -> int:
+        return max(0, c - px) // step * step
+
+    return start(r0), H - start(H - r1), start(c0), W - start(W - c1)
+
+
+def box_within(inner: Box, outer: Box) -> Box:
+    """``inner`` in the coordinates of a window cut at ``outer`` (``window(window(t, outer), result)``)."""
+    return inner[0] - outer[0], inner[1] - outer[0], inner[2] - outer[2], inner[3] - outer[2]
+
+
 def window(t: torch.Tensor, box: Box) -> torch.Tensor:
     """``t[..., r0:r1, c0:c1]`` as a tensor of its own, in ``t``'s layout (channels-last stays channels-last)."""
     r0, r1, c0, c1 = box

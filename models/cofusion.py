@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Box, LN2d, check_pair, core_box, haar, upsample_box, window
+from .blocks import Box, LN2d, box_within, check_pair, core_box, haar, upsample_box, widen_box, window
 from .spec import NetSpec, lcm
 
 WIDTH = 64
@@ -303,8 +303,8 @@ class CoFusion(nn.Module):
             if self.training or torch.is_grad_enabled():
                 raise ValueError("crop is for inference only (eval mode, no autograd)")
             core = core_box(z.shape, crop)
-            box = _grow(core, TAIL_CONTEXT, z.shape)
-            inner = (core[0] - box[0], core[1] - box[0], core[2] - box[2], core[3] - box[2])
+            box = widen_box(core, TAIL_CONTEXT, z.shape)
+            inner = box_within(core, box)
         y = y.contiguous(memory_format=torch.channels_last)
         z = z.contiguous(memory_format=torch.channels_last)
         hh, ww = z.shape[-2:]
@@ -331,13 +331,6 @@ class CoFusion(nn.Module):
             return (t + skip).contiguous()
         out = torch.empty(t.shape, dtype=t.dtype, device=t.device)
         return torch.add(t, skip, out=out)
-
-
-def _grow(core: Box, px: int, hr_shape: Sequence[int]) -> Box:
-    """``core`` widened by ``px`` on every side, within the ``hr_shape`` (.., H, W) image."""
-    r0, r1, c0, c1 = core
-    H, W = int(hr_shape[-2]), int(hr_shape[-1])
-    return max(0, r0 - px), min(H, r1 + px), max(0, c0 - px), min(W, c1 + px)
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
