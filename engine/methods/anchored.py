@@ -263,6 +263,11 @@ class AnchoredNetwork(FusionMethod):
         """The network's hyper-parameters (LITE included)."""
         return self.net.hyper
 
+    @property
+    def runtime(self):
+        """The network's tile runtime (BACKEND)."""
+        return self.net.runtime
+
     def stage_iterations(self) -> Tuple[int, ...]:
         return self.net.stage_iterations()
 
@@ -582,7 +587,7 @@ class AnchoredNetwork(FusionMethod):
             z = torch.from_numpy(self._normalise(hr, "msi"))[None].to(self._device)
             b = torch.from_numpy(self._normalise(base, "hsi"))[None].to(self._device)
             options = {} if crop is None else {"crop": tuple(int(c) for c in crop)}
-            x = self.net.runtime.forward(self.model, y, z, b, feedback=feedback, **options)[0].float().cpu().numpy()
+            x = self.runtime.forward(self.model, y, z, b, feedback=feedback, **options)[0].float().cpu().numpy()
             offset, scale = self.norm["hsi"]
             x = x * scale + offset
         else:

@@ -478,8 +478,7 @@ def model_crops_on_cpu(method) -> bool:
     out-of-memory retry (engine/pipeline/tiling.py). Not with BACKEND=compile: the crop is a Python argument,
     so each edge and corner tile's crop would compile the network again (minutes each on a CPU).
     """
-    runtime = getattr(method, "runtime", None) or getattr(getattr(method, "net", None), "runtime", None)
-    if runtime is not None and runtime.backend == "compile":
+    if method.runtime.backend == "compile":
         return False
     if method.model is None or not getattr(method.model, "crops_hr_stage", False):
         return False
