@@ -45,8 +45,8 @@ PER_TILE = list(catalogue.network_ids(catalogue.PER_TILE))  # optimised on every
 # Quick mode: small iteration budgets and the light variants so the whole run stays short on 2 cores.
 QUICK_ITERATIONS = 50
 # Network budgets of a run without --quick: "sample" = the catalogue's sample_budget (small CPU budgets
-# that beat bicubic on the bundled sample, tested), "default" = each network's own default (the
-# catalogue's iterations, full-width variants: hours on a 2-core CPU). Set by the scripts' --budget.
+# that beat bicubic on the bundled sample, tested), "default" = each network exactly as a user gets it
+# (anchored on its BASE, with its MAX_SECONDS and LITE defaults). Set by the scripts' --budget.
 NETWORK_BUDGET = {"mode": "sample"}
 LITE = [e.id for e in catalogue.NETWORKS if e.lite]
 
@@ -90,6 +90,8 @@ def label(method: str, params: Optional[Dict] = None) -> str:
         lite = p.get("lite") or h.get("lite")
         extra = (", lite" if lite else "") + (f", init {h['init_steps']}" if "init_steps" in h else "")
         its = p.get("iterations")
+        if not (its or extra or h or set(p) - {"device", "seed"}):
+            return f"{method} (defaults)"
         return f"{method} ({its if its else 'default'} it{extra})"
     return method
 

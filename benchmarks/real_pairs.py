@@ -214,7 +214,7 @@ def row_label(row: Dict) -> str:
     params = row.get("params", {})
     if "max_seconds" in params:
         return f"{row['method']} (defaults, MAX_SECONDS {params['max_seconds']:g})"
-    return f"{row['method']} (defaults)" if row["method"] in NETWORKS else label(row["method"], params)
+    return label(row["method"], params)
 
 
 def verdict(rows: List[Dict]) -> str:

@@ -104,7 +104,8 @@ def assemble(meta: dict) -> str:
         f"- **GPU**: {gpu_line()}",
         f"- **Seeds**: every method and simulation uses seed {SEED}; simulations are noise-free. "
         + (f"Quick mode: networks {QUICK_ITERATIONS} iterations, lite variants ({', '.join(LITE)})." if quick else
-           ("Networks: the engine's default iterations and full variants." if meta.get("budget") == "default"
+           ("Networks: each with its defaults (anchored on its BASE, MAX_SECONDS, LITE: engine/methods/network.py)."
+            if meta.get("budget") == "default"
             else "Networks: the catalogue's `sample_budget` (models/catalogue.py) — the small CPU budgets at which "
                  "each network beats bicubic on the bundled sample (tested) — on every scene and ratio.")),
         "- Raw results: `benchmarks/results/*.json`; scripts: `benchmarks/` (each runs alone, `--help`).",
