@@ -15,11 +15,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import GridError, InputError, OutputError, WavelengthError
+from ..errors import GridError, InputError, NoValidDataError, OutputError, WavelengthError
 from ..feedback import Feedback, ensure_feedback
 from ..io.outputs import check_outputs
 from ..io.pair import require_positive_tile
 from ..io.raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
+from ..io.scene import EMPTY_BAND_SAMPLE_SIDE, empty_bands
 from ..io.windows import Window, intersection, tiles
 from ..io.writer import RasterWriter, float_nodata
 from ..pipeline.tiling import pipeline
@@ -204,7 +205,7 @@ def _validate_simulation(reference, out_hsi, out_msi, ratio, psf, sensor, srf_fi
     if info.width < max(K, r) or info.height < max(K, r):
         raise InputError(f"reference {info.width}x{info.height} px is smaller than the PSF kernel "
                          f"({K}x{K} HR px at ratio {r}); use a larger raster or a narrower PSF")
-    good = info.good_bands if info.good_bands is not None else np.ones(info.bands, bool)
+    good = _bands_with_data(reference, info, feedback)
     plan = SimulationPlan(reference, out_hsi, out_msi, info, r, psf, seed, snr_hsi, snr_msi, gt, good,
                           tile_size=tile_size, max_missing=max_missing)
 
@@ -217,6 +218,25 @@ def _validate_simulation(reference, out_hsi, out_msi, ratio, psf, sensor, srf_fi
         plan.R = srf_matrix(plan.sensor, info.wavelengths, info.fwhm, good, max_missing)
     check_outputs({"OUTPUT_HSI": out_hsi, "OUTPUT_MSI": out_msi}, (reference,))
     return plan
+
+
+def _bands_with_data(reference: str, info: RasterInfo, feedback: Feedback) -> np.ndarray:
+    """The good bands: not flagged ``bbl = 0``, and holding at least one valid value.
+
+    A band that is nodata everywhere (EnMAP's and Hyperion's water-vapour bands, often stored so without a bad-band
+    list) would make every pixel nodata, so both outputs would be nodata everywhere: it becomes a bad band, as in
+    fusion (:func:`..io.scene.build_scene`), and the log names it.
+    """
+    good = np.ones(info.bands, bool) if info.good_bands is None else np.asarray(info.good_bands, bool).copy()
+    empty = empty_bands(open_raster(reference), Window(0, 0, info.width, info.height), info.nodata,
+                        EMPTY_BAND_SAMPLE_SIDE) & good
+    if empty.all() or not (good & ~empty).any():
+        raise NoValidDataError(f"reference {reference} holds no valid value in any good band")
+    if empty.any():
+        feedback.pushWarning(f"reference band(s) {', '.join(str(i + 1) for i in np.flatnonzero(empty))} hold no "
+                             "valid value: treated as bad bands (bbl = 0 and nodata in the LR-HSI, left out of the "
+                             "MSI's spectral response)")
+    return good & ~empty
 
 
 def _plan_simulation(plan: SimulationPlan, feedback: Feedback) -> None:
@@ -273,6 +293,7 @@ class SimulationTiles:
         self.lr_region = Window(0, 0, w * plan.ratio, h * plan.ratio)
         self.sigmas = (0.0, 0.0)
         self.power = {"hsi": [0.0, 0], "msi": [0.0, 0]}  # sum of squares and count, physical units
+        self.valid_pixels = {"hsi": 0, "msi": 0}  # written so far (pass 2)
         self.writers: Dict[str, RasterWriter] = {}
 
     def read(self, core: Window):
@@ -322,6 +343,8 @@ class SimulationTiles:
         t, p = self.clean(core, data), self.plan
         sig_hsi, sig_msi = self.sigmas
         out = {}
+        for key, v in (("hsi", t.lr_valid), ("msi", t.msi_valid)):
+            self.valid_pixels[key] += 0 if v is None else int(v.sum())
         if t.lr is not None:
             lr = self.add_noise(t.lr, t.lr_valid, sig_hsi, 0, t.lr_window)
             full = np.full((p.info.bands, t.lr_window.height, t.lr_window.width), p.nodata, dtype=np.float32)
@@ -425,6 +448,7 @@ def _write_simulation(plan: SimulationPlan, tiles: SimulationTiles, record: Dict
         if plan.out_msi:
             writers["msi"] = _open_msi_writer(plan, record, creation_options)
         pipeline(plan.cores, tiles.read, tiles.compute, tiles.write, feedback, span)
+        _require_valid_pixels(plan, tiles.valid_pixels)
         for wr in writers.values():  # both complete before either replaces a file
             wr.finish()
         return {key: wr.publish() for key, wr in writers.items()}
@@ -435,6 +459,17 @@ def _write_simulation(plan: SimulationPlan, tiles: SimulationTiles, record: Dict
         raise
     finally:
         noise_block.cache_clear()
+
+
+def _require_valid_pixels(plan: SimulationPlan, valid_pixels: Dict[str, int]) -> None:
+    """An output that would be nodata everywhere is an error, not a file (nothing is published)."""
+    r = plan.ratio
+    if plan.out_hsi and not valid_pixels["hsi"]:
+        raise NoValidDataError(f"the LR-HSI would hold no valid pixel: every {r}x{r} block of reference "
+                               f"{plan.reference} has a nodata pixel in some good band; nothing was written")
+    if plan.out_msi and not valid_pixels["msi"]:
+        raise NoValidDataError(f"the HR-MSI would hold no valid pixel: every pixel of reference {plan.reference} "
+                               "is nodata in some good band; nothing was written")
 
 
 def spectral_resample(source: str, output: str, sensor: Union[str, Sensor, None] = "sentinel2a_msi",
@@ -449,7 +484,7 @@ def spectral_resample(source: str, output: str, sensor: Union[str, Sensor, None]
     info = raster_info(source, wavelengths)
     if info.wavelengths is None or not np.all(np.isfinite(info.wavelengths)):
         raise WavelengthError(f"raster {source} has no band wavelengths; give WAVELENGTHS")
-    good = info.good_bands if info.good_bands is not None else np.ones(info.bands, bool)
+    good = _bands_with_data(source, info, feedback)
     sens, dropped = _covered_sensor(resolve_sensor(sensor, srf_file, bands), _has_bands(bands), info, good,
                                     max_missing, feedback)
     R = srf_matrix(sens, info.wavelengths, info.fwhm, good, max_missing)

@@ -11,7 +11,7 @@ from osgeo import gdal
 
 from conftest import SAMPLE
 from hsifusion.engine import api
-from hsifusion.engine.errors import Cancelled, GridError, InputError, WavelengthError
+from hsifusion.engine.errors import Cancelled, GridError, InputError, NoValidDataError, WavelengthError
 from hsifusion.engine.feedback import LogFeedback
 from hsifusion.engine.io.pair import validate_pair
 from hsifusion.engine.io.raster import open_raster, raster_info
@@ -210,6 +210,44 @@ def test_nodata_and_ungeoreferenced(tmp_path, ref_info):
     a, b = raster_info(str(tmp_path / "lr.tif")), raster_info(str(tmp_path / "ms.tif"))
     assert a.geotransform[1] == 4 * b.geotransform[1]
     assert validate_pair(a, b).ratio == 4
+
+
+def _good_band_cube(ref_info, side=32):
+    """The reference's good bands (a cube without bad-band flags) and their wavelengths."""
+    good = np.asarray(ref_info.good_bands, bool)
+    wl = (np.asarray(ref_info.wavelengths)[good], np.asarray(ref_info.fwhm)[good])
+    return _read(REF)[good][:, :side, :side], wl
+
+
+def test_bands_without_data_become_bad_bands(tmp_path, ref_info):
+    """A band stored as nodata everywhere (no bad-band list) would make every pixel nodata: it becomes a bad band."""
+    cube, wl = _good_band_cube(ref_info)
+    full = _write(tmp_path / "full.tif", cube, wl=wl, nodata=-32768)
+    holed = cube.copy()
+    holed[[3, 7]] = -32768
+    src = _write(tmp_path / "holed.tif", holed, wl=wl, nodata=-32768)
+    fb = LogFeedback()
+    simulate(src, str(tmp_path / "lr.tif"), str(tmp_path / "ms.tif"), ratio=4, bands=S2_BANDS, feedback=fb)
+    simulate(full, str(tmp_path / "lr_full.tif"), None, ratio=4)
+    assert any("band(s) 4, 8 hold no valid value" in w for w in fb.warnings)
+    lr, lr_full, ms = _read(tmp_path / "lr.tif"), _read(tmp_path / "lr_full.tif"), _read(tmp_path / "ms.tif")
+    others = np.setdiff1d(np.arange(len(cube)), [3, 7])
+    assert np.all(lr[[3, 7]] == -32768) and np.array_equal(lr[others], lr_full[others])
+    assert not np.any(ms == -32768)
+    assert list(raster_info(str(tmp_path / "lr.tif")).good_bands) == [k not in (3, 7) for k in range(len(cube))]
+    spectral_resample(src, str(tmp_path / "resampled.tif"), bands=S2_BANDS)
+    assert np.allclose(_read(tmp_path / "resampled.tif"), ms, rtol=1e-6, atol=1e-3)
+
+
+def test_an_output_without_a_valid_pixel_is_an_error(tmp_path, ref_info):
+    """Nothing is published when an output would be nodata everywhere."""
+    cube, wl = _good_band_cube(ref_info)
+    cube[5, ::4, ::4] = -32768  # one nodata HR pixel in every 4 x 4 block: no LR pixel is valid
+    src = _write(tmp_path / "every_block.tif", cube, wl=wl, nodata=-32768)
+    _expect_nothing_written(tmp_path, NoValidDataError, "LR-HSI would hold no valid pixel", reference=src)
+    cube[:] = -32768
+    empty = _write(tmp_path / "empty.tif", cube, wl=wl, nodata=-32768)
+    _expect_nothing_written(tmp_path, NoValidDataError, "no valid value in any good band", reference=empty)
 
 
 def _expect_nothing_written(tmp_path, exc, match, **kw):
