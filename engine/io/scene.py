@@ -191,6 +191,22 @@ def empty_bands(ds: gdal.Dataset, window: Window, nodata, max_side: int = 1024) 
     return empty
 
 
+def without_empty_bands(path: str, info: RasterInfo, good: np.ndarray, role: str, consequence: str,
+                        feedback: Feedback) -> np.ndarray:
+    """``good`` less the bands of ``path`` that hold no valid value anywhere, named in a warning.
+
+    A band stored as nodata everywhere without a bad-band list (EnMAP's and Hyperion's water-vapour bands often are)
+    would make every pixel invalid: such a band is treated as bad, and the warning says what that means
+    (``consequence``).
+    """
+    empty = empty_bands(open_raster(path), Window(0, 0, info.width, info.height), info.nodata,
+                        EMPTY_BAND_SAMPLE_SIDE) & good
+    if empty.any():
+        feedback.pushWarning(f"{role} band(s) {_band_list(info, empty)} hold no valid value: treated as bad bands "
+                             f"({consequence})")
+    return good & ~empty
+
+
 def scene_band_means(pair: PairGrid) -> Tuple[np.ndarray, np.ndarray]:
     """Fill values of both inputs: per-band means over the valid pixels of the overlap."""
     hsi_ds, msi_ds = open_raster(pair.hsi.path), open_raster(pair.msi.path)

@@ -20,6 +20,7 @@ from ..feedback import Feedback, ensure_feedback
 from ..io.outputs import check_outputs, raster_driver, replacing
 from ..io.pair import crs_name, same_crs, validate_pair
 from ..io.raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
+from ..io.scene import without_empty_bands
 from ..io.windows import Window, intersection
 from ..io.writer import DEFAULT_NODATA, RasterWriter
 from ..pipeline.tiling import pipeline
@@ -163,6 +164,16 @@ def assess(reference: Optional[str], estimate: str, ratio: Optional[float] = Non
     return result
 
 
+def _good_bands_with_data(rasters, feedback: Feedback) -> np.ndarray:
+    """Bands good in every (path, info, role) of ``rasters``: not flagged ``bbl = 0`` and not nodata everywhere."""
+    good = np.ones(rasters[0][1].bands, dtype=bool)
+    for path, info, role in rasters:
+        if info.good_bands is not None:
+            good &= info.good_bands
+        good = without_empty_bands(path, info, good, role, "left out of the metrics", feedback)
+    return good
+
+
 def _assess_reference(reference, estimate, ratio, out_sam, mask, border, tile_size, feedback,
                       creation_options, q2n, span, ctx) -> Dict:
     ref = raster_info(reference)
@@ -174,13 +185,10 @@ def _assess_reference(reference, estimate, ratio, out_sam, mask, border, tile_si
     if mask:
         mask_info = raster_info(mask)
         check_same_grid(ref, mask_info, "reference", "mask")
-    good = np.ones(ref.bands, dtype=bool)
-    for g in (ref.good_bands, est.good_bands):
-        if g is not None:
-            good &= g
+    good = _good_bands_with_data(((reference, ref, "reference"), (estimate, est, "estimate")), feedback)
     idx = np.flatnonzero(good)
     if idx.size == 0:
-        raise BandError(f"every band of {reference} is flagged bad (bbl = 0)")
+        raise BandError(f"every band of {reference} is flagged bad (bbl = 0) or holds no valid value")
     W, H = ref.width, ref.height
     region = Window(border, border, W - 2 * border, H - 2 * border)
     if region.width <= 0 or region.height <= 0:
@@ -358,10 +366,7 @@ def assess_no_reference(estimate: str, lr_hsi: str, msi: str, border: int = 0, t
     if c1 <= c0 or r1 <= r0:
         raise GridError(f"estimate {estimate}, LR-HSI {lr_hsi} and MSI {msi} share no whole LR pixel")
     region = Window(c0, r0, c1 - c0, r1 - r0)
-    good = np.ones(lr.bands, dtype=bool)
-    for g in (lr.good_bands, est.good_bands):
-        if g is not None:
-            good &= g
+    good = _good_bands_with_data(((lr_hsi, lr, "LR-HSI"), (estimate, est, "estimate")), feedback)
     hidx = np.flatnonzero(good)
     midx = np.flatnonzero(ms.good_bands if ms.good_bands is not None else np.ones(ms.bands, bool))
     step = M.BLOCK * r

@@ -20,7 +20,7 @@ from ..feedback import Feedback, ensure_feedback
 from ..io.outputs import check_outputs
 from ..io.pair import require_positive_tile
 from ..io.raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
-from ..io.scene import EMPTY_BAND_SAMPLE_SIDE, empty_bands
+from ..io.scene import without_empty_bands
 from ..io.windows import Window, intersection, tiles
 from ..io.writer import RasterWriter, float_nodata
 from ..pipeline.tiling import pipeline
@@ -221,22 +221,13 @@ def _validate_simulation(reference, out_hsi, out_msi, ratio, psf, sensor, srf_fi
 
 
 def _bands_with_data(reference: str, info: RasterInfo, feedback: Feedback) -> np.ndarray:
-    """The good bands: not flagged ``bbl = 0``, and holding at least one valid value.
-
-    A band that is nodata everywhere (EnMAP's and Hyperion's water-vapour bands, often stored so without a bad-band
-    list) would make every pixel nodata, so both outputs would be nodata everywhere: it becomes a bad band, as in
-    fusion (:func:`..io.scene.build_scene`), and the log names it.
-    """
-    good = np.ones(info.bands, bool) if info.good_bands is None else np.asarray(info.good_bands, bool).copy()
-    empty = empty_bands(open_raster(reference), Window(0, 0, info.width, info.height), info.nodata,
-                        EMPTY_BAND_SAMPLE_SIDE) & good
-    if empty.all() or not (good & ~empty).any():
+    """The good bands: not flagged ``bbl = 0`` and holding a valid value (else both outputs would be all nodata)."""
+    good = np.ones(info.bands, bool) if info.good_bands is None else np.asarray(info.good_bands, bool)
+    good = without_empty_bands(reference, info, good, "reference",
+                               "bbl = 0 and nodata in an LR-HSI, left out of an MSI's spectral response", feedback)
+    if not good.any():
         raise NoValidDataError(f"reference {reference} holds no valid value in any good band")
-    if empty.any():
-        feedback.pushWarning(f"reference band(s) {', '.join(str(i + 1) for i in np.flatnonzero(empty))} hold no "
-                             "valid value: treated as bad bands (bbl = 0 and nodata in the LR-HSI, left out of the "
-                             "MSI's spectral response)")
-    return good & ~empty
+    return good
 
 
 def _plan_simulation(plan: SimulationPlan, feedback: Feedback) -> None:

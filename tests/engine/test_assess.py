@@ -187,6 +187,24 @@ def test_nodata_pixels_excluded(ref_path, ref_data, est_path, tmp_path):
     assert (s[10:14, 20:30] == -9999).all()
 
 
+def test_bands_without_data_are_left_out_like_flagged_bad_bands(ref_path, ref_data, est_path, tmp_path):
+    """Bad bands stored as nodata everywhere without a bad-band list score as if flagged (bbl = 0)."""
+    from rasterkit import make_raster
+
+    src = gdal.Open(ref_path)
+    gt, wkt = src.GetGeoTransform(), src.GetProjection()
+    ref = make_raster(tmp_path / "ref_unflagged.tif", ref_data.astype(np.float32), gt, wkt, nodata=-32768)
+    est = make_raster(tmp_path / "est_unflagged.tif", gdal.Open(est_path).ReadAsArray(), gt, wkt, nodata=-32768)
+    fb = LogFeedback()
+    unflagged = assess(ref, est, 4, feedback=fb)
+    flagged = assess(ref_path, est_path, 4)
+    empty = np.flatnonzero((ref_data == -32768).all((1, 2))) + 1
+    named = [w for w in fb.warnings if w.startswith("reference band(s)") and "hold no valid value" in w]
+    assert empty.size and len(named) == 1 and all(f"{k} (" in named[0] for k in empty)
+    for k in METRIC_KEYS:
+        assert unflagged[k] == pytest.approx(flagged[k], rel=1e-9, abs=1e-12), k
+
+
 def _block_mean(a, r):
     c, h, w = a.shape
     return a.reshape(c, h // r, r, w // r, r).mean((2, 4))
