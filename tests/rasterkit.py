@@ -61,3 +61,15 @@ def synthetic_pair(tmp_path, ratio: int = 4, lr_size=(12, 10), bands: int = 16, 
     hsi = make_raster(tmp_path / "hsi.tif", lr, lr_gt, wavelengths=wl, **kw)
     msi = make_raster(tmp_path / "msi.tif", hr, msi_gt, **kw)
     return hsi, msi
+
+
+def without_bad_band_list(src, dst) -> str:
+    """A copy of ``src`` without its bands' ``bbl`` items: bad bands are then only nodata everywhere."""
+    gdal.Translate(str(dst), str(src))
+    ds = gdal.Open(str(dst), gdal.GA_Update)
+    for i in range(ds.RasterCount):
+        md = ds.GetRasterBand(i + 1).GetMetadata()
+        md.pop("bbl", None)
+        ds.GetRasterBand(i + 1).SetMetadata(md)
+    ds = None
+    return str(dst)

@@ -48,6 +48,11 @@ class RasterInfo:
         return self.geotransform if self.has_geotransform else PIXEL_GRID
 
     @property
+    def good_flags(self) -> np.ndarray:
+        """(bands,) bool: the bad-band list's good bands (``bbl``), every band without one."""
+        return np.ones(self.bands, bool) if self.good_bands is None else np.asarray(self.good_bands, bool).copy()
+
+    @property
     def pixel_size(self) -> Tuple[float, float]:
         """(x size, y size), both positive."""
         return abs(self.geotransform[1]), abs(self.geotransform[5])

@@ -229,7 +229,7 @@ def build_scene(pair: PairGrid, feedback: Optional[Feedback] = None) -> Scene:
     hsi_ds = open_raster(pair.hsi.path)
     lr = intersection(align_outward(pair.region, pair.ratio).scale_down(pair.ratio),
                       Window(0, 0, pair.hsi.width, pair.hsi.height))
-    good = _good(pair.hsi)
+    good = pair.hsi.good_flags
     empty = empty_bands(hsi_ds, lr, pair.hsi.nodata, EMPTY_BAND_SAMPLE_SIDE) & good
     if empty.any() and not (good & ~empty).any():
         raise NoValidDataError(f"{pair.hsi.path} holds no valid pixel in the overlap (every good band is nodata)")
@@ -244,10 +244,6 @@ def build_scene(pair: PairGrid, feedback: Optional[Feedback] = None) -> Scene:
         else:
             _log.warning(note)
     return Scene(pair=pair)
-
-
-def _good(info: RasterInfo) -> np.ndarray:
-    return np.ones(info.bands, bool) if info.good_bands is None else np.asarray(info.good_bands, bool)
 
 
 def _band_list(info: RasterInfo, which: np.ndarray) -> str:

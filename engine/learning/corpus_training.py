@@ -35,6 +35,7 @@ from ..feedback import Feedback, ensure_feedback
 from ..io.outputs import check_outputs, replacing
 from ..io.pair import validate_pair
 from ..io.raster import open_raster, raster_info, read_window, valid_mask
+from ..io.scene import without_empty_bands
 from ..io.windows import Window, intersection
 from ..pipeline.device import limit_cpu_threads, resolve_device
 from ..quality.metrics import sam_degrees
@@ -113,7 +114,7 @@ class ReferenceSource(Source):
 
     def sample(self, side: int = NORM_SIDE):
         """Decimated (HSI, MSI) samples of valid pixels for the normalisation."""
-        hsi = _decimated(self.ds, self.info, side)
+        hsi = _decimated(self.ds, self.info, side, self.good)
         x = hsi.astype(np.float64)
         x[~self.good] = 0.0
         return hsi[self.good].ravel(), apply_srf(self.Rg, x[self.gidx][:, None, :])[:, 0].ravel()
@@ -122,7 +123,7 @@ class ReferenceSource(Source):
 class PairSource(Source):
     """Real LR-HSI + HR-MSI pair, trained at reduced resolution (mode b)."""
 
-    def __init__(self, pair, psf: PSF) -> None:
+    def __init__(self, pair, psf: PSF, good: np.ndarray) -> None:
         r = pair.ratio
         m = psf.margin(r)
         reg = pair.region
@@ -132,8 +133,7 @@ class PairSource(Source):
         lr = Window(lr.col, lr.row, (lr.width // r) * r, (lr.height // r) * r)
         super().__init__(label=f"{pair.hsi.path} + {pair.msi.path}", region=lr, margin=m)
         self.pair, self.ratio, self.psf = pair, r, psf
-        hg = pair.hsi.good_bands
-        self.good = hg if hg is not None else np.ones(pair.hsi.bands, bool)
+        self.good = good
         self.K = psf.size(r)
         self._ds = None
 
@@ -163,20 +163,20 @@ class PairSource(Source):
 
     def sample(self, side: int = NORM_SIDE):
         hds, mds = self.ds
-        y = _decimated(hds, self.pair.hsi, side)
+        y = _decimated(hds, self.pair.hsi, side, self.good)
         z = _decimated(mds, self.pair.msi, side)
         return y[self.good].ravel(), z.ravel()
 
 
-def _decimated(ds, info, side: int) -> np.ndarray:
-    """(bands, n) valid pixels of a decimated read of the whole raster (nearest neighbour)."""
+def _decimated(ds, info, side: int, good: Optional[np.ndarray] = None) -> np.ndarray:
+    """(bands, n) valid pixels (over ``good``, default the flagged good bands) of a decimated whole-raster read."""
     from osgeo import gdal
 
     step = max(1, -(-max(ds.RasterXSize, ds.RasterYSize) // side))
     bx, by = max(1, ds.RasterXSize // step), max(1, ds.RasterYSize // step)
     data = ds.ReadAsArray(0, 0, ds.RasterXSize, ds.RasterYSize, buf_xsize=bx, buf_ysize=by,
                           buf_type=gdal.GDT_Float32).reshape(ds.RasterCount, by, bx)
-    ok = valid_mask(data, info.nodata, info.good_bands)
+    ok = valid_mask(data, info.nodata, info.good_bands if good is None else good)
     return data[:, ok]
 
 
@@ -363,7 +363,11 @@ def _reference_sources(paths, ratio, psf, sensor, srf_file, bands, feedback, max
                              f"{first.path} ({first.bands}); all references must come from one sensor")
         if inf.wavelengths is None:
             raise InputError(f"reference {inf.path} has no band wavelengths; the MSI cannot be simulated")
-    good = first.good_bands if first.good_bands is not None else np.ones(first.bands, bool)
+    good = first.good_flags
+    for inf in infos:
+        good = without_empty_bands(inf.path, inf, good, "reference", "left out of training", feedback)
+    if not good.any():
+        raise NoValidDataError("no band holds a valid value in every reference")
     sens = resolve_sensor(sensor, srf_file, bands)
     if not bands:
         keep = covered_bands(sens, first.wavelengths, first.fwhm, good, max_missing)
@@ -382,7 +386,7 @@ def _reference_sources(paths, ratio, psf, sensor, srf_file, bands, feedback, max
     return srcs, meta
 
 
-def _pair_sources(pairs, psf_arg, psf_fwhm, ratio_arg):
+def _pair_sources(pairs, psf_arg, psf_fwhm, ratio_arg, feedback):
     srcs, first, r0 = [], None, None
     for hsi, msi in pairs:
         pair = validate_pair(raster_info(hsi), raster_info(msi))
@@ -398,7 +402,11 @@ def _pair_sources(pairs, psf_arg, psf_fwhm, ratio_arg):
             raise InputError(f"pair {hsi} + {msi} has other bands or wavelengths than the first pair")
     psf = make_psf(psf_arg, fwhm=psf_fwhm)
     for hsi, msi in pairs:
-        srcs.append(PairSource(validate_pair(raster_info(hsi), raster_info(msi)), psf))
+        pair = validate_pair(raster_info(hsi), raster_info(msi))
+        good = without_empty_bands(hsi, pair.hsi, pair.hsi.good_flags, "LR-HSI", "left out of training", feedback)
+        if not good.any():
+            raise NoValidDataError(f"LR-HSI {hsi} holds no valid value in any good band")
+        srcs.append(PairSource(pair, psf, good))
     meta = {"hsi_bands": first.hsi.bands, "msi_bands": first.msi.bands, "hsi_wavelengths": first.hsi.wavelengths,
             "msi_wavelengths": first.msi.wavelengths, "srf": None, "sensor": None,
             "msi_band_names": list(first.msi.band_names)}
@@ -605,7 +613,7 @@ def _plan_data(req: TrainingRequest, ratio, psf, psf_fwhm, sensor, srf_file, ban
         sources, meta = _reference_sources(req.refs, r, psf_obj, sensor, srf_file, bands, feedback, max_missing)
         mode = "simulated from HR-HSI references"
     else:
-        sources, meta, r, psf_obj = _pair_sources(req.pairs, psf, psf_fwhm, ratio if ratio else None)
+        sources, meta, r, psf_obj = _pair_sources(req.pairs, psf, psf_fwhm, ratio if ratio else None, feedback)
         mode = "real pairs at reduced resolution"
     for s in sources:
         split_regions(s, validation, r)

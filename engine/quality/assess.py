@@ -168,9 +168,7 @@ def _good_bands_with_data(rasters, feedback: Feedback) -> np.ndarray:
     """Bands good in every (path, info, role) of ``rasters``: not flagged ``bbl = 0`` and not nodata everywhere."""
     good = np.ones(rasters[0][1].bands, dtype=bool)
     for path, info, role in rasters:
-        if info.good_bands is not None:
-            good &= info.good_bands
-        good = without_empty_bands(path, info, good, role, "left out of the metrics", feedback)
+        good = without_empty_bands(path, info, good & info.good_flags, role, "left out of the metrics", feedback)
     return good
 
 
@@ -368,7 +366,7 @@ def assess_no_reference(estimate: str, lr_hsi: str, msi: str, border: int = 0, t
     region = Window(c0, r0, c1 - c0, r1 - r0)
     good = _good_bands_with_data(((lr_hsi, lr, "LR-HSI"), (estimate, est, "estimate")), feedback)
     hidx = np.flatnonzero(good)
-    midx = np.flatnonzero(ms.good_bands if ms.good_bands is not None else np.ones(ms.bands, bool))
+    midx = np.flatnonzero(ms.good_flags)
     step = M.BLOCK * r
     tile = max(step, (int(tile_size) // step) * step)
     cores = [Window(c, rr, tile, tile) for rr in range(region.row, region.row_end, tile)

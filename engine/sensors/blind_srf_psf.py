@@ -34,6 +34,7 @@ from ..feedback import Feedback, check_cancel, ensure_feedback
 from ..io.outputs import check_outputs, replacing
 from ..io.pair import validate_pair
 from ..io.raster import open_raster, raster_info, read_window, valid_mask
+from ..io.scene import without_empty_bands
 from ..io.wavelengths import fill_missing_fwhm
 from ..io.windows import Window, intersection
 from ..version import __version__
@@ -69,8 +70,11 @@ class EstimateResult:
 
 # ------------------------------------------------------------------------------------------ reading
 def _read_pair(hsi: str, msi: str, max_lr_side: int, margin_hr: int, hsi_wavelengths=None,
-               msi_wavelengths=None):
-    """A centred crop: LR-HSI (C,h,w), its valid mask, HR-MSI with ``margin_hr`` context, its mask."""
+               msi_wavelengths=None, feedback: Optional[Feedback] = None):
+    """A centred crop: LR-HSI (C,h,w), its valid mask, HR-MSI with ``margin_hr`` context, its mask, the good bands.
+
+    The good HSI bands leave out those that are nodata everywhere (they would make every pixel invalid).
+    """
     hi = raster_info(hsi, hsi_wavelengths)
     mi = raster_info(msi, msi_wavelengths)
     pair = validate_pair(hi, mi)
@@ -90,12 +94,13 @@ def _read_pair(hsi: str, msi: str, max_lr_side: int, margin_hr: int, hsi_wavelen
     lr_win = Window(col, row, w, h)
     hds, mds = open_raster(hi.path), open_raster(mi.path)
     y = read_window(hds, col, row, w, h).astype(np.float64)
-    y_ok = valid_mask(y, hi.nodata, hi.good_bands)
+    good = without_empty_bands(hi.path, hi, hi.good_flags, "HSI", "left out of the fit", ensure_feedback(feedback))
+    y_ok = valid_mask(y, hi.nodata, good)
     hr = Window(col * r, row * r, w * r, h * r).pad(margin_hr)
     mw = pair.to_msi(hr)
     z = read_window(mds, mw.col, mw.row, mw.width, mw.height).astype(np.float64)
     z_ok = valid_mask(z, mi.nodata, mi.good_bands)
-    return pair, lr_win, y, y_ok, z, z_ok
+    return pair, lr_win, y, y_ok, z, z_ok, good
 
 
 # ------------------------------------------------------------------------------------------ fitting
@@ -387,10 +392,9 @@ def estimate_srf_psf(hsi: str, msi: str, output_srf: str, output_report: Optiona
     r = validate_pair(hi0, mi0).ratio
     f_max = fwhm if fwhm is not None else FWHM_RANGE[1] * r
     margin = PSF("gaussian", fwhm=f_max).margin(r) + r
-    pair, lr_win, y, y_ok, z, z_ok = _read_pair(hsi, msi, int(max_lr_side), margin, hsi_wavelengths,
-                                                msi_wavelengths)
+    pair, lr_win, y, y_ok, z, z_ok, good = _read_pair(hsi, msi, int(max_lr_side), margin, hsi_wavelengths,
+                                                      msi_wavelengths, feedback)
     hinfo, minfo = pair.hsi, pair.msi
-    good = hinfo.good_bands if hinfo.good_bands is not None else np.ones(hinfo.bands, bool)
     if hinfo.wavelengths is None:
         raise WavelengthError(f"HSI {hsi} has no band wavelengths; give HSI wavelengths so the SRF has a "
                               "wavelength axis")

@@ -222,8 +222,7 @@ def _validate_simulation(reference, out_hsi, out_msi, ratio, psf, sensor, srf_fi
 
 def _bands_with_data(reference: str, info: RasterInfo, feedback: Feedback) -> np.ndarray:
     """The good bands: not flagged ``bbl = 0`` and holding a valid value (else both outputs would be all nodata)."""
-    good = np.ones(info.bands, bool) if info.good_bands is None else np.asarray(info.good_bands, bool)
-    good = without_empty_bands(reference, info, good, "reference",
+    good = without_empty_bands(reference, info, info.good_flags, "reference",
                                "bbl = 0 and nodata in an LR-HSI, left out of an MSI's spectral response", feedback)
     if not good.any():
         raise NoValidDataError(f"reference {reference} holds no valid value in any good band")

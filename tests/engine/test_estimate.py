@@ -9,7 +9,7 @@ from hsifusion.engine import api
 from hsifusion.engine.errors import InputError
 from hsifusion.engine.io.raster import raster_info
 from hsifusion.engine.sensors import srf
-from rasterkit import REFERENCE
+from rasterkit import REFERENCE, without_bad_band_list
 
 TRUE_FWHM = 5.0
 
@@ -70,3 +70,13 @@ def test_fixed_fwhm_and_bad_input(simulated, tmp_path):
     assert res["FWHM"] == TRUE_FWHM
     with pytest.raises(InputError, match="SMOOTHNESS"):
         api.estimate_srf_psf(lr, msi, str(tmp_path / "s.csv"), smoothness=-1)
+
+
+def test_bands_without_data_and_no_bad_band_list_are_left_out(simulated, estimated, tmp_path):
+    """The simulated LR-HSI with its bad-band list removed (bad bands are nodata everywhere) estimates the same."""
+    _, lr, msi = simulated
+    unflagged = without_bad_band_list(lr, tmp_path / "lr_unflagged.tif")
+    assert raster_info(unflagged).good_flags.all()
+    again = api.estimate_srf_psf(unflagged, msi, str(tmp_path / "srf.csv"))
+    assert again["FWHM"] == pytest.approx(estimated["FWHM"], abs=1e-6)
+    assert np.allclose(again["SRF"], estimated["SRF"], atol=1e-9)

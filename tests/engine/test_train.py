@@ -11,7 +11,7 @@ from hsifusion.engine.feedback import LogFeedback
 from hsifusion.engine.io.windows import intersection
 from hsifusion.engine.learning.checkpoint import load_checkpoint
 from hsifusion.engine.learning.corpus_training import random_core, split_regions, val_cores
-from rasterkit import REFERENCE, SAMPLE_HSI, SAMPLE_MSI, read, synthetic_pair
+from rasterkit import REFERENCE, SAMPLE_HSI, SAMPLE_MSI, read, synthetic_pair, without_bad_band_list
 
 TINY = dict(ratio=4, steps_per_epoch=1, patch_size=32, batch_size=1, validation=0.3, device="cpu",
             hyper={"width": 8}, max_val_patches=2)
@@ -113,3 +113,16 @@ def test_real_pair_mode_and_bad_requests(tmp_path):
         api.train("ssjcn", ck, references=[str(REFERENCE)], pairs=[(str(SAMPLE_HSI), str(SAMPLE_MSI))])
     with pytest.raises(InputError, match="PATCH_SIZE"):
         api.train("ssjcn", ck, references=[str(REFERENCE)], epochs=1, **dict(TINY, patch_size=128))
+
+
+def test_bands_without_data_and_no_bad_band_list_are_left_out(trained, tmp_path):
+    """A reference / LR-HSI whose bad bands are nodata everywhere, without a bad-band list, trains as if flagged."""
+    ref = without_bad_band_list(REFERENCE, tmp_path / "ref_unflagged.tif")
+    fb = LogFeedback()
+    api.train("ssjcn", str(tmp_path / "r.pt"), references=[ref], epochs=1, feedback=fb, **TINY)
+    assert np.allclose(load_checkpoint(str(tmp_path / "r.pt"))["srf"], load_checkpoint(trained[0])["srf"])
+    assert any("hold no valid value" in w and "left out of training" in w for w in fb.warnings)
+    hsi = without_bad_band_list(SAMPLE_HSI, tmp_path / "hsi_unflagged.tif")
+    out = api.train("ssjcn", str(tmp_path / "p.pt"), pairs=[(hsi, str(SAMPLE_MSI))], epochs=1,
+                    **dict(TINY, ratio=None, patch_size=16, validation=0.0))
+    assert out["ITERATIONS"] == 1
