@@ -157,6 +157,47 @@ def test_without_a_validated_gain_the_output_is_the_base(small_pair, tmp_path, m
     assert any("the output is the GLP base" in m for m in fb.messages)
 
 
+def _spectrally_distorting_refine(monkeypatch):
+    """A 'network' that tilts every spectrum (+-30 % from the first band to the last).
+
+    Its estimate degraded by the ratio no longer fits the LR-HSI.
+    """
+    refine = anchored.AnchoredNetwork._refine
+
+    def tilted(self, lr, hr, ratio, base, feedback=None, crop=None):
+        out = refine(self, lr, hr, ratio, base, feedback, crop)
+        if not self.use_net:
+            return out
+        return (base * (1.0 + 0.3 * np.linspace(-1.0, 1.0, len(base)))[:, None, None]).astype(np.float32)
+
+    monkeypatch.setattr(anchored.AnchoredNetwork, "_refine", tilted)
+    monkeypatch.setattr(anchored, "MIN_GAIN_DB", -math.inf)  # whatever it scored one scale down passes
+
+
+@pytest.mark.parametrize("gate", [True, False])
+def test_a_network_less_consistent_with_the_lr_hsi_than_its_base_gives_the_base(gate, small_pair, tmp_path,
+                                                                               monkeypatch):
+    """Step 6: a held-out 'gain' whose degraded full-resolution output fits the LR-HSI worse than the base's is dropped.
+
+    Without the gate (the control) the distorted output would be written.
+    """
+    hsi, msi = small_pair
+    _spectrally_distorting_refine(monkeypatch)
+    if not gate:
+        monkeypatch.setattr(anchored, "MIN_CONSISTENCY_DB", -math.inf)
+    fb = LogFeedback()
+    res = api.fuse(hsi, msi, str(tmp_path / "net.tif"), "ssjcn", {"iterations": 2, "batch_size": 1, "device": "cpu"},
+                   feedback=fb)
+    api.fuse(hsi, msi, str(tmp_path / "glp.tif"), "glp")
+    a, b = read(tmp_path / "net.tif"), read(tmp_path / "glp.tif")
+    assert res["consistency_gain_db"] < -1.0
+    if gate:
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())
+        assert not res["network_used"] and any("does not carry over" in m for m in fb.messages)
+    else:
+        assert res["network_used"] and np.abs(a - b).max() > 0.1 * np.abs(b).max()
+
+
 @pytest.mark.parametrize("name, lr_side", [("ssjcn", 16), ("uds2c2", 16), ("ssjcn", 9)])
 def test_a_pair_too_small_to_validate_one_scale_down_gives_the_base(name, lr_side, tmp_path):
     """x8 on a 16 x 16 LR pair: the training area is 2 LR px one scale down; on 9 x 9 no strip can be held out."""
