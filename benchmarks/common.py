@@ -330,6 +330,20 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(out)
 
 
+def write_doc_section(section: str, text: str, before: str, doc: Path = ROOT / "docs" / "benchmarks.md") -> None:
+    """Replace the ``section`` heading's section of ``doc`` with ``text`` (new: before the ``before`` heading)."""
+    content = doc.read_text()
+    block = f"{section}\n\n{text}\n\n"
+    if section in content:
+        start = content.index(section)
+        end = content.index("\n## ", start + len(section)) + 1
+        content = content[:start] + block + content[end:]
+    else:
+        at = content.index(before)
+        content = content[:at] + block + content[at:]
+    doc.write_text(content)
+
+
 def command_line() -> str:
     """The command that is running, relative to the repo root."""
     argv = [os.path.relpath(a, ROOT) if os.path.isabs(a) and a.startswith(str(ROOT)) else a for a in sys.argv]

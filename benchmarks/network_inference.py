@@ -36,7 +36,20 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bigpair import build_pair
-from common import DEFAULT_WORK, PYTHON, ROOT, SAMPLE, SEED, fmt, load_result, log, md_table, run_child, save_result
+from common import (
+    DEFAULT_WORK,
+    PYTHON,
+    ROOT,
+    SAMPLE,
+    SEED,
+    fmt,
+    load_result,
+    log,
+    md_table,
+    run_child,
+    save_result,
+    write_doc_section,
+)
 from throughput import crop_pair
 
 SCENE_MPX = 9.0  # an EnMAP tile fused with Sentinel-2 at 10 m: ~3000 x 3000 HR px
@@ -44,7 +57,6 @@ PER_TILE_CROP = 256
 FIT_ITERATIONS = 20
 CHECKPOINT_ITERATIONS = 10
 GOAL_MPX_PER_S, GOAL_PEAK_MIB = 0.05, 2048
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Whole scenes with the networks: CPU inference, before and after"
 NEXT_SECTION = "## Peak memory at two output sizes"
 
@@ -251,20 +263,6 @@ CHANGES = """What the speed work changed (details, margins and measurements per 
 """
 
 
-def write_doc(text: str) -> None:
-    """Replace (or insert before the memory section) this benchmark's section of docs/benchmarks.md."""
-    doc = DOC.read_text()
-    block = f"{SECTION}\n\n{text}\n\n"
-    if SECTION in doc:
-        start = doc.index(SECTION)
-        end = doc.index("\n## ", start + len(SECTION)) + 1
-        doc = doc[:start] + block + doc[end:]
-    else:
-        at = doc.index(NEXT_SECTION)
-        doc = doc[:at] + block + doc[at:]
-    DOC.write_text(doc)
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--label", choices=("before", "after"))
@@ -281,7 +279,7 @@ def main(argv=None) -> None:
             a.nets.split(",") if a.nets else None, a.tile, a.work)
     text = markdown(load_result("network_inference_before"), load_result("network_inference_after"))
     if a.write_doc:
-        write_doc(text)
+        write_doc_section(SECTION, text, NEXT_SECTION)
     print(text)
 
 

@@ -22,7 +22,6 @@ from typing import Dict, List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     DEFAULT_WORK,
-    ROOT,
     catalogue,
     command_line,
     fmt,
@@ -30,10 +29,10 @@ from common import (
     md_table,
     register_package,
     save_result,
+    write_doc_section,
 )
 from network_vs_glp import cases
 
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## What one scale down leaves to validate a network on"
 NEXT_SECTION = "## Spectral MLP against GLP"
 INTRO = """A network anchored on GLP is used only when it beats GLP on a held-out strip of the fit crop one scale down
@@ -134,20 +133,6 @@ def summary(rows: List[Dict]) -> str:
             f"each judged case, validated on a held-out LR-HSI of the size shown one scale down.")
 
 
-def write_doc(text: str) -> None:
-    """Replace (or insert before the Spectral MLP section) this section of docs/benchmarks.md."""
-    doc = DOC.read_text()
-    block = f"{SECTION}\n\n{text}\n\n"
-    if SECTION in doc:
-        start = doc.index(SECTION)
-        end = doc.index("\n## ", start + len(SECTION)) + 1
-        doc = doc[:start] + block + doc[end:]
-    else:
-        at = doc.index(NEXT_SECTION)
-        doc = doc[:at] + block + doc[at:]
-    DOC.write_text(doc)
-
-
 def main(argv=None) -> Dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
@@ -157,7 +142,7 @@ def main(argv=None) -> Dict:
     text = markdown(data)
     print(text)
     if a.write_doc:
-        write_doc(text)
+        write_doc_section(SECTION, text, NEXT_SECTION)
     return data
 
 
