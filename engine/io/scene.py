@@ -191,6 +191,22 @@ def empty_bands(ds: gdal.Dataset, window: Window, nodata, max_side: int = 1024) 
     return empty
 
 
+def bands_without_data(path: str, info: RasterInfo) -> np.ndarray:
+    """(bands,) bool: the bands of ``path`` without a single valid value in the whole raster."""
+    return empty_bands(open_raster(path), Window(0, 0, info.width, info.height), info.nodata, EMPTY_BAND_SAMPLE_SIDE)
+
+
+def require_bands_with_data(path: str, info: RasterInfo, role: str) -> None:
+    """A :class:`NoValidDataError` naming the good bands of ``path`` that hold no valid value.
+
+    For an image whose every band each pixel needs (the MSI): such a band would make every pixel invalid.
+    """
+    empty = bands_without_data(path, info) & info.good_flags
+    if empty.any():
+        raise NoValidDataError(f"{role} {path}: band(s) {_band_list(info, empty)} hold no valid value; flag them bad "
+                               "(bbl = 0) or leave them out")
+
+
 def without_empty_bands(path: str, info: RasterInfo, good: np.ndarray, role: str, consequence: str,
                         feedback: Feedback) -> np.ndarray:
     """``good`` less the bands of ``path`` that hold no valid value anywhere, named in a warning.
@@ -199,8 +215,7 @@ def without_empty_bands(path: str, info: RasterInfo, good: np.ndarray, role: str
     would make every pixel invalid: such a band is treated as bad, and the warning says what that means
     (``consequence``).
     """
-    empty = empty_bands(open_raster(path), Window(0, 0, info.width, info.height), info.nodata,
-                        EMPTY_BAND_SAMPLE_SIDE) & good
+    empty = bands_without_data(path, info) & good
     if empty.any():
         feedback.pushWarning(f"{role} band(s) {_band_list(info, empty)} hold no valid value: treated as bad bands "
                              f"({consequence})")

@@ -35,7 +35,7 @@ from ..feedback import Feedback, ensure_feedback
 from ..io.outputs import check_outputs, replacing
 from ..io.pair import validate_pair
 from ..io.raster import open_raster, raster_info, read_window, valid_mask
-from ..io.scene import without_empty_bands
+from ..io.scene import require_bands_with_data, without_empty_bands
 from ..io.windows import Window, intersection
 from ..pipeline.device import limit_cpu_threads, resolve_device
 from ..quality.metrics import sam_degrees
@@ -387,9 +387,10 @@ def _reference_sources(paths, ratio, psf, sensor, srf_file, bands, feedback, max
 
 
 def _pair_sources(pairs, psf_arg, psf_fwhm, ratio_arg, feedback):
-    srcs, first, r0 = [], None, None
+    grids, first, r0 = [], None, None
     for hsi, msi in pairs:
         pair = validate_pair(raster_info(hsi), raster_info(msi))
+        grids.append(pair)
         if r0 is None:
             r0, first = pair.ratio, pair
         if pair.ratio != r0:
@@ -401,12 +402,14 @@ def _pair_sources(pairs, psf_arg, psf_fwhm, ratio_arg, feedback):
                 and _same_wavelengths(pair.msi.wavelengths, first.msi.wavelengths)):
             raise InputError(f"pair {hsi} + {msi} has other bands or wavelengths than the first pair")
     psf = make_psf(psf_arg, fwhm=psf_fwhm)
-    for hsi, msi in pairs:
-        pair = validate_pair(raster_info(hsi), raster_info(msi))
-        good = without_empty_bands(hsi, pair.hsi, pair.hsi.good_flags, "LR-HSI", "left out of training", feedback)
-        if not good.any():
-            raise NoValidDataError(f"LR-HSI {hsi} holds no valid value in any good band")
-        srcs.append(PairSource(pair, psf, good))
+    good = first.hsi.good_flags  # one band set for every pair: a band missing from one is left out of all
+    for pair in grids:
+        require_bands_with_data(pair.msi.path, pair.msi, "MSI")
+        good = without_empty_bands(pair.hsi.path, pair.hsi, good & pair.hsi.good_flags, "LR-HSI",
+                                   "left out of training, in every pair", feedback)
+    if not good.any():
+        raise NoValidDataError("no LR-HSI band holds a valid value in every pair")
+    srcs = [PairSource(pair, psf, good) for pair in grids]
     meta = {"hsi_bands": first.hsi.bands, "msi_bands": first.msi.bands, "hsi_wavelengths": first.hsi.wavelengths,
             "msi_wavelengths": first.msi.wavelengths, "srf": None, "sensor": None,
             "msi_band_names": list(first.msi.band_names)}

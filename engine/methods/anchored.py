@@ -185,13 +185,17 @@ def ratio_db(base_error: float, error: float) -> float:
     return 10.0 * math.log10(max(base_error, 1e-30) / error)
 
 
-def heldout_gain_db(estimate: np.ndarray, base: np.ndarray, target: np.ndarray, good: np.ndarray) -> float:
+def heldout_gain_db(estimate: np.ndarray, base: np.ndarray, target: np.ndarray, good: np.ndarray,
+                    valid: Optional[np.ndarray] = None) -> float:
     """The held-out score.
 
     The smaller of the MSE gain and the SAM gain over the base, both as ``10 log10(base error / error)`` over the good
-    bands, so a positive score means better in both (an MSE gain bought with spectral distortion is not a gain).
+    bands (and the ``valid`` pixels, default all), so a positive score means better in both (an MSE gain bought with
+    spectral distortion is not a gain).
     """
     e, b, t = (a[good].astype(np.float64) for a in (estimate, base, target))
+    if valid is not None:
+        e, b, t = (a[:, valid] for a in (e, b, t))
     mse = ratio_db(float(np.mean((b - t) ** 2)), float(np.mean((e - t) ** 2)))
     sam = ratio_db(mean_sam(b, t), mean_sam(e, t))
     return min(mse, sam)
@@ -344,7 +348,7 @@ class AnchoredNetwork(FusionMethod):
         torch.manual_seed(net.seed)
         if net.entry.metadata_spans and net.srf is None:
             net.spans = metadata_spans(scene.pair.hsi, scene.pair.msi)
-        y, z, _ = scene.read_crop(net.crop_lr)
+        y, z, hr_valid = scene.read_crop(net.crop_lr)
         good = scene.pair.hsi.good_bands
         self.good = np.ones(len(y), bool) if good is None else np.asarray(good, bool)
         self._set_radiometry(y, z, feedback)
@@ -376,7 +380,7 @@ class AnchoredNetwork(FusionMethod):
         best = self.report.get("heldout_gain_db", 0.0)
         self.use_net = best > MIN_GAIN_DB
         if self.use_net and net.kind != PER_TILE:
-            self._check_consistency(y, z, r, feedback)
+            self._check_consistency(y, z, hr_valid, r, feedback)
         self.report["fit_seconds"] = round(time.perf_counter() - t0, 2)
         if self.use_net:
             consistency = self.report.get("consistency_gain_db")
@@ -388,12 +392,13 @@ class AnchoredNetwork(FusionMethod):
                               f"not above "
                               f"{MIN_GAIN_DB:g} dB: the output is the {base_name.upper()} base")
 
-    def _check_consistency(self, y: np.ndarray, z: np.ndarray, ratio: int, feedback) -> None:
+    def _check_consistency(self, y: np.ndarray, z: np.ndarray, hr_valid: np.ndarray, ratio: int, feedback) -> None:
         """Step 6 of the module docstring: keep the network only if its output fits the LR-HSI as well as the base's.
 
         Both full-resolution estimates of the fit crop are degraded by the ratio and scored against the crop's LR-HSI
         ``y`` with the held-out score (:func:`heldout_gain_db`), in the data's own units (spectral angles of
-        radiances, not of normalised values).
+        radiances, not of normalised values), over the LR pixels whose HR block is valid (nodata is filled in the crop,
+        and a filled pixel says nothing of either estimate).
         """
         import torch
 
@@ -408,15 +413,22 @@ class AnchoredNetwork(FusionMethod):
             t = torch.from_numpy(np.ascontiguousarray(x[:, :h * ratio, :w * ratio], dtype=np.float32))[None]
             return blur_decimate_torch(t, ratio, kernel)[0].numpy()
 
-        score = heldout_gain_db(degraded(refined), degraded(base), y[:, :h, :w], self.good)
-        self.report["consistency_gain_db"] = round(score, 4)
+        lr_valid = hr_valid[:h * ratio, :w * ratio].reshape(h, ratio, w, ratio).all(axis=(1, 3))
         name, base_name = self.net.entry.long_title, self._base_method().upper()
+        if not lr_valid.any():
+            self.use_net = False
+            self.report["consistency_gain_db"] = None
+            feedback.pushInfo(f"{name}: no valid LR pixel in the fit crop to check full-resolution consistency on: "
+                              f"the output is the {base_name} base")
+            return
+        score = heldout_gain_db(degraded(refined), degraded(base), y[:, :h, :w], self.good, lr_valid)
+        self.report["consistency_gain_db"] = round(score, 4)
         if score < MIN_CONSISTENCY_DB:
             self.use_net = False
             feedback.pushInfo(f"{name}: held-out gain {self.report['heldout_gain_db']:+.3f} dB one scale down, but "
-                              f"at full resolution its output degraded by the ratio fits the LR-HSI {score:+.3f} dB "
-                              f"worse than {base_name}'s (the gain does not carry over): the output is the "
-                              f"{base_name} base")
+                              f"at full resolution its output, degraded by the ratio, scores {score:+.3f} dB against "
+                              f"the LR-HSI relative to {base_name}'s (below {MIN_CONSISTENCY_DB:g} dB: the gain does "
+                              f"not carry over): the output is the {base_name} base")
 
     def _give_base(self, why: str, base_name: str, t0: float, feedback) -> None:
         """No network is judged on a pair too small one scale down: the output is the base, and the log says why."""

@@ -20,7 +20,7 @@ from ..feedback import Feedback, ensure_feedback
 from ..io.outputs import check_outputs, raster_driver, replacing
 from ..io.pair import crs_name, same_crs, validate_pair
 from ..io.raster import RasterInfo, open_raster, raster_info, read_window, valid_mask
-from ..io.scene import without_empty_bands
+from ..io.scene import bands_without_data, require_bands_with_data, without_empty_bands
 from ..io.windows import Window, intersection
 from ..io.writer import DEFAULT_NODATA, RasterWriter
 from ..pipeline.tiling import pipeline
@@ -164,11 +164,23 @@ def assess(reference: Optional[str], estimate: str, ratio: Optional[float] = Non
     return result
 
 
-def _good_bands_with_data(rasters, feedback: Feedback) -> np.ndarray:
-    """Bands good in every (path, info, role) of ``rasters``: not flagged ``bbl = 0`` and not nodata everywhere."""
-    good = np.ones(rasters[0][1].bands, dtype=bool)
-    for path, info, role in rasters:
-        good = without_empty_bands(path, info, good & info.good_flags, role, "left out of the metrics", feedback)
+def _good_bands_with_data(source, estimate, feedback: Feedback) -> np.ndarray:
+    """The bands to score: good in both (not flagged ``bbl = 0``), the ``source``'s holding data, the estimate's too.
+
+    ``source`` and ``estimate`` are (path, info, role). A source band that is nodata everywhere is a bad band (left out,
+    named in a warning); an estimate band that is nodata everywhere where the source has data is an incomplete
+    estimate, and scoring the other bands would hide it: a :class:`BandError` naming the bands.
+    """
+    (spath, sinfo, srole), (epath, einfo, erole) = source, estimate
+    good = without_empty_bands(spath, sinfo, sinfo.good_flags & einfo.good_flags, srole, "left out of the metrics",
+                               feedback)
+    empty = good & bands_without_data(epath, einfo)
+    if empty.any():
+        raise BandError(f"{erole} {epath}: band(s) {', '.join(str(i + 1) for i in np.flatnonzero(empty))} hold no "
+                        f"valid value where the {srole} {spath} has data: the {erole} is incomplete")
+    if not good.any():
+        raise BandError(f"no band to assess: every band of {spath} or {epath} is flagged bad (bbl = 0) or holds no "
+                        "valid value")
     return good
 
 
@@ -183,10 +195,8 @@ def _assess_reference(reference, estimate, ratio, out_sam, mask, border, tile_si
     if mask:
         mask_info = raster_info(mask)
         check_same_grid(ref, mask_info, "reference", "mask")
-    good = _good_bands_with_data(((reference, ref, "reference"), (estimate, est, "estimate")), feedback)
+    good = _good_bands_with_data((reference, ref, "reference"), (estimate, est, "estimate"), feedback)
     idx = np.flatnonzero(good)
-    if idx.size == 0:
-        raise BandError(f"every band of {reference} is flagged bad (bbl = 0) or holds no valid value")
     W, H = ref.width, ref.height
     region = Window(border, border, W - 2 * border, H - 2 * border)
     if region.width <= 0 or region.height <= 0:
@@ -364,8 +374,9 @@ def assess_no_reference(estimate: str, lr_hsi: str, msi: str, border: int = 0, t
     if c1 <= c0 or r1 <= r0:
         raise GridError(f"estimate {estimate}, LR-HSI {lr_hsi} and MSI {msi} share no whole LR pixel")
     region = Window(c0, r0, c1 - c0, r1 - r0)
-    good = _good_bands_with_data(((lr_hsi, lr, "LR-HSI"), (estimate, est, "estimate")), feedback)
+    good = _good_bands_with_data((lr_hsi, lr, "LR-HSI"), (estimate, est, "estimate"), feedback)
     hidx = np.flatnonzero(good)
+    require_bands_with_data(msi, ms, "MSI")
     midx = np.flatnonzero(ms.good_flags)
     step = M.BLOCK * r
     tile = max(step, (int(tile_size) // step) * step)

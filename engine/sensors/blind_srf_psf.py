@@ -34,7 +34,7 @@ from ..feedback import Feedback, check_cancel, ensure_feedback
 from ..io.outputs import check_outputs, replacing
 from ..io.pair import validate_pair
 from ..io.raster import open_raster, raster_info, read_window, valid_mask
-from ..io.scene import without_empty_bands
+from ..io.scene import require_bands_with_data, without_empty_bands
 from ..io.wavelengths import fill_missing_fwhm
 from ..io.windows import Window, intersection
 from ..version import __version__
@@ -95,6 +95,7 @@ def _read_pair(hsi: str, msi: str, max_lr_side: int, margin_hr: int, hsi_wavelen
     hds, mds = open_raster(hi.path), open_raster(mi.path)
     y = read_window(hds, col, row, w, h).astype(np.float64)
     good = without_empty_bands(hi.path, hi, hi.good_flags, "HSI", "left out of the fit", ensure_feedback(feedback))
+    require_bands_with_data(mi.path, mi, "MSI")
     y_ok = valid_mask(y, hi.nodata, good)
     hr = Window(col * r, row * r, w * r, h * r).pad(margin_hr)
     mw = pair.to_msi(hr)

@@ -198,6 +198,38 @@ def test_a_network_less_consistent_with_the_lr_hsi_than_its_base_gives_the_base(
         assert res["network_used"] and np.abs(a - b).max() > 0.1 * np.abs(b).max()
 
 
+def test_consistency_is_scored_on_the_valid_pixels_of_the_fit_crop(tmp_path, monkeypatch):
+    """Nodata is filled in the fit crop; a filled LR pixel must not count in step 6's score."""
+    lr = gdal.Translate(str(tmp_path / "holed.tif"), str(SAMPLE_HSI))
+    nodata = lr.GetRasterBand(1).GetNoDataValue()
+    for i in range(lr.RasterCount):
+        lr.GetRasterBand(i + 1).WriteArray(np.full((4, 6), nodata, np.float32), 2, 3)  # LR cols 2-7, rows 3-6
+    lr = None
+    scored = []
+    score = anchored.heldout_gain_db
+    monkeypatch.setattr(anchored, "heldout_gain_db",
+                        lambda e, b, t, g, valid=None: scored.append(valid) or score(e, b, t, g, valid))
+    monkeypatch.setattr(anchored, "MIN_GAIN_DB", -math.inf)
+    api.fuse(str(tmp_path / "holed.tif"), str(SAMPLE_MSI), str(tmp_path / "out.tif"), "spectralmlp",
+             {"device": "cpu"})
+    valid = [v for v in scored if v is not None]
+    assert len(valid) == 1 and valid[0].shape == (16, 32)
+    assert not valid[0][3:7, 2:8].any() and valid[0].sum() == 16 * 32 - 24
+
+
+def test_heldout_score_counts_only_the_valid_pixels():
+    rng = np.random.default_rng(0)
+    target = rng.uniform(1, 2, (5, 4, 4))
+    base = target + 0.1
+    est = target.copy()
+    est[:, 0, 0] += 10.0  # far worse on one pixel, exact elsewhere
+    valid = np.ones((4, 4), bool)
+    good = np.ones(5, bool)
+    assert anchored.heldout_gain_db(est, base, target, good) < 0
+    valid[0, 0] = False
+    assert anchored.heldout_gain_db(est, base, target, good, valid) > 20.0
+
+
 @pytest.mark.parametrize("name, lr_side", [("ssjcn", 16), ("uds2c2", 16), ("ssjcn", 9)])
 def test_a_pair_too_small_to_validate_one_scale_down_gives_the_base(name, lr_side, tmp_path):
     """x8 on a 16 x 16 LR pair: the training area is 2 LR px one scale down; on 9 x 9 no strip can be held out."""

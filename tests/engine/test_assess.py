@@ -205,6 +205,21 @@ def test_bands_without_data_are_left_out_like_flagged_bad_bands(ref_path, ref_da
         assert unflagged[k] == pytest.approx(flagged[k], rel=1e-9, abs=1e-12), k
 
 
+def test_an_estimate_band_without_data_is_an_incomplete_estimate(ref_path, est_path, tmp_path):
+    """Scoring the other bands would hide a missing band: a BandError naming it, in both modes."""
+    est = gdal.Open(est_path).ReadAsArray()
+    est[[10, 20]] = -32768
+    holed = _like(ref_path, tmp_path / "holed.tif", est)
+    with pytest.raises(BandError, match=r"band\(s\) 11, 21 hold no valid value where the reference"):
+        assess(ref_path, holed, 4)
+    est[:] = -32768
+    empty = _like(ref_path, tmp_path / "empty.tif", est)
+    lr = str(tmp_path / "lr.tif")
+    gdal.Translate(lr, ref_path, width=32, height=16, resampleAlg="average")
+    with pytest.raises(BandError, match="the estimate is incomplete"):
+        assess(None, empty, None, lr_hsi=lr, msi=ref_path)
+
+
 def _block_mean(a, r):
     c, h, w = a.shape
     return a.reshape(c, h // r, r, w // r, r).mean((2, 4))

@@ -4,6 +4,7 @@ import csv
 import numpy as np
 import pytest
 import torch
+from osgeo import gdal
 
 from hsifusion.engine import api
 from hsifusion.engine.errors import Cancelled, CheckpointError, InputError
@@ -126,3 +127,18 @@ def test_bands_without_data_and_no_bad_band_list_are_left_out(trained, tmp_path)
     out = api.train("ssjcn", str(tmp_path / "p.pt"), pairs=[(hsi, str(SAMPLE_MSI))], epochs=1,
                     **dict(TINY, ratio=None, patch_size=16, validation=0.0))
     assert out["ITERATIONS"] == 1
+
+
+def test_a_band_without_data_in_one_pair_is_left_out_of_every_pair(tmp_path):
+    """Else the band would be trained towards 0 on that pair's patches and towards its data on the others'."""
+    from hsifusion.engine.learning.corpus_training import _pair_sources
+
+    holed = gdal.Translate(str(tmp_path / "hsi_holed.tif"), str(SAMPLE_HSI))
+    holed.GetRasterBand(11).Fill(holed.GetRasterBand(11).GetNoDataValue())
+    holed = None
+    fb = LogFeedback()
+    pairs = [(str(SAMPLE_HSI), str(SAMPLE_MSI)), (str(tmp_path / "hsi_holed.tif"), str(SAMPLE_MSI))]
+    sources, *_ = _pair_sources(pairs, None, None, None, fb)
+    first, second = (src.good for src in sources)
+    assert np.array_equal(first, second) and not first[10] and first.sum() == second.sum()
+    assert any("band(s) 11 (" in w and "in every pair" in w for w in fb.warnings)

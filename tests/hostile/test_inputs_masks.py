@@ -139,3 +139,22 @@ def test_an_all_nodata_msi_band_is_named(tmp_path, pair, cli_run):
     out = tmp_path / "o.tif"
     assert_cli_error(cli_run, ["fuse", "gsa", "--hsi", hsi, "--msi", msi, "-o", out],
                      "holds no valid pixel in the overlap: band(s) 2 hold no valid value there", output=out)
+
+
+def test_an_all_nodata_msi_band_is_named_by_every_path_reading_a_pair(tmp_path, pair):
+    """Estimating the responses, the no-reference assessment and training from pairs name it too (as fuse does)."""
+    hsi, _, _ = pair
+    data = read(pair[1])
+    data[1] = NODATA
+    msi = make_raster(tmp_path / "msi_b2.tif", data, MSI_GT, nodata=NODATA)
+    named = r"MSI .*msi_b2.tif: band\(s\) 2 \(.*hold no valid value"
+    with pytest.raises(NoValidDataError, match=named):
+        api.estimate_srf_psf(hsi, msi, str(tmp_path / "srf.csv"))
+    estimate = str(tmp_path / "estimate.tif")
+    api.fuse(hsi, pair[1], estimate, "upsample")
+    with pytest.raises(NoValidDataError, match=named):
+        api.assess(None, estimate, None, lr_hsi=hsi, msi=msi)
+    with pytest.raises(NoValidDataError, match=named):
+        api.train("ssjcn", str(tmp_path / "w.pt"), pairs=[(hsi, msi)], epochs=1, steps_per_epoch=1, patch_size=4,
+                  batch_size=1, validation=0.0, device="cpu", hyper={"width": 8})
+    assert not list(tmp_path.glob("srf*")) and not list(tmp_path.glob("w.pt*"))
