@@ -25,7 +25,7 @@ the three by self-validation one scale down, engine/quality/selfval.py):
    consistent with the LR-HSI than the base's (score below ``MIN_CONSISTENCY_DB``), the output is the base:
    a gain one scale down need not carry over to full resolution, and on the 160 x 192 EnMAP mosaic at x4
    SSJCN and CoFusion passed step 5 (+1.9 / +1.4 dB) while raising the full-resolution SAM from 3.7 to 5.6 /
-   4.9 deg, which their degraded outputs showed (SAM against the LR-HSI 1.74 / 1.20 deg, GLP's 0.76).
+   4.9 deg, which this score showed (-4.8 / -2.9 dB; docs/benchmarks.md, "Networks with their defaults").
    Networks optimised on every tile (PER_TILE) skip this check (it would cost another optimisation).
 7. Outputs with the network's contribution are clamped to the HSI crop's range widened by
    ``RANGE_SLACK`` of its span on each side (logged), so no network can blow up the data's scale.
