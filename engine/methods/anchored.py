@@ -379,26 +379,26 @@ class AnchoredNetwork(FusionMethod):
             self._fit_blend(train, val, feedback)
         best = self.report.get("heldout_gain_db", 0.0)
         self.use_net = best > MIN_GAIN_DB
-        if self.use_net and net.kind != PER_TILE:
-            self._check_consistency(y, z, hr_valid, r, feedback)
+        if self.use_net and net.kind != PER_TILE:  # _refine applies the network while use_net is set
+            self.use_net = self._consistent(y, z, hr_valid, r, feedback)
         self.report["fit_seconds"] = round(time.perf_counter() - t0, 2)
         if self.use_net:
             consistency = self.report.get("consistency_gain_db")
             feedback.pushInfo(f"{net.entry.long_title}: held-out gain over {base_name.upper()} {best:+.3f} dB"
                               + ("" if consistency is None else f", full-resolution consistency {consistency:+.3f} dB")
                               + ": output = refined base")
-        elif "consistency_gain_db" not in self.report:  # else _check_consistency said why
+        elif best <= MIN_GAIN_DB:  # else _consistent said why
             feedback.pushInfo(f"{net.entry.long_title}: held-out gain over {base_name.upper()} {best:+.3f} dB, "
                               f"not above "
                               f"{MIN_GAIN_DB:g} dB: the output is the {base_name.upper()} base")
 
-    def _check_consistency(self, y: np.ndarray, z: np.ndarray, hr_valid: np.ndarray, ratio: int, feedback) -> None:
-        """Step 6 of the module docstring: keep the network only if its output fits the LR-HSI as well as the base's.
+    def _consistent(self, y: np.ndarray, z: np.ndarray, hr_valid: np.ndarray, ratio: int, feedback) -> bool:
+        """Step 6 of the module docstring: whether the network's output fits the LR-HSI as well as the base's.
 
         Both full-resolution estimates of the fit crop are degraded by the ratio and scored against the crop's LR-HSI
         ``y`` with the held-out score (:func:`heldout_gain_db`), in the data's own units (spectral angles of
         radiances, not of normalised values), over the LR pixels whose HR block is valid (nodata is filled in the crop,
-        and a filled pixel says nothing of either estimate).
+        and a filled pixel says nothing of either estimate). When it does not, the log says so.
         """
         import torch
 
@@ -407,28 +407,28 @@ class AnchoredNetwork(FusionMethod):
         base = np.asarray(self.base.apply(y, z, ratio), dtype=np.float32)
         refined = self._refine(y, z, ratio, base)
         kernel = gaussian_psf(ratio, self.net.psf_fwhm)
-        h, w = (y.shape[1] // ratio) * ratio, (y.shape[2] // ratio) * ratio
+        h, w = y.shape[1:]  # the crop's HR side is ratio x its LR side (Scene.read_crop)
 
         def degraded(x: np.ndarray) -> np.ndarray:
-            t = torch.from_numpy(np.ascontiguousarray(x[:, :h * ratio, :w * ratio], dtype=np.float32))[None]
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
             return blur_decimate_torch(t, ratio, kernel)[0].numpy()
 
-        lr_valid = hr_valid[:h * ratio, :w * ratio].reshape(h, ratio, w, ratio).all(axis=(1, 3))
+        lr_valid = hr_valid.reshape(h, ratio, w, ratio).all(axis=(1, 3))
         name, base_name = self.net.entry.long_title, self._base_method().upper()
         if not lr_valid.any():
-            self.use_net = False
             self.report["consistency_gain_db"] = None
             feedback.pushInfo(f"{name}: no valid LR pixel in the fit crop to check full-resolution consistency on: "
                               f"the output is the {base_name} base")
-            return
-        score = heldout_gain_db(degraded(refined), degraded(base), y[:, :h, :w], self.good, lr_valid)
+            return False
+        score = heldout_gain_db(degraded(refined), degraded(base), y, self.good, lr_valid)
         self.report["consistency_gain_db"] = round(score, 4)
         if score < MIN_CONSISTENCY_DB:
-            self.use_net = False
             feedback.pushInfo(f"{name}: held-out gain {self.report['heldout_gain_db']:+.3f} dB one scale down, but "
                               f"at full resolution its output, degraded by the ratio, scores {score:+.3f} dB against "
                               f"the LR-HSI relative to {base_name}'s (below {MIN_CONSISTENCY_DB:g} dB: the gain does "
                               f"not carry over): the output is the {base_name} base")
+            return False
+        return True
 
     def _give_base(self, why: str, base_name: str, t0: float, feedback) -> None:
         """No network is judged on a pair too small one scale down: the output is the base, and the log says why."""
